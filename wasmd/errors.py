@@ -1,0 +1,65 @@
+"""wasmd's error vocabulary: the wire codes of DESIGN.md section 1 and the exceptions that carry them.
+
+Every failure that reaches a client is a ``WasmdError`` with one of the ``ErrorCode`` values;
+on the wire it travels as ``[code, message]`` or ``[code, message, data]``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ErrorCode(IntEnum):
+    INVALID_REQUEST = 1
+    METHOD_NOT_FOUND = 2
+    INVALID_PARAMS = 3
+    TRAP = 4
+    TIMEOUT = 5
+    RESOURCE_EXHAUSTED = 6
+    BUSY = 7
+    UNAVAILABLE = 8
+    PERMISSION_DENIED = 9
+    INTERNAL = 10
+
+
+class WasmdError(Exception):
+    """Raised when a request fails; carries the wire error code, a message and optional data."""
+
+    def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = ErrorCode(code) if code in ErrorCode._value2member_map_ else code
+        self.message = message
+        self.data = data
+
+    def to_wire(self) -> list[Any]:
+        wire: list[Any] = [int(self.code), self.message]
+        if self.data is not None:
+            wire.append(self.data)
+        return wire
+
+    @classmethod
+    def from_wire(cls, error: Any) -> WasmdError:
+        """Build from a response's error field, tolerating peers that send other shapes."""
+        if isinstance(error, list | tuple) and len(error) >= 2 and isinstance(error[0], int):
+            data = error[2] if len(error) > 2 and isinstance(error[2], dict) else None
+            return cls(error[0], str(error[1]), data)
+        return cls(ErrorCode.INTERNAL, f"peer sent an error of unknown shape: {error!r}")
+
+    def __str__(self) -> str:
+        name = self.code.name.lower() if isinstance(self.code, ErrorCode) else str(self.code)
+        return f"{name}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({int(self.code)}, {self.message!r})"
+
+
+class ConfigError(Exception):
+    """Raised when a manifest or daemon config file is invalid; the message names file and key."""
+
+    def __init__(self, source: str, key: str | None, reason: str) -> None:
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {reason}")
+        self.source = source
+        self.key = key
+        self.reason = reason
