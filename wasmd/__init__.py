@@ -1,9 +1,24 @@
-"""wasmd: a daemon that hosts hot-reloadable WebAssembly plug-ins behind a MessagePack-RPC socket."""
+"""wasmd: a daemon hosting hot-reloadable WebAssembly plug-ins behind a MessagePack-RPC socket."""
 
 from __future__ import annotations
 
-from .errors import ConfigError, ErrorCode, WasmdError
+from .client import Client, SyncClient, open_client
+from .config import DaemonConfig
+from .daemon import DaemonInfo, serve
+from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "ErrorCode", "WasmdError", "__version__"]
+__all__ = [
+    "Client",
+    "ConfigError",
+    "DaemonConfig",
+    "DaemonInfo",
+    "ErrorCode",
+    "PluginLoadError",
+    "SyncClient",
+    "WasmdError",
+    "__version__",
+    "open_client",
+    "serve",
+]

@@ -1,4 +1,4 @@
-"""wasmd's error vocabulary: the wire codes of DESIGN.md section 1 and the exceptions that carry them.
+"""wasmd's error vocabulary: the wire codes of DESIGN.md section 1 and the exceptions carrying them.
 
 Every failure that reaches a client is a ``WasmdError`` with one of the ``ErrorCode`` values;
 on the wire it travels as ``[code, message]`` or ``[code, message, data]``.
@@ -62,4 +62,13 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {reason}")
         self.source = source
         self.key = key
+        self.reason = reason
+
+
+class PluginLoadError(Exception):
+    """Raised when a plug-in cannot be loaded: bad bytes, bad manifest, failed link or start."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
         self.reason = reason

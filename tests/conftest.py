@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from wasmd.client import Client, open_client
+from wasmd.config import DaemonConfig
+from wasmd.daemon import DaemonInfo, serve
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short folder: a Unix socket path must fit in 108 bytes, pytest's tmp_path may not."""
+    with tempfile.TemporaryDirectory(prefix="wasmd-") as path:
+        yield Path(path)
+
+
+@dataclass
+class RunningDaemon:
+    socket: Path
+    plugins_dir: Path
+    info: DaemonInfo
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[Client]:
+        async with open_client(self.socket) as client:
+            yield client
+
+
+def write_plugins(directory: Path, plugins: Mapping[str, str | bytes]) -> None:
+    """Write ``{"name.wat": text, "name.toml": text, "name.wasm": bytes}`` into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for filename, content in plugins.items():
+        path = directory / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+@asynccontextmanager
+async def running_daemon(
+    root: Path, plugins: Mapping[str, str | bytes], **config: Any
+) -> AsyncIterator[RunningDaemon]:
+    """Start the real daemon on a real socket in this event loop; stop it on exit."""
+    plugins_dir = root / "plugins.d"
+    write_plugins(plugins_dir, plugins)
+    socket_path = root / "wasmd.sock"
+    daemon_config = DaemonConfig(socket=socket_path, **config)
+    async with anyio.create_task_group() as tg:
+        info = await tg.start(
+            lambda task_status: serve(
+                daemon_config, plugin_dirs=[plugins_dir], task_status=task_status
+            )
+        )
+        try:
+            yield RunningDaemon(socket_path, plugins_dir, info)
+        finally:
+            tg.cancel_scope.cancel()
+
+
+@pytest.fixture
+def own_uid() -> int:
+    return os.getuid()

@@ -1,0 +1,141 @@
+"""Calls through the real daemon: round trips, the core ABI's conversions, and error codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wasmd import ErrorCode, WasmdError
+
+from .conftest import running_daemon
+from .wat import ARITH, COUNTER, UNKNOWN_IMPORT, WASI_USER
+
+
+async def test_round_trip(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("arith.add", 2, 3) == 5
+            assert await client.ping() == "pong"
+
+
+@pytest.mark.parametrize(
+    ("export", "params", "expected"),
+    [
+        ("add", [2**31 - 1, 1], -(2**31)),  # wraps in the guest, as wasm defines it
+        ("echo32", [2**32 - 1], -1),  # the unsigned reading is accepted, bit for bit
+        ("echo32", [-(2**31)], -(2**31)),
+        ("echo64", [2**64 - 1], -1),
+        ("echo64", [-(2**63)], -(2**63)),
+        ("add64", [2**40, 2**40], 2**41),
+        ("scale", [1.5, 2], 3.0),  # an int is accepted for a float param
+        ("echof32", [0.5], 0.5),
+        ("pair", [21], [21, 42]),
+        ("nothing", [], None),
+    ],
+)
+async def test_core_abi_conversions(
+    short_tmp: Path, export: str, params: list[object], expected: object
+) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with daemon.client() as client:
+            assert await client.call(f"arith.{export}", *params) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "code", "fragment"),
+    [
+        ("arith.add", [1], ErrorCode.INVALID_PARAMS, "takes 2 param(s)"),
+        ("arith.add", [1, 2, 3], ErrorCode.INVALID_PARAMS, "takes 2 param(s)"),
+        ("arith.add", ["1", 2], ErrorCode.INVALID_PARAMS, "param 0 (i32): expected an integer"),
+        ("arith.add", [True, 2], ErrorCode.INVALID_PARAMS, "expected an integer"),
+        ("arith.add", [1.0, 2], ErrorCode.INVALID_PARAMS, "expected an integer"),
+        ("arith.add", [2**32, 0], ErrorCode.INVALID_PARAMS, "out of range"),
+        ("arith.add", [-(2**31) - 1, 0], ErrorCode.INVALID_PARAMS, "out of range"),
+        ("arith.echo32", [2**63], ErrorCode.INVALID_PARAMS, "out of range"),
+        ("arith.scale", [None, 1.0], ErrorCode.INVALID_PARAMS, "expected a number"),
+        ("arith.echof32", [1e39], ErrorCode.INVALID_PARAMS, "out of range for f32"),
+        ("arith.mul", [1, 2], ErrorCode.METHOD_NOT_FOUND, "'mul' (which does not exist"),
+        ("arith.memory", [], ErrorCode.METHOD_NOT_FOUND, "no callable export"),
+        ("arith.takes_ref", [None], ErrorCode.METHOD_NOT_FOUND, "core ABI cannot call"),
+        ("nope.add", [1, 2], ErrorCode.METHOD_NOT_FOUND, "no plug-in named 'nope'"),
+        ("arith", [], ErrorCode.METHOD_NOT_FOUND, "PLUGIN.EXPORT"),
+        ("wasmd.nope", [], ErrorCode.METHOD_NOT_FOUND, "no built-in"),
+        ("wasmd.ping", [1], ErrorCode.INVALID_PARAMS, "takes no params"),
+        ("arith.div", [1, 0], ErrorCode.TRAP, "integer divide by zero"),
+    ],
+)
+async def test_error_codes(
+    short_tmp: Path, method: str, params: list[object], code: ErrorCode, fragment: str
+) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call(method, *params)
+            assert caught.value.code == code
+            assert fragment in caught.value.message
+            assert await client.call("arith.add", 1, 1) == 2  # the connection still works
+
+
+async def test_trap_then_fresh_instance(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"counter.wat": COUNTER}) as daemon:
+        async with daemon.client() as client:
+            assert [await client.call("counter.incr") for _ in range(3)] == [1, 2, 3]
+            with pytest.raises(WasmdError) as caught:
+                await client.call("counter.fail")
+            assert caught.value.code == ErrorCode.TRAP
+            assert caught.value.data is not None
+            assert caught.value.data["trap_code"] == "unreachable"
+            # The trapped instance was discarded: state starts over on a fresh one.
+            assert await client.call("counter.incr") == 1
+
+
+async def test_per_call_mode_keeps_no_state(short_tmp: Path) -> None:
+    plugins = {"counter.wat": COUNTER, "counter.toml": '[plugin]\nmode = "per-call"\n'}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            assert [await client.call("counter.incr") for _ in range(3)] == [1, 1, 1]
+
+
+async def test_unknown_import_links_and_traps_only_when_called(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"odd.wat": UNKNOWN_IMPORT}) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("odd.fine") == 1
+            with pytest.raises(WasmdError) as caught:
+                await client.call("odd.uses")
+            assert caught.value.code == ErrorCode.TRAP
+            assert "env::exotic" in caught.value.message
+            assert await client.call("odd.fine") == 1
+
+
+async def test_wasi_is_denied_by_default_but_links(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"wasi.wat": WASI_USER}) as daemon:
+        async with daemon.client() as client:
+            # random_get needs no capability; the point is that the call does not abort
+            # the process for lack of a WASI context.
+            assert await client.call("wasi.rand") == 0
+
+
+async def test_manifest_exports_restrict_what_is_callable(short_tmp: Path) -> None:
+    plugins = {"arith.wat": ARITH, "arith.toml": '[plugin]\nexports = ["add"]\n'}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("arith.add", 1, 2) == 3
+            with pytest.raises(WasmdError) as caught:
+                await client.call("arith.add64", 1, 2)
+            assert caught.value.code == ErrorCode.METHOD_NOT_FOUND
+            assert "manifest does not allow" in caught.value.message
+
+
+async def test_failed_plugin_answers_unavailable(short_tmp: Path) -> None:
+    plugins = {"broken.wasm": b"\x00asm\x01\x00\x00\x00garbage", "arith.wat": ARITH}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        assert (daemon.info.plugins, daemon.info.failed) == (2, 1)
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call("broken.anything")
+            assert caught.value.code == ErrorCode.UNAVAILABLE
+            assert "invalid module" in caught.value.message
+            listing = {item["name"]: item for item in await client.list()}
+            assert listing["broken"]["state"] == "failed"
+            assert listing["arith"]["state"] == "ready"

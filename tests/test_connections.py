@@ -1,0 +1,257 @@
+"""Many connections, pipelining, garbage, and who may connect — over the real socket."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import anyio
+import msgpack
+import pytest
+
+from wasmd import Client, ErrorCode
+from wasmd.protocol import NEED_DATA, Connection, Notification, Response
+
+from .conftest import running_daemon
+from .wat import ARITH, SPIN
+
+
+def _pack_request(msgid: int, method: str, params: list[object]) -> bytes:
+    return bytes(msgpack.packb([0, msgid, method, params]))
+
+
+async def _read_responses(stream: anyio.abc.ByteStream, count: int) -> list[Response]:
+    protocol = Connection()
+    responses: list[Response] = []
+    while len(responses) < count:
+        event = protocol.next_event()
+        if event is NEED_DATA:
+            protocol.receive_data(await stream.receive())
+        elif isinstance(event, Response):
+            responses.append(event)
+    return responses
+
+
+# Room for every call a connection may have in flight (128), so none is refused as busy.
+ROOMY_ARITH = {"arith.wat": ARITH, "arith.toml": "[plugin]\nqueue = 1024\n"}
+
+
+async def test_1000_pipelined_calls_on_one_connection(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, ROOMY_ARITH) as daemon:
+        rng = random.Random(1)
+        pairs = [(rng.randrange(-(2**20), 2**20), rng.randrange(2**20)) for _ in range(1000)]
+        # Odd msgids, in a shuffled order, to prove matching is by msgid and not position.
+        msgids = [2 * i + 1 for i in range(1000)]
+        rng.shuffle(msgids)
+        calls = zip(msgids, pairs, strict=True)
+        payload = b"".join(_pack_request(msgid, "arith.add", list(pair)) for msgid, pair in calls)
+        async with await anyio.connect_unix(daemon.socket) as stream:
+            await stream.send(payload)
+            responses = await _read_responses(stream, 1000)
+        expected = {msgid: a + b for msgid, (a, b) in zip(msgids, pairs, strict=True)}
+        assert {r.msgid: r.result for r in responses} == expected
+        assert all(r.error is None for r in responses)
+
+
+async def test_50_concurrent_connections(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, ROOMY_ARITH) as daemon:
+        failures: list[str] = []
+
+        async def one_connection(index: int) -> None:
+            async with daemon.client() as client:
+                results: dict[int, int] = {}
+
+                async def call(i: int) -> None:
+                    results[i] = await client.call("arith.add", index, i)
+
+                async with anyio.create_task_group() as tg:
+                    for i in range(20):
+                        tg.start_soon(call, i)
+                if results != {i: index + i for i in range(20)}:
+                    failures.append(f"connection {index}: {results}")
+
+        async with anyio.create_task_group() as tg:
+            for index in range(50):
+                tg.start_soon(one_connection, index)
+        assert failures == []
+        async with daemon.client() as client:
+            stats = await client.stats()
+        assert stats["plugins"]["arith"]["calls"] == 1000
+        assert stats["daemon"]["connections_total"] >= 51
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\xc1", b"\x07", b"\x93\x07\x01\x02", b"\x94\x00\xff\xa1x\x90"],
+    ids=["never-used-byte", "not-an-array", "unknown-type", "negative-msgid"],
+)
+async def test_garbage_closes_only_that_connection(short_tmp: Path, garbage: bytes) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with daemon.client() as bystander:
+            async with await anyio.connect_unix(daemon.socket) as stream:
+                await stream.send(garbage)
+                protocol = Connection()
+                events = []
+                while True:
+                    try:
+                        protocol.receive_data(await stream.receive())
+                    except anyio.EndOfStream:
+                        protocol.receive_data(b"")
+                        break
+                    events.extend(protocol.events())
+                events.extend(protocol.events())
+            assert len(events) == 1
+            (note,) = events
+            assert isinstance(note, Notification)
+            assert note.method == "wasmd.error"
+            assert note.params[0][0] == ErrorCode.INVALID_REQUEST
+            assert await bystander.call("arith.add", 2, 2) == 4
+
+
+async def test_bad_request_shape_is_answered_and_the_connection_lives(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with await anyio.connect_unix(daemon.socket) as stream:
+            await stream.send(bytes(msgpack.packb([0, 5, 42, []])))  # method is not a string
+            await stream.send(_pack_request(6, "arith.add", [1, 2]))
+            first, second = await _read_responses(stream, 2)
+        assert (first.msgid, first.error[0]) == (5, ErrorCode.INVALID_REQUEST)
+        assert (second.msgid, second.result) == (6, 3)
+
+
+async def test_method_as_bin_and_unknown_notifications(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with await anyio.connect_unix(daemon.socket) as stream:
+            await stream.send(bytes(msgpack.packb([2, "nvim_set_client_info", [{}]])))
+            await stream.send(bytes(msgpack.packb([0, 1, b"arith.add", [4, 5]])))
+            (response,) = await _read_responses(stream, 1)
+        assert (response.msgid, response.error, response.result) == (1, None, 9)
+
+
+async def test_client_that_closes_mid_call_does_not_disturb_others(short_tmp: Path) -> None:
+    plugins = {"spin.wat": SPIN, "spin.toml": "[plugin]\ntimeout_ms = 200\n", "arith.wat": ARITH}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as watcher:
+            await watcher.subscribe(["plugin.timeout"])
+            events = watcher.events()
+            async with await anyio.connect_unix(daemon.socket) as stream:
+                await stream.send(_pack_request(1, "spin.spin", []))
+                await _wait_for_call_to_start(watcher, "spin")
+            # The caller is gone; its call runs on to its deadline and is then dropped.
+            assert await watcher.call("arith.add", 1, 2) == 3
+            with anyio.fail_after(5):
+                event = await anext(events)
+            assert (event["plugin"], event["export"]) == ("spin", "spin")
+            assert await watcher.call("spin.quick") == 7
+            stats = await watcher.stats()
+            assert stats["plugins"]["spin"]["errors"] == {"timeout": 1}
+            assert stats["daemon"]["connections"] == 1
+
+
+async def _wait_for_call_to_start(client: Client, plugin: str) -> None:
+    """Until the daemon counts a call in flight for ``plugin`` (bounded, not a fixed nap)."""
+    with anyio.fail_after(5):
+        while (await client.stats())["plugins"][plugin]["in_flight"] == 0:
+            await anyio.wait_all_tasks_blocked()
+
+
+async def test_in_flight_limit_is_backpressure_not_errors(short_tmp: Path) -> None:
+    plugins = {"arith.wat": ARITH, "arith.toml": "[plugin]\nqueue = 1000\n"}
+    async with running_daemon(short_tmp, plugins, max_in_flight=4) as daemon:
+        payload = b"".join(_pack_request(i, "arith.add", [i, 1]) for i in range(200))
+        async with await anyio.connect_unix(daemon.socket) as stream:
+            await stream.send(payload)
+            responses = await _read_responses(stream, 200)
+        assert sorted(r.result for r in responses) == [i + 1 for i in range(200)]
+
+
+def test_socket_mode_is_0660_by_default(short_tmp: Path) -> None:
+    async def check() -> int:
+        async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+            return daemon.socket.stat().st_mode & 0o777
+
+    assert anyio.run(check) == 0o660
+
+
+SETPRIV = shutil.which("setpriv")
+
+
+@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+async def test_peer_outside_the_allow_list_is_refused(short_tmp: Path) -> None:
+    """A client running as another uid connects (the socket is 0666) and is refused."""
+    plugins = {
+        "arith.wat": ARITH,
+        "private.wat": ARITH,
+        "private.toml": "[access]\nuids = [4242]\n",
+    }
+    short_tmp.chmod(0o755)
+    script = textwrap.dedent(
+        """
+        import sys
+        from wasmd import SyncClient, WasmdError
+        try:
+            with SyncClient(sys.argv[1]) as client:
+                print("result", client.call(sys.argv[2], 1, 2))
+        except WasmdError as exc:
+            print("error", int(exc.code), exc.message)
+        """
+    )
+
+    async def run_as(uid: int, method: str) -> str:
+        command = [
+            SETPRIV,
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            script,
+            str(socket_path),
+            method,
+        ]
+        result = await anyio.run_process(command, check=False)
+        return result.stdout.decode().strip() + result.stderr.decode()
+
+    async with running_daemon(short_tmp, plugins, socket_mode=0o666, allow_uids=(4242,)) as daemon:
+        socket_path = daemon.socket
+        assert (await run_as(4343, "arith.add")).startswith("error 9 uid 4343")
+        assert await run_as(4242, "arith.add") == "result 3"
+        assert await run_as(4242, "private.add") == "result 3"
+        async with daemon.client() as client:  # root is always allowed
+            assert await client.call("private.add", 1, 2) == 3
+            stats = await client.stats()
+        assert stats["daemon"]["connections_refused"] == 1
+
+
+@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+async def test_manifest_access_narrows_who_may_call(short_tmp: Path) -> None:
+    plugins = {"private.wat": ARITH, "private.toml": "[access]\nuids = [4242]\n"}
+    short_tmp.chmod(0o755)
+    async with running_daemon(
+        short_tmp, plugins, socket_mode=0o666, allow_uids=(4242, 4343)
+    ) as daemon:
+        script = (
+            "import sys\nfrom wasmd import SyncClient, WasmdError\n"
+            "with SyncClient(sys.argv[1]) as c:\n"
+            "    try: print(c.call('private.add', 1, 2))\n"
+            "    except WasmdError as e: print(int(e.code), e.message)\n"
+            "    print(c.call('wasmd.ping'))\n"
+        )
+        command = [
+            SETPRIV,
+            "--reuid=4343",
+            "--regid=4343",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            script,
+            str(daemon.socket),
+        ]
+        result = await anyio.run_process(command, check=False)
+        lines = result.stdout.decode().splitlines()
+        assert lines[0].startswith("9 uid 4343"), result.stderr.decode()
+        assert "may not call plug-in private" in lines[0]
+        assert lines[1] == "pong"

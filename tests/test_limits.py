@@ -1,0 +1,125 @@
+"""Deadlines, memory limits and backpressure, enforced on real guests in the real daemon."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from wasmd import ErrorCode, WasmdError
+
+from .conftest import running_daemon
+from .wat import BIG_MEMORY, MEMORY, RECURSE, SPIN, START_SPINS, START_TRAPS
+
+
+async def test_runaway_loop_is_interrupted_near_its_deadline_while_ping_answers(
+    short_tmp: Path,
+) -> None:
+    plugins = {"spin.wat": SPIN, "spin.toml": "[plugin]\ntimeout_ms = 400\n"}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as spinner, daemon.client() as pinger:
+            outcome: dict[str, object] = {}
+            spin_started = anyio.Event()
+
+            async def spin() -> None:
+                spin_started.set()
+                started = time.monotonic()
+                try:
+                    await spinner.call("spin.spin")
+                except WasmdError as exc:
+                    outcome["error"] = exc
+                outcome["elapsed"] = time.monotonic() - started
+
+            ping_times: list[float] = []
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(spin)
+                await spin_started.wait()
+                while "elapsed" not in outcome:
+                    started = time.monotonic()
+                    assert await pinger.ping() == "pong"
+                    ping_times.append(time.monotonic() - started)
+
+            error = outcome["error"]
+            assert isinstance(error, WasmdError)
+            assert error.code == ErrorCode.TIMEOUT
+            assert "400 ms" in error.message
+            elapsed = outcome["elapsed"]
+            assert isinstance(elapsed, float)
+            # Correctness of the deadline, not speed: never early, and not far past it.
+            assert 0.4 <= elapsed < 0.4 + 1.0
+            # The loop stayed free: pings kept being answered throughout the spin.
+            assert len(ping_times) >= 10
+            # The interrupted instance was replaced; the plug-in serves again.
+            assert await spinner.call("spin.quick") == 7
+
+
+async def test_memory_grow_past_the_limit_fails_inside_the_guest(short_tmp: Path) -> None:
+    plugins = {"mem.wat": MEMORY, "mem.toml": '[plugin]\nmemory_max = "256 KiB"\n'}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("mem.grow", 3) == 1  # 1 -> 4 pages = 256 KiB: allowed
+            assert await client.call("mem.grow", 1) == -1  # 5 pages would pass the limit
+            assert await client.call("mem.pages") == 4
+            assert await client.call("mem.poke", 4 * 65536 - 4) == 42
+            with pytest.raises(WasmdError) as caught:
+                await client.call("mem.poke", 4 * 65536)
+            assert caught.value.code == ErrorCode.TRAP
+            assert caught.value.data is not None
+            assert caught.value.data["trap_code"] == "memory_out_of_bounds"
+
+
+async def test_initial_memory_over_the_limit_fails_to_load(short_tmp: Path) -> None:
+    plugins = {"big.wat": BIG_MEMORY, "big.toml": '[plugin]\nmemory_max = "1 MiB"\n'}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call("big.f")
+            assert caught.value.code == ErrorCode.UNAVAILABLE
+            assert "exceeds memory limits" in caught.value.message
+
+
+async def test_deep_recursion_is_a_trap_not_a_crash(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"deep.wat": RECURSE}) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call("deep.recurse", 0)
+            assert caught.value.code == ErrorCode.TRAP
+            assert caught.value.data is not None
+            assert caught.value.data["trap_code"] == "stack_overflow"
+            assert await client.ping() == "pong"
+
+
+async def test_start_functions_that_trap_or_spin_fail_the_load(short_tmp: Path) -> None:
+    plugins = {
+        "boom.wat": START_TRAPS,
+        "hang.wat": START_SPINS,
+        "hang.toml": "[plugin]\ntimeout_ms = 100\n",
+    }
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            listing = {item["name"]: item for item in await client.list()}
+            assert listing["boom"]["state"] == "failed"
+            assert "unreachable" in listing["boom"]["error"]
+            assert listing["hang"]["state"] == "failed"
+            assert "interrupt" in listing["hang"]["error"]
+
+
+async def test_full_queue_answers_busy(short_tmp: Path) -> None:
+    plugins = {"spin.wat": SPIN, "spin.toml": "[plugin]\ntimeout_ms = 300\nqueue = 2\n"}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            results: list[object] = []
+
+            async def call() -> None:
+                try:
+                    results.append(await client.call("spin.spin"))
+                except WasmdError as exc:
+                    results.append(exc.code)
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(5):
+                    tg.start_soon(call)
+            # 1 instance + 2 queued are admitted (and time out); the other 2 are refused.
+            assert sorted(results) == [ErrorCode.TIMEOUT] * 3 + [ErrorCode.BUSY] * 2

@@ -1,0 +1,149 @@
+"""The built-in ``wasmd.*`` methods (DESIGN.md section 1): introspection and the event stream."""
+
+from __future__ import annotations
+
+import platform
+import time
+from importlib.metadata import version
+from typing import Any
+
+from .dispatch import Builtin
+from .errors import ErrorCode, WasmdError
+from .events import EventBus, Subscription
+from .registry import Registry
+from .runtime import WASMTIME_VERSION
+from .server import ServerCounters, Session
+
+
+def _no_params(method: str, params: list[Any]) -> None:
+    if params:
+        raise WasmdError(ErrorCode.INVALID_PARAMS, f"wasmd.{method} takes no params")
+
+
+class Builtins:
+    def __init__(self, registry: Registry, bus: EventBus, counters: ServerCounters) -> None:
+        self.registry = registry
+        self.bus = bus
+        self.counters = counters
+        self.started = time.time()
+        self._subscriptions: dict[int, Subscription] = {}
+
+    def table(self) -> dict[str, Builtin]:
+        return {
+            "ping": self.ping,
+            "version": self.version,
+            "list": self.list_plugins,
+            "describe": self.describe,
+            "stats": self.stats,
+            "subscribe": self.subscribe,
+            "unsubscribe": self.unsubscribe,
+            "reload": self.reload,
+        }
+
+    def ping(self, session: Session, params: list[Any]) -> str:
+        _no_params("ping", params)
+        return "pong"
+
+    def version(self, session: Session, params: list[Any]) -> dict[str, str]:
+        _no_params("version", params)
+        return {
+            "wasmd": version("wasmd"),
+            "wasmtime": WASMTIME_VERSION,
+            "python": platform.python_version(),
+        }
+
+    def list_plugins(self, session: Session, params: list[Any]) -> list[dict[str, Any]]:
+        _no_params("list", params)
+        return [entry.summary() for entry in self.registry]
+
+    def describe(self, session: Session, params: list[Any]) -> dict[str, Any]:
+        if len(params) != 1 or not isinstance(params[0], str):
+            raise WasmdError(ErrorCode.INVALID_PARAMS, "wasmd.describe takes [name]")
+        entry = self.registry.get(params[0])
+        if entry is None:
+            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {params[0]!r}")
+        description = entry.summary()
+        if entry.pool is not None:
+            description.update(entry.pool.plugin.describe())
+            description["stats"] = _pool_stats(entry.pool.stats())
+        return description
+
+    def stats(self, session: Session, params: list[Any]) -> dict[str, Any]:
+        _no_params("stats", params)
+        counters = self.counters
+        return {
+            "daemon": {
+                "uptime_s": round(time.time() - self.started, 3),
+                "connections": counters.connections,
+                "connections_total": counters.connections_total,
+                "connections_refused": counters.refused,
+                "requests": counters.requests,
+                "protocol_errors": counters.protocol_errors,
+                "plugins": len(self.registry),
+            },
+            "plugins": {
+                entry.name: _pool_stats(entry.pool.stats())
+                for entry in self.registry
+                if entry.pool is not None
+            },
+        }
+
+    def subscribe(self, session: Session, params: list[Any]) -> bool:
+        prefixes: tuple[str, ...] = ()
+        if params:
+            if (
+                len(params) != 1
+                or not isinstance(params[0], list)
+                or not all(isinstance(p, str) for p in params[0])
+            ):
+                raise WasmdError(
+                    ErrorCode.INVALID_PARAMS, "wasmd.subscribe takes [] or [[type-prefix, ...]]"
+                )
+            prefixes = tuple(params[0])
+        key = id(session)
+        previous = self._subscriptions.pop(key, None)
+        if previous is not None:
+            self.bus.unsubscribe(previous)
+        else:
+            session.on_close(lambda: self._drop(key))
+
+        def pump() -> None:
+            # Only hand events to the connection while it keeps up; otherwise they wait in
+            # the subscription's bounded buffer, which drops the oldest.
+            if key not in self._subscriptions or not session.outbox_has_room():
+                return
+            for event in subscription.take():
+                session.notify("wasmd.event", [event])
+
+        subscription = self.bus.subscribe(prefixes, pump)
+        self._subscriptions[key] = subscription
+        session.on_drained(pump)
+        return True
+
+    def _drop(self, key: int) -> None:
+        subscription = self._subscriptions.pop(key, None)
+        if subscription is not None:
+            self.bus.unsubscribe(subscription)
+
+    def unsubscribe(self, session: Session, params: list[Any]) -> bool:
+        _no_params("unsubscribe", params)
+        self._drop(id(session))
+        session.on_drained(None)
+        return True
+
+    def reload(self, session: Session, params: list[Any]) -> Any:
+        raise WasmdError(
+            ErrorCode.UNAVAILABLE,
+            "wasmd.reload is not available: this build does not watch or rescan plug-in "
+            "directories yet (restart the daemon to pick up changes)",
+        )
+
+
+def _pool_stats(stats: Any) -> dict[str, Any]:
+    return {
+        "calls": stats.calls,
+        "errors": stats.errors,
+        "latency_ms": stats.latency_ms,
+        "in_flight": stats.in_flight,
+        "instances": stats.instances,
+    }

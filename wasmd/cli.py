@@ -1,0 +1,217 @@
+"""The command line: it parses, calls the library, and prints. No logic lives only here."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .check import check_plugin
+from .client import SyncClient
+from .config import DaemonConfig, config_path_from_env, load_config
+from .daemon import DaemonInfo, serve
+from .discovery import search_path
+from .errors import ConfigError, WasmdError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(_jsonable(value), indent=2, sort_keys=True))
+
+
+def _format_event(event: dict[str, Any], *, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(_jsonable(event), sort_keys=True)
+    fields = {k: v for k, v in event.items() if k not in ("type", "seq", "time")}
+    return f"{event.get('seq', '-')} {event['type']} {json.dumps(_jsonable(fields))}"
+
+
+def parse_arg(text: str) -> Any:
+    """A call argument: JSON if it parses (42, 1.5, true, "x", [1], {...}), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--socket", help="the daemon's socket (default: $WASMD_SOCKET, ...)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    parser = argparse.ArgumentParser(prog="wasmd", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("serve", parents=[common], help="run the daemon")
+    p.add_argument(
+        "--plugins",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="a plug-in directory (repeatable; searched before the others)",
+    )
+    p.add_argument(
+        "--config", help="daemon config file (default: $WASMD_CONFIG, /etc/wasmd/wasmd.toml)"
+    )
+    p.add_argument(
+        "--no-default-dirs",
+        action="store_true",
+        help="do not search /etc/wasmd/plugins.d and /usr/lib/wasmd/plugins.d",
+    )
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    p = commands.add_parser("call", parents=[common], help="call PLUGIN.EXPORT")
+    p.add_argument("method")
+    p.add_argument("args", nargs="*", help="arguments, each JSON or a plain string")
+
+    commands.add_parser("list", parents=[common], help="list plug-ins")
+    p = commands.add_parser("describe", parents=[common], help="describe a plug-in")
+    p.add_argument("name")
+    commands.add_parser("stats", parents=[common], help="counters and latencies")
+    commands.add_parser("version", parents=[common], help="versions of wasmd and wasmtime")
+    commands.add_parser("ping", parents=[common], help="check that the daemon answers")
+    p = commands.add_parser("events", parents=[common], help="follow lifecycle events")
+    p.add_argument("prefixes", nargs="*", help="event type prefixes, e.g. plugin.")
+    p = commands.add_parser("reload", parents=[common], help="rescan plug-in directories")
+    p.add_argument("name", nargs="?")
+    p = commands.add_parser("check", parents=[common], help="validate a plug-in offline")
+    p.add_argument("path", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "check":
+            return _check(args)
+        return _client_command(args)
+    except WasmdError as exc:
+        print(f"wasmd: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ConfigError as exc:
+        print(f"wasmd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _check(args: argparse.Namespace) -> int:
+    report = check_plugin(args.path)
+    if args.json:
+        _print_json(report.to_dict())
+    elif report.ok:
+        d = report.description
+        print(f"{report.path}: ok — plug-in {d['name']}, ABI {d['abi']}, version {d['version']}")
+        for export in d["exports"]:
+            sig = f"({', '.join(export['params'])}) -> ({', '.join(export['results'])})"
+            note = "" if export["callable"] else "  [not callable]"
+            print(f"  export {export['name']}{sig}{note}")
+        for imp in d["imports"]:
+            print(f"  import {imp['module']}::{imp['name']} ({imp['kind']})")
+    else:
+        for problem in report.problems:
+            print(f"{report.path}: {problem}", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _request_for(args: argparse.Namespace) -> tuple[str, list[Any]]:
+    """The RPC a client subcommand stands for."""
+    if args.command == "call":
+        return args.method, [parse_arg(a) for a in args.args]
+    if args.command == "describe":
+        return "wasmd.describe", [args.name]
+    if args.command == "reload":
+        return "wasmd.reload", [args.name] if args.name else []
+    return f"wasmd.{args.command}", []
+
+
+def _client_command(args: argparse.Namespace) -> int:
+    with SyncClient(args.socket) as client:
+        if args.command == "events":
+            client.call("wasmd.subscribe", *([args.prefixes] if args.prefixes else []))
+            try:
+                while True:
+                    event = client.next_event()
+                    print(_format_event(event, as_json=args.json), flush=True)
+            except KeyboardInterrupt:
+                return EXIT_OK
+        method, params = _request_for(args)
+        result = client.call(method, *params)
+    if args.json or args.command != "list":
+        _print_json(result) if args.json or not isinstance(result, str) else print(result)
+    else:
+        for item in result:
+            state = item["state"] if item["state"] != "failed" else f"failed: {item.get('error')}"
+            exports = ", ".join(item["exports"])
+            print(
+                f"{item['name']:<20} {item['version'] or '-':<12} {item['abi'] or '-':<8} "
+                f"{state:<8} {exports}"
+            )
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config_path = config_path_from_env(args.config, os.environ)
+    config = load_config(config_path)
+    if args.socket:
+        config = config.with_overrides(socket=Path(args.socket))
+    if args.log_level:
+        config = config.with_overrides(log_level=args.log_level)
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    dirs = search_path(
+        args.plugins, os.environ, config.plugin_dirs, include_defaults=not args.no_default_dirs
+    )
+    anyio.run(_serve_until_signalled, config, dirs)
+    return EXIT_OK
+
+
+async def _serve_until_signalled(config: DaemonConfig, dirs: Sequence[Path]) -> None:
+    log = logging.getLogger("wasmd")
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with anyio.create_task_group() as tg:
+            info: DaemonInfo = await tg.start(
+                lambda task_status: serve(config, plugin_dirs=dirs, task_status=task_status)
+            )
+            log.info(
+                "ready: %d plug-ins (%d failed) on %s; search path: %s",
+                info.plugins,
+                info.failed,
+                info.socket_path,
+                ":".join(str(d) for d in dirs),
+            )
+            async for signum in signals:
+                log.info("received %s, stopping", signal.Signals(signum).name)
+                tg.cancel_scope.cancel()
+                break

@@ -1,0 +1,170 @@
+"""The daemon's own config file and the places wasmd looks for it and for its socket.
+
+Theory of operation: the config file is TOML with flat top-level keys, one per field of
+``DaemonConfig``; every key is optional and an unknown one is an error naming file and key.
+Values are checked by the same ``Checker`` as plug-in manifests, so both files word their
+errors alike. Relative paths in the file resolve against the file's own folder, never the
+daemon's working directory: a unit file and a shell started in different places must read the
+same config the same way.
+
+Command-line flags override the file through ``DaemonConfig.with_overrides``, which runs the
+values through the same checks (relative paths there resolve against the working directory,
+as a user typing a flag expects).
+
+Lookup order (DESIGN.md sections 8 and 9): the config file is ``--config``, else
+``$WASMD_CONFIG``, else ``/etc/wasmd/wasmd.toml`` if it exists. The socket is the config's
+``socket`` (which the CLI's ``--socket`` overrides), else ``$WASMD_SOCKET``, else
+``/run/wasmd/wasmd.sock`` for root, else ``$XDG_RUNTIME_DIR/wasmd.sock``, else
+``/tmp/wasmd-UID/wasmd.sock``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .manifest import Checker, GiB, KiB, MiB, describe, read_toml
+
+DEFAULT_CONFIG_PATH = Path("/etc/wasmd/wasmd.toml")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    socket: Path | None = None  # None -> default_socket_path()
+    socket_mode: int = 0o660
+    plugin_dirs: tuple[Path, ...] = ()
+    tick_ms: int = 10  # epoch ticker interval
+    max_message_size: int = 16 * MiB
+    max_in_flight: int = 128  # per connection
+    max_connections: int = 1024
+    allow_uids: tuple[int, ...] | None = None  # None -> the daemon's own uid (and root)
+    allow_gids: tuple[int, ...] = ()
+    cache_dir: Path | None = None  # None -> no compiled-module cache
+    log_level: str = "info"
+    shutdown_timeout_ms: int = 10_000
+    allow_absolute_preopens: bool = False
+
+    def with_overrides(self, **changes: Any) -> DaemonConfig:
+        """A copy with command-line values applied, checked as the file's values are.
+
+        Pass only the flags that were given: ``None`` means "unset" for the optional fields
+        (``socket``, ``cache_dir``, ``allow_uids``) and is an error for the others.
+        """
+        return replace(self, **_parse(changes, Checker("command line"), Path.cwd()))
+
+    def socket_path(self, environ: Mapping[str, str], uid: int) -> Path:
+        return self.socket if self.socket is not None else default_socket_path(environ, uid)
+
+
+_KEYS = tuple(f.name for f in fields(DaemonConfig))
+_OPTIONAL = ("socket", "cache_dir", "allow_uids")
+_INTS = {
+    "tick_ms": (1, 1000),
+    "max_in_flight": (1, 65536),
+    "max_connections": (1, 1_000_000),
+    "shutdown_timeout_ms": (0, 3_600_000),
+}
+
+
+def load_config(path: Path | None) -> DaemonConfig:
+    """Read the config file at ``path`` (``None``: the defaults); raises ``ConfigError``."""
+    if path is None:
+        return DaemonConfig()
+    table = read_toml(path, kind="config")
+    return DaemonConfig(**_parse(table, Checker(str(path)), path.absolute().parent))
+
+
+def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
+    """Check raw values (from TOML or flags) and turn them into ``DaemonConfig`` fields."""
+    check.table(table, "", _KEYS)
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if value is None and key in _OPTIONAL:
+            out[key] = None  # from with_overrides only: TOML has no null
+        elif key in _INTS:
+            out[key] = check.integer(value, key, *_INTS[key])
+        elif key in ("socket", "cache_dir"):
+            out[key] = _path(value, key, check, base)
+        elif key == "plugin_dirs":
+            dirs = check.array(value, key, "paths")
+            out[key] = tuple(_path(v, f"{key}[{i}]", check, base) for i, v in enumerate(dirs))
+        elif key in ("allow_uids", "allow_gids"):
+            ids = check.array(value, key, "integer ids")
+            out[key] = tuple(
+                check.integer(v, f"{key}[{i}]", 0, 2**32 - 1) for i, v in enumerate(ids)
+            )
+        elif key == "socket_mode":
+            out[key] = _mode(value, check)
+        elif key == "max_message_size":
+            out[key] = check.size(value, key, 1 * KiB, 1 * GiB)
+        elif key == "log_level":
+            level = value.lower() if isinstance(value, str) else value
+            out[key] = check.string(level, key, LOG_LEVELS)
+        else:  # allow_absolute_preopens
+            out[key] = check.boolean(value, key)
+    return out
+
+
+def _path(value: Any, key: str, check: Checker, base: Path) -> Path:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    # Normalised lexically (as a shell's `cd` does), so logs show "/etc/x", not "/etc/w/../x".
+    return Path(os.path.normpath(base / check.string(value, key, empty=False)))
+
+
+_OCTAL_RE = re.compile(r"(?:0o?)?([0-7]{1,4})")
+
+
+def _mode(value: Any, check: Checker) -> int:
+    """A socket file mode: an integer (TOML's ``0o660`` or decimal 432) or a string "0660"."""
+    match = _OCTAL_RE.fullmatch(value.strip().lower()) if isinstance(value, str) else None
+    mode = int(match[1], 8) if match else value
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
+        # `socket_mode = 660` is the classic slip: a decimal integer meant as octal.
+        slip = isinstance(value, int) and re.fullmatch("[0-7]{3}", str(value))
+        hint = f' (did you mean "{value:04}"?)' if slip else ""
+        reason = f'must be a permission mode like "0660" or 0o660, got {describe(value)}{hint}'
+        raise check.fail("socket_mode", reason)
+    return mode
+
+
+def config_path_from_env(
+    explicit: str | None, environ: Mapping[str, str], *, default: Path = DEFAULT_CONFIG_PATH
+) -> Path | None:
+    """Which config file to read: ``--config``, ``$WASMD_CONFIG``, ``default`` if it exists."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("WASMD_CONFIG"):
+        return Path(environ["WASMD_CONFIG"])
+    # Only the built-in location is optional; a named file that is missing is an error later.
+    return default if default.is_file() else None
+
+
+def default_socket_path(environ: Mapping[str, str], uid: int) -> Path:
+    """Where the socket lives when neither ``--socket`` nor the config names it."""
+    if environ.get("WASMD_SOCKET"):
+        return Path(environ["WASMD_SOCKET"])
+    if uid == 0:
+        return Path("/run/wasmd/wasmd.sock")
+    runtime_dir = environ.get("XDG_RUNTIME_DIR", "")
+    # The XDG spec says a relative value must be ignored.
+    if os.path.isabs(runtime_dir):
+        return Path(runtime_dir) / "wasmd.sock"
+    # A per-user folder, not /tmp itself: the daemon creates it 0700 so nobody else can
+    # pre-create the socket path.
+    return Path(f"/tmp/wasmd-{uid}/wasmd.sock")
+
+
+def allowed_uids(config: DaemonConfig, own_uid: int) -> frozenset[int]:
+    """The peer uids that may connect. Root is always allowed: it can bypass the check anyway.
+
+    ``allow_uids = []`` in the file means "root only", unlike an absent key (the default).
+    """
+    if config.allow_uids is None:
+        return frozenset({own_uid, 0})
+    return frozenset({*config.allow_uids, 0})

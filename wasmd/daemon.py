@@ -1,0 +1,135 @@
+"""Wiring the daemon together: engines, registry, loader, server, and readiness.
+
+``serve`` reports readiness through ``task_status.started(info)`` only after the initial scan
+has loaded (or failed) every plug-in and the socket listens, so the first request a client
+sends is served by the full plug-in set. It runs until cancelled; cancelling is the way to
+stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import anyio.abc
+
+from .builtins import Builtins
+from .config import DaemonConfig, allowed_uids, default_socket_path
+from .dispatch import Dispatcher
+from .events import EventBus
+from .loader import Loader
+from .registry import Registry
+from .runtime import Engines
+from .server import RpcServer, ServerCounters, ServerLimits
+
+log = logging.getLogger("wasmd")
+
+
+@dataclass(frozen=True)
+class DaemonInfo:
+    """What ``serve`` reports once it is ready."""
+
+    socket_path: Path | None
+    plugins: int
+    failed: int
+
+
+def _claim_socket_path(path: Path) -> None:
+    """Create the socket's folder; remove a stale socket file, refuse a live one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # nobody listens: left over from a daemon that died
+    else:
+        raise OSError(errno.EADDRINUSE, f"another daemon is listening on {path}")
+    finally:
+        probe.close()
+
+
+async def open_listener(path: Path, mode: int, backlog: int) -> anyio.abc.SocketListener:
+    _claim_socket_path(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, mode)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return await anyio.abc.SocketListener.from_socket(sock)
+
+
+async def serve(
+    config: DaemonConfig,
+    *,
+    plugin_dirs: Sequence[Path],
+    listen_socket: socket.socket | None = None,
+    task_status: anyio.abc.TaskStatus[DaemonInfo] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    bus = EventBus()
+    bus.bind(asyncio.get_running_loop())
+    registry = Registry()
+    with Engines(tick_ms=config.tick_ms) as engines:
+        loader = Loader(engines=engines, registry=registry, bus=bus, dirs=plugin_dirs)
+        try:
+            await loader.initial_scan()
+            counters = ServerCounters()
+            builtins = Builtins(registry, bus, counters)
+            server = RpcServer(
+                Dispatcher(registry, builtins.table()),
+                counters=counters,
+                limits=ServerLimits(
+                    max_message_size=config.max_message_size,
+                    max_in_flight=config.max_in_flight,
+                    max_connections=config.max_connections,
+                ),
+                allow_uids=allowed_uids(config, os.getuid()),
+                allow_gids=frozenset(config.allow_gids),
+            )
+
+            socket_path: Path | None = None
+            if listen_socket is not None:
+                listen_socket.setblocking(False)
+                listener = await anyio.abc.SocketListener.from_socket(listen_socket)
+            else:
+                socket_path = config.socket or default_socket_path(os.environ, os.getuid())
+                listener = await open_listener(
+                    socket_path, config.socket_mode, min(config.max_connections, 4096)
+                )
+            async with listener:
+                failed = sum(1 for entry in registry if entry.pool is None)
+                bus.emit(
+                    "daemon.ready",
+                    {
+                        "socket": str(socket_path) if socket_path else "(inherited)",
+                        "plugins": len(registry),
+                        "failed": failed,
+                    },
+                )
+                task_status.started(DaemonInfo(socket_path, len(registry), failed))
+                try:
+                    await server.serve(listener)
+                finally:
+                    if socket_path is not None:
+                        socket_path.unlink(missing_ok=True)
+        finally:
+            with anyio.CancelScope(shield=True):
+                bus.emit("daemon.stopping", {})
+                await loader.aclose(config.shutdown_timeout_ms / 1000)

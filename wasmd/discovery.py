@@ -1,0 +1,272 @@
+"""Finding plug-ins on the search path (DESIGN.md section 2).
+
+Theory of operation: a plug-in directory holds entries of two shapes,
+
+- ``NAME.wasm`` or ``NAME.wat``, with an optional manifest ``NAME.toml`` beside it;
+- a folder ``NAME/`` holding ``plugin.wasm`` or ``plugin.wat``, an optional ``plugin.toml``,
+  and whatever data the plug-in needs.
+
+A scan lists a directory once, turns every entry into a candidate name (the stem of a
+``.wasm``/``.wat``/``.toml`` file, or a folder's name), then settles each name on its own with
+a few ``stat`` calls (``scan_name``). The hot-reload watcher settles a changed name the same
+way (``entry_name`` says which name a changed path belongs to), so a full scan and an
+incremental one can never disagree.
+
+Nothing here reads a module's bytes or parses a manifest: discovery only says which files
+make up which plug-in. Problems (a bad name, two candidates for one name, a stray manifest)
+are collected as ``ScanProblem`` values, never raised, because one broken entry must not stop
+the others from loading. Editor and downloader leftovers are ignored outright, and files that
+vanish mid-scan (an atomic replace in progress) are skipped silently: the watcher will see the
+next state.
+
+Across directories the first occurrence of a name wins; later twins are ``Shadowed``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+RESERVED = frozenset({"wasmd"})
+DEFAULT_DIRS = (Path("/etc/wasmd/plugins.d"), Path("/usr/lib/wasmd/plugins.d"))
+MODULE_SUFFIXES = (".wasm", ".wat")  # in order of preference
+_IGNORED_SUFFIXES = ("~", ".tmp", ".part", ".swp", ".swx")
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    name: str
+    module_path: Path  # the .wasm or .wat file
+    manifest_path: Path | None  # NAME.toml or NAME/plugin.toml, if it exists
+    root: Path  # what manifest-relative paths resolve against
+    search_dir: Path | None  # None when loaded directly from a path
+
+
+@dataclass(frozen=True)
+class Shadowed:
+    name: str
+    winner: Path  # module path of the plug-in that is served
+    loser: Path  # module path of the twin further down the search path
+
+
+@dataclass(frozen=True)
+class ScanProblem:
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    sources: dict[str, PluginSource]  # sorted by name
+    shadowed: tuple[Shadowed, ...]
+    problems: tuple[ScanProblem, ...]
+    missing_dirs: tuple[Path, ...]
+
+
+def is_ignored(filename: str) -> bool:
+    """Whether a file name is an editor's, downloader's or hidden file that is never a plug-in."""
+    return (
+        filename.startswith(".")  # hidden files, and atomic-write temporaries like .foo.wasm.XXXX
+        or filename.endswith(_IGNORED_SUFFIXES)
+        or filename == "4913"  # vim writes this to probe whether it may create files
+        or (len(filename) > 1 and filename.startswith("#") and filename.endswith("#"))  # emacs
+    )
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a plug-in, or None if it can."""
+    if not NAME_RE.fullmatch(name):
+        return f"invalid plug-in name {name!r}: must match {NAME_RE.pattern}"
+    if name in RESERVED:
+        return f"plug-in name {name!r} is reserved for wasmd's built-in methods"
+    return None
+
+
+def search_path(
+    cli_dirs: Sequence[Path],
+    environ: Mapping[str, str],
+    config_dirs: Sequence[Path],
+    *,
+    include_defaults: bool = True,
+) -> tuple[Path, ...]:
+    """The plug-in directories, in priority order, absolute, each once."""
+    env_dirs = [Path(p) for p in environ.get("WASMD_PLUGIN_PATH", "").split(":") if p]
+    candidates = [*cli_dirs, *env_dirs, *config_dirs, *(DEFAULT_DIRS if include_defaults else ())]
+    seen: set[Path] = set()
+    result: list[Path] = []
+    for directory in candidates:
+        directory = directory.absolute()
+        # Two spellings of one folder (a symlink, "a/../b") would shadow every plug-in in it
+        # with itself; compare resolved paths but report the path as the user wrote it.
+        key = _resolved(directory)
+        if key not in seen:
+            seen.add(key)
+            result.append(directory)
+    return tuple(result)
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop; fall back to the lexical form
+        return Path(os.path.normpath(path))
+
+
+def scan_name(directory: Path, name: str) -> tuple[PluginSource | None, list[ScanProblem]]:
+    """Settle one candidate name in one directory: which files, if any, make up plug-in NAME."""
+    problems: list[ScanProblem] = []
+    files = [directory / f"{name}{s}" for s in MODULE_SUFFIXES if not is_ignored(name + s)]
+    modules = [p for p in files if p.is_file()]  # follows symlinks; a vanished file is False
+    for path in files:
+        if path not in modules and path.is_symlink():
+            problems.append(ScanProblem(path, "broken symbolic link"))
+    folder = directory / name
+    folder_module = None
+    if not is_ignored(name) and folder.is_dir():
+        folder_module, folder_problems = _folder_module(folder)
+        problems += folder_problems
+    manifest = directory / f"{name}.toml"
+    has_manifest = not is_ignored(manifest.name) and manifest.is_file()
+    # Precedence: .wasm over .wat, a file over a folder; every loser is reported.
+    candidates = [*modules, *([folder_module] if folder_module else [])]
+    if not candidates:
+        if has_manifest:
+            problems.append(ScanProblem(manifest, "manifest without a module"))
+        return None, problems
+    winner = candidates[0]
+    problems += [ScanProblem(p, f"ignored: {winner} takes precedence") for p in candidates[1:]]
+    reason = name_problem(name)
+    if reason is not None:
+        return None, [*problems, ScanProblem(winner, reason)]
+    if modules:
+        manifest_path = manifest if has_manifest else None
+        source = PluginSource(name, winner, manifest_path, directory, directory)
+        return source, problems
+    if has_manifest:
+        reason = f"ignored: the folder plug-in {folder} reads its own plugin.toml"
+        problems.append(ScanProblem(manifest, reason))
+    source = PluginSource(name, winner, _manifest_in(folder), folder, directory)
+    return source, problems
+
+
+def _folder_module(folder: Path) -> tuple[Path | None, list[ScanProblem]]:
+    modules = [folder / f"plugin{s}" for s in MODULE_SUFFIXES if (folder / f"plugin{s}").is_file()]
+    if not modules:
+        manifest = _manifest_in(folder)
+        # A folder with neither module nor manifest may be plain data; one with a manifest
+        # was meant to be a plug-in.
+        problems = [ScanProblem(manifest, "manifest without a module")] if manifest else []
+        return None, problems
+    ignored = [ScanProblem(p, f"ignored: {modules[0]} takes precedence") for p in modules[1:]]
+    return modules[0], ignored
+
+
+def _manifest_in(folder: Path) -> Path | None:
+    manifest = folder / "plugin.toml"
+    return manifest if manifest.is_file() else None
+
+
+def entry_name(directory: Path, filename: str) -> str | None:
+    """Which candidate plug-in name a changed path in ``directory`` belongs to, or None.
+
+    ``filename`` is relative to ``directory`` (an absolute path inside it works too):
+    ``NAME.wasm``, ``NAME.wat``, ``NAME.toml`` and ``NAME/anything`` belong to NAME.
+    The name may still be invalid; ``scan_name`` reports that.
+    """
+    path = Path(filename)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(directory)
+        except ValueError:
+            return None
+    parts = path.parts
+    if not parts or any(is_ignored(part) for part in parts):
+        return None
+    if len(parts) > 1:
+        return parts[0]
+    for suffix in (*MODULE_SUFFIXES, ".toml"):
+        if parts[0].endswith(suffix) and len(parts[0]) > len(suffix):
+            return parts[0].removesuffix(suffix)
+    # Anything else may be a folder plug-in (even one with an invalid name, which a scan
+    # reports); for a plain data file the caller's stat finds no plug-in, which is cheap.
+    return parts[0]
+
+
+def scan_dir(directory: Path) -> tuple[dict[str, PluginSource], list[ScanProblem]]:
+    """Every plug-in in one directory; a missing directory yields nothing, not an exception."""
+    try:
+        with os.scandir(directory) as entries:
+            filenames = [entry.name for entry in entries]
+    except FileNotFoundError:
+        return {}, []
+    except OSError as exc:
+        return {}, [ScanProblem(directory, f"cannot read directory: {exc.strerror or exc}")]
+    names = {entry_name(directory, filename) for filename in filenames}
+    sources: dict[str, PluginSource] = {}
+    problems: list[ScanProblem] = []
+    for name in sorted(n for n in names if n is not None):
+        try:
+            source, name_problems = scan_name(directory, name)
+        except OSError as exc:  # e.g. EACCES on a folder; vanished files never get here
+            problems.append(ScanProblem(directory / name, f"cannot read: {exc.strerror or exc}"))
+            continue
+        problems += name_problems
+        if source is not None:
+            sources[name] = source
+    return sources, problems
+
+
+def scan(dirs: Sequence[Path]) -> ScanResult:
+    """Scan the search path in order: the first occurrence of a name wins."""
+    sources: dict[str, PluginSource] = {}
+    shadowed: list[Shadowed] = []
+    problems: list[ScanProblem] = []
+    missing: list[Path] = []
+    seen: set[Path] = set()
+    for directory in dirs:
+        if _resolved(directory) in seen:  # a folder listed twice must not shadow itself
+            continue
+        seen.add(_resolved(directory))
+        if not directory.exists():
+            missing.append(directory)
+            continue
+        found, dir_problems = scan_dir(directory)
+        problems += dir_problems
+        for name, source in found.items():
+            if name in sources:
+                shadowed.append(Shadowed(name, sources[name].module_path, source.module_path))
+            else:
+                sources[name] = source
+    return ScanResult(
+        dict(sorted(sources.items())), tuple(shadowed), tuple(problems), tuple(missing)
+    )
+
+
+def source_from_path(path: Path) -> PluginSource:
+    """Load one plug-in file or folder directly, outside the search path (``wasmd check``)."""
+    path = Path(os.path.normpath(path.absolute()))  # so "plug/.." does not name ".."
+    source = str(path)
+    if path.is_dir():
+        name = path.name
+        module, _ = _folder_module(path)  # .wasm over .wat, as in a scan
+        if module is None:
+            raise ConfigError(source, None, "folder holds no plugin.wasm or plugin.wat")
+        manifest = _manifest_in(path)
+        root = path
+    elif path.is_file() and path.suffix in MODULE_SUFFIXES:
+        name, module, root = path.stem, path, path.parent
+        manifest = path.with_suffix(".toml") if path.with_suffix(".toml").is_file() else None
+    elif path.exists():
+        raise ConfigError(source, None, "not a plug-in: expected a .wasm or .wat file or a folder")
+    else:
+        raise ConfigError(source, None, "no such file or directory")
+    reason = name_problem(name)
+    if reason is not None:
+        raise ConfigError(source, None, reason)
+    return PluginSource(name, module, manifest, root, None)

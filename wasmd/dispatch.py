@@ -1,0 +1,60 @@
+"""Routing a request to a plug-in export or to a built-in ``wasmd.*`` method.
+
+``Dispatcher`` is the ``dispatch`` callable the server is given: ``PLUGIN.EXPORT`` is split
+at the first dot, the plug-in's current version is looked up once, the caller's uid/gid is
+checked against the manifest's ``[access]``, and the call is submitted to the version's
+pool, which answers through ``respond`` from its worker thread. Built-ins answer at once on
+the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import ErrorCode, WasmdError
+from .registry import Registry
+from .server import Respond, Session
+
+Builtin = Callable[[Session, list[Any]], Any]
+
+
+class Dispatcher:
+    def __init__(self, registry: Registry, builtins: dict[str, Builtin]) -> None:
+        self.registry = registry
+        self.builtins = builtins
+
+    def __call__(self, session: Session, method: str, params: list[Any], respond: Respond) -> None:
+        name, dot, export = method.partition(".")
+        if name == "wasmd":
+            builtin = self.builtins.get(export)
+            if builtin is None:
+                known = ", ".join(f"wasmd.{b}" for b in sorted(self.builtins))
+                raise WasmdError(
+                    ErrorCode.METHOD_NOT_FOUND, f"no built-in {method!r} (built-ins: {known})"
+                )
+            respond(None, builtin(session, params))
+            return
+        if not dot or not export:
+            raise WasmdError(
+                ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {method!r}"
+            )
+        entry = self.registry.get(name)
+        if entry is None:
+            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
+        pool = entry.pool
+        if pool is None:
+            raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {name} failed to load: {entry.error}")
+        manifest = pool.plugin.manifest
+        if manifest.access_uids or manifest.access_gids:
+            peer = session.peer
+            if not (
+                peer.uid == 0
+                or peer.uid in manifest.access_uids
+                or peer.gid in manifest.access_gids
+            ):
+                raise WasmdError(
+                    ErrorCode.PERMISSION_DENIED,
+                    f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}",
+                )
+        pool.submit(export, params, respond)

@@ -1,0 +1,448 @@
+"""Sans-IO MessagePack-RPC: bytes in, events out; events in, bytes out (DESIGN.md section 1).
+
+Theory of operation
+-------------------
+A ``Connection`` owns no socket. The I/O layer hands it whatever it read with
+``receive_data(bytes)`` (``b""`` means the peer closed) and then drains ``next_event()``
+until it returns ``NEED_DATA`` (read more) or ``EOF`` (the peer is gone and nothing is
+left). Outgoing messages are turned into bytes by ``send()`` / ``send_response()`` and the
+caller writes them. Server and client drive the same class.
+
+Messages on the wire are msgpack arrays concatenated with no framing::
+
+    [0, msgid, method, params]   Request
+    [1, msgid, error, result]    Response
+    [2, method, params]          Notification
+
+Decoding uses one incremental ``msgpack.Unpacker`` per connection. It keeps the partial
+state of an unfinished object between ``unpack()`` calls, so any split of the stream decodes
+the same, and each byte is parsed once however it arrives.
+
+Size limit. msgpack's own ``max_buffer_size`` only bounds the bytes *waiting* in its
+buffer: an array of many small items is consumed as it arrives and could grow without
+bound, and ``feed()`` refuses a large chunk of many small messages with ``BufferFull``
+even though each message is fine. So the limit is kept here instead: we count the bytes
+fed since the start of the message being decoded and never feed past
+``max_message_size`` of them. Bytes beyond that wait in ``_pending`` until the current
+message completes; if it is still incomplete with ``max_message_size`` bytes fed, it is
+too large. msgpack's ``max_*_len`` limits default to the same number: an array or map
+header announcing more items than that is refused as soon as it is read, before any
+list is allocated; a str/bin/ext body is only materialised once all of it is in the
+buffer, which never holds more than ``max_message_size`` bytes. (The buffer keeps
+``max_buffer_size == max_message_size``, so it can always hold a whole message, and
+``BufferFull`` cannot happen.) msgpack stops nesting at 1024 levels (``StackError``);
+note that it reserves up to ~64 KiB per open array level, so a 5 KiB nesting bomb can
+hold ~70 MiB until it fails or the connection is dropped.
+
+Errors are split by who is at fault. Bytes that are not MessagePack-RPC raise
+``RemoteProtocolError``: the stream cannot be resynchronised, so the connection is dead
+and every later ``next_event()`` raises again. A request that decoded and carries a
+usable msgid but has a bad shape becomes a ``BadRequest`` event instead: the server can
+answer ``[1, message]`` to that msgid and keep the connection. Misuse of our own API
+(an unencodable result, a bad msgid, data after EOF) raises ``LocalProtocolError``.
+
+Speed matters (this is on every call's path): the common well-formed request is
+recognised by one inline check before any of the slower shape analysis runs.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+
+import msgpack
+
+from .errors import ErrorCode
+
+__all__ = [
+    "EOF",
+    "NEED_DATA",
+    "BadRequest",
+    "Connection",
+    "Event",
+    "LocalProtocolError",
+    "Notification",
+    "RemoteProtocolError",
+    "Request",
+    "Response",
+    "Sentinel",
+    "encode_notification",
+    "encode_response",
+]
+
+REQUEST: Final = 0
+RESPONSE: Final = 1
+NOTIFICATION: Final = 2
+MAX_MSGID: Final = 2**32 - 1
+DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
+
+# The unpacker's buffer starts this small and grows on demand up to max_message_size:
+# most connections only ever carry tiny messages, and there may be a thousand of them.
+_INITIAL_BUFFER: Final = 64 * 1024
+
+
+class Sentinel(enum.Enum):
+    """The two non-event results of ``Connection.next_event()``."""
+
+    NEED_DATA = "NEED_DATA"
+    EOF = "EOF"
+
+    def __repr__(self) -> str:
+        return self.value
+
+
+# Enum members so that ``if event is NEED_DATA`` narrows the type for mypy.
+NEED_DATA: Final = Sentinel.NEED_DATA
+EOF: Final = Sentinel.EOF
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    msgid: int
+    method: str
+    params: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    msgid: int
+    error: Any  # None on success, else usually [code, message] or [code, message, data]
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    method: str
+    params: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BadRequest:
+    """A request with a usable msgid but a bad shape; answer ``[1, message]`` and go on."""
+
+    msgid: int
+    message: str
+
+
+Event = Request | Response | Notification | BadRequest
+
+
+class RemoteProtocolError(Exception):
+    """Raised when the peer sent bytes that are not MessagePack-RPC; the stream is dead."""
+
+    code = ErrorCode.INVALID_REQUEST
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class LocalProtocolError(Exception):
+    """Raised when our own side sends what cannot be encoded, or misuses the connection."""
+
+    code = ErrorCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+_WIRE_TYPE_NAMES: Final[dict[type, str]] = {
+    type(None): "nil",
+    bool: "boolean",
+    int: "integer",
+    float: "float",
+    str: "string",
+    bytes: "binary",
+    list: "array",
+    dict: "map",
+    msgpack.ExtType: "ext",
+    msgpack.Timestamp: "timestamp",
+}
+
+
+def _wire_type(value: object) -> str:
+    """Name a decoded value by its msgpack type, for messages a client author will read."""
+    return _WIRE_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _describe_msgid(value: object) -> str:
+    # An int is shown as is (at most 20 digits); anything else only by its type, so a
+    # hostile 10 MiB "msgid" does not come back in the error message.
+    return str(value) if type(value) is int else _wire_type(value)
+
+
+def _is_msgid(value: object) -> bool:
+    # ``type(...) is int`` on purpose: msgpack decodes true/false as bool, a subclass of int.
+    return type(value) is int and 0 <= value <= MAX_MSGID
+
+
+class Connection:
+    """One MessagePack-RPC byte stream, in both directions, with no I/O of its own."""
+
+    def __init__(self, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        if max_message_size < 1:
+            raise ValueError(f"max_message_size must be positive, got {max_message_size}")
+        self._max = max_message_size
+        self._bind(
+            msgpack.Unpacker(
+                read_size=min(_INITIAL_BUFFER, max_message_size),
+                use_list=True,
+                raw=False,
+                strict_map_key=False,
+                # max_str_len, max_bin_len, max_array_len, max_ext_len default to this and
+                # max_map_len to half of it: keep them so, see the module docstring.
+                max_buffer_size=max_message_size,
+            )
+        )
+        self._pack = msgpack.Packer(use_bin_type=True).pack
+        self._fed = 0  # bytes handed to the unpacker so far
+        self._start = 0  # stream offset where the message being decoded begins
+        self._pending: deque[bytes] = deque()  # received but not yet fed (see docstring)
+        self._closed = False
+        self._error: str | None = None  # set once the stream is unusable
+
+    def _bind(self, unpacker: Any) -> None:
+        # Bound methods looked up once: they run for every message.
+        self._unpack = unpacker.unpack
+        self._feed = unpacker.feed
+        self._tell = unpacker.tell
+
+    @property
+    def closed(self) -> bool:
+        """True once the peer's EOF (``receive_data(b"")``) was seen."""
+        return self._closed
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Hand over bytes read from the peer; ``b""`` means the peer closed its side."""
+        if not data:
+            self._closed = True  # a repeated EOF is harmless
+            return
+        if self._closed:
+            raise LocalProtocolError("receive_data() called after EOF")
+        if self._error is not None:
+            return  # the stream is already dead; next_event() reports why
+        room = self._max - (self._fed - self._start)
+        if not self._pending and len(data) <= room:
+            self._feed(data)
+            self._fed += len(data)
+            return
+        # Slow path: keep what does not fit for later, as bytes we own (``data`` may be a
+        # bytearray the caller reuses). Order is preserved because once anything is
+        # pending, everything after it queues behind it.
+        if room > 0 and not self._pending:
+            self._feed(data[:room])
+            self._fed += room
+            data = data[room:]
+        self._pending.append(bytes(data))
+
+    def next_event(self) -> Event | Sentinel:
+        """Return the next complete event, or ``NEED_DATA`` / ``EOF``.
+
+        Raises ``RemoteProtocolError`` if the peer sent something undecodable; it keeps
+        raising it on every later call.
+        """
+        if self._error is not None:
+            raise RemoteProtocolError(self._error)
+        while True:
+            try:
+                msg = self._unpack()
+            except msgpack.OutOfData:
+                if self._fed - self._start >= self._max:
+                    self._fail(f"message exceeds {self._max} bytes")
+                if not self._pending:
+                    if not self._closed:
+                        return NEED_DATA
+                    if self._fed != self._start:
+                        self._fail("connection closed mid-message")
+                    return EOF
+                self._feed_pending()
+                continue
+            except Exception as exc:  # msgpack's advice: unpacking may raise anything
+                self._fail_decode(exc)
+            break
+        self._start = self._tell()
+        # The fast path: a well-formed request, the message a server sees most.
+        if type(msg) is list and len(msg) == 4:
+            kind, msgid, method, params = msg
+            if (
+                kind == REQUEST
+                and type(kind) is int
+                and type(method) is str
+                and type(params) is list
+                and type(msgid) is int
+                and 0 <= msgid <= MAX_MSGID
+            ):
+                return Request(msgid, method, params)
+        return self._classify(msg)
+
+    def events(self) -> Iterator[Event]:
+        """Yield every complete event; stop at ``NEED_DATA`` or ``EOF``."""
+        while True:
+            event = self.next_event()
+            if event is NEED_DATA or event is EOF:
+                return
+            yield event
+
+    def _feed_pending(self) -> None:
+        # Only called when the current message has room left: feed up to that much.
+        room = self._max - (self._fed - self._start)
+        chunk = self._pending.popleft()
+        if len(chunk) > room:
+            self._pending.appendleft(chunk[room:])
+            chunk = chunk[:room]
+        self._feed(chunk)
+        self._fed += len(chunk)
+
+    def _classify(self, msg: Any) -> Event:
+        """Everything but a well-formed request: check the shape, with precise messages."""
+        if type(msg) is not list:
+            self._fail(f"message must be an array, got {_wire_type(msg)}")
+        if not msg:
+            self._fail("message is an empty array")
+        kind = msg[0]
+        if type(kind) is not int:
+            self._fail(f"message type must be an integer, got {_wire_type(kind)}")
+        if kind == REQUEST:
+            return self._request(msg)
+        if kind == RESPONSE:
+            if len(msg) != 4:
+                self._fail(f"response must have 4 elements, got {len(msg)}")
+            if not _is_msgid(msg[1]):
+                got = _describe_msgid(msg[1])
+                self._fail(f"response msgid must be an integer in 0..2**32-1, got {got}")
+            return Response(msg[1], msg[2], msg[3])
+        if kind == NOTIFICATION:
+            if len(msg) != 3:
+                self._fail(f"notification must have 3 elements, got {len(msg)}")
+            method = self._method(msg[1])
+            if method is None:
+                if type(msg[1]) is bytes:
+                    self._fail("notification method is not valid UTF-8")
+                self._fail(f"notification method must be a string, got {_wire_type(msg[1])}")
+            if type(msg[2]) is not list:
+                self._fail(f"notification params must be an array, got {_wire_type(msg[2])}")
+            return Notification(method, msg[2])
+        self._fail(f"unknown message type {kind}")
+
+    def _request(self, msg: list[Any]) -> Request | BadRequest:
+        """A type-0 message the fast path did not take: a bin method, or a bad shape."""
+        # With no valid msgid there is nobody to answer: that is fatal. With one, the
+        # problem is this request's alone.
+        if len(msg) < 2 or not _is_msgid(msg[1]):
+            got = _describe_msgid(msg[1]) if len(msg) >= 2 else "nothing"
+            self._fail(f"request msgid must be an integer in 0..2**32-1, got {got}")
+        msgid: int = msg[1]
+        if len(msg) != 4:
+            return BadRequest(msgid, f"request must have 4 elements, got {len(msg)}")
+        method = self._method(msg[2])
+        if method is None:
+            if type(msg[2]) is bytes:
+                return BadRequest(msgid, "request method is not valid UTF-8")
+            return BadRequest(msgid, f"request method must be a string, got {_wire_type(msg[2])}")
+        if type(msg[3]) is not list:
+            return BadRequest(msgid, f"request params must be an array, got {_wire_type(msg[3])}")
+        return Request(msgid, method, msg[3])
+
+    @staticmethod
+    def _method(value: Any) -> str | None:
+        """A method name as str: peers that pack raw strings as bin send bytes."""
+        if type(value) is str:
+            return value
+        if type(value) is bytes:
+            try:
+                return value.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        return None
+
+    def _fail_decode(self, exc: Exception) -> NoReturn:
+        if isinstance(exc, ValueError) and "exceeds max_" in str(exc):
+            # msgpack's max_*_len limits derive from max_message_size and every item takes at
+            # least a byte, so a header announcing more items or bytes than that means a
+            # longer message. Same words as our own check: the wording must not depend on
+            # which of the two saw it first.
+            self._fail(f"message exceeds {self._max} bytes", exc)
+        if isinstance(exc, msgpack.StackError):
+            self._fail("message is nested too deeply", exc)
+        if isinstance(exc, msgpack.FormatError):
+            self._fail("invalid MessagePack data", exc)
+        self._fail(f"invalid MessagePack data: {type(exc).__name__}: {exc}", exc)
+
+    def _fail(self, message: str, cause: BaseException | None = None) -> NoReturn:
+        """Mark the stream dead, let go of what it holds, and raise."""
+        self._error = message
+        self._pending.clear()
+        # Dropping the unpacker frees any half-built object (a nested-array bomb can hold
+        # tens of MiB). The stand-in is never used: every entry point checks _error first.
+        self._bind(msgpack.Unpacker(max_buffer_size=1))
+        raise RemoteProtocolError(message) from cause
+
+    # -- sending ------------------------------------------------------------------------
+
+    def send(self, event: Request | Response | Notification) -> bytes:
+        """Encode one outgoing message."""
+        if isinstance(event, Response):
+            return self.send_response(event.msgid, event.error, event.result)
+        if isinstance(event, Request):
+            _check_msgid(event.msgid)
+            _check_call(event.method, event.params)
+            return self._encode([REQUEST, event.msgid, event.method, event.params], "request")
+        if isinstance(event, Notification):
+            _check_call(event.method, event.params)
+            return self._encode([NOTIFICATION, event.method, event.params], "notification")
+        raise LocalProtocolError(f"cannot send a {type(event).__name__}")
+
+    def send_response(self, msgid: int, error: Any, result: Any) -> bytes:
+        """Encode a response without building a ``Response`` first (the server's hot path)."""
+        if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
+            _check_msgid(msgid)
+        if error is not None and result is not None:
+            raise LocalProtocolError("a response carries an error or a result, not both")
+        return self._encode([RESPONSE, msgid, error, result], "response")
+
+    def _encode(self, message: list[Any], what: str) -> bytes:
+        try:
+            packed: bytes = self._pack(message)
+        except Exception as exc:  # msgpack raises TypeError, ValueError, OverflowError...
+            raise LocalProtocolError(f"cannot encode {what}: {exc}") from exc
+        return packed
+
+
+def _check_msgid(msgid: object) -> None:
+    if not _is_msgid(msgid):
+        raise LocalProtocolError(f"msgid must be an integer in 0..2**32-1, got {msgid!r}")
+
+
+def _check_call(method: object, params: object) -> None:
+    if type(method) is not str:
+        raise LocalProtocolError(f"method must be a str, got {type(method).__name__}")
+    if not isinstance(params, list | tuple):
+        raise LocalProtocolError(f"params must be a list, got {type(params).__name__}")
+
+
+# -- thread-safe encoders -------------------------------------------------------------------
+# A Connection's packer is not thread-safe; these build a fresh packer per message, so worker
+# threads can encode their own responses (the server's one-handoff call path).
+
+
+def encode_response(msgid: int, error: Any, result: Any) -> bytes:
+    """Encode ``[1, msgid, error, result]`` from any thread."""
+    try:
+        return bytes(msgpack.packb([RESPONSE, msgid, error, result], use_bin_type=True))
+    except Exception as exc:  # msgpack raises TypeError, ValueError, OverflowError...
+        raise LocalProtocolError(f"cannot encode response: {exc}") from exc
+
+
+def encode_notification(method: str, params: list[Any]) -> bytes:
+    """Encode ``[2, method, params]`` from any thread."""
+    _check_call(method, params)
+    try:
+        return bytes(msgpack.packb([NOTIFICATION, method, params], use_bin_type=True))
+    except Exception as exc:
+        raise LocalProtocolError(f"cannot encode notification: {exc}") from exc

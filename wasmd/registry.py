@@ -1,0 +1,77 @@
+"""The registry: which plug-in version answers for each name right now.
+
+Entries are replaced whole, on the event loop, by one dict assignment: a request looks up
+its plug-in once and keeps that version for the rest of its life, so swapping in a new
+version never disturbs a call already under way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .discovery import PluginSource
+from .runtime import PluginPool
+
+
+@dataclass(frozen=True, eq=False)
+class Entry:
+    """A name's current state: a running pool, or the reason it failed to load."""
+
+    name: str
+    source: PluginSource
+    pool: PluginPool | None
+    error: str | None = None
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def state(self) -> str:
+        if self.pool is None:
+            return "failed"
+        return "closing" if self.pool.closing else "ready"
+
+    def summary(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {
+            "name": self.name,
+            "path": str(self.source.module_path),
+            "state": self.state,
+            "loaded_at": self.loaded_at,
+        }
+        if self.pool is None:
+            summary.update(version=None, abi=None, exports=[], calls=0, errors=0, error=self.error)
+            return summary
+        plugin = self.pool.plugin
+        stats = self.pool.stats()
+        summary.update(
+            version=plugin.short_version,
+            abi=plugin.abi,
+            exports=sorted(plugin.calls),
+            calls=stats.calls,
+            errors=sum(stats.errors.values()),
+        )
+        return summary
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+
+    def get(self, name: str) -> Entry | None:
+        return self._entries.get(name)
+
+    def install(self, entry: Entry) -> Entry | None:
+        """Make ``entry`` current for its name; the entry it replaced, if any."""
+        previous = self._entries.get(entry.name)
+        self._entries[entry.name] = entry
+        return previous
+
+    def remove(self, name: str) -> Entry | None:
+        return self._entries.pop(name, None)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(sorted(self._entries.values(), key=lambda entry: entry.name))
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,30 @@
+"""The WebAssembly runtime: the only package of wasmd that imports wasmtime.
+
+Everything the rest of the daemon needs from wasmtime passes through here: engines and
+their epoch ticker, compiling a plug-in, and running its instances on worker threads.
+wasmtime's exceptions are translated into ``WasmdError`` / ``PluginLoadError`` at this
+boundary.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from .engine import Engines
+from .plugin import CompiledPlugin, compile_plugin, read_module_bytes
+from .pool import EventSink, PluginPool, PoolStats, Reply, percentiles_ms
+
+WASMTIME_VERSION = version("wasmtime")
+
+__all__ = [
+    "WASMTIME_VERSION",
+    "CompiledPlugin",
+    "Engines",
+    "EventSink",
+    "PluginPool",
+    "PoolStats",
+    "Reply",
+    "compile_plugin",
+    "percentiles_ms",
+    "read_module_bytes",
+]

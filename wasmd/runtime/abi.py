@@ -1,0 +1,172 @@
+"""How a request reaches an export: ABI detection and the core ABI's typed conversions.
+
+The core ABI maps a request's params positionally onto an export's numeric params. Ints
+are range-checked for their type and never wrapped (an i32 accepts -2**31..2**32-1, the
+union of its signed and unsigned readings); bools are refused even though Python counts
+them as ints; floats are accepted for f32/f64 only. Results come back as nil for none, the
+value for one, and an array for several. The other ABIs (DESIGN.md section 3) are
+detected here so that `wasmd check` and `wasmd.describe` can name them.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import wasmtime
+
+from ..errors import ErrorCode, WasmdError
+
+NUMERIC_TYPES = ("i32", "i64", "f32", "f64")
+EXTISM_MODULE = "extism:host/env"
+
+_F32_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSignature:
+    """An exported function: its wasm types, and whether the core ABI can call it."""
+
+    name: str
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+
+    @property
+    def callable(self) -> bool:
+        return all(t in NUMERIC_TYPES for t in (*self.params, *self.results))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "params": list(self.params),
+            "results": list(self.results),
+            "callable": self.callable,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImportInfo:
+    module: str
+    name: str
+    kind: str  # func | memory | table | global
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"module": self.module, "name": self.name, "kind": self.kind}
+
+
+def _kind(extern_type: object) -> str:
+    return {
+        "FuncType": "func",
+        "MemoryType": "memory",
+        "TableType": "table",
+        "GlobalType": "global",
+    }.get(type(extern_type).__name__, "other")
+
+
+def function_exports(module: wasmtime.Module) -> dict[str, ExportSignature]:
+    exports = {}
+    for export in module.exports:
+        ty = export.type
+        if isinstance(ty, wasmtime.FuncType):
+            exports[export.name] = ExportSignature(
+                export.name,
+                tuple(str(p) for p in ty.params),
+                tuple(str(r) for r in ty.results),
+            )
+    return exports
+
+
+def module_imports(module: wasmtime.Module) -> tuple[ImportInfo, ...]:
+    return tuple(ImportInfo(i.module, i.name or "", _kind(i.type)) for i in module.imports)
+
+
+def detect_abi(module: wasmtime.Module) -> str:
+    """DESIGN.md section 3's order: extism imports, then wasmd_alloc, then a lone _start."""
+    if any(i.module == EXTISM_MODULE for i in module.imports):
+        return "extism"
+    functions = function_exports(module)
+    if "wasmd_alloc" in functions:
+        return "msgpack"
+    if set(functions) == {"_start"}:
+        return "command"
+    return "core"
+
+
+# --- core ABI parameter conversion -------------------------------------------------------
+
+Converter = Callable[[Any, int], Any]
+
+
+def _bad(position: int, type_name: str, value: Any, why: str) -> WasmdError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return WasmdError(
+        ErrorCode.INVALID_PARAMS, f"param {position} ({type_name}): {why}, got {shown}"
+    )
+
+
+def _int_converter(bits: int) -> Converter:
+    low, high = -(1 << (bits - 1)), (1 << bits) - 1
+    wrap, signed_max = 1 << bits, (1 << (bits - 1)) - 1
+    type_name = f"i{bits}"
+
+    def convert(value: Any, position: int) -> int:
+        if type(value) is not int:  # exact type: bool is an int subclass and must be refused
+            raise _bad(position, type_name, value, "expected an integer")
+        if not low <= value <= high:
+            raise _bad(position, type_name, value, f"out of range {low}..{high}")
+        # wasmtime takes the signed reading; the unsigned upper half maps onto it bit for bit
+        return value - wrap if value > signed_max else value
+
+    return convert
+
+
+def _float_converter(type_name: str, limit: float | None) -> Converter:
+    def convert(value: Any, position: int) -> float:
+        kind = type(value)
+        if kind is not float and kind is not int:
+            raise _bad(position, type_name, value, "expected a number")
+        number = float(value)
+        if limit is not None and math.isfinite(number) and abs(number) > limit:
+            raise _bad(position, type_name, value, "out of range for f32")
+        return number
+
+    return convert
+
+
+CONVERTERS: dict[str, Converter] = {
+    "i32": _int_converter(32),
+    "i64": _int_converter(64),
+    "f32": _float_converter("f32", _F32_MAX),
+    "f64": _float_converter("f64", None),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CoreCall:
+    """The prepared conversions of one export, built once per plug-in version."""
+
+    signature: ExportSignature
+    converters: tuple[Converter, ...]
+
+    @classmethod
+    def for_export(cls, signature: ExportSignature) -> CoreCall:
+        return cls(signature, tuple(CONVERTERS[t] for t in signature.params))
+
+    def convert(self, params: Sequence[Any]) -> list[Any]:
+        converters = self.converters
+        if len(params) != len(converters):
+            sig = self.signature
+            raise WasmdError(
+                ErrorCode.INVALID_PARAMS,
+                f"{sig.name} takes {len(converters)} param(s) "
+                f"({', '.join(sig.params) or 'none'}), got {len(params)}",
+            )
+        return [
+            convert(value, i)
+            for i, (convert, value) in enumerate(zip(converters, params, strict=True))
+        ]

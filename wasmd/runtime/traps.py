@@ -1,0 +1,49 @@
+"""Translation of wasmtime's failures into wasmd's error codes, at the runtime's one boundary.
+
+wasmtime reports a guest fault either as ``Trap`` (with a ``trap_code``) or, for faults
+raised by the host side such as a call to an import linked as a trap, as ``WasmtimeError``.
+Both carry a long text with a backtrace; the client gets the cause as the message and the
+backtrace as data.
+"""
+
+from __future__ import annotations
+
+import wasmtime
+
+from ..errors import ErrorCode, WasmdError
+
+
+def cause_of(exc: BaseException) -> str:
+    """The "Caused by" part of wasmtime's error text, on one line."""
+    text = str(exc)
+    _, marker, cause = text.partition("Caused by:")
+    lines = [line.strip() for line in (cause if marker else text).splitlines() if line.strip()]
+    # wasmtime numbers chained causes "0: ...", "1: ..."; keep them all, most general first
+    return "; ".join(line.split(": ", 1)[1] if line[:1].isdigit() else line for line in lines)
+
+
+def backtrace_of(exc: BaseException) -> list[str]:
+    text = str(exc)
+    head, marker, _ = text.partition("Caused by:")
+    if not marker:
+        return []
+    return [line.strip() for line in head.splitlines()[1:] if line.strip()]
+
+
+def call_error(exc: BaseException, *, timeout_ms: int, fuel: int) -> WasmdError:
+    """The client-facing error for an exception raised by a guest call."""
+    if isinstance(exc, wasmtime.Trap):
+        trap_code = exc.trap_code
+        if trap_code == wasmtime.TrapCode.INTERRUPT:
+            return WasmdError(ErrorCode.TIMEOUT, f"call exceeded its deadline of {timeout_ms} ms")
+        if trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return WasmdError(ErrorCode.RESOURCE_EXHAUSTED, f"call used up its fuel ({fuel} units)")
+        name = trap_code.name.lower() if trap_code is not None else "trap"
+        return WasmdError(
+            ErrorCode.TRAP, cause_of(exc), {"trap_code": name, "backtrace": backtrace_of(exc)}
+        )
+    if isinstance(exc, wasmtime.WasmtimeError):
+        return WasmdError(
+            ErrorCode.TRAP, cause_of(exc), {"trap_code": "host", "backtrace": backtrace_of(exc)}
+        )
+    return WasmdError(ErrorCode.INTERNAL, f"unexpected {type(exc).__name__}: {exc}")
