@@ -1,0 +1,182 @@
+"""The command line: `main(argv)` against a real daemon, and `wasmd serve` as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from wasmd import SyncClient
+from wasmd.cli import main, parse_arg
+
+from .conftest import running_daemon
+from .wat import ARITH, COUNTER
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("42", 42),
+        ("-1.5", -1.5),
+        ("true", True),
+        ('"7"', "7"),
+        ("[1, 2]", [1, 2]),
+        ("hello", "hello"),
+        ("", ""),
+    ],
+)
+def test_call_arguments_are_json_or_strings(text: str, value: object) -> None:
+    assert parse_arg(text) == value
+
+
+async def test_client_commands(short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plugins = {"arith.wat": ARITH, "counter.wat": COUNTER}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        sock = str(daemon.socket)
+
+        def cli(*argv: str) -> tuple[int, str, str]:
+            return run_cli([*argv[:1], "--socket", sock, *argv[1:]], capsys)
+
+        # The sync CLI blocks; run it in a thread so the daemon on this loop keeps serving.
+        async def acli(*argv: str) -> tuple[int, str, str]:
+            return await anyio.to_thread.run_sync(lambda: cli(*argv))
+
+        assert await acli("call", "arith.add", "2", "3") == (0, "5\n", "")
+        code, out, _ = await acli("call", "--json", "arith.pair", "4")
+        assert (code, json.loads(out)) == (0, [4, 8])
+        code, out, err = await acli("call", "arith.div", "1", "0")
+        assert (code, out) == (1, "")
+        assert "trap: integer divide by zero" in err
+        code, _, err = await acli("call", "arith.add", "1", "true")
+        assert code == 1
+        assert "invalid_params" in err
+
+        code, out, _ = await acli("list")
+        assert code == 0
+        lines = out.splitlines()
+        assert [line.split()[0] for line in lines] == ["arith", "counter"]
+        assert "ready" in lines[0]
+
+        code, out, _ = await acli("list", "--json")
+        assert [item["name"] for item in json.loads(out)] == ["arith", "counter"]
+
+        code, out, _ = await acli("describe", "--json", "arith")
+        described = json.loads(out)
+        assert code == 0
+        add = next(e for e in described["exports"] if e["name"] == "add")
+        assert add == {
+            "name": "add",
+            "params": ["i32", "i32"],
+            "results": ["i32"],
+            "callable": True,
+        }
+        assert described["limits"]["timeout_ms"] == 1000
+
+        code, out, _ = await acli("stats", "--json")
+        assert json.loads(out)["plugins"]["arith"]["calls"] == 3  # the refused call never ran
+        assert await acli("ping") == (0, "pong\n", "")
+        code, out, _ = await acli("version", "--json")
+        assert set(json.loads(out)) == {"wasmd", "wasmtime", "python"}
+
+        code, _, err = await acli("reload")
+        assert code == 1
+        assert "unavailable" in err
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["call"]) == 2
+
+
+def test_unreachable_socket_exits_1(short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["ping", "--socket", str(short_tmp / "absent.sock")], capsys)
+    assert code == 1
+    assert "cannot connect" in err
+
+
+def test_check_reports_a_good_plugin(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(["check", str(REPO / "plugins.d" / "math.wat")], capsys)
+    assert code == 0
+    assert "plug-in math, ABI core" in out
+    assert "export add(i32, i32) -> (i32)" in out
+
+    code, out, _ = run_cli(["check", "--json", str(REPO / "plugins.d" / "slow.wat")], capsys)
+    report = json.loads(out)
+    assert (code, report["ok"], report["manifest"]["plugin"]["timeout_ms"]) == (0, True, 250)
+
+
+@pytest.mark.parametrize(
+    ("files", "target", "fragment"),
+    [
+        ({"bad.wasm": b"\x00asm\x01\x00\x00\x00\xff"}, "bad.wasm", "invalid module"),
+        ({"bad.wat": '(module (func (export "f") (result i32)))'}, "bad.wat", "invalid"),
+        ({"bad.wat": ARITH, "bad.toml": "[plugin]\ntimeout = 5\n"}, "bad.wat", "plugin.timeout"),
+        ({"empty.wasm": b""}, "empty.wasm", "is empty"),
+        ({"Bad Name.wat": ARITH}, "Bad Name.wat", "invalid plug-in name"),
+        ({}, "missing.wasm", "missing.wasm"),
+    ],
+)
+def test_check_reports_problems(
+    short_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, str | bytes],
+    target: str,
+    fragment: str,
+) -> None:
+    for name, content in files.items():
+        path = short_tmp / name
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    code, _, err = run_cli(["check", str(short_tmp / target)], capsys)
+    assert code == 1
+    assert fragment in err
+
+
+def test_serve_as_a_process_like_the_readme(short_tmp: Path) -> None:
+    """`wasmd serve --plugins plugins.d` in a real process: ready, serving, stops on SIGTERM."""
+    sock = short_tmp / "wasmd.sock"
+    command = [
+        sys.executable,
+        "-m",
+        "wasmd",
+        "serve",
+        "--plugins",
+        str(REPO / "plugins.d"),
+        "--socket",
+        str(sock),
+        "--no-default-dirs",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
+        assert daemon.stderr is not None
+        seen = []
+        for line in daemon.stderr:  # readiness is announced on the log, not guessed
+            seen.append(line)
+            if "daemon.ready" in line:
+                break
+        else:
+            pytest.fail("daemon exited before ready:\n" + "".join(seen))
+        with SyncClient(sock, timeout=10) as client:
+            assert client.call("math.add", 2, 3) == 5
+            assert client.call("counter.incr") == 1
+            names = [item["name"] for item in client.call("wasmd.list")]
+        assert names == ["counter", "math", "slow"]
+        daemon.send_signal(signal.SIGTERM)
+        rest = daemon.stderr.read()
+        assert daemon.wait(timeout=30) == 0, rest
+        assert "daemon.stopping" in rest
+    assert not sock.exists()
