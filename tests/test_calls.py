@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 
-from wasmd import ErrorCode, WasmdError
+from wasmd import DaemonConfig, ErrorCode, WasmdError, open_client, serve
 
-from .conftest import running_daemon
+from .conftest import running_daemon, write_plugins
 from .wat import ARITH, COUNTER, UNKNOWN_IMPORT, WASI_USER
 
 
@@ -139,3 +140,26 @@ async def test_failed_plugin_answers_unavailable(short_tmp: Path) -> None:
             listing = {item["name"]: item for item in await client.list()}
             assert listing["broken"]["state"] == "failed"
             assert listing["arith"]["state"] == "ready"
+
+
+async def test_first_directory_wins_and_the_twin_is_reported(
+    short_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = short_tmp / "first", short_tmp / "second"
+    write_plugins(first, {"calc.wat": ARITH})
+    write_plugins(second, {"calc.wat": COUNTER, "counter.wat": COUNTER})
+    config = DaemonConfig(socket=short_tmp / "s.sock")
+    caplog.set_level("INFO", logger="wasmd")
+    async with anyio.create_task_group() as tg:
+        await tg.start(
+            lambda task_status: serve(config, plugin_dirs=[first, second], task_status=task_status)
+        )
+        async with open_client(config.socket) as client:
+            assert await client.call("calc.add", 1, 2) == 3  # from the first directory
+            assert await client.call("counter.incr") == 1
+            listing = {item["name"]: item["path"] for item in await client.list()}
+        tg.cancel_scope.cancel()
+    assert listing == {"calc": str(first / "calc.wat"), "counter": str(second / "counter.wat")}
+    shadowed = [r.getMessage() for r in caplog.records if "plugin.shadowed" in r.getMessage()]
+    assert len(shadowed) == 1
+    assert str(second / "calc.wat") in shadowed[0]

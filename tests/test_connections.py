@@ -13,7 +13,7 @@ import anyio
 import msgpack
 import pytest
 
-from wasmd import Client, ErrorCode
+from wasmd import Client, ErrorCode, WasmdError
 from wasmd.protocol import NEED_DATA, Connection, Notification, Response
 
 from .conftest import running_daemon
@@ -255,3 +255,47 @@ async def test_manifest_access_narrows_who_may_call(short_tmp: Path) -> None:
         assert lines[0].startswith("9 uid 4343"), result.stderr.decode()
         assert "may not call plug-in private" in lines[0]
         assert lines[1] == "pong"
+
+
+async def test_half_closed_client_still_gets_every_response(short_tmp: Path) -> None:
+    """`printf ... | nc -U` style: send, shut the write side, read until the daemon closes."""
+    async with running_daemon(short_tmp, ROOMY_ARITH) as daemon:
+        async with await anyio.connect_unix(daemon.socket) as stream:
+            await stream.send(b"".join(_pack_request(i, "arith.add", [i, i]) for i in range(100)))
+            await stream.send_eof()
+            received = b""
+            with anyio.fail_after(10):
+                while True:
+                    try:
+                        received += await stream.receive()
+                    except anyio.EndOfStream:
+                        break
+        protocol = Connection()
+        protocol.receive_data(received)
+        protocol.receive_data(b"")
+        results = {event.msgid: event.result for event in protocol.events()}  # type: ignore[union-attr]
+        assert results == {i: 2 * i for i in range(100)}
+
+
+async def test_connections_past_the_limit_are_refused_as_busy(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}, max_connections=2) as daemon:
+        async with daemon.client() as first, daemon.client() as second:
+            assert await first.ping() == await second.ping() == "pong"
+            with pytest.raises(WasmdError) as caught:
+                async with daemon.client() as third:
+                    await third.ping()
+            assert caught.value.code == ErrorCode.BUSY
+            assert "too many connections (limit 2)" in caught.value.message
+        async with daemon.client() as again:  # a slot is free again
+            assert await again.ping() == "pong"
+
+
+async def test_oversized_message_closes_the_connection(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}, max_message_size=4096) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call("arith.add", b"x" * 10_000, 1)
+            assert caught.value.code == ErrorCode.INVALID_REQUEST
+            assert "exceeds 4096 bytes" in caught.value.message
+        async with daemon.client() as client:
+            assert await client.call("arith.add", 1, 2) == 3

@@ -155,14 +155,21 @@ async def open_client(path: str | os.PathLike[str] | None = None) -> AsyncIterat
             ErrorCode.UNAVAILABLE, f"cannot connect to {socket_path}: {exc.strerror or exc}"
         ) from None
     client = Client(stream)
-    async with stream, anyio.create_task_group() as tg:
-        tg.start_soon(client._receive_loop)
-        try:
-            yield client
-        finally:
-            tg.cancel_scope.cancel()
-            client._event_send.close()
-            client._event_receive.close()
+    try:
+        async with stream, anyio.create_task_group() as tg:
+            tg.start_soon(client._receive_loop)
+            try:
+                yield client
+            finally:
+                tg.cancel_scope.cancel()
+                client._event_send.close()
+                client._event_receive.close()
+    except BaseExceptionGroup as group:
+        # The receive loop never raises, so a group holds the caller's own exception:
+        # give it back as it was raised, not wrapped.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
 
 
 class SyncClient:
