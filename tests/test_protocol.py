@@ -35,6 +35,21 @@ def pack(obj: Any) -> bytes:
     return data
 
 
+# Every kind of value a param can hold: bin, unicode, both ends of the int range, ext,
+# timestamp, a map with non-str keys, and empties.
+RICH_PARAMS = [
+    b"\x00\xff",
+    "héllo ☃ 🎉",
+    2**64 - 1,
+    -(2**63),
+    msgpack.ExtType(5, b"xyz"),
+    msgpack.Timestamp(1, 2),
+    {1: "int key", b"k": "bin key"},
+    "",
+    b"",
+]
+
+
 def bytewise(data: bytes) -> list[bytes]:
     return [data[i : i + 1] for i in range(len(data))]
 
@@ -119,33 +134,13 @@ CASES: list[tuple[str, bytes, Event]] = [
                 0,
                 6,
                 "a.b",
-                [
-                    b"\x00\xff",
-                    "héllo ☃ 🎉",
-                    2**64 - 1,
-                    -(2**63),
-                    msgpack.ExtType(5, b"xyz"),
-                    msgpack.Timestamp(1, 2),
-                    {1: "int key", b"k": "bin key"},
-                    "",
-                    b"",
-                ],
+                RICH_PARAMS,
             ]
         ),
         Request(
             6,
             "a.b",
-            [
-                b"\x00\xff",
-                "héllo ☃ 🎉",
-                2**64 - 1,
-                -(2**63),
-                msgpack.ExtType(5, b"xyz"),
-                msgpack.Timestamp(1, 2),
-                {1: "int key", b"k": "bin key"},
-                "",
-                b"",
-            ],
+            RICH_PARAMS,
         ),
     ),
     ("request-float32", b"\x94\x00\x07\xa3a.b\x91\xca\x3f\xc0\x00\x00", Request(7, "a.b", [1.5])),
