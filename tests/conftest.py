@@ -13,7 +13,7 @@ import pytest
 
 from wasmd.client import Client, open_client
 from wasmd.config import DaemonConfig
-from wasmd.daemon import DaemonInfo, serve
+from wasmd.daemon import Daemon, serve
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +32,7 @@ def short_tmp() -> Iterator[Path]:
 class RunningDaemon:
     socket: Path
     plugins_dir: Path
-    info: DaemonInfo
+    info: Daemon
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[Client]:

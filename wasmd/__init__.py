@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .client import Client, SyncClient, open_client
 from .config import DaemonConfig
-from .daemon import DaemonInfo, serve
+from .daemon import Daemon, serve
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 
 __version__ = "0.1.0"
@@ -13,7 +13,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "DaemonConfig",
-    "DaemonInfo",
+    "Daemon",
     "ErrorCode",
     "PluginLoadError",
     "SyncClient",

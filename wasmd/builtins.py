@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any
 
+from .discovery import name_problem
 from .dispatch import Builtin
 from .errors import ErrorCode, WasmdError
 from .events import EventBus, Subscription
+from .loader import ReloadReport
 from .registry import Registry
 from .runtime import WASMTIME_VERSION
 from .server import ServerCounters, Session
+
+
+# Events yield to responses: once this much waits unsent for a subscriber, its events stay in
+# its bounded subscription buffer (which drops the oldest) until the peer reads again.
+EVENTS_OUTBOX_LIMIT = 64 * 1024
 
 
 def _no_params(method: str, params: list[Any]) -> None:
@@ -21,10 +29,19 @@ def _no_params(method: str, params: list[Any]) -> None:
 
 
 class Builtins:
-    def __init__(self, registry: Registry, bus: EventBus, counters: ServerCounters) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        bus: EventBus,
+        counters: ServerCounters,
+        reload: Callable[[set[str] | None], Awaitable[ReloadReport]],
+        cache_stats: Callable[[], dict[str, int] | None] = lambda: None,
+    ) -> None:
         self.registry = registry
         self.bus = bus
         self.counters = counters
+        self._reload = reload
+        self._cache_stats = cache_stats
         self.started = time.time()
         self._subscriptions: dict[int, Subscription] = {}
 
@@ -80,6 +97,9 @@ class Builtins:
                 "requests": counters.requests,
                 "protocol_errors": counters.protocol_errors,
                 "plugins": len(self.registry),
+                "subscribers": self.bus.subscribers,
+                "events_dropped": self.bus.dropped,
+                "compile_cache": self._cache_stats(),
             },
             "plugins": {
                 entry.name: _pool_stats(entry.pool.stats())
@@ -110,7 +130,7 @@ class Builtins:
         def pump() -> None:
             # Only hand events to the connection while it keeps up; otherwise they wait in
             # the subscription's bounded buffer, which drops the oldest.
-            if key not in self._subscriptions or not session.outbox_has_room():
+            if key not in self._subscriptions or session.outbox_bytes > EVENTS_OUTBOX_LIMIT:
                 return
             for event in subscription.take():
                 session.notify("wasmd.event", [event])
@@ -131,12 +151,17 @@ class Builtins:
         session.on_drained(None)
         return True
 
-    def reload(self, session: Session, params: list[Any]) -> Any:
-        raise WasmdError(
-            ErrorCode.UNAVAILABLE,
-            "wasmd.reload is not available: this build does not watch or rescan plug-in "
-            "directories yet (restart the daemon to pick up changes)",
-        )
+    def reload(self, session: Session, params: list[Any]) -> Awaitable[dict[str, list[str]]]:
+        names: set[str] | None = None
+        if params:
+            if len(params) != 1 or not isinstance(params[0], str) or name_problem(params[0]):
+                raise WasmdError(ErrorCode.INVALID_PARAMS, "wasmd.reload takes [] or [name]")
+            names = {params[0]}
+
+        async def rescan() -> dict[str, list[str]]:
+            return (await self._reload(names)).to_dict()
+
+        return rescan()
 
 
 def _pool_stats(stats: Any) -> dict[str, Any]:

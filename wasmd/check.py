@@ -8,7 +8,7 @@ from typing import Any
 
 from .discovery import source_from_path
 from .errors import ConfigError, PluginLoadError
-from .loader import build_pool
+from .loader import load_source
 from .runtime import Engines
 
 
@@ -33,7 +33,7 @@ def check_plugin(path: Path) -> CheckReport:
         return report
     with Engines() as engines:
         try:
-            pool = build_pool(source, engines, lambda _type, _fields: None)
+            pool = load_source(source, engines, lambda _type, _fields: None)
         except PluginLoadError as exc:
             report.problems.append(exc.reason)
             return report

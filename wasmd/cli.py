@@ -18,9 +18,10 @@ import anyio
 from .check import check_plugin
 from .client import SyncClient
 from .config import DaemonConfig, config_path_from_env, load_config
-from .daemon import DaemonInfo, serve
+from .daemon import Daemon, serve
 from .discovery import search_path
 from .errors import ConfigError, WasmdError
+from .runtime import default_cache_dir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -83,6 +84,17 @@ def _build_parser() -> argparse.ArgumentParser:
         help="do not search /etc/wasmd/plugins.d and /usr/lib/wasmd/plugins.d",
     )
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="do not watch plug-in directories (SIGHUP or `wasmd reload` rescan)",
+    )
+    p.add_argument(
+        "--poll",
+        action="store_true",
+        help="poll plug-in directories instead of inotify (network file systems)",
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not cache compiled modules")
 
     p = commands.add_parser("call", parents=[common], help="call PLUGIN.EXPORT")
     p.add_argument("method")
@@ -185,6 +197,10 @@ def _serve(args: argparse.Namespace) -> int:
         config = config.with_overrides(socket=Path(args.socket))
     if args.log_level:
         config = config.with_overrides(log_level=args.log_level)
+    if args.no_cache:
+        config = config.with_overrides(cache_dir=None)
+    elif config.cache_dir is None:
+        config = config.with_overrides(cache_dir=default_cache_dir(os.environ, os.getuid()))
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -193,16 +209,24 @@ def _serve(args: argparse.Namespace) -> int:
     dirs = search_path(
         args.plugins, os.environ, config.plugin_dirs, include_defaults=not args.no_default_dirs
     )
-    anyio.run(_serve_until_signalled, config, dirs)
+    anyio.run(_serve_until_signalled, config, dirs, not args.no_watch, args.poll)
     return EXIT_OK
 
 
-async def _serve_until_signalled(config: DaemonConfig, dirs: Sequence[Path]) -> None:
+async def _serve_until_signalled(
+    config: DaemonConfig, dirs: Sequence[Path], watch: bool, poll: bool
+) -> None:
     log = logging.getLogger("wasmd")
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with anyio.create_task_group() as tg:
-            info: DaemonInfo = await tg.start(
-                lambda task_status: serve(config, plugin_dirs=dirs, task_status=task_status)
+            info: Daemon = await tg.start(
+                lambda task_status: serve(
+                    config,
+                    plugin_dirs=dirs,
+                    watch=watch,
+                    force_polling=poll,
+                    task_status=task_status,
+                )
             )
             log.info(
                 "ready: %d plug-ins (%d failed) on %s; search path: %s",
@@ -212,6 +236,10 @@ async def _serve_until_signalled(config: DaemonConfig, dirs: Sequence[Path]) -> 
                 ":".join(str(d) for d in dirs),
             )
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    log.info("received SIGHUP, rescanning plug-in directories")
+                    tg.start_soon(info.reload)
+                    continue
                 log.info("received %s, stopping", signal.Signals(signum).name)
                 tg.cancel_scope.cancel()
                 break

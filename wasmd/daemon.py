@@ -15,7 +15,6 @@ import os
 import socket
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -25,21 +24,41 @@ from .builtins import Builtins
 from .config import DaemonConfig, allowed_uids, default_socket_path
 from .dispatch import Dispatcher
 from .events import EventBus
-from .loader import Loader
+from .loader import Loader, ReloadReport
 from .registry import Registry
 from .runtime import Engines
 from .server import RpcServer, ServerCounters, ServerLimits
+from .watcher import DirectoryWatcher
 
 log = logging.getLogger("wasmd")
 
 
-@dataclass(frozen=True)
-class DaemonInfo:
-    """What ``serve`` reports once it is ready."""
+class Daemon:
+    """A running daemon, handed out by ``serve`` through ``task_status`` once it is ready."""
 
-    socket_path: Path | None
-    plugins: int
-    failed: int
+    def __init__(self, registry: Registry, bus: EventBus, loader: Loader) -> None:
+        self.registry = registry
+        self.bus = bus
+        self.loader = loader
+        self.socket_path: Path | None = None
+
+    @property
+    def plugins(self) -> int:
+        return len(self.registry)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for entry in self.registry if entry.pool is None)
+
+    async def reload(self, names: set[str] | None = None) -> ReloadReport:
+        """Rescan ``names`` (everything if None) and bring them in step with the disk."""
+        if names is None:
+            self.bus.emit("daemon.reloading", {})
+        report = await self.loader.reconcile(names)
+        changed = {k: v for k, v in report.to_dict().items() if v and k != "unchanged"}
+        if names is None or changed:
+            log.info("rescan: %s", changed or "nothing changed")
+        return report
 
 
 def _claim_socket_path(path: Path) -> None:
@@ -81,54 +100,65 @@ async def serve(
     *,
     plugin_dirs: Sequence[Path],
     listen_socket: socket.socket | None = None,
-    task_status: anyio.abc.TaskStatus[DaemonInfo] = anyio.TASK_STATUS_IGNORED,
+    watch: bool = True,
+    force_polling: bool = False,
+    task_status: anyio.abc.TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
     registry = Registry()
-    with Engines(tick_ms=config.tick_ms) as engines:
+    with Engines(tick_ms=config.tick_ms, cache_dir=config.cache_dir) as engines:
         loader = Loader(engines=engines, registry=registry, bus=bus, dirs=plugin_dirs)
+        daemon = Daemon(registry, bus, loader)
         try:
-            await loader.initial_scan()
-            counters = ServerCounters()
-            builtins = Builtins(registry, bus, counters)
-            server = RpcServer(
-                Dispatcher(registry, builtins.table()),
-                counters=counters,
-                limits=ServerLimits(
-                    max_message_size=config.max_message_size,
-                    max_in_flight=config.max_in_flight,
-                    max_connections=config.max_connections,
-                ),
-                allow_uids=allowed_uids(config, os.getuid()),
-                allow_gids=frozenset(config.allow_gids),
-            )
-
-            socket_path: Path | None = None
-            if listen_socket is not None:
-                listen_socket.setblocking(False)
-                listener = await anyio.abc.SocketListener.from_socket(listen_socket)
-            else:
-                socket_path = config.socket or default_socket_path(os.environ, os.getuid())
-                listener = await open_listener(
-                    socket_path, config.socket_mode, min(config.max_connections, 4096)
+            async with anyio.create_task_group() as tg:
+                if watch:
+                    # Armed before the initial scan, so nothing written meanwhile is missed.
+                    watcher = DirectoryWatcher(
+                        plugin_dirs, daemon.reload, force_polling=force_polling
+                    )
+                    await tg.start(watcher.run)
+                await loader.initial_scan()
+                counters = ServerCounters()
+                builtins = Builtins(registry, bus, counters, daemon.reload, engines.cache_stats)
+                server = RpcServer(
+                    Dispatcher(registry, builtins.table(), spawn=tg.start_soon),
+                    counters=counters,
+                    limits=ServerLimits(
+                        max_message_size=config.max_message_size,
+                        max_in_flight=config.max_in_flight,
+                        max_connections=config.max_connections,
+                    ),
+                    allow_uids=allowed_uids(config, os.getuid()),
+                    allow_gids=frozenset(config.allow_gids),
                 )
-            async with listener:
-                failed = sum(1 for entry in registry if entry.pool is None)
-                bus.emit(
-                    "daemon.ready",
-                    {
-                        "socket": str(socket_path) if socket_path else "(inherited)",
-                        "plugins": len(registry),
-                        "failed": failed,
-                    },
-                )
-                task_status.started(DaemonInfo(socket_path, len(registry), failed))
-                try:
-                    await server.serve(listener)
-                finally:
-                    if socket_path is not None:
-                        socket_path.unlink(missing_ok=True)
+                if listen_socket is not None:
+                    listen_socket.setblocking(False)
+                    listener = await anyio.abc.SocketListener.from_socket(listen_socket)
+                else:
+                    daemon.socket_path = config.socket or default_socket_path(
+                        os.environ, os.getuid()
+                    )
+                    listener = await open_listener(
+                        daemon.socket_path,
+                        config.socket_mode,
+                        min(config.max_connections, 4096),
+                    )
+                async with listener:
+                    bus.emit(
+                        "daemon.ready",
+                        {
+                            "socket": str(daemon.socket_path or "(inherited)"),
+                            "plugins": daemon.plugins,
+                            "failed": daemon.failed,
+                        },
+                    )
+                    task_status.started(daemon)
+                    try:
+                        await server.serve(listener)
+                    finally:
+                        if daemon.socket_path is not None:
+                            daemon.socket_path.unlink(missing_ok=True)
         finally:
             with anyio.CancelScope(shield=True):
                 bus.emit("daemon.stopping", {})

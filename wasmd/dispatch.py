@@ -9,20 +9,29 @@ the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .errors import ErrorCode, WasmdError
 from .registry import Registry
 from .server import Respond, Session
 
+log = logging.getLogger("wasmd.dispatch")
+
+# A built-in answers at once, or returns an awaitable that a background task awaits.
 Builtin = Callable[[Session, list[Any]], Any]
+Spawn = Callable[..., object]
 
 
 class Dispatcher:
-    def __init__(self, registry: Registry, builtins: dict[str, Builtin]) -> None:
+    def __init__(
+        self, registry: Registry, builtins: dict[str, Builtin], spawn: Spawn | None = None
+    ) -> None:
         self.registry = registry
         self.builtins = builtins
+        self.spawn = spawn
 
     def __call__(self, session: Session, method: str, params: list[Any], respond: Respond) -> None:
         name, dot, export = method.partition(".")
@@ -33,7 +42,13 @@ class Dispatcher:
                 raise WasmdError(
                     ErrorCode.METHOD_NOT_FOUND, f"no built-in {method!r} (built-ins: {known})"
                 )
-            respond(None, builtin(session, params))
+            result = builtin(session, params)
+            if inspect.isawaitable(result):
+                if self.spawn is None:
+                    raise WasmdError(ErrorCode.INTERNAL, f"{method} needs a task group")
+                self.spawn(_answer_later, result, respond, method)
+            else:
+                respond(None, result)
             return
         if not dot or not export:
             raise WasmdError(
@@ -58,3 +73,15 @@ class Dispatcher:
                     f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}",
                 )
         pool.submit(export, params, respond)
+
+
+async def _answer_later(result: Awaitable[Any], respond: Respond, method: str) -> None:
+    try:
+        value = await result
+    except WasmdError as exc:
+        respond(exc, None)
+    except Exception as exc:
+        log.exception("%s failed", method)
+        respond(WasmdError(ErrorCode.INTERNAL, f"{method} failed: {exc!r}"), None)
+    else:
+        respond(None, value)

@@ -48,12 +48,15 @@ class Subscription:
     def wants(self, event_type: str) -> bool:
         return not self.prefixes or event_type.startswith(self.prefixes)
 
-    def offer(self, event: Event) -> None:
-        if len(self.buffer) >= self.limit:
+    def offer(self, event: Event) -> bool:
+        """Buffer ``event``; False if the oldest had to be dropped to make room."""
+        dropped = len(self.buffer) >= self.limit
+        if dropped:
             self.buffer.popleft()
             self.dropped += 1
         self.buffer.append(event)
         self._wake()
+        return not dropped
 
     def take(self) -> list[Event]:
         """Everything buffered, preceded by an ``events.dropped`` note if any were lost."""
@@ -71,6 +74,7 @@ class EventBus:
         self._subscriptions: set[Subscription] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.buffer_limit = buffer_limit
+        self.dropped = 0  # events lost by slow subscribers, all time
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -81,8 +85,8 @@ class EventBus:
             event.update(fields)
         log.log(_LEVELS.get(event_type, logging.INFO), "%s", format_event(event))
         for subscription in tuple(self._subscriptions):
-            if subscription.wants(event_type):
-                subscription.offer(event)
+            if subscription.wants(event_type) and not subscription.offer(event):
+                self.dropped += 1
         return event
 
     def emit_threadsafe(self, event_type: str, fields: dict[str, Any]) -> None:
@@ -99,3 +103,7 @@ class EventBus:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)

@@ -181,6 +181,11 @@ def parse_toml(text: str, *, source: str) -> dict[str, Any]:
 
 def read_toml(path: Path, *, kind: str) -> dict[str, Any]:
     """Read and parse a TOML file of at most 1 MiB; every failure is a ``ConfigError``."""
+    return parse_toml(read_toml_text(path, kind=kind), source=str(path))
+
+
+def read_toml_text(path: Path, *, kind: str) -> str:
+    """The text of a TOML file of at most 1 MiB; every failure is a ``ConfigError``."""
     source = str(path)
     try:
         with open(path, "rb") as f:
@@ -198,7 +203,7 @@ def read_toml(path: Path, *, kind: str) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(source, None, f"not valid UTF-8 (byte {exc.start})") from None
     # Some editors write a byte-order mark; TOML forbids it, but it carries no meaning.
-    return parse_toml(text.removeprefix("\ufeff"), source=source)
+    return text.removeprefix("\ufeff")
 
 
 _SECTIONS: dict[str, tuple[str, ...]] = {

@@ -24,6 +24,7 @@ class Entry:
     source: PluginSource
     pool: PluginPool | None
     error: str | None = None
+    fingerprint: str | None = None  # of the files this entry was built from (see loader)
     loaded_at: float = field(default_factory=time.time)
 
     @property

@@ -76,7 +76,8 @@ class Session(Protocol):
 
     def on_close(self, callback: Callable[[], None]) -> None: ...
 
-    def outbox_has_room(self) -> bool: ...
+    @property
+    def outbox_bytes(self) -> int: ...
 
     def on_drained(self, callback: Callable[[], None] | None) -> None: ...
 
@@ -186,8 +187,10 @@ class _ServerConnection:
     def on_close(self, callback: Callable[[], None]) -> None:
         self._close_callbacks.append(callback)
 
-    def outbox_has_room(self) -> bool:
-        return len(self._outbox) < OUTBOX_HIGH_WATER
+    @property
+    def outbox_bytes(self) -> int:
+        """Bytes written for this peer that the kernel has not taken yet."""
+        return len(self._outbox)
 
     def on_drained(self, callback: Callable[[], None] | None) -> None:
         self._drained_callback = callback

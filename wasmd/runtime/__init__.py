@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
+from .cache import default_cache_dir
 from .engine import Engines
-from .plugin import CompiledPlugin, compile_plugin, read_module_bytes
+from .plugin import CompiledPlugin, compile_plugin, module_binary, read_module_bytes
 from .pool import EventSink, PluginPool, PoolStats, Reply, percentiles_ms
 
 WASMTIME_VERSION = version("wasmtime")
@@ -25,6 +26,8 @@ __all__ = [
     "PoolStats",
     "Reply",
     "compile_plugin",
+    "default_cache_dir",
+    "module_binary",
     "percentiles_ms",
     "read_module_bytes",
 ]

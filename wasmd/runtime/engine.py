@@ -4,15 +4,20 @@ Every plug-in compiles against one of at most two engines: the common one, and â
 only when some manifest asks for ``fuel`` â€” one with fuel metering, because fuel metering
 slows every call of every module compiled with it. Both have epoch interruption on; one
 ticker thread advances their epochs every ``tick_ms``. A call's deadline is expressed in
-ticks (``ticks_for``), set on its Store right before the call.
+ticks (``ticks_for``), set on its Store right before the call. With a ``cache_dir``,
+``compile`` goes through a ``CompileCache`` per engine, so a restart or a reload of a large
+module deserializes instead of compiling.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 
 import wasmtime
+
+from .cache import CompileCache
 
 
 def _make_engine(*, fuel: bool, target: str | None) -> wasmtime.Engine:
@@ -28,13 +33,17 @@ def _make_engine(*, fuel: bool, target: str | None) -> wasmtime.Engine:
 class Engines:
     """Owns the engines and the ticker thread; use as a context manager."""
 
-    def __init__(self, *, tick_ms: int = 10, target: str | None = None) -> None:
+    def __init__(
+        self, *, tick_ms: int = 10, target: str | None = None, cache_dir: Path | None = None
+    ) -> None:
         if tick_ms < 1:
             raise ValueError("tick_ms must be at least 1")
         self.tick_ms = tick_ms
         self._target = target
+        self._cache_dir = cache_dir
         self.default = _make_engine(fuel=False, target=target)
         self._fuel: wasmtime.Engine | None = None
+        self.caches: dict[bool, CompileCache] = {}  # by fuel on/off, when caching
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -46,6 +55,31 @@ class Engines:
             if self._fuel is None:
                 self._fuel = _make_engine(fuel=True, target=self._target)
             return self._fuel
+
+    def compile(self, engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
+        """Compile ``wasm`` for ``engine``, through the compile cache when there is one."""
+        if self._cache_dir is None:
+            return wasmtime.Module(engine, wasm)
+        fuel = engine is not self.default
+        with self._lock:
+            cache = self.caches.get(fuel)
+            if cache is None:
+                key = CompileCache.engine_key(fuel=fuel, target=self._target)
+                cache = self.caches[fuel] = CompileCache(self._cache_dir, engine_key=key)
+        module, _hit = cache.load_or_compile(engine, wasm)
+        return module
+
+    def cache_stats(self) -> dict[str, int] | None:
+        """The compile caches' counters summed, or None without a cache."""
+        if self._cache_dir is None:
+            return None
+        totals = {"hits": 0, "misses": 0, "rejected": 0, "stores": 0, "store_errors": 0}
+        with self._lock:
+            caches = list(self.caches.values())
+        for cache in caches:
+            for key, value in vars(cache.stats()).items():
+                totals[key] += value
+        return totals
 
     def ticks_for(self, milliseconds: float) -> int:
         """Ticks that are sure to last at least ``milliseconds``.

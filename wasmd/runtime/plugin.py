@@ -41,7 +41,7 @@ class CompiledPlugin:
     imports: tuple[ImportInfo, ...]
     calls: Mapping[str, CoreCall]  # what requests may call: callable and allowed by the manifest
     uses_wasi: bool
-    version: str  # sha256 of the module bytes, as hex
+    version: str  # see version_of
 
     @property
     def short_version(self) -> str:
@@ -72,31 +72,48 @@ class CompiledPlugin:
         }
 
 
+def version_of(wasm: bytes, manifest_text: str | None) -> str:
+    """What a version is: the module's binary and its manifest's text (a manifest edit alone
+    is a new version too), as a sha256 hex digest."""
+    digest = hashlib.sha256(wasm)
+    digest.update(b"\0" + (manifest_text or "").encode())
+    return digest.hexdigest()
+
+
 def read_module_bytes(path: Path, name: str) -> bytes:
     """The module's binary: a ``.wat`` file is assembled, a ``.wasm`` read as it is."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise PluginLoadError(name, f"cannot read {path}: {exc.strerror or exc}") from None
-    if path.suffix == ".wat":
-        try:
-            return bytes(wasmtime.wat2wasm(data.decode("utf-8")))
-        except UnicodeDecodeError:
-            raise PluginLoadError(name, f"{path} is not UTF-8 text") from None
-        except wasmtime.WasmtimeError as exc:
-            raise PluginLoadError(name, f"{path}: invalid WAT: {cause_of(exc)}") from None
-    return data
+    return module_binary(path, data, name)
+
+
+def module_binary(path: Path, data: bytes, name: str) -> bytes:
+    """``data`` as read from ``path``, as a binary module (WAT text is assembled)."""
+    if path.suffix != ".wat":
+        return data
+    try:
+        return bytes(wasmtime.wat2wasm(data.decode("utf-8")))
+    except UnicodeDecodeError:
+        raise PluginLoadError(name, f"{path} is not UTF-8 text") from None
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError(name, f"{path}: invalid WAT: {cause_of(exc)}") from None
 
 
 def compile_plugin(
-    source: PluginSource, manifest: Manifest, engines: Engines, wasm: bytes
+    source: PluginSource,
+    manifest: Manifest,
+    engines: Engines,
+    wasm: bytes,
+    manifest_text: str | None = None,
 ) -> CompiledPlugin:
     name = source.name
     if not wasm:
         raise PluginLoadError(name, f"{source.module_path} is empty")
     engine = engines.for_manifest(manifest.fuel)
     try:
-        module = wasmtime.Module(engine, wasm)
+        module = engines.compile(engine, wasm)
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"invalid module: {cause_of(exc)}") from None
 
@@ -143,5 +160,5 @@ def compile_plugin(
         imports=imports,
         calls=calls,
         uses_wasi=uses_wasi,
-        version=hashlib.sha256(wasm).hexdigest(),
+        version=version_of(wasm, manifest_text),
     )

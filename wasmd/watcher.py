@@ -1,0 +1,146 @@
+"""Watching the plug-in directories: file-system events in, plug-in names to reconcile out.
+
+Theory of operation. One ``watchfiles.awatch`` follows every existing plug-in directory
+recursively; each batch of changes is mapped to the plug-in names it touches (``NAME.wasm``,
+``NAME.toml``, anything under ``NAME/``) and handed to ``on_change``, which decides from what is
+on disk, so the unordered, coalesced nature of a batch (an atomic replace shows as added +
+deleted) does not matter.
+
+A watch on a directory that is then deleted dies silently, and a directory that does not
+exist yet cannot be watched. So a second, non-recursive ``awatch`` follows the *parents* of
+the plug-in directories; when one of the plug-in directories appears or disappears there, the
+first watch is re-armed over the directories that exist now and everything is rescanned
+(``on_change(None)``), which also catches files written before the new watch was in place.
+
+Readiness: ``awatch`` sets up its inotify watches synchronously on its first step, so by the
+time ``run`` reports ``task_status.started()`` and the caller resumes, both watches are armed.
+
+Stopping: ``awatch`` waits for changes in a worker thread that cancellation cannot interrupt;
+it only returns when its ``stop_event`` is set (checked every step) or its timeout of seconds
+passes. So every watch gets a stop event, and a sentinel task sets them all the moment the
+watcher's scope is cancelled; re-arming likewise stops the current watch through its event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from pathlib import Path
+
+import anyio
+import anyio.abc
+from watchfiles import Change, awatch
+
+from .discovery import entry_name
+
+log = logging.getLogger("wasmd.watcher")
+
+OnChange = Callable[[set[str] | None], Awaitable[object]]
+
+# Batches are handed over once the file system has been quiet for STEP_MS, and at least every
+# DEBOUNCE_MS while it keeps changing; short, because a dropped-in plug-in should be callable
+# within milliseconds (the half-written case is handled by deciding from the disk, not here).
+STEP_MS = 10
+DEBOUNCE_MS = 200
+POLL_DELAY_MS = 100
+
+
+class DirectoryWatcher:
+    def __init__(
+        self, dirs: Sequence[Path], on_change: OnChange, *, force_polling: bool = False
+    ) -> None:
+        self.dirs = tuple(dirs)
+        self.on_change = on_change
+        self.force_polling = force_polling
+        self._stops: set[anyio.Event] = set()  # one per live awatch
+        self._current = anyio.Event()  # the stop event of the recursive watch
+
+    def _awatch(
+        self, paths: Sequence[Path], *, recursive: bool, stop: anyio.Event
+    ) -> AsyncGenerator[set[tuple[Change, str]], None]:
+        return awatch(
+            *paths,
+            stop_event=stop,
+            watch_filter=None,  # wasmd's own ignore rules apply later, in entry_name
+            debounce=DEBOUNCE_MS,
+            step=STEP_MS,
+            force_polling=self.force_polling,
+            poll_delay_ms=POLL_DELAY_MS,
+            recursive=recursive,
+            ignore_permission_denied=True,
+        )
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._stop_all_on_cancel)
+            await tg.start(self._watch_parents)
+            report_started: anyio.abc.TaskStatus[None] | None = task_status
+            while True:
+                self._current = stop = anyio.Event()
+                existing = [d for d in self.dirs if d.is_dir()]
+                if report_started is None:
+                    await self.on_change(None)  # re-armed: catch up with the disk
+                else:
+                    # started() does not suspend this task, and the first step of the async
+                    # for below arms the watch before it first waits: by the time the caller
+                    # resumes, the watch is in place.
+                    report_started.started()
+                    report_started = None
+                if not existing:
+                    await stop.wait()
+                    continue
+                async for batch in self._watching(existing, recursive=True, stop=stop):
+                    await self.on_change(self._names(existing, batch))
+
+    async def _watching(
+        self, paths: Sequence[Path], *, recursive: bool, stop: anyio.Event
+    ) -> AsyncGenerator[set[tuple[Change, str]], None]:
+        self._stops.add(stop)
+        try:
+            async for batch in self._awatch(paths, recursive=recursive, stop=stop):
+                yield batch
+        finally:
+            self._stops.discard(stop)
+
+    async def _stop_all_on_cancel(self) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            for stop in tuple(self._stops):
+                stop.set()
+
+    def rearm(self) -> None:
+        """Stop the current watch; ``run`` arms a new one over the directories that exist."""
+        self._current.set()
+
+    async def _watch_parents(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        parents = sorted({d.parent for d in self.dirs if d.parent.is_dir()})
+        task_status.started()  # see run(): the watch is armed before this task waits
+        if not parents:
+            return
+        watched = set(self.dirs)
+        async for batch in self._watching(parents, recursive=False, stop=anyio.Event()):
+            if any(Path(path) in watched for _, path in batch):
+                log.info("a plug-in directory appeared or vanished; re-arming the watch")
+                self.rearm()
+
+    @staticmethod
+    def _names(dirs: Sequence[Path], batch: set[tuple[Change, str]]) -> set[str]:
+        names = set()
+        for _, raw_path in batch:
+            path = Path(raw_path)
+            for directory in dirs:
+                try:
+                    relative = path.relative_to(directory)
+                except ValueError:
+                    continue
+                if relative.parts:
+                    name = entry_name(directory, relative.parts[0])
+                    if name is not None:
+                        names.add(name)
+                break
+        return names
