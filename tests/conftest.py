@@ -54,7 +54,12 @@ def write_plugins(directory: Path, plugins: Mapping[str, str | bytes]) -> None:
 
 @asynccontextmanager
 async def running_daemon(
-    root: Path, plugins: Mapping[str, str | bytes], **config: Any
+    root: Path,
+    plugins: Mapping[str, str | bytes],
+    *,
+    watch: bool = True,
+    force_polling: bool = False,
+    **config: Any,
 ) -> AsyncIterator[RunningDaemon]:
     """Start the real daemon on a real socket in this event loop; stop it on exit."""
     plugins_dir = root / "plugins.d"
@@ -64,7 +69,11 @@ async def running_daemon(
     async with anyio.create_task_group() as tg:
         info = await tg.start(
             lambda task_status: serve(
-                daemon_config, plugin_dirs=[plugins_dir], task_status=task_status
+                daemon_config,
+                plugin_dirs=[plugins_dir],
+                watch=watch,
+                force_polling=force_polling,
+                task_status=task_status,
             )
         )
         try:

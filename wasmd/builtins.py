@@ -17,7 +17,6 @@ from .registry import Registry
 from .runtime import WASMTIME_VERSION
 from .server import ServerCounters, Session
 
-
 # Events yield to responses: once this much waits unsent for a subscriber, its events stay in
 # its bounded subscription buffer (which drops the oldest) until the peer reads again.
 EVENTS_OUTBOX_LIMIT = 64 * 1024

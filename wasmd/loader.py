@@ -223,6 +223,13 @@ class Loader:
                 self._failed(name, source, current, exc.reason, snapshot.fingerprint)
                 report.failed.append(name)
                 return
+            except Exception as exc:
+                # A bug of ours must not take the daemon down with one plug-in's reload.
+                log.exception("%s: loading failed unexpectedly", name)
+                reason = f"internal error while loading: {exc!r}"
+                self._failed(name, source, current, reason, snapshot.fingerprint)
+                report.failed.append(name)
+                return
             self._rejected.pop(name, None)
             self._install(Entry(name, source, pool, fingerprint=snapshot.fingerprint), current)
             (report.reloaded if current is not None and current.pool else report.loaded).append(

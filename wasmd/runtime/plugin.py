@@ -25,6 +25,7 @@ from .traps import cause_of
 
 WASI_MODULES = frozenset({"wasi_snapshot_preview1", "wasi_unstable"})
 SUPPORTED_ABIS = frozenset({"core"})
+WASM_MAGIC = b"\0asm"
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,8 +91,11 @@ def read_module_bytes(path: Path, name: str) -> bytes:
 
 
 def module_binary(path: Path, data: bytes, name: str) -> bytes:
-    """``data`` as read from ``path``, as a binary module (WAT text is assembled)."""
-    if path.suffix != ".wat":
+    """``data`` as read from ``path``, as a binary module (WAT text is assembled).
+
+    The binary magic decides over the suffix: a binary saved as ``.wat`` is still a binary.
+    """
+    if path.suffix != ".wat" or data.startswith(WASM_MAGIC):
         return data
     try:
         return bytes(wasmtime.wat2wasm(data.decode("utf-8")))

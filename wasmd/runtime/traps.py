@@ -8,9 +8,13 @@ backtrace as data.
 
 from __future__ import annotations
 
+import re
+
 import wasmtime
 
 from ..errors import ErrorCode, WasmdError
+
+_CAUSE_NUMBER = re.compile(r"^\d+: ")
 
 
 def cause_of(exc: BaseException) -> str:
@@ -19,7 +23,7 @@ def cause_of(exc: BaseException) -> str:
     _, marker, cause = text.partition("Caused by:")
     lines = [line.strip() for line in (cause if marker else text).splitlines() if line.strip()]
     # wasmtime numbers chained causes "0: ...", "1: ..."; keep them all, most general first
-    return "; ".join(line.split(": ", 1)[1] if line[:1].isdigit() else line for line in lines)
+    return "; ".join(_CAUSE_NUMBER.sub("", line) for line in lines)
 
 
 def backtrace_of(exc: BaseException) -> list[str]:

@@ -1,0 +1,296 @@
+"""Hot reload through the real watcher: every step awaited as an event, never slept for."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgpack
+import pytest
+
+from wasmd import Client, ErrorCode, WasmdError
+
+from .conftest import running_daemon
+from .wat import ARITH, COUNTER, SPIN
+
+
+def versioned(version: int) -> str:
+    """A plug-in whose every answer names its version twice, from two places in the module."""
+    return f"""(module
+      (global $v i32 (i32.const {version}))
+      (func (export "which") (result i32 i32) (global.get $v) (i32.const {version}))
+      (func (export "add") (param i32 i32) (result i32)
+        (i32.add (i32.add (local.get 0) (local.get 1)) (i32.const {version * 1000})))
+    )"""
+
+
+def replace_atomically(path: Path, content: str | bytes) -> None:
+    """What careful tools do: write a temporary name (ignored by wasmd), then rename."""
+    temporary = path.with_name(path.name + ".tmp")
+    data = content.encode() if isinstance(content, str) else content
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+class Events:
+    """A subscription's stream with a bounded wait for the next event."""
+
+    def __init__(self, stream: AsyncIterator[dict[str, Any]]) -> None:
+        self.stream = stream
+
+    async def next(self, within: float = 10) -> dict[str, Any]:
+        with anyio.fail_after(within):
+            return await anext(self.stream)
+
+
+async def subscribe(client: Client, *prefixes: str) -> Events:
+    await client.subscribe(list(prefixes) or ["plugin."])
+    return Events(client.events())
+
+
+async def test_drop_in_replace_and_remove(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        target = daemon.plugins_dir / "calc.wat"
+
+        replace_atomically(target, versioned(1))
+        loaded = await events.next()
+        assert (loaded["type"], loaded["plugin"], loaded["path"]) == (
+            "plugin.loaded",
+            "calc",
+            str(target),
+        )
+        assert await c.call("calc.which") == [1, 1]
+
+        replace_atomically(target, versioned(2))
+        reloaded = await events.next()
+        assert (reloaded["type"], reloaded["plugin"]) == ("plugin.reloaded", "calc")
+        assert reloaded["old_version"] == loaded["version"]
+        assert reloaded["new_version"] != reloaded["old_version"]
+        assert await c.call("calc.which") == [2, 2]
+
+        target.unlink()
+        unloaded = await events.next()
+        assert (unloaded["type"], unloaded["plugin"]) == ("plugin.unloaded", "calc")
+        assert unloaded["version"] == reloaded["new_version"]
+        with pytest.raises(WasmdError) as caught:
+            await c.call("calc.which")
+        assert caught.value.code == ErrorCode.METHOD_NOT_FOUND
+        assert await c.call("arith.add", 1, 1) == 2  # the neighbour never noticed
+
+
+async def test_same_bytes_make_no_event_and_a_manifest_edit_reloads(short_tmp: Path) -> None:
+    plugins = {"calc.wat": versioned(1)}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        replace_atomically(daemon.plugins_dir / "calc.wat", versioned(1))  # same bytes
+        (daemon.plugins_dir / "calc.toml").write_text("[plugin]\ntimeout_ms = 5000\n")
+        # The first event is the manifest's: the rewrite of identical bytes made none.
+        event = await events.next()
+        assert (event["type"], event["plugin"]) == ("plugin.reloaded", "calc")
+        description = await c.describe("calc")
+        assert description["limits"]["timeout_ms"] == 5000
+        assert description["version"] == event["new_version"]
+
+
+async def test_broken_new_versions_leave_the_old_one_serving(short_tmp: Path) -> None:
+    plugins = {"calc.wat": versioned(1)}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        good = (await c.describe("calc"))["version"]
+        wat = daemon.plugins_dir / "calc.wat"
+        manifest = daemon.plugins_dir / "calc.toml"
+        breakages = [
+            (lambda: replace_atomically(wat, "(module (func (export"), "invalid WAT"),
+            (lambda: replace_atomically(wat, b"\x00asm\x01\x00\x00\x00\x7f"), "invalid module"),
+            (lambda: manifest.write_text("[plugin]\ntimeout_ms = -1\n"), "plugin.timeout_ms"),
+            (lambda: manifest.write_text('[plugin]\nexports = ["nope"]\n'), "nope"),
+            (lambda: replace_atomically(wat, START_TRAPS), "unreachable"),
+        ]
+        for breakage, fragment in breakages:
+            breakage()
+            failed = await events.next()
+            assert (failed["type"], failed["plugin"], failed["kept_version"]) == (
+                "plugin.failed",
+                "calc",
+                good,
+            )
+            assert fragment in failed["error"]
+            assert await c.call("calc.which") == [1, 1]
+            # Back to exactly the files that are serving: nothing to do, and no event.
+            manifest.unlink(missing_ok=True)
+            replace_atomically(wat, versioned(1))
+        replace_atomically(wat, versioned(2))
+        # Events are ordered, so the restorations above would have come before this one.
+        event = await events.next()
+        assert (event["type"], event["old_version"]) == ("plugin.reloaded", good)
+
+
+async def test_half_written_file_never_replaces_a_good_version(short_tmp: Path) -> None:
+    plugins = {"calc.wat": versioned(1)}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        new = versioned(2).encode()
+        path = daemon.plugins_dir / "calc.wat"
+        with path.open("wb") as file:  # in place, the way a slow copy writes
+            file.write(new[: len(new) // 2])
+            file.flush()
+            failed = await events.next()  # the batch with half the file has been handled
+            assert (failed["type"], failed["kept_version"]) == (
+                "plugin.failed",
+                (await c.describe("calc"))["version"],
+            )
+            assert await c.call("calc.which") == [1, 1]
+            file.write(new[len(new) // 2 :])
+        reloaded = await events.next()
+        assert reloaded["type"] == "plugin.reloaded"
+        assert await c.call("calc.which") == [2, 2]
+
+
+async def test_directory_deleted_and_recreated_keeps_being_watched(short_tmp: Path) -> None:
+    plugins = {"calc.wat": versioned(1), "arith.wat": ARITH}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        shutil.rmtree(daemon.plugins_dir)
+        gone = {(await events.next())["plugin"] for _ in range(2)}
+        assert gone == {"calc", "arith"}
+        assert await c.call("wasmd.list") == []
+
+        daemon.plugins_dir.mkdir()
+        replace_atomically(daemon.plugins_dir / "calc.wat", versioned(3))
+        loaded = await events.next()
+        assert (loaded["type"], loaded["plugin"]) == ("plugin.loaded", "calc")
+        assert await c.call("calc.which") == [3, 3]
+        # And the new directory is watched for further changes, not just scanned once.
+        replace_atomically(daemon.plugins_dir / "counter.wat", COUNTER)
+        loaded = await events.next()
+        assert (loaded["type"], loaded["plugin"]) == ("plugin.loaded", "counter")
+
+
+async def test_editor_temporary_files_are_ignored(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {}) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        for name in (".calc.wat.swp", "calc.wat~", "calc.wat.tmp", ".hidden.wat", "x.part"):
+            (daemon.plugins_dir / name).write_text(versioned(1))
+        replace_atomically(daemon.plugins_dir / "real.wat", versioned(1))
+        event = await events.next()
+        assert (event["type"], event["plugin"]) == ("plugin.loaded", "real")
+        assert [item["name"] for item in await c.list()] == ["real"]
+
+
+async def test_reload_rpc_and_rescan_without_a_watcher(short_tmp: Path) -> None:
+    plugins = {"calc.wat": versioned(1)}
+    async with running_daemon(short_tmp, plugins, watch=False) as daemon, daemon.client() as c:
+        replace_atomically(daemon.plugins_dir / "calc.wat", versioned(2))
+        replace_atomically(daemon.plugins_dir / "arith.wat", ARITH)
+        assert await c.call("calc.which") == [1, 1]  # nobody is watching
+        assert await c.call("wasmd.reload", "calc") == {
+            "loaded": [],
+            "reloaded": ["calc"],
+            "unloaded": [],
+            "failed": [],
+            "unchanged": [],
+        }
+        assert await c.call("calc.which") == [2, 2]
+        report = await c.call("wasmd.reload")
+        assert (report["loaded"], report["unchanged"]) == (["arith"], ["calc"])
+        with pytest.raises(WasmdError) as caught:
+            await c.call("wasmd.reload", "Not A Name")
+        assert caught.value.code == ErrorCode.INVALID_PARAMS
+
+
+async def test_calls_in_flight_finish_on_the_old_version(short_tmp: Path) -> None:
+    slow_v1 = SPIN.replace("(i32.const 7)", "(i32.const 1)")
+    plugins = {"s.wat": slow_v1, "s.toml": "[plugin]\ntimeout_ms = 300\n"}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        outcome: list[Any] = []
+
+        async def spin_then_quick() -> None:
+            try:
+                await c.call("s.spin")
+            except WasmdError as exc:
+                outcome.append(exc.code)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(spin_then_quick)
+            with anyio.fail_after(5):
+                while (await c.stats())["plugins"]["s"]["in_flight"] == 0:
+                    await anyio.wait_all_tasks_blocked()
+            replace_atomically(daemon.plugins_dir / "s.wat", SPIN)  # quick() -> 7 now
+            assert (await events.next())["type"] == "plugin.reloaded"
+            assert await c.call("s.quick") == 7  # new calls reach the new version at once
+        # The spinning call ran to its own deadline on the old version: a timeout, not a
+        # failure caused by the reload.
+        assert outcome == [ErrorCode.TIMEOUT]
+
+
+async def _call_until(
+    client: Client, stop: anyio.Event, seen: set[tuple[int, int]], failures: list[str]
+) -> int:
+    calls = 0
+    while not stop.is_set():
+        try:
+            seen.add(tuple(await client.call("v.which")))
+        except WasmdError as exc:
+            failures.append(str(exc))
+        calls += 1
+    return calls
+
+
+async def test_soak_50_replacements_under_load_zero_failed_calls(short_tmp: Path) -> None:
+    plugins = {"v.wat": versioned(1), "v.toml": "[plugin]\ninstances = 2\nqueue = 16\n"}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as watcher:
+        events = await subscribe(watcher, "plugin.")
+        seen: set[tuple[int, int]] = set()
+        failures: list[str] = []
+        counts: list[int] = []
+        stop = anyio.Event()
+
+        async def caller() -> None:
+            async with daemon.client() as client:
+                counts.append(await _call_until(client, stop, seen, failures))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(caller)
+            for round_ in range(50):
+                replace_atomically(daemon.plugins_dir / "v.wat", versioned(2 - round_ % 2))
+                event = await events.next()
+                assert (event["type"], event["plugin"]) == ("plugin.reloaded", "v"), event
+            stop.set()
+        assert failures == []
+        assert seen <= {(1, 1), (2, 2)}  # never a mix of two versions
+        assert seen == {(1, 1), (2, 2)}
+        assert sum(counts) > 50
+        stats = await watcher.stats()
+        assert stats["plugins"]["v"]["errors"] == {}
+
+
+START_TRAPS = """(module (func $boom unreachable) (start $boom)
+  (func (export "which") (result i32 i32) (i32.const 9) (i32.const 9)))"""
+
+
+async def test_subscriber_that_never_reads_does_not_hold_anyone_up(short_tmp: Path) -> None:
+    plugins = {"arith.wat": ARITH, "counter.wat": COUNTER}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        # A raw connection that subscribes to everything and then never reads a byte.
+        async with await anyio.connect_unix(daemon.socket) as deaf:
+            await deaf.send(bytes(msgpack.packb([0, 1, "wasmd.subscribe", []])))
+            async with daemon.client() as client:
+                with anyio.fail_after(5):
+                    while (await client.stats())["daemon"]["subscribers"] == 0:
+                        await anyio.wait_all_tasks_blocked()
+                # Each trap is an event: enough of them to fill the socket, the event
+                # outbox allowance and the subscription's buffer, so events must be dropped.
+                for _ in range(6000):
+                    with pytest.raises(WasmdError):
+                        await client.call("counter.fail")
+                assert await client.call("arith.add", 2, 2) == 4
+                stats = await client.stats()
+        assert stats["daemon"]["events_dropped"] > 0
+        assert stats["plugins"]["counter"]["errors"] == {"trap": 6000}
