@@ -179,3 +179,47 @@ def test_serve_as_a_process_like_the_readme(short_tmp: Path) -> None:
         assert daemon.wait(timeout=30) == 0, rest
         assert "daemon.stopping" in rest
     assert not sock.exists()
+
+
+def test_sighup_rescans_and_wasmd_events_follows(short_tmp: Path) -> None:
+    """A daemon with --no-watch picks up a new plug-in on SIGHUP; `wasmd events` sees it."""
+    plugins = short_tmp / "plugins.d"
+    plugins.mkdir()
+    (plugins / "counter.wat").write_text(COUNTER)
+    sock = short_tmp / "wasmd.sock"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "WASMD_SOCKET": str(sock)}
+    serve_command = [
+        sys.executable,
+        "-m",
+        "wasmd",
+        "serve",
+        "--plugins",
+        str(plugins),
+        "--no-default-dirs",
+        "--no-watch",
+        "--no-cache",
+    ]
+    with subprocess.Popen(serve_command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
+        assert daemon.stderr is not None
+        for line in daemon.stderr:
+            if "daemon.ready" in line:
+                break
+        events_command = [sys.executable, "-m", "wasmd", "events", "--json", "daemon.", "plugin."]
+        with subprocess.Popen(
+            events_command, stdout=subprocess.PIPE, text=True, env=env
+        ) as follower:
+            assert follower.stdout is not None
+            # Know that the follower is subscribed before causing events: the daemon counts it.
+            with SyncClient(sock, timeout=10) as client:
+                while client.call("wasmd.stats")["daemon"]["subscribers"] == 0:
+                    client.call("wasmd.ping")
+                (plugins / "arith.wat").write_text(ARITH)
+                daemon.send_signal(signal.SIGHUP)
+                first = json.loads(follower.stdout.readline())
+                second = json.loads(follower.stdout.readline())
+                assert client.call("arith.add", 20, 22) == 42
+            follower.terminate()
+        assert first["type"] == "daemon.reloading"
+        assert (second["type"], second["plugin"]) == ("plugin.loaded", "arith")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0

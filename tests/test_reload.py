@@ -294,3 +294,15 @@ async def test_subscriber_that_never_reads_does_not_hold_anyone_up(short_tmp: Pa
                 stats = await client.stats()
         assert stats["daemon"]["events_dropped"] > 0
         assert stats["plugins"]["counter"]["errors"] == {"trap": 6000}
+
+
+async def test_restart_with_a_compile_cache_skips_compiling(short_tmp: Path) -> None:
+    cache = short_tmp / "cache"
+    plugins = {"calc.wat": versioned(1), "arith.wat": ARITH}
+    async with running_daemon(short_tmp, plugins, cache_dir=cache) as daemon, daemon.client() as c:
+        first = (await c.stats())["daemon"]["compile_cache"]
+    assert (first["hits"], first["misses"], first["stores"]) == (0, 2, 2)
+    async with running_daemon(short_tmp, {}, cache_dir=cache) as daemon, daemon.client() as c:
+        second = (await c.stats())["daemon"]["compile_cache"]
+        assert await c.call("calc.which") == [1, 1]
+    assert (second["hits"], second["misses"]) == (2, 0)
