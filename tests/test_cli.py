@@ -16,7 +16,7 @@ from wasmd import SyncClient
 from wasmd.cli import main, parse_arg
 
 from .conftest import running_daemon
-from .wat import ARITH, COUNTER
+from .wat import ARITH, COUNTER, UNKNOWN_IMPORT
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -112,7 +112,23 @@ def test_check_reports_a_good_plugin(capsys: pytest.CaptureFixture[str]) -> None
     code, out, _ = run_cli(["check", str(REPO / "plugins.d" / "math.wat")], capsys)
     assert code == 0
     assert "plug-in math, ABI core" in out
-    assert "export add(i32, i32) -> (i32)" in out
+    assert "method math.add  export (i32, i32) -> (i32)" in out
+    assert "grants: nothing (deny by default)" in out
+
+
+def test_check_names_trapping_imports_and_grants(
+    short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (short_tmp / "data").mkdir()
+    (short_tmp / "odd.wat").write_text(UNKNOWN_IMPORT)
+    (short_tmp / "odd.toml").write_text(
+        '[wasi]\nargs = ["-v"]\nenv = { LANG = "C" }\n'
+        'preopens = [{ host = "data", guest = "/data", writable = true }]\n'
+    )
+    code, out, _ = run_cli(["check", str(short_tmp / "odd.wat")], capsys)
+    assert code == 0
+    assert "import env::exotic is provided by nothing: calling it traps" in out
+    assert f"grants: args ['-v']; env LANG; read-write {short_tmp / 'data'} as /data" in out
 
     code, out, _ = run_cli(["check", "--json", str(REPO / "plugins.d" / "slow.wat")], capsys)
     report = json.loads(out)

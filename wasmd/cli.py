@@ -140,14 +140,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.to_dict())
     elif report.ok:
-        d = report.description
-        print(f"{report.path}: ok — plug-in {d['name']}, ABI {d['abi']}, version {d['version']}")
-        for export in d["exports"]:
-            sig = f"({', '.join(export['params'])}) -> ({', '.join(export['results'])})"
-            note = "" if export["callable"] else "  [not callable]"
-            print(f"  export {export['name']}{sig}{note}")
-        for imp in d["imports"]:
-            print(f"  import {imp['module']}::{imp['name']} ({imp['kind']})")
+        print("\n".join(_check_lines(report.path, report.description)))
     else:
         for problem in report.problems:
             print(f"{report.path}: {problem}", file=sys.stderr)
@@ -163,6 +156,45 @@ def _request_for(args: argparse.Namespace) -> tuple[str, list[Any]]:
     if args.command == "reload":
         return "wasmd.reload", [args.name] if args.name else []
     return f"wasmd.{args.command}", []
+
+
+_ABI_CALLING = {
+    "core": "typed numeric params, range-checked",
+    "msgpack": "params array in, any msgpack value out",
+    "command": "run [stdin, args] -> {exit_code, stdout, stderr}",
+}
+
+
+def _check_lines(path: str, d: dict[str, Any]) -> list[str]:
+    """`wasmd check`'s human report: ABI, methods, imports that trap, capabilities."""
+    lines = [
+        f"{path}: ok — plug-in {d['name']}, ABI {d['abi']} ({_ABI_CALLING.get(d['abi'], '')}),"
+        f" version {d['version']}"
+    ]
+    signatures = {e["name"]: e for e in d["exports"]}
+    for method in d["methods"]:
+        export = signatures.get(method) or signatures.get("_start", {})
+        params, results = ", ".join(export.get("params", [])), ", ".join(export.get("results", []))
+        lines.append(f"  method {d['name']}.{method}  export ({params}) -> ({results})")
+    for export in d["exports"]:
+        if export["name"] not in d["methods"]:
+            lines.append(f"  export {export['name']} (not callable as a method)")
+    for name in d["trapping_imports"]:
+        lines.append(f"  import {name} is provided by nothing: calling it traps")
+    caps = d["capabilities"]
+    granted = [f"args {caps['args']}"] if caps["args"] else []
+    granted += [f"env {', '.join(caps['env'])}"] if caps["env"] else []
+    granted += [
+        f"{'read-write' if g['writable'] else 'read-only'} {g['host']} as {g['guest']}"
+        for g in caps["preopens"]
+    ]
+    lines.append(f"  grants: {'; '.join(granted) if granted else 'nothing (deny by default)'}")
+    limits = d["limits"]
+    lines.append(
+        f"  limits: {limits['timeout_ms']} ms per call, {limits['memory_max']} bytes of "
+        f"memory, {limits['instances']} instance(s), mode {limits['mode']}"
+    )
+    return lines
 
 
 def _client_command(args: argparse.Namespace) -> int:

@@ -108,7 +108,13 @@ async def serve(
     bus.bind(asyncio.get_running_loop())
     registry = Registry()
     with Engines(tick_ms=config.tick_ms, cache_dir=config.cache_dir) as engines:
-        loader = Loader(engines=engines, registry=registry, bus=bus, dirs=plugin_dirs)
+        loader = Loader(
+            engines=engines,
+            registry=registry,
+            bus=bus,
+            dirs=plugin_dirs,
+            allow_absolute_preopens=config.allow_absolute_preopens,
+        )
         daemon = Daemon(registry, bus, loader)
         try:
             async with anyio.create_task_group() as tg:

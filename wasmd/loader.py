@@ -69,7 +69,12 @@ def take_snapshot(source: PluginSource) -> Snapshot:
     return Snapshot(source, module_bytes, manifest_text, digest.hexdigest())
 
 
-def build_pool(snapshot: Snapshot, engines: Engines, on_event: EventSink) -> PluginPool:
+def build_pool(
+    snapshot: Snapshot,
+    engines: Engines,
+    on_event: EventSink,
+    allow_absolute_preopens: bool = False,
+) -> PluginPool:
     """Compile a snapshot and start its instances (blocking). Raises PluginLoadError."""
     source = snapshot.source
     manifest = DEFAULT_MANIFEST
@@ -79,7 +84,14 @@ def build_pool(snapshot: Snapshot, engines: Engines, on_event: EventSink) -> Plu
         except ConfigError as exc:
             raise PluginLoadError(source.name, f"bad manifest: {exc}") from None
     wasm = module_binary(source.module_path, snapshot.module_bytes, source.name)
-    plugin = compile_plugin(source, manifest, engines, wasm, snapshot.manifest_text)
+    plugin = compile_plugin(
+        source,
+        manifest,
+        engines,
+        wasm,
+        snapshot.manifest_text,
+        allow_absolute_preopens=allow_absolute_preopens,
+    )
     pool = PluginPool(plugin, engines, on_event)
     pool.start()
     return pool
@@ -132,9 +144,16 @@ def _winners(
 
 class Loader:
     def __init__(
-        self, *, engines: Engines, registry: Registry, bus: EventBus, dirs: Sequence[Path]
+        self,
+        *,
+        engines: Engines,
+        registry: Registry,
+        bus: EventBus,
+        dirs: Sequence[Path],
+        allow_absolute_preopens: bool = False,
     ) -> None:
         self.engines = engines
+        self.allow_absolute_preopens = allow_absolute_preopens
         self.registry = registry
         self.bus = bus
         self.dirs = tuple(dirs)
@@ -217,6 +236,7 @@ class Loader:
                     snapshot,
                     self.engines,
                     self.bus.emit_threadsafe,
+                    self.allow_absolute_preopens,
                     limiter=self._compile_slots,
                 )
             except PluginLoadError as exc:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
 import wasmtime
 
 from ..errors import ErrorCode, WasmdError
@@ -170,3 +171,99 @@ class CoreCall:
             convert(value, i)
             for i, (convert, value) in enumerate(zip(converters, params, strict=True))
         ]
+
+
+# --- msgpack ABI -------------------------------------------------------------------------
+
+MSGPACK_SIGNATURE = (("i32", "i32"), ("i64",))
+# Exports that are part of an ABI's plumbing, never callable as methods.
+PLUMBING = frozenset({"wasmd_alloc", "_initialize", "_start"})
+
+
+@dataclass(frozen=True, slots=True)
+class MsgpackCall:
+    """An export ``(ptr, len) -> i64`` that takes the msgpack encoding of the params array."""
+
+    signature: ExportSignature
+
+    def convert(self, params: Sequence[Any]) -> bytes:
+        return bytes(msgpack.packb(list(params), use_bin_type=True))
+
+
+def msgpack_problems(module: wasmtime.Module) -> list[str]:
+    """Why ``module`` cannot use the msgpack ABI (empty if it can)."""
+    exports = function_exports(module)
+    problems = []
+    alloc = exports.get("wasmd_alloc")
+    if alloc is None or (alloc.params, alloc.results) != (("i32",), ("i32",)):
+        problems.append("it must export wasmd_alloc(len: i32) -> i32")
+    if not any(
+        e.name == "memory" and isinstance(e.type, wasmtime.MemoryType) for e in module.exports
+    ):
+        problems.append("it must export its memory as 'memory'")
+    return problems
+
+
+def is_msgpack_export(signature: ExportSignature) -> bool:
+    return (signature.params, signature.results) == MSGPACK_SIGNATURE and (
+        signature.name not in PLUMBING
+    )
+
+
+# --- command ABI -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommandCall:
+    """``NAME.run [stdin: bin|str, args: [str...]]`` for a WASI command."""
+
+    signature: ExportSignature
+
+    def convert(self, params: Sequence[Any]) -> tuple[bytes, list[str]]:
+        usage = "run takes [stdin: bin|str, args: array of str (optional)]"
+        if not 1 <= len(params) <= 2:
+            raise WasmdError(ErrorCode.INVALID_PARAMS, f"{usage}, got {len(params)} params")
+        stdin = params[0]
+        if isinstance(stdin, str):
+            stdin = stdin.encode()
+        elif not isinstance(stdin, bytes):
+            kind = type(stdin).__name__
+            raise WasmdError(ErrorCode.INVALID_PARAMS, f"{usage}: stdin is a {kind}")
+        args = params[1] if len(params) == 2 else []
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise WasmdError(ErrorCode.INVALID_PARAMS, f"{usage}: args must be strings")
+        return stdin, list(args)
+
+
+def command_problems(module: wasmtime.Module) -> list[str]:
+    functions = function_exports(module)
+    start = functions.get("_start")
+    if start is None or (start.params, start.results) != ((), ()):
+        return ["a command must export _start() with no params and no results"]
+    return []
+
+
+AnyCall = CoreCall | MsgpackCall | CommandCall
+
+
+def calls_for(
+    abi: str, exports: dict[str, ExportSignature], allowed: set[str] | None
+) -> dict[str, AnyCall]:
+    """The methods a request may call, by export name, for a module of ``abi``."""
+
+    def permitted(name: str) -> bool:
+        return allowed is None or name in allowed
+
+    if abi == "command":
+        return {"run": CommandCall(exports["_start"])}
+    if abi == "msgpack":
+        return {
+            name: MsgpackCall(sig)
+            for name, sig in exports.items()
+            if is_msgpack_export(sig) and permitted(name)
+        }
+    return {
+        name: CoreCall.for_export(sig)
+        for name, sig in exports.items()
+        if sig.callable and permitted(name) and name not in PLUMBING
+    }

@@ -19,12 +19,24 @@ import wasmtime
 from ..discovery import PluginSource
 from ..errors import PluginLoadError
 from ..manifest import Manifest
-from .abi import CoreCall, ExportSignature, ImportInfo, detect_abi, function_exports, module_imports
+from .abi import (
+    AnyCall,
+    ExportSignature,
+    ImportInfo,
+    calls_for,
+    command_problems,
+    detect_abi,
+    function_exports,
+    module_imports,
+    msgpack_problems,
+)
 from .engine import Engines
+from .host import HOST_IMPORTS, HostContext, define_host_imports
 from .traps import cause_of
+from .wasi import Grant, resolve_preopens
 
 WASI_MODULES = frozenset({"wasi_snapshot_preview1", "wasi_unstable"})
-SUPPORTED_ABIS = frozenset({"core"})
+SUPPORTED_ABIS = frozenset({"core", "msgpack", "command"})
 WASM_MAGIC = b"\0asm"
 
 
@@ -40,13 +52,19 @@ class CompiledPlugin:
     abi: str
     exports: Mapping[str, ExportSignature]
     imports: tuple[ImportInfo, ...]
-    calls: Mapping[str, CoreCall]  # what requests may call: callable and allowed by the manifest
+    calls: Mapping[str, AnyCall]  # what requests may call, by method name after the dot
     uses_wasi: bool
+    grants: tuple[Grant, ...]  # preopened directories, resolved
+    host: HostContext
     version: str  # see version_of
 
     @property
     def short_version(self) -> str:
         return self.version[:12]
+
+    def trapping_imports(self) -> list[ImportInfo]:
+        """Function imports nothing provides: linked as traps that fire if called."""
+        return [i for i in self.imports if i.kind == "func" and not _provided(i)]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -60,7 +78,17 @@ class CompiledPlugin:
                 {**sig.to_dict(), "callable": name in self.calls}
                 for name, sig in self.exports.items()
             ],
+            "methods": sorted(self.calls),
             "imports": [imp.to_dict() for imp in self.imports],
+            "trapping_imports": [f"{i.module}::{i.name}" for i in self.trapping_imports()],
+            "capabilities": {
+                "args": list(self.manifest.wasi_args),
+                "env": sorted(key for key, _ in self.manifest.wasi_env),
+                "preopens": [
+                    {"host": str(g.host), "guest": g.guest, "writable": g.writable}
+                    for g in self.grants
+                ],
+            },
             "manifest": self.manifest.to_dict(),
             "limits": {
                 "timeout_ms": self.manifest.timeout_ms,
@@ -71,6 +99,12 @@ class CompiledPlugin:
                 "fuel": self.manifest.fuel,
             },
         }
+
+
+def _provided(item: ImportInfo) -> bool:
+    if item.module in WASI_MODULES:
+        return True
+    return item.module == "wasmd" and item.name in HOST_IMPORTS and item.kind == "func"
 
 
 def version_of(wasm: bytes, manifest_text: str | None) -> str:
@@ -111,6 +145,8 @@ def compile_plugin(
     engines: Engines,
     wasm: bytes,
     manifest_text: str | None = None,
+    *,
+    allow_absolute_preopens: bool = False,
 ) -> CompiledPlugin:
     name = source.name
     if not wasm:
@@ -121,10 +157,12 @@ def compile_plugin(
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"invalid module: {cause_of(exc)}") from None
 
-    detected = detect_abi(module)
-    abi = detected if manifest.abi == "auto" else manifest.abi
+    abi = detect_abi(module) if manifest.abi == "auto" else manifest.abi
     if abi not in SUPPORTED_ABIS:
         raise PluginLoadError(name, f"the {abi} ABI is not supported by this wasmd yet")
+    problems = {"msgpack": msgpack_problems, "command": command_problems}.get(abi)
+    if problems is not None and problems(module):
+        raise PluginLoadError(name, f"not a {abi}-ABI module: {'; '.join(problems(module))}")
 
     exports = function_exports(module)
     missing = [e for e in manifest.exports if e not in exports]
@@ -132,19 +170,17 @@ def compile_plugin(
         raise PluginLoadError(
             name, f"manifest plugin.exports names {', '.join(missing)}, not exported by the module"
         )
-    allowed = set(manifest.exports) if manifest.exports else set(exports)
-    calls = {
-        export: CoreCall.for_export(sig)
-        for export, sig in exports.items()
-        if export in allowed and sig.callable
-    }
+    calls = calls_for(abi, exports, set(manifest.exports) if manifest.exports else None)
+    grants = resolve_preopens(name, manifest, source.root, allow_absolute=allow_absolute_preopens)
 
     imports = module_imports(module)
     uses_wasi = any(i.module in WASI_MODULES for i in imports)
+    host = HostContext(name, manifest.config_dict())
     try:
         linker = wasmtime.Linker(engine)
         if uses_wasi:
             linker.define_wasi()
+        define_host_imports(linker, module, host)
         # Anything nobody provides still links, and traps with a message naming it if called.
         linker.define_unknown_imports_as_traps(module)
         template = linker.instantiate_pre(module)
@@ -164,5 +200,7 @@ def compile_plugin(
         imports=imports,
         calls=calls,
         uses_wasi=uses_wasi,
+        grants=grants,
+        host=host,
         version=version_of(wasm, manifest_text),
     )

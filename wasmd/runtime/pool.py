@@ -32,6 +32,7 @@ import wasmtime
 
 from ..errors import ErrorCode, PluginLoadError, WasmdError
 from .engine import Engines
+from .instance import Instance, run_command
 from .plugin import CompiledPlugin
 from .traps import call_error, cause_of
 
@@ -56,7 +57,7 @@ class _Job:
     __slots__ = ("args", "deadline", "export", "reply", "submitted")
 
     def __init__(
-        self, export: str, args: list[Any], submitted: float, deadline: float, reply: Reply
+        self, export: str, args: Any, submitted: float, deadline: float, reply: Reply
     ) -> None:
         self.export = export
         self.args = args
@@ -68,32 +69,6 @@ class _Job:
 _STOP = object()
 
 
-class _Instance:
-    """One live instance: a Store and the exports calls may reach."""
-
-    __slots__ = ("funcs", "store")
-
-    def __init__(self, plugin: CompiledPlugin, start_deadline_ticks: int) -> None:
-        store = wasmtime.Store(plugin.engine)
-        if plugin.uses_wasi:
-            # Deny by default: an empty context grants nothing, and without one a WASI call
-            # would abort the whole process.
-            store.set_wasi(wasmtime.WasiConfig())
-        store.set_limits(memory_size=plugin.manifest.memory_max)
-        # A start function runs during instantiation and is bounded like any call.
-        store.set_epoch_deadline(start_deadline_ticks)
-        if plugin.manifest.fuel:
-            store.set_fuel(plugin.manifest.fuel)
-        instance = plugin.template.instantiate(store)
-        exports = instance.exports(store)
-        self.store = store
-        self.funcs: dict[str, wasmtime.Func] = {}
-        for name in plugin.calls:
-            func = exports[name]
-            assert isinstance(func, wasmtime.Func)  # plugin.calls holds function exports only
-            self.funcs[name] = func
-
-
 class PluginPool:
     """The running form of one ``CompiledPlugin``."""
 
@@ -101,6 +76,7 @@ class PluginPool:
         self.plugin = plugin
         self._engines = engines
         self._on_event = on_event
+        plugin.host.on_event = on_event  # wasmd.emit reports through the same sink
         self._timeout_s = plugin.manifest.timeout_ms / 1000
         self._capacity = plugin.manifest.instances + plugin.manifest.queue
         self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
@@ -174,7 +150,7 @@ class PluginPool:
         if export in plugin.exports and plugin.exports[export].callable:
             why = "which its manifest does not allow"
         elif export in plugin.exports:
-            why = "whose signature the core ABI cannot call"
+            why = f"whose signature the {plugin.abi} ABI cannot call"
         else:
             why = "which does not exist"
         known = ", ".join(sorted(plugin.calls)) or "none"
@@ -220,21 +196,30 @@ class _Worker:
         self.pool = pool
         self.ready = threading.Event()
         self.failure: str | None = None
-        self.instance: _Instance | None = None
+        self.instance: Instance | None = None
+        # A command is instantiated afresh by every call; the other ABIs keep one instance.
+        self.keeps_instance = pool.plugin.abi != "command"
         self.thread = threading.Thread(
             target=self._run, name=f"wasmd:{pool.plugin.name}#{index}", daemon=True
         )
 
     def _instantiate(self) -> str | None:
         """Make a fresh instance; the reason on failure."""
+        self._discard()
+        if not self.keeps_instance:
+            return None
+        pool = self.pool
         try:
-            pool = self.pool
             ticks = pool._engines.ticks_for(pool.plugin.manifest.timeout_ms)
-            self.instance = _Instance(pool.plugin, ticks)
+            self.instance = Instance(pool.plugin, ticks)
             return None
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-            self.instance = None
             return f"cannot instantiate: {cause_of(exc)}"
+
+    def _discard(self) -> None:
+        if self.instance is not None:
+            self.instance.close()
+            self.instance = None
 
     def _run(self) -> None:
         pool = self.pool
@@ -244,16 +229,15 @@ class _Worker:
             if self.failure is None:
                 self._serve()
         finally:
-            self.instance = None
+            self._discard()
             if not any(w.thread.is_alive() for w in pool._workers if w is not self):
                 pool._drained.set()
 
     def _serve(self) -> None:
         pool = self.pool
         plugin = pool.plugin
-        manifest = plugin.manifest
         engines = pool._engines
-        per_call = manifest.mode == "per-call"
+        fresh_each_call = plugin.manifest.mode == "per-call"
         get_job = pool._jobs.get
         while True:
             job = get_job()
@@ -266,7 +250,7 @@ class _Worker:
                 job.reply(error, result)
             except Exception:
                 log.exception("%s: delivering a reply failed", plugin.name)
-            if per_call or self.instance is None:
+            if self.keeps_instance and (fresh_each_call or self.instance is None):
                 reason = self._instantiate()
                 if reason is not None:
                     log.error("%s: %s", plugin.name, reason)
@@ -275,26 +259,29 @@ class _Worker:
         self, job: _Job, plugin: CompiledPlugin, engines: Engines
     ) -> tuple[WasmdError | None, Any]:
         manifest = plugin.manifest
-        if self.instance is None:
+        if self.keeps_instance and self.instance is None:
             reason = self._instantiate()
             if reason is not None:
                 return WasmdError(ErrorCode.UNAVAILABLE, f"{plugin.name}: {reason}"), None
-        instance = self.instance
-        assert instance is not None
         remaining_ms = (job.deadline - time.monotonic()) * 1000
         if remaining_ms <= 0:
             return WasmdError(
                 ErrorCode.TIMEOUT,
                 f"call waited in the queue past its deadline of {manifest.timeout_ms} ms",
             ), None
-        store = instance.store
-        store.set_epoch_deadline(engines.ticks_for(remaining_ms))
-        if manifest.fuel:
-            store.set_fuel(manifest.fuel)
+        ticks = engines.ticks_for(remaining_ms)
         try:
-            return None, instance.funcs[job.export](store, *job.args)
+            if self.instance is None:
+                return None, run_command(plugin, job.args, ticks)
+            store = self.instance.store
+            store.set_epoch_deadline(ticks)
+            if manifest.fuel:
+                store.set_fuel(manifest.fuel)
+            return None, self.instance.call(job.export, job.args)
+        except WasmdError as exc:
+            return exc, None  # the guest's own error, or output over the limit: no fault
         except Exception as exc:
-            self.instance = None  # its state is suspect after any fault
+            self._discard()  # its state is suspect after any fault
             error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
             self._report(job, error)
             return error, None

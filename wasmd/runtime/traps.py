@@ -34,8 +34,20 @@ def backtrace_of(exc: BaseException) -> list[str]:
     return [line.strip() for line in head.splitlines()[1:] if line.strip()]
 
 
+class GuestFault(Exception):
+    """Raised when a guest breaks its ABI (bad pointers, a bad result, a misused import)."""
+
+
 def call_error(exc: BaseException, *, timeout_ms: int, fuel: int) -> WasmdError:
     """The client-facing error for an exception raised by a guest call."""
+    if isinstance(exc, GuestFault):
+        return WasmdError(ErrorCode.TRAP, str(exc), {"kind": "abi_violation"})
+    if isinstance(exc, wasmtime.ExitTrap):
+        return WasmdError(
+            ErrorCode.TRAP,
+            f"the plug-in called proc_exit({exc.code}); a persistent instance must not exit",
+            {"trap_code": "exit", "exit_code": exc.code},
+        )
     if isinstance(exc, wasmtime.Trap):
         trap_code = exc.trap_code
         if trap_code == wasmtime.TrapCode.INTERRUPT:

@@ -1,0 +1,174 @@
+"""The host imports every plug-in may use, module ``wasmd``: log, emit, error, config_get.
+
+Hazard (DESIGN.md section 4): wasmtime-py passes a host function's exception back through one
+module-level global, so with several worker threads the wrong exception could surface in the
+wrong call. These functions therefore never raise. What a call needs to know afterwards — the
+guest's own error message, or a misuse of an import such as a pointer out of bounds — goes
+into ``CallState``, a thread-local: a guest and the host functions it calls run on the same
+worker thread, and the worker reads the state once the call returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import wasmtime
+
+from ..errors import PluginLoadError
+
+# Generous for a log line or an error message, small enough that a guest cannot make the
+# daemon copy its whole memory per call.
+MAX_TEXT = 64 * 1024
+MAX_EVENT = 1024 * 1024
+
+EventSink = Callable[[str, dict[str, Any]], None]
+
+_LOG_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
+_I32, _I64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+
+
+class CallState(threading.local):
+    """What the host functions learned during the current call on this thread."""
+
+    guest_error: str | None = None
+    fault: str | None = None
+
+    def reset(self) -> None:
+        self.guest_error = None
+        self.fault = None
+
+
+call_state = CallState()
+
+
+@dataclass
+class HostContext:
+    """Per plug-in version: what its host functions need. ``on_event`` is set by the pool."""
+
+    plugin: str
+    config: dict[str, str]
+    on_event: EventSink | None = None
+    log: logging.Logger = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = logging.getLogger(f"wasmd.plugin.{self.plugin}")
+
+
+def _read(caller: wasmtime.Caller, ptr: int, length: int, limit: int) -> bytes:
+    """Guest bytes [ptr, ptr+length), bounds-checked (Memory.read would clamp silently)."""
+    memory = caller.get("memory")
+    if not isinstance(memory, wasmtime.Memory):
+        raise ValueError("the module exports no memory")
+    ptr &= 0xFFFFFFFF
+    length &= 0xFFFFFFFF
+    if length > limit:
+        raise ValueError(f"{length} bytes is over the limit of {limit}")
+    if ptr + length > memory.data_len(caller):
+        raise ValueError(f"bytes {ptr}..{ptr + length} are outside the guest's memory")
+    return bytes(memory.read(caller, ptr, ptr + length))
+
+
+def _fault(where: str, exc: BaseException) -> None:
+    if call_state.fault is None:
+        call_state.fault = f"host import wasmd.{where} was misused: {exc}"
+
+
+def _log(ctx: HostContext) -> Callable[..., None]:
+    def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
+        try:
+            text = _read(caller, ptr, length, MAX_TEXT).decode("utf-8", errors="replace")
+            ctx.log.log(_LOG_LEVELS.get(level, logging.INFO), "%s", text.rstrip("\n"))
+        except Exception as exc:
+            _fault("log", exc)
+
+    return log
+
+
+def _emit(ctx: HostContext) -> Callable[..., None]:
+    def emit(caller: wasmtime.Caller, ptr: int, length: int) -> None:
+        try:
+            data = msgpack.unpackb(_read(caller, ptr, length, MAX_EVENT), strict_map_key=False)
+            if not isinstance(data, dict):
+                raise ValueError("the event must be a msgpack map")
+            if ctx.on_event is not None:
+                ctx.on_event("plugin.custom", {"plugin": ctx.plugin, "data": data})
+        except Exception as exc:
+            _fault("emit", exc)
+
+    return emit
+
+
+def _error(ctx: HostContext) -> Callable[..., None]:
+    def error(caller: wasmtime.Caller, ptr: int, length: int) -> None:
+        try:
+            text = _read(caller, ptr, length, MAX_TEXT).decode("utf-8", errors="replace")
+            call_state.guest_error = text or "the plug-in reported an error"
+        except Exception as exc:
+            _fault("error", exc)
+
+    return error
+
+
+def _config_get(ctx: HostContext) -> Callable[..., int]:
+    def config_get(caller: wasmtime.Caller, kptr: int, klen: int) -> int:
+        try:
+            key = _read(caller, kptr, klen, MAX_TEXT).decode("utf-8")
+            value = ctx.config.get(key)
+            if value is None:
+                return -1
+            return write_guest_bytes(caller, value.encode())
+        except Exception as exc:
+            _fault("config_get", exc)
+            return -1
+
+    return config_get
+
+
+def write_guest_bytes(caller: wasmtime.Caller, data: bytes) -> int:
+    """Place ``data`` in guest memory through its ``wasmd_alloc``; ``ptr << 32 | len``."""
+    alloc, memory = caller.get("wasmd_alloc"), caller.get("memory")
+    if not isinstance(alloc, wasmtime.Func) or not isinstance(memory, wasmtime.Memory):
+        raise ValueError("the module must export wasmd_alloc and memory")
+    ptr = int(alloc(caller, len(data))) & 0xFFFFFFFF
+    if data:
+        memory.write(caller, data, ptr)
+    return (ptr << 32) | len(data)
+
+
+# name -> (params, results, factory)
+HOST_IMPORTS: dict[
+    str,
+    tuple[
+        list[wasmtime.ValType], list[wasmtime.ValType], Callable[[HostContext], Callable[..., Any]]
+    ],
+] = {
+    "log": ([_I32, _I32, _I32], [], _log),
+    "emit": ([_I32, _I32], [], _emit),
+    "error": ([_I32, _I32], [], _error),
+    "config_get": ([_I32, _I32], [_I64], _config_get),
+}
+
+
+def define_host_imports(linker: wasmtime.Linker, module: wasmtime.Module, ctx: HostContext) -> None:
+    """Define the ``wasmd`` imports ``module`` uses; a wrong signature fails the load."""
+    for item in module.imports:
+        if item.module != "wasmd" or item.name not in HOST_IMPORTS:
+            continue
+        params, results, factory = HOST_IMPORTS[item.name]
+        expected = wasmtime.FuncType(params, results)
+        actual = item.type
+        if not isinstance(actual, wasmtime.FuncType) or (
+            [str(p) for p in actual.params],
+            [str(r) for r in actual.results],
+        ) != ([str(p) for p in params], [str(r) for r in results]):
+            raise PluginLoadError(
+                ctx.plugin,
+                f"import wasmd::{item.name} must be a function "
+                f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})",
+            )
+        linker.define_func("wasmd", item.name, expected, factory(ctx), access_caller=True)

@@ -1,0 +1,178 @@
+"""One live instance of a plug-in version, and how each ABI calls into it.
+
+An ``Instance`` is a Store plus the exports requests may reach; it lives on one worker thread.
+When the module uses WASI, its stdout and stderr are memfd files whose new lines are logged,
+tagged with the plug-in's name, after every call. The command ABI has no lasting instance:
+``run_command`` makes one per call, with the request's stdin and args, runs ``_start``, and
+returns the exit code and output.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import wasmtime
+
+from ..errors import ErrorCode, WasmdError
+from .host import call_state
+from .traps import GuestFault
+from .wasi import MemFile, make_wasi_config
+
+if TYPE_CHECKING:
+    from .plugin import CompiledPlugin
+
+# A command's stdout or stderr beyond this is refused as resource_exhausted.
+OUTPUT_LIMIT = 16 * 1024 * 1024
+# Guest output logged per call and stream, at most; the rest is counted, not logged.
+LOG_OUTPUT_LIMIT = 64 * 1024
+
+
+def _new_store(plugin: CompiledPlugin, deadline_ticks: int) -> wasmtime.Store:
+    store = wasmtime.Store(plugin.engine)
+    store.set_limits(memory_size=plugin.manifest.memory_max)
+    # Start functions and _initialize run during instantiation: bounded like any call.
+    store.set_epoch_deadline(deadline_ticks)
+    if plugin.manifest.fuel:
+        store.set_fuel(plugin.manifest.fuel)
+    return store
+
+
+class Instance:
+    __slots__ = ("alloc", "funcs", "log", "memory", "plugin", "store", "streams")
+
+    def __init__(self, plugin: CompiledPlugin, deadline_ticks: int) -> None:
+        self.plugin = plugin
+        self.log = logging.getLogger(f"wasmd.plugin.{plugin.name}")
+        self.store = store = _new_store(plugin, deadline_ticks)
+        self.streams: tuple[MemFile, MemFile] | None = None
+        if plugin.uses_wasi:
+            # Deny by default: the context grants only what the manifest lists.
+            self.streams = (MemFile(f"{plugin.name}-out"), MemFile(f"{plugin.name}-err"))
+            store.set_wasi(
+                make_wasi_config(
+                    plugin.manifest,
+                    plugin.grants,
+                    stdout=self.streams[0],
+                    stderr=self.streams[1],
+                )
+            )
+        try:
+            instance = plugin.template.instantiate(store)
+            exports = instance.exports(store)
+            initialize = exports.get("_initialize")
+            if isinstance(initialize, wasmtime.Func):
+                initialize(store)  # a WASI reactor's constructors
+        except BaseException:
+            self.close()
+            raise
+        self.funcs: dict[str, wasmtime.Func] = {}
+        for name in plugin.calls:
+            func = exports[name]
+            assert isinstance(func, wasmtime.Func)  # plugin.calls holds function exports only
+            self.funcs[name] = func
+        memory, alloc = exports.get("memory"), exports.get("wasmd_alloc")
+        self.memory = memory if isinstance(memory, wasmtime.Memory) else None
+        self.alloc = alloc if isinstance(alloc, wasmtime.Func) else None
+
+    def call(self, export: str, args: Any) -> Any:
+        """Run one call of the plug-in's ABI; raises what wasmtime raises, or WasmdError."""
+        call_state.reset()
+        try:
+            if self.plugin.abi == "msgpack":
+                return self._call_msgpack(export, args)
+            result = self.funcs[export](self.store, *args)
+            _raise_host_outcome()
+            return result
+        finally:
+            self.forward_output()
+
+    def _call_msgpack(self, export: str, payload: bytes) -> Any:
+        store, memory, alloc = self.store, self.memory, self.alloc
+        assert memory is not None  # msgpack_problems checked both when compiling
+        assert alloc is not None
+        ptr = alloc(store, len(payload)) & 0xFFFFFFFF
+        if ptr + len(payload) > memory.data_len(store):
+            raise GuestFault(f"wasmd_alloc({len(payload)}) returned {ptr}, outside memory")
+        if payload:
+            memory.write(store, payload, ptr)
+        packed = self.funcs[export](store, ptr, len(payload)) & 0xFFFFFFFFFFFFFFFF
+        _raise_host_outcome()
+        if packed == 0:
+            return None
+        out_ptr, out_len = packed >> 32, packed & 0xFFFFFFFF
+        if out_ptr + out_len > memory.data_len(store):
+            raise GuestFault(
+                f"{export} returned bytes {out_ptr}..{out_ptr + out_len}, outside memory"
+            )
+        try:
+            return msgpack.unpackb(
+                bytes(memory.read(store, out_ptr, out_ptr + out_len)), strict_map_key=False
+            )
+        except Exception as exc:
+            message = f"{export} returned bytes that are not one msgpack value: {exc}"
+            raise GuestFault(message) from None
+
+    def forward_output(self) -> None:
+        if self.streams is None:
+            return
+        for stream, level in zip(self.streams, (logging.INFO, logging.WARNING), strict=True):
+            data = stream.take(LOG_OUTPUT_LIMIT)
+            if data is None:
+                self.log.log(level, "(more than %d bytes of output, not logged)", LOG_OUTPUT_LIMIT)
+            elif data:
+                for line in data.decode("utf-8", errors="replace").splitlines():
+                    self.log.log(level, "%s", line)
+
+    def close(self) -> None:
+        if self.streams is not None:
+            for stream in self.streams:
+                stream.close()
+            self.streams = None
+
+
+def _raise_host_outcome() -> None:
+    if call_state.fault is not None:
+        raise GuestFault(call_state.fault)
+    if call_state.guest_error is not None:
+        raise WasmdError(ErrorCode.TRAP, call_state.guest_error, {"kind": "guest_error"})
+
+
+def run_command(
+    plugin: CompiledPlugin, args: tuple[bytes, list[str]], deadline_ticks: int
+) -> dict[str, Any]:
+    """The command ABI: a fresh instance runs ``_start`` with this request's stdin and args."""
+    stdin_bytes, argv = args
+    streams = (MemFile("stdin", stdin_bytes), MemFile("stdout"), MemFile("stderr"))
+    try:
+        store = _new_store(plugin, deadline_ticks)
+        store.set_wasi(
+            make_wasi_config(
+                plugin.manifest,
+                plugin.grants,
+                argv=[plugin.name, *argv],
+                stdin=streams[0],
+                stdout=streams[1],
+                stderr=streams[2],
+            )
+        )
+        exit_code = 0
+        try:
+            instance = plugin.template.instantiate(store)
+            start = instance.exports(store)["_start"]
+            assert isinstance(start, wasmtime.Func)
+            start(store)
+        except wasmtime.ExitTrap as exc:
+            exit_code = exc.code
+        stdout, stderr = streams[1].take(OUTPUT_LIMIT), streams[2].take(OUTPUT_LIMIT)
+        if stdout is None or stderr is None:
+            which = "stdout" if stdout is None else "stderr"
+            raise WasmdError(
+                ErrorCode.RESOURCE_EXHAUSTED,
+                f"{plugin.name} wrote more than {OUTPUT_LIMIT} bytes to {which}",
+            )
+        return {"exit_code": exit_code, "stdout": stdout, "stderr": stderr}
+    finally:
+        for stream in streams:
+            stream.close()
