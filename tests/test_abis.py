@@ -13,7 +13,14 @@ from wasmd import ErrorCode, WasmdError
 
 from .conftest import running_daemon
 from .test_reload import subscribe
-from .wat_abi import CAT_COMMAND, EXITING_CORE, MSGPACK_GUEST, READ_SECRET_COMMAND, flood_command
+from .wat_abi import (
+    CAT_COMMAND,
+    EXITING_CORE,
+    MSGPACK_GUEST,
+    PRINTING_CORE,
+    READ_SECRET_COMMAND,
+    flood_command,
+)
 
 NESTED: list[Any] = [
     {"a": [1, 2, {"b": None}], "c": {"d": True, "e": 1.5}},
@@ -217,3 +224,18 @@ async def test_proc_exit_in_a_persistent_plugin_is_a_trap(short_tmp: Path) -> No
             assert caught.value.code == ErrorCode.TRAP
             assert "proc_exit(7)" in caught.value.message
             assert await client.call("exits.stay") == 1
+
+
+async def test_persistent_plugin_output_goes_to_the_log(
+    short_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wasmd.plugin.talker")
+    async with running_daemon(short_tmp, {"talker.wat": PRINTING_CORE}) as daemon:
+        async with daemon.client() as client:
+            for _ in range(2):
+                assert await client.call("talker.talk") == 0
+    lines = [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "wasmd.plugin.talker"
+    ]
+    once = [("INFO", "hello from stdout"), ("INFO", "second line"), ("WARNING", "oops on stderr")]
+    assert lines == once * 2  # each call's output once: nothing is logged twice

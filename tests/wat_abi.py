@@ -154,3 +154,19 @@ EXITING_CORE = r"""(module
   (func (export "leave") (call $exit (i32.const 7)))
   (func (export "stay") (result i32) (i32.const 1))
 )"""
+
+# A persistent plug-in that prints: its stdout and stderr belong in the daemon log.
+PRINTING_CORE = r"""(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "hello from stdout\nsecond line\n")
+  (data (i32.const 200) "oops on stderr\n")
+  (func $write (param $fd i32) (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 0) (local.get $ptr))
+    (i32.store (i32.const 4) (local.get $len))
+    (drop (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "talk") (result i32)
+    (call $write (i32.const 1) (i32.const 100) (i32.const 30))
+    (call $write (i32.const 2) (i32.const 200) (i32.const 15))
+    (i32.const 0))
+)"""
