@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from .check import check_plugin
 from .client import SyncClient
@@ -22,6 +23,7 @@ from .daemon import Daemon, serve
 from .discovery import search_path
 from .errors import ConfigError, WasmdError
 from .runtime import default_cache_dir
+from .systemd import JournalFormatter, Notifier, activated_socket, watchdog_interval
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -233,33 +235,41 @@ def _serve(args: argparse.Namespace) -> int:
         config = config.with_overrides(cache_dir=None)
     elif config.cache_dir is None:
         config = config.with_overrides(cache_dir=default_cache_dir(os.environ, os.getuid()))
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    handler = logging.StreamHandler(sys.stderr)
+    # Under journald, lines carry their priority and journald adds time and unit itself.
+    handler.setFormatter(
+        JournalFormatter()
+        if os.environ.get("JOURNAL_STREAM")
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    logging.basicConfig(level=config.log_level.upper(), handlers=[handler])
     dirs = search_path(
         args.plugins, os.environ, config.plugin_dirs, include_defaults=not args.no_default_dirs
     )
-    anyio.run(_serve_until_signalled, config, dirs, not args.no_watch, args.poll)
+    options = {
+        "plugin_dirs": dirs,
+        "watch": not args.no_watch,
+        "force_polling": args.poll,
+        "listen_socket": activated_socket(os.environ),
+        "notifier": Notifier.from_environ(os.environ),
+        "watchdog_interval": watchdog_interval(os.environ),
+    }
+    anyio.run(_serve_until_signalled, config, options)
     return EXIT_OK
 
 
-async def _serve_until_signalled(
-    config: DaemonConfig, dirs: Sequence[Path], watch: bool, poll: bool
-) -> None:
+async def _serve_until_signalled(config: DaemonConfig, options: dict[str, Any]) -> None:
+    """SIGTERM/SIGINT stop gracefully, a second one at once; SIGHUP rescans."""
     log = logging.getLogger("wasmd")
+    dirs = options["plugin_dirs"]
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with anyio.create_task_group() as tg:
-            info: Daemon = await tg.start(
-                lambda task_status: serve(
-                    config,
-                    plugin_dirs=dirs,
-                    watch=watch,
-                    force_polling=poll,
-                    task_status=task_status,
-                )
-            )
+
+            async def run(*, task_status: anyio.abc.TaskStatus[Daemon]) -> None:
+                await serve(config, **options, task_status=task_status)
+                tg.cancel_scope.cancel()  # stopped: no more signals to wait for
+
+            info: Daemon = await tg.start(run)
             log.info(
                 "ready: %d plug-ins (%d failed) on %s; search path: %s",
                 info.plugins,
@@ -267,11 +277,20 @@ async def _serve_until_signalled(
                 info.socket_path,
                 ":".join(str(d) for d in dirs),
             )
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    log.info("received SIGHUP, rescanning plug-in directories")
-                    tg.start_soon(info.reload)
-                    continue
-                log.info("received %s, stopping", signal.Signals(signum).name)
-                tg.cancel_scope.cancel()
-                break
+            tg.start_soon(_handle_signals, signals, info, tg.cancel_scope, log)
+
+
+async def _handle_signals(
+    signals: Any, daemon: Daemon, scope: anyio.CancelScope, log: logging.Logger
+) -> None:
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if signum == signal.SIGHUP:
+            log.info("received SIGHUP, rescanning plug-in directories")
+            await daemon.reload()
+        elif daemon.stopping:
+            log.warning("received %s again, stopping now", name)
+            scope.cancel()
+        else:
+            log.info("received %s, stopping: calls in flight finish first", name)
+            daemon.stop()

@@ -28,6 +28,7 @@ from .loader import Loader, ReloadReport
 from .registry import Registry
 from .runtime import Engines
 from .server import RpcServer, ServerCounters, ServerLimits
+from .systemd import Notifier
 from .watcher import DirectoryWatcher
 
 log = logging.getLogger("wasmd")
@@ -36,11 +37,33 @@ log = logging.getLogger("wasmd")
 class Daemon:
     """A running daemon, handed out by ``serve`` through ``task_status`` once it is ready."""
 
-    def __init__(self, registry: Registry, bus: EventBus, loader: Loader) -> None:
+    def __init__(
+        self, registry: Registry, bus: EventBus, loader: Loader, notifier: Notifier | None
+    ) -> None:
         self.registry = registry
         self.bus = bus
         self.loader = loader
+        self.notifier = notifier
         self.socket_path: Path | None = None
+        self.server: RpcServer | None = None
+        self._stop = anyio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Stop gracefully: no new connections, in-flight calls finish, then ``serve`` returns."""
+        self._stop.set()
+
+    def status(self) -> str:
+        """One line for systemd's STATUS=."""
+        calls = sum(e.pool.stats().calls for e in self.registry if e.pool is not None)
+        connections = self.server.counters.connections if self.server else 0
+        return (
+            f"{self.plugins} plug-ins ({self.failed} failed), {calls} calls, "
+            f"{connections} connections"
+        )
 
     @property
     def plugins(self) -> int:
@@ -54,7 +77,11 @@ class Daemon:
         """Rescan ``names`` (everything if None) and bring them in step with the disk."""
         if names is None:
             self.bus.emit("daemon.reloading", {})
+            if self.notifier is not None:
+                self.notifier.reloading()
         report = await self.loader.reconcile(names)
+        if names is None and self.notifier is not None:
+            self.notifier.ready(self.status())
         changed = {k: v for k, v in report.to_dict().items() if v and k != "unchanged"}
         if names is None or changed:
             log.info("rescan: %s", changed or "nothing changed")
@@ -102,8 +129,12 @@ async def serve(
     listen_socket: socket.socket | None = None,
     watch: bool = True,
     force_polling: bool = False,
+    notifier: Notifier | None = None,
+    watchdog_interval: float | None = None,
     task_status: anyio.abc.TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
+    """Run the daemon until cancelled (abrupt) or until ``Daemon.stop()`` (graceful: the
+    socket stops accepting, calls in flight finish within ``shutdown_timeout_ms``)."""
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
     registry = Registry()
@@ -115,7 +146,7 @@ async def serve(
             dirs=plugin_dirs,
             allow_absolute_preopens=config.allow_absolute_preopens,
         )
-        daemon = Daemon(registry, bus, loader)
+        daemon = Daemon(registry, bus, loader, notifier)
         try:
             async with anyio.create_task_group() as tg:
                 if watch:
@@ -138,6 +169,7 @@ async def serve(
                     allow_uids=allowed_uids(config, os.getuid()),
                     allow_gids=frozenset(config.allow_gids),
                 )
+                daemon.server = server
                 if listen_socket is not None:
                     listen_socket.setblocking(False)
                     listener = await anyio.abc.SocketListener.from_socket(listen_socket)
@@ -159,13 +191,36 @@ async def serve(
                             "failed": daemon.failed,
                         },
                     )
+                    if notifier is not None:
+                        notifier.ready(daemon.status())
+                        if watchdog_interval:
+                            tg.start_soon(_watchdog, notifier, daemon, watchdog_interval)
                     task_status.started(daemon)
                     try:
-                        await server.serve(listener)
+                        tg.start_soon(server.serve, listener)
+                        await daemon._stop.wait()
+                        _stopping(bus, notifier)
+                        with anyio.move_on_after(config.shutdown_timeout_ms / 1000):
+                            await server.drain()
+                        tg.cancel_scope.cancel()
                     finally:
                         if daemon.socket_path is not None:
                             daemon.socket_path.unlink(missing_ok=True)
         finally:
             with anyio.CancelScope(shield=True):
-                bus.emit("daemon.stopping", {})
+                if not daemon._stop.is_set():
+                    _stopping(bus, notifier)
                 await loader.aclose(config.shutdown_timeout_ms / 1000)
+
+
+def _stopping(bus: EventBus, notifier: Notifier | None) -> None:
+    bus.emit("daemon.stopping", {})
+    if notifier is not None:
+        notifier.notify(stopping=1)
+
+
+async def _watchdog(notifier: Notifier, daemon: Daemon, interval: float) -> None:
+    """Ping from the event loop itself: if the loop hangs, the pings stop and systemd acts."""
+    while True:
+        notifier.notify(watchdog=1, status=daemon.status())
+        await anyio.sleep(interval)

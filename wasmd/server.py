@@ -45,7 +45,6 @@ from .protocol import (
     encode_notification,
     encode_response,
 )
-from .sockets import receive_some
 
 log = logging.getLogger("wasmd.server")
 
@@ -116,13 +115,34 @@ class RpcServer:
         self.allow_uids = allow_uids
         self.allow_gids = allow_gids
         self.counters = counters or ServerCounters()
+        self._connections: set[_ServerConnection] = set()
+        self._accepting = anyio.CancelScope()
+        self._finished = anyio.Event()
 
     async def serve(self, listener: anyio.abc.SocketListener) -> None:
-        """Accept connections until cancelled."""
-        async with anyio.create_task_group() as tg:
-            while True:
-                stream = await listener.accept()
-                tg.start_soon(self._handle, stream)
+        """Accept connections until cancelled, or until ``drain`` has let them all finish."""
+        try:
+            async with anyio.create_task_group() as tg:
+                with self._accepting:
+                    while True:
+                        stream = await listener.accept()
+                        tg.start_soon(self._handle, stream)
+        finally:
+            self._finished.set()
+
+    async def drain(self) -> None:
+        """Stop accepting; every connection answers what its peer has sent, then closes.
+
+        Returns when the last connection has closed; bound it with a timeout.
+        """
+        self._accepting.cancel()
+        for connection in tuple(self._connections):
+            connection.drain()
+        await self._finished.wait()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(connection.in_flight for connection in self._connections)
 
     def _refusal(self, peer: Peer) -> WasmdError | None:
         if self.counters.connections >= self.limits.max_connections:
@@ -148,9 +168,13 @@ class RpcServer:
         self.counters.connections += 1
         self.counters.connections_total += 1
         connection = _ServerConnection(self, stream, sock, peer)
+        self._connections.add(connection)
+        if self._accepting.cancel_called:
+            connection.drain()  # accepted just as draining began
         try:
             await connection.run()
         finally:
+            self._connections.discard(connection)
             self.counters.connections -= 1
 
 
@@ -178,6 +202,18 @@ class _ServerConnection:
         self._idle = anyio.Event()  # set when nothing is in flight and the outbox is empty
         self._close_callbacks: list[Callable[[], None]] = []
         self._drained_callback: Callable[[], None] | None = None
+        self._draining = False
+        self._read_wait: anyio.CancelScope | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def drain(self) -> None:
+        """Read only what has already arrived, answer it, then close."""
+        self._draining = True
+        if self._read_wait is not None:
+            self._read_wait.cancel()
 
     # --- Session ---------------------------------------------------------------------------
 
@@ -235,7 +271,7 @@ class _ServerConnection:
                 return
             if event is NEED_DATA:
                 await self._throttle()
-                protocol.receive_data(await receive_some(self.sock, RECEIVE_SIZE))
+                protocol.receive_data(await self._receive())
             elif event is EOF:
                 return
             elif type(event) is Request:
@@ -260,6 +296,21 @@ class _ServerConnection:
             # nvim_set_client_info, for one).
             elif not isinstance(event, Notification):
                 log.debug("ignoring %r from pid %d", event, self.peer.pid)
+
+    async def _receive(self) -> bytes:
+        """The next bytes from the peer; ``b""`` at its end, or once draining has read all
+        that had arrived."""
+        while True:
+            try:
+                return self.sock.recv(RECEIVE_SIZE)
+            except BlockingIOError:
+                if self._draining:
+                    return b""
+                with anyio.CancelScope() as self._read_wait:
+                    await anyio.wait_readable(self.sock)
+                self._read_wait = None
+            except OSError:
+                return b""
 
     async def _throttle(self) -> None:
         """Stop reading while the peer has too much in flight or unread (backpressure)."""
