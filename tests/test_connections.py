@@ -299,3 +299,42 @@ async def test_oversized_message_closes_the_connection(short_tmp: Path) -> None:
             assert "exceeds 4096 bytes" in caught.value.message
         async with daemon.client() as client:
             assert await client.call("arith.add", 1, 2) == 3
+
+
+@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+async def test_supplementary_group_is_enough_to_connect(short_tmp: Path) -> None:
+    """SO_PEERCRED shows only the primary gid; membership as a supplementary group counts."""
+    short_tmp.chmod(0o755)
+    script = (
+        "import sys\nfrom wasmd import SyncClient, WasmdError\n"
+        "try:\n    print(SyncClient(sys.argv[1]).call('arith.add', 1, 2))\n"
+        "except WasmdError as e: print(int(e.code))\n"
+    )
+    async with running_daemon(
+        short_tmp, {"arith.wat": ARITH}, socket_mode=0o666, allow_gids=(5555,)
+    ) as daemon:
+
+        async def run(*groups: str) -> str:
+            command = [
+                SETPRIV,
+                "--reuid=4343",
+                "--regid=4343",
+                *groups,
+                sys.executable,
+                "-c",
+                script,
+                str(daemon.socket),
+            ]
+            return (await anyio.run_process(command, check=False)).stdout.decode().strip()
+
+        assert await run("--groups=5555") == "3"
+        assert await run("--clear-groups") == "9"
+
+
+async def test_pulley_interpreter_engine(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}, engine="pulley") as daemon:
+        async with daemon.client() as client:
+            assert await client.call("arith.add", 20, 22) == 42
+            with pytest.raises(WasmdError) as caught:
+                await client.call("arith.div", 1, 0)
+            assert caught.value.code == ErrorCode.TRAP

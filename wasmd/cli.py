@@ -97,6 +97,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="poll plug-in directories instead of inotify (network file systems)",
     )
     p.add_argument("--no-cache", action="store_true", help="do not cache compiled modules")
+    p.add_argument(
+        "--engine",
+        choices=["cranelift", "pulley"],
+        help="pulley interprets guests: slower, but allowed by MemoryDenyWriteExecute=yes",
+    )
 
     p = commands.add_parser("call", parents=[common], help="call PLUGIN.EXPORT")
     p.add_argument("method")
@@ -231,6 +236,8 @@ def _serve(args: argparse.Namespace) -> int:
         config = config.with_overrides(socket=Path(args.socket))
     if args.log_level:
         config = config.with_overrides(log_level=args.log_level)
+    if args.engine:
+        config = config.with_overrides(engine=args.engine)
     if args.no_cache:
         config = config.with_overrides(cache_dir=None)
     elif config.cache_dir is None:

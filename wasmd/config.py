@@ -20,6 +20,7 @@ Lookup order (DESIGN.md sections 8 and 9): the config file is ``--config``, else
 
 from __future__ import annotations
 
+import grp
 import os
 import re
 from collections.abc import Mapping
@@ -27,10 +28,12 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
 from .manifest import Checker, GiB, KiB, MiB, describe, read_toml
 
 DEFAULT_CONFIG_PATH = Path("/etc/wasmd/wasmd.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+ENGINES = ("cranelift", "pulley")
 
 
 @dataclass(frozen=True)
@@ -44,10 +47,14 @@ class DaemonConfig:
     max_connections: int = 1024
     allow_uids: tuple[int, ...] | None = None  # None -> the daemon's own uid (and root)
     allow_gids: tuple[int, ...] = ()
+    allow_groups: tuple[str, ...] = ()  # group names, resolved when the daemon starts
     cache_dir: Path | None = None  # None -> no compiled-module cache
     log_level: str = "info"
     shutdown_timeout_ms: int = 10_000
     allow_absolute_preopens: bool = False
+    # "cranelift" compiles to native code; "pulley" interprets (slower, but works under
+    # systemd's MemoryDenyWriteExecute=yes, which forbids JIT code).
+    engine: str = "cranelift"
 
     def with_overrides(self, **changes: Any) -> DaemonConfig:
         """A copy with command-line values applied, checked as the file's values are.
@@ -105,6 +112,13 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
         elif key == "log_level":
             level = value.lower() if isinstance(value, str) else value
             out[key] = check.string(level, key, LOG_LEVELS)
+        elif key == "engine":
+            out[key] = check.string(value, key, ENGINES)
+        elif key == "allow_groups":
+            names = check.array(value, key, "group names")
+            out[key] = tuple(
+                check.string(v, f"{key}[{i}]", empty=False) for i, v in enumerate(names)
+            )
         else:  # allow_absolute_preopens
             out[key] = check.boolean(value, key)
     return out
@@ -168,3 +182,16 @@ def allowed_uids(config: DaemonConfig, own_uid: int) -> frozenset[int]:
     if config.allow_uids is None:
         return frozenset({own_uid, 0})
     return frozenset({*config.allow_uids, 0})
+
+
+def allowed_gids(config: DaemonConfig, source: str = "config") -> frozenset[int]:
+    """``allow_gids`` plus the ids of ``allow_groups``; an unknown group name is an error."""
+    gids = set(config.allow_gids)
+    for index, name in enumerate(config.allow_groups):
+        try:
+            gids.add(grp.getgrnam(name).gr_gid)
+        except KeyError:
+            raise ConfigError(
+                source, f"allow_groups[{index}]", f"no group named {name!r}"
+            ) from None
+    return frozenset(gids)

@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 
 from .builtins import Builtins
-from .config import DaemonConfig, allowed_uids, default_socket_path
+from .config import DaemonConfig, allowed_gids, allowed_uids, default_socket_path
 from .dispatch import Dispatcher
 from .events import EventBus
 from .loader import Loader, ReloadReport
@@ -138,7 +138,8 @@ async def serve(
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
     registry = Registry()
-    with Engines(tick_ms=config.tick_ms, cache_dir=config.cache_dir) as engines:
+    target = "pulley64" if config.engine == "pulley" else None
+    with Engines(tick_ms=config.tick_ms, target=target, cache_dir=config.cache_dir) as engines:
         loader = Loader(
             engines=engines,
             registry=registry,
@@ -167,7 +168,7 @@ async def serve(
                         max_connections=config.max_connections,
                     ),
                     allow_uids=allowed_uids(config, os.getuid()),
-                    allow_gids=frozenset(config.allow_gids),
+                    allow_gids=allowed_gids(config),
                 )
                 daemon.server = server
                 if listen_socket is not None:

@@ -63,6 +63,19 @@ def peer_credentials(sock: socket.socket) -> Peer:
     return Peer(*_UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)))
 
 
+def supplementary_groups(pid: int) -> frozenset[int]:
+    """The peer's supplementary groups: SO_PEERCRED carries only the primary gid, and a
+    user is usually in the socket's group as a supplementary one."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("Groups:"):
+                    return frozenset(int(g) for g in line.split()[1:])
+    except (OSError, ValueError):
+        pass
+    return frozenset()
+
+
 Respond = Callable[[WasmdError | None, Any], None]
 
 
@@ -149,6 +162,8 @@ class RpcServer:
             limit = self.limits.max_connections
             return WasmdError(ErrorCode.BUSY, f"too many connections (limit {limit})")
         if peer.uid == 0 or peer.uid in self.allow_uids or peer.gid in self.allow_gids:
+            return None
+        if self.allow_gids & supplementary_groups(peer.pid):
             return None
         return WasmdError(
             ErrorCode.PERMISSION_DENIED, f"uid {peer.uid} (gid {peer.gid}) may not connect"

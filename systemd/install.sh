@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install wasmd as a system service: ./systemd/install.sh [PREFIX]   (as root)
+#   PREFIX (default /opt/wasmd) gets a virtualenv with wasmd; units, sysusers and an example
+#   config go where systemd looks for them; the socket is enabled and started.
+set -eu
+prefix=${1:-/opt/wasmd}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+units=/etc/systemd/system
+
+python3 -m venv "$prefix"
+"$prefix/bin/pip" install -q "$repo"
+
+install -D -m 0644 "$here/wasmd.sysusers.conf" /usr/lib/sysusers.d/wasmd.conf
+systemd-sysusers /usr/lib/sysusers.d/wasmd.conf
+
+sed "s|/opt/wasmd|$prefix|g" "$here/wasmd.service" > "$units/wasmd.service"
+install -m 0644 "$here/wasmd.socket" "$units/wasmd.socket"
+mkdir -p "$units/wasmd.service.d"
+version=$(systemctl --version | awk 'NR == 1 { print $2 }')
+if [ "$version" -ge 253 ]; then
+    install -m 0644 "$here/wasmd.service.d/notify-reload.conf" "$units/wasmd.service.d/"
+fi
+
+install -d -m 0755 /etc/wasmd /etc/wasmd/plugins.d
+[ -e /etc/wasmd/wasmd.toml ] || install -m 0644 "$here/wasmd.toml" /etc/wasmd/wasmd.toml
+
+systemctl daemon-reload
+systemctl enable --now wasmd.socket
+echo "wasmd installed in $prefix; socket /run/wasmd/wasmd.sock (group wasmd)."
+echo "Drop plug-ins into /etc/wasmd/plugins.d; add users to the group: usermod -aG wasmd USER"
