@@ -14,11 +14,23 @@ import pytest
 from wasmd.client import Client, open_client
 from wasmd.config import DaemonConfig
 from wasmd.daemon import Daemon, serve
+from wasmd.runtime import fastcall
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(params=["fast-calls", "public-api-calls"])
+def call_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test through wasmd's fast call path and through wasmtime-py's public API: the
+    fast path must keep every type check and trap report of the slow one."""
+    fast = request.param == "fast-calls"
+    if fast and not fastcall.SUPPORTED:
+        pytest.skip(f"the fast call path is not tested with this wasmtime-py ({fastcall.TESTED})")
+    monkeypatch.setattr(fastcall, "ENABLED", fast)
+    return str(request.param)
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from .wat_abi import (
     flood_command,
 )
 
+pytestmark = pytest.mark.usefixtures("call_path")
+
 NESTED: list[Any] = [
     {"a": [1, 2, {"b": None}], "c": {"d": True, "e": 1.5}},
     b"\x00\x01\xfe\xff" * 1000,

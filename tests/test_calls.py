@@ -12,6 +12,8 @@ from wasmd import DaemonConfig, ErrorCode, WasmdError, open_client, serve
 from .conftest import running_daemon, write_plugins
 from .wat import ARITH, COUNTER, UNKNOWN_IMPORT, WASI_USER
 
+pytestmark = pytest.mark.usefixtures("call_path")
+
 
 async def test_round_trip(short_tmp: Path) -> None:
     async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:

@@ -13,6 +13,8 @@ from wasmd import ErrorCode, WasmdError
 from .conftest import running_daemon
 from .wat import BIG_MEMORY, MEMORY, RECURSE, SPIN, START_SPINS, START_TRAPS
 
+pytestmark = pytest.mark.usefixtures("call_path")
+
 
 async def test_runaway_loop_is_interrupted_near_its_deadline_while_ping_answers(
     short_tmp: Path,

@@ -18,6 +18,8 @@ from wasmd.runtime.abi import CONVERTERS
 
 from .wat import ARITH, COUNTER, SPIN
 
+pytestmark = pytest.mark.usefixtures("call_path")
+
 # The ticker is started but ticks once a minute: only the test advances epochs.
 FROZEN_TICK_MS = 60_000
 

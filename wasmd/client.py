@@ -55,6 +55,7 @@ class Client:
         self._msgids = itertools.count()
         self._pending: dict[int, tuple[anyio.Event, list[Any]]] = {}
         self._failure: WasmdError | None = None
+        self._closed = anyio.Event()
         self._subscribed = False
         self._send_lock = anyio.Lock()
         send, receive = anyio.create_memory_object_stream[Event](1024)
@@ -75,7 +76,11 @@ class Client:
                 try:
                     await send_all(self._sock, data)
                 except OSError as exc:
-                    raise _closed_error(exc.strerror or str(exc)) from None
+                    # The daemon may have refused us and closed first: the receive loop is
+                    # about to read its reason; give it a moment to arrive.
+                    with anyio.move_on_after(1):
+                        await self._closed.wait()
+                    raise self._failure or _closed_error(exc.strerror or str(exc)) from None
             await done.wait()
         finally:
             self._pending.pop(msgid, None)
@@ -137,6 +142,7 @@ class Client:
     def _fail(self, error: WasmdError) -> None:
         if self._failure is None:
             self._failure = error
+        self._closed.set()
         for done, slot in self._pending.values():
             if not done.is_set():
                 slot[:] = [error, None]
@@ -193,7 +199,15 @@ class SyncClient:
 
     def call(self, method: str, *params: Any) -> Any:
         msgid = next(self._msgids) & 0xFFFFFFFF
-        self._sock.sendall(self._protocol.send(Request(msgid, method, list(params))))
+        try:
+            self._sock.sendall(self._protocol.send(Request(msgid, method, list(params))))
+        except OSError as exc:
+            # The daemon may have refused us and closed first: its reason is in the stream.
+            try:
+                while True:
+                    self._pump()  # ends by raising the daemon's wasmd.error, or end of stream
+            except OSError:
+                raise _closed_error(exc.strerror or str(exc)) from None
         while msgid not in self._results:
             self._pump()
         response = self._results.pop(msgid)

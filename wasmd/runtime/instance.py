@@ -16,6 +16,7 @@ import msgpack
 import wasmtime
 
 from ..errors import ErrorCode, WasmdError
+from .fastcall import Caller, make_caller
 from .host import call_state
 from .traps import GuestFault
 from .wasi import MemFile, make_wasi_config
@@ -40,7 +41,7 @@ def _new_store(plugin: CompiledPlugin, deadline_ticks: int) -> wasmtime.Store:
 
 
 class Instance:
-    __slots__ = ("alloc", "funcs", "log", "memory", "plugin", "store", "streams")
+    __slots__ = ("alloc", "callers", "log", "memory", "plugin", "store", "streams")
 
     def __init__(self, plugin: CompiledPlugin, deadline_ticks: int) -> None:
         self.plugin = plugin
@@ -67,14 +68,19 @@ class Instance:
         except BaseException:
             self.close()
             raise
-        self.funcs: dict[str, wasmtime.Func] = {}
+        self.callers: dict[str, Caller] = {}
         for name in plugin.calls:
             func = exports[name]
             assert isinstance(func, wasmtime.Func)  # plugin.calls holds function exports only
-            self.funcs[name] = func
+            sig = plugin.exports[name]
+            self.callers[name] = make_caller(store, func, sig.params, sig.results)
         memory, alloc = exports.get("memory"), exports.get("wasmd_alloc")
         self.memory = memory if isinstance(memory, wasmtime.Memory) else None
-        self.alloc = alloc if isinstance(alloc, wasmtime.Func) else None
+        self.alloc = (
+            make_caller(store, alloc, ("i32",), ("i32",))
+            if isinstance(alloc, wasmtime.Func)
+            else None
+        )
 
     def call(self, export: str, args: Any) -> Any:
         """Run one call of the plug-in's ABI; raises what wasmtime raises, or WasmdError."""
@@ -82,7 +88,7 @@ class Instance:
         try:
             if self.plugin.abi == "msgpack":
                 return self._call_msgpack(export, args)
-            result = self.funcs[export](self.store, *args)
+            result = self.callers[export](*args)
             _raise_host_outcome()
             return result
         finally:
@@ -92,12 +98,12 @@ class Instance:
         store, memory, alloc = self.store, self.memory, self.alloc
         assert memory is not None  # msgpack_problems checked both when compiling
         assert alloc is not None
-        ptr = alloc(store, len(payload)) & 0xFFFFFFFF
+        ptr = alloc(len(payload)) & 0xFFFFFFFF
         if ptr + len(payload) > memory.data_len(store):
             raise GuestFault(f"wasmd_alloc({len(payload)}) returned {ptr}, outside memory")
         if payload:
             memory.write(store, payload, ptr)
-        packed = self.funcs[export](store, ptr, len(payload)) & 0xFFFFFFFFFFFFFFFF
+        packed = self.callers[export](ptr, len(payload)) & 0xFFFFFFFFFFFFFFFF
         _raise_host_outcome()
         if packed == 0:
             return None

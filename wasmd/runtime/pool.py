@@ -32,6 +32,7 @@ import wasmtime
 
 from ..errors import ErrorCode, PluginLoadError, WasmdError
 from .engine import Engines
+from .fastcall import set_deadline
 from .instance import Instance, run_command
 from .plugin import CompiledPlugin
 from .traps import call_error, cause_of
@@ -274,7 +275,7 @@ class _Worker:
             if self.instance is None:
                 return None, run_command(plugin, job.args, ticks)
             store = self.instance.store
-            store.set_epoch_deadline(ticks)
+            set_deadline(store, ticks)
             if manifest.fuel:
                 store.set_fuel(manifest.fuel)
             return None, self.instance.call(job.export, job.args)
