@@ -48,6 +48,8 @@ class WasmdError(Exception):
 
     def __str__(self) -> str:
         name = self.code.name.lower() if isinstance(self.code, ErrorCode) else str(self.code)
+        if self.data and self.data.get("kind") in ("guest_error", "abi_violation"):
+            name = str(self.data["kind"])
         return f"{name}: {self.message}"
 
     def __repr__(self) -> str:

@@ -34,6 +34,9 @@ from watchfiles import Change, awatch
 from .discovery import entry_name
 
 log = logging.getLogger("wasmd.watcher")
+# watchfiles logs every batch at INFO. With the daemon's log file in a watched folder's
+# parent, each of those lines would itself be a change: a loop. wasmd logs what matters.
+logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
 OnChange = Callable[[set[str] | None], Awaitable[object]]
 
@@ -56,12 +59,19 @@ class DirectoryWatcher:
         self._current = anyio.Event()  # the stop event of the recursive watch
 
     def _awatch(
-        self, paths: Sequence[Path], *, recursive: bool, stop: anyio.Event
+        self,
+        paths: Sequence[Path],
+        *,
+        recursive: bool,
+        stop: anyio.Event,
+        only: frozenset[str] | None = None,
     ) -> AsyncGenerator[set[tuple[Change, str]], None]:
         return awatch(
             *paths,
             stop_event=stop,
-            watch_filter=None,  # wasmd's own ignore rules apply later, in entry_name
+            # wasmd's own ignore rules apply later, in entry_name; ``only`` keeps the
+            # parents' watch to the plug-in directories themselves.
+            watch_filter=None if only is None else (lambda _change, path: path in only),
             debounce=DEBOUNCE_MS,
             step=STEP_MS,
             force_polling=self.force_polling,
@@ -95,11 +105,16 @@ class DirectoryWatcher:
                     await self.on_change(self._names(existing, batch))
 
     async def _watching(
-        self, paths: Sequence[Path], *, recursive: bool, stop: anyio.Event
+        self,
+        paths: Sequence[Path],
+        *,
+        recursive: bool,
+        stop: anyio.Event,
+        only: frozenset[str] | None = None,
     ) -> AsyncGenerator[set[tuple[Change, str]], None]:
         self._stops.add(stop)
         try:
-            async for batch in self._awatch(paths, recursive=recursive, stop=stop):
+            async for batch in self._awatch(paths, recursive=recursive, stop=stop, only=only):
                 yield batch
         finally:
             self._stops.discard(stop)
@@ -122,11 +137,10 @@ class DirectoryWatcher:
         task_status.started()  # see run(): the watch is armed before this task waits
         if not parents:
             return
-        watched = set(self.dirs)
-        async for batch in self._watching(parents, recursive=False, stop=anyio.Event()):
-            if any(Path(path) in watched for _, path in batch):
-                log.info("a plug-in directory appeared or vanished; re-arming the watch")
-                self.rearm()
+        only = frozenset(str(d) for d in self.dirs)
+        async for _batch in self._watching(parents, recursive=False, stop=anyio.Event(), only=only):
+            log.info("a plug-in directory appeared or vanished; re-arming the watch")
+            self.rearm()
 
     @staticmethod
     def _names(dirs: Sequence[Path], batch: set[tuple[Change, str]]) -> set[str]:

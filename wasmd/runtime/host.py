@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,8 @@ from ..errors import PluginLoadError
 # daemon copy its whole memory per call.
 MAX_TEXT = 64 * 1024
 MAX_EVENT = 1024 * 1024
+# Log lines and custom events per plug-in per second (with a burst of as many).
+LOG_LINES_PER_SECOND = 200
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -54,9 +57,44 @@ class HostContext:
     config: dict[str, str]
     on_event: EventSink | None = None
     log: logging.Logger = field(init=False)
+    budget: RateLimit = field(init=False)
 
     def __post_init__(self) -> None:
         self.log = logging.getLogger(f"wasmd.plugin.{self.plugin}")
+        self.budget = RateLimit(LOG_LINES_PER_SECOND)
+
+
+class RateLimit:
+    """A token bucket shared by a plug-in's instances: a guest that logs or emits in a
+    tight loop gets its first lines through, then a count of what was dropped."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self.tokens = float(per_second)
+        self.stamp = time.monotonic()
+        self.dropped = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> tuple[bool, int]:
+        """(allowed, lines dropped since the last allowed one)."""
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.per_second, self.tokens + (now - self.stamp) * self.per_second)
+            self.stamp = now
+            if self.tokens < 1:
+                self.dropped += 1
+                return False, 0
+            self.tokens -= 1
+            dropped, self.dropped = self.dropped, 0
+            return True, dropped
+
+
+def _read_text(caller: wasmtime.Caller, ptr: int, length: int) -> str:
+    """A guest's UTF-8 message, cut to MAX_TEXT bytes (a long message is still a message)."""
+    cut = (length & 0xFFFFFFFF) > MAX_TEXT
+    data = _read(caller, ptr, MAX_TEXT if cut else length, MAX_TEXT)
+    text = data.decode("utf-8", errors="replace")
+    return text + f"... ({length & 0xFFFFFFFF} bytes, cut to {MAX_TEXT})" if cut else text
 
 
 def _read(caller: wasmtime.Caller, ptr: int, length: int, limit: int) -> bytes:
@@ -81,8 +119,16 @@ def _fault(where: str, exc: BaseException) -> None:
 def _log(ctx: HostContext) -> Callable[..., None]:
     def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
         try:
-            text = _read(caller, ptr, length, MAX_TEXT).decode("utf-8", errors="replace")
-            ctx.log.log(_LOG_LEVELS.get(level, logging.INFO), "%s", text.rstrip("\n"))
+            text = _read_text(caller, ptr, length)
+            allowed, dropped = ctx.budget.take()
+            if dropped:
+                ctx.log.warning(
+                    "(%d log lines or events dropped: over %d a second)",
+                    dropped,
+                    LOG_LINES_PER_SECOND,
+                )
+            if allowed:
+                ctx.log.log(_LOG_LEVELS.get(level, logging.INFO), "%s", text.rstrip("\n"))
         except Exception as exc:
             _fault("log", exc)
 
@@ -95,7 +141,8 @@ def _emit(ctx: HostContext) -> Callable[..., None]:
             data = msgpack.unpackb(_read(caller, ptr, length, MAX_EVENT), strict_map_key=False)
             if not isinstance(data, dict):
                 raise ValueError("the event must be a msgpack map")
-            if ctx.on_event is not None:
+            allowed, _ = ctx.budget.take()
+            if allowed and ctx.on_event is not None:
                 ctx.on_event("plugin.custom", {"plugin": ctx.plugin, "data": data})
         except Exception as exc:
             _fault("emit", exc)
@@ -106,7 +153,7 @@ def _emit(ctx: HostContext) -> Callable[..., None]:
 def _error(ctx: HostContext) -> Callable[..., None]:
     def error(caller: wasmtime.Caller, ptr: int, length: int) -> None:
         try:
-            text = _read(caller, ptr, length, MAX_TEXT).decode("utf-8", errors="replace")
+            text = _read_text(caller, ptr, length)
             call_state.guest_error = text or "the plug-in reported an error"
         except Exception as exc:
             _fault("error", exc)
@@ -130,13 +177,15 @@ def _config_get(ctx: HostContext) -> Callable[..., int]:
 
 
 def write_guest_bytes(caller: wasmtime.Caller, data: bytes) -> int:
-    """Place ``data`` in guest memory through its ``wasmd_alloc``; ``ptr << 32 | len``."""
+    """Place ``data`` in guest memory through its ``wasmd_alloc``; ``ptr << 32 | len``.
+    Empty data is ``0`` (no allocation: ``wasmd_alloc(0)`` need not be supported)."""
+    if not data:
+        return 0
     alloc, memory = caller.get("wasmd_alloc"), caller.get("memory")
     if not isinstance(alloc, wasmtime.Func) or not isinstance(memory, wasmtime.Memory):
         raise ValueError("the module must export wasmd_alloc and memory")
     ptr = int(alloc(caller, len(data))) & 0xFFFFFFFF
-    if data:
-        memory.write(caller, data, ptr)
+    memory.write(caller, data, ptr)
     return (ptr << 32) | len(data)
 
 

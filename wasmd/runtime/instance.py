@@ -120,6 +120,13 @@ class Instance:
             message = f"{export} returned bytes that are not one msgpack value: {exc}"
             raise GuestFault(message) from None
 
+    def memory_at_limit(self) -> bool:
+        """Whether the memory cannot grow by another page without passing memory_max."""
+        if self.memory is None:
+            return False
+        page = 64 * 1024
+        return self.memory.data_len(self.store) + page > self.plugin.manifest.memory_max
+
     def forward_output(self) -> None:
         if self.streams is None:
             return

@@ -282,8 +282,16 @@ class _Worker:
         except WasmdError as exc:
             return exc, None  # the guest's own error, or output over the limit: no fault
         except Exception as exc:
+            at_limit = self.instance is not None and self.instance.memory_at_limit()
             self._discard()  # its state is suspect after any fault
             error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
+            if at_limit and error.code == ErrorCode.TRAP:
+                # Guests abort when an allocation fails: at the ceiling, that is the cause.
+                error = WasmdError(
+                    ErrorCode.RESOURCE_EXHAUSTED,
+                    f"memory limit of {manifest.memory_max} bytes reached; then: {error.message}",
+                    error.data,
+                )
             self._report(job, error)
             return error, None
 
