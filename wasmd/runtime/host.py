@@ -73,20 +73,24 @@ class RateLimit:
         self.tokens = float(per_second)
         self.stamp = time.monotonic()
         self.dropped = 0
+        self.reported = 0.0
         self.lock = threading.Lock()
 
     def take(self) -> tuple[bool, int]:
-        """(allowed, lines dropped since the last allowed one)."""
+        """(allowed, lines dropped to report now): drops are reported at most once a second."""
         with self.lock:
             now = time.monotonic()
             self.tokens = min(self.per_second, self.tokens + (now - self.stamp) * self.per_second)
             self.stamp = now
-            if self.tokens < 1:
+            allowed = self.tokens >= 1
+            if allowed:
+                self.tokens -= 1
+            else:
                 self.dropped += 1
-                return False, 0
-            self.tokens -= 1
-            dropped, self.dropped = self.dropped, 0
-            return True, dropped
+            report = 0
+            if self.dropped and now - self.reported >= 1:
+                report, self.dropped, self.reported = self.dropped, 0, now
+            return allowed, report
 
 
 def _read_text(caller: wasmtime.Caller, ptr: int, length: int) -> str:

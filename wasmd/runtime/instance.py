@@ -121,11 +121,15 @@ class Instance:
             raise GuestFault(message) from None
 
     def memory_at_limit(self) -> bool:
-        """Whether the memory cannot grow by another page without passing memory_max."""
+        """Whether the memory is within a quarter of memory_max.
+
+        wasmtime-py offers no hook on a refused memory.grow, and allocators grow in chunks,
+        so a trap this close to the ceiling is taken to be an allocation that failed.
+        """
         if self.memory is None:
             return False
-        page = 64 * 1024
-        return self.memory.data_len(self.store) + page > self.plugin.manifest.memory_max
+        limit = self.plugin.manifest.memory_max
+        return limit - self.memory.data_len(self.store) < max(limit // 4, 64 * 1024)
 
     def forward_output(self) -> None:
         if self.streams is None:

@@ -1,0 +1,179 @@
+"""A catalog of hostile plug-ins: each does one bad thing on purpose (issue 7).
+
+Each entry: the files to drop in, the call to make, and the precise outcome — an error code
+from the call, or a load failure (calls answer ``unavailable``) — plus a fragment that the
+message must contain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wasmd import ErrorCode
+
+from .wat import BIG_MEMORY, RECURSE, SPIN, UNKNOWN_IMPORT
+from .wat_abi import EXITING_CORE, flood_command
+
+
+@dataclass(frozen=True)
+class Hostile:
+    name: str
+    files: dict[str, str | bytes]
+    method: str
+    params: list[Any] = field(default_factory=list)
+    code: ErrorCode = ErrorCode.TRAP
+    fragment: str = ""
+    result: Any = None  # for the cases that must simply succeed harmlessly
+
+
+GROW_BOMB = """(module (memory (export "memory") 1)
+  (func (export "bomb")
+    (loop $more
+      (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+    unreachable))"""
+
+OOB = """(module (memory 1)
+  (func (export "poke") (result i32) (i32.load (i32.const 70000))))"""
+
+DIVIDE = """(module (func (export "div") (param i32) (result i32)
+  (i32.div_u (i32.const 1) (local.get 0))))"""
+
+UNREACHABLE = """(module (func (export "boom") unreachable))"""
+
+LOG_FLOOD = """(module
+  (import "wasmd" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "flood")
+  (func (export "flood") (result i32)
+    (local $i i32)
+    (loop $more
+      (call $log (i32.const 1) (i32.const 0) (i32.const 5))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $i) (i32.const 20000))))
+    (local.get $i)))"""
+
+WASI_UNGRANTED = """(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "/etc/passwd")
+  ;; errno of opening /etc/passwd through fd 3 (none is granted), plus 1000 x the number
+  ;; of environment variables it can see (none).
+  (func (export "try") (result i32)
+    (drop (call $env (i32.const 0) (i32.const 4)))
+    (i32.add
+      (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 11)
+        (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 8))
+      (i32.mul (i32.load (i32.const 0)) (i32.const 1000)))))"""
+
+FUEL_BURNER = """(module (func (export "burn") (result i32)
+  (local $i i32)
+  (loop $more
+    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+    (br_if $more (i32.lt_u (local.get $i) (i32.const 100000000))))
+  (local.get $i)))"""
+
+CATALOG = [
+    Hostile(
+        "infinite-loop",
+        {"h.wat": SPIN, "h.toml": "[plugin]\ntimeout_ms = 200\n"},
+        "spin",
+        code=ErrorCode.TIMEOUT,
+        fragment="deadline of 200 ms",
+    ),
+    Hostile("deep-recursion", {"h.wat": RECURSE}, "recurse", [0], fragment="call stack exhausted"),
+    Hostile(
+        "grow-bomb",
+        {"h.wat": GROW_BOMB, "h.toml": '[plugin]\nmemory_max = "4 MiB"\n'},
+        "bomb",
+        code=ErrorCode.RESOURCE_EXHAUSTED,
+        fragment="memory limit of 4194304",
+    ),
+    Hostile(
+        "huge-initial-memory",
+        {"h.wat": BIG_MEMORY, "h.toml": '[plugin]\nmemory_max = "1 MiB"\n'},
+        "f",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="exceeds memory limits",
+    ),
+    Hostile("unreachable", {"h.wat": UNREACHABLE}, "boom", fragment="unreachable"),
+    Hostile("divide-by-zero", {"h.wat": DIVIDE}, "div", [0], fragment="divide by zero"),
+    Hostile("out-of-bounds", {"h.wat": OOB}, "poke", fragment="out of bounds"),
+    Hostile("proc-exit-persistent", {"h.wat": EXITING_CORE}, "leave", fragment="proc_exit(7)"),
+    Hostile(
+        "enormous-output",
+        {"h.wat": flood_command(17 * 16)},
+        "run",
+        [""],
+        code=ErrorCode.RESOURCE_EXHAUSTED,
+        fragment="more than 16777216 bytes",
+    ),
+    Hostile("host-import-flood", {"h.wat": LOG_FLOOD}, "flood", result=20000),
+    Hostile("wasi-without-grants", {"h.wat": WASI_UNGRANTED}, "try", result=8),  # EBADF
+    Hostile("unknown-import", {"h.wat": UNKNOWN_IMPORT}, "uses", fragment="env::exotic"),
+    Hostile(
+        "fuel-exhausted",
+        {"h.wat": FUEL_BURNER, "h.toml": "[plugin]\nfuel = 100000\n"},
+        "burn",
+        code=ErrorCode.RESOURCE_EXHAUSTED,
+        fragment="fuel",
+    ),
+    Hostile(
+        "invalid-bytes",
+        {"h.wasm": b"\x00asm\x01\x00\x00\x00\x01\xff\xff"},
+        "f",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="invalid module",
+    ),
+    Hostile(
+        "not-wasm-at-all",
+        {"h.wasm": b"#!/bin/sh\nrm -rf /\n"},
+        "f",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="invalid module",
+    ),
+    Hostile(
+        "truncated-bytes",
+        {"h.wasm": b"\x00asm\x01\x00"},
+        "f",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="invalid module",
+    ),
+    Hostile(
+        "zero-byte-file", {"h.wasm": b""}, "f", code=ErrorCode.UNAVAILABLE, fragment="is empty"
+    ),
+    Hostile(
+        "preopen-outside-folder",
+        {"h.wat": UNREACHABLE, "h.toml": '[wasi]\npreopens = [{ host = "..", guest = "/x" }]\n'},
+        "boom",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="outside the plug-in's folder",
+    ),
+    Hostile(
+        "huge-manifest",
+        {"h.wat": UNREACHABLE, "h.toml": "# x\n" * 400_000},
+        "boom",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="limit 1 MiB",
+    ),
+    Hostile(
+        "bad-manifest-key",
+        {"h.wat": UNREACHABLE, "h.toml": "[plugin]\nevil = 1\n"},
+        "boom",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="plugin.evil",
+    ),
+    Hostile(
+        "wrong-host-import-type",
+        {
+            "h.wat": """(module
+      (import "wasmd" "log" (func (param i64)))
+      (func (export "f")))"""
+        },
+        "f",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="wasmd::log must be",
+    ),
+]

@@ -1,0 +1,108 @@
+"""Hostile plug-ins: each gets its precise error, the daemon survives, and a neighbour plug-in
+is called throughout without one failed call."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from wasmd import Client, WasmdError
+
+from .conftest import running_daemon, write_plugins
+from .hostile import CATALOG, Hostile
+from .test_reload import replace_atomically, subscribe
+from .wat import ARITH, COUNTER
+
+pytestmark = pytest.mark.usefixtures("call_path")
+
+
+@pytest.mark.parametrize("hostile", CATALOG, ids=[h.name for h in CATALOG])
+async def test_hostile_plugin(short_tmp: Path, hostile: Hostile) -> None:
+    files = {f"plugins.d/{name}": content for name, content in hostile.files.items()}
+    (short_tmp / "plugins.d").mkdir()
+    write_plugins(short_tmp, files)
+    async with running_daemon(short_tmp, {"neighbour.wat": ARITH}) as daemon:
+        async with daemon.client() as client, daemon.client() as neighbour:
+            neighbour_calls: list[object] = []
+            done = anyio.Event()
+
+            async def keep_calling() -> None:
+                while not done.is_set():
+                    neighbour_calls.append(await neighbour.call("neighbour.add", 2, 2))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(keep_calling)
+                try:
+                    if hostile.code is not None and hostile.result is None:
+                        with pytest.raises(WasmdError) as caught:
+                            await client.call(f"h.{hostile.method}", *hostile.params)
+                        assert caught.value.code == hostile.code, caught.value
+                        assert hostile.fragment in caught.value.message
+                    else:
+                        assert await client.call(f"h.{hostile.method}", *hostile.params) == (
+                            hostile.result
+                        )
+                    assert await client.ping() == "pong"
+                finally:
+                    done.set()
+            assert neighbour_calls
+            assert set(neighbour_calls) == {4}  # every neighbour call succeeded
+
+
+async def test_plugin_named_like_the_builtins_is_refused(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"wasmd.wat": COUNTER, "ok.wat": COUNTER}) as daemon:
+        async with daemon.client() as client:
+            assert await client.ping() == "pong"  # still the built-in
+            assert [item["name"] for item in await client.list()] == ["ok"]
+
+
+async def _outcome(client: Client, method: str, params: list[Any]) -> Any:
+    """The call's result, or its error code."""
+    try:
+        return await client.call(method, *params)
+    except WasmdError as exc:
+        return exc.code
+
+
+async def test_catalog_dropped_in_live_while_the_neighbour_works(short_tmp: Path) -> None:
+    """The same catalog, hot-loaded one by one into a running daemon."""
+    async with running_daemon(short_tmp, {"neighbour.wat": ARITH}) as daemon:
+        async with daemon.client() as client, daemon.client() as neighbour:
+            events = await subscribe(client, "plugin.loaded", "plugin.failed")
+            failures: list[str] = []
+            done = anyio.Event()
+
+            async def keep_calling() -> None:
+                while not done.is_set():
+                    try:
+                        await neighbour.call("neighbour.add", 1, 1)
+                    except WasmdError as exc:
+                        failures.append(str(exc))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(keep_calling)
+                for index, hostile in enumerate(CATALOG):
+                    name = f"h{index}"
+                    for filename, content in hostile.files.items():
+                        target = daemon.plugins_dir / filename.replace("h.", f"{name}.", 1)
+                        if filename.endswith(".toml"):
+                            target.write_bytes(
+                                content if isinstance(content, bytes) else content.encode()
+                            )
+                    module = next(f for f in hostile.files if not f.endswith(".toml"))
+                    replace_atomically(
+                        daemon.plugins_dir / module.replace("h.", f"{name}.", 1),
+                        hostile.files[module],
+                    )
+                    event = await events.next()
+                    assert event["plugin"] == name
+                    outcome = await _outcome(client, f"{name}.{hostile.method}", hostile.params)
+                    expected = hostile.result if hostile.result is not None else hostile.code
+                    assert outcome == expected, (hostile.name, outcome)
+                done.set()
+            assert failures == []
+            shutil.rmtree(daemon.plugins_dir)
