@@ -316,6 +316,10 @@ class Connection:
             if not _is_msgid(msg[1]):
                 got = _describe_msgid(msg[1])
                 self._fail(f"response msgid must be an integer in 0..2**32-1, got {got}")
+            if msg[2] is not None and msg[3] is not None:
+                # The spec: exactly one of error and result is nil. A peer that sets both
+                # cannot be told apart from one that failed or succeeded.
+                self._fail("response carries both an error and a result")
             return Response(msg[1], msg[2], msg[3])
         if kind == NOTIFICATION:
             if len(msg) != 3:

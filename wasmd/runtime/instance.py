@@ -168,7 +168,7 @@ def run_command(
             make_wasi_config(
                 plugin.manifest,
                 plugin.grants,
-                argv=[plugin.name, *argv],
+                argv=[plugin.name, *plugin.manifest.wasi_args, *argv],
                 stdin=streams[0],
                 stdout=streams[1],
                 stderr=streams[2],

@@ -216,6 +216,9 @@ class _Worker:
             return None
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             return f"cannot instantiate: {cause_of(exc)}"
+        except Exception as exc:  # a bug of ours: report it, never leave start() waiting
+            log.exception("%s: instantiating failed unexpectedly", pool.plugin.name)
+            return f"cannot instantiate: internal error: {exc!r}"
 
     def _discard(self) -> None:
         if self.instance is not None:
@@ -224,12 +227,15 @@ class _Worker:
 
     def _run(self) -> None:
         pool = self.pool
-        self.failure = self._instantiate()
-        self.ready.set()
         try:
+            self.failure = self._instantiate()
+            self.ready.set()
             if self.failure is None:
                 self._serve()
         finally:
+            if not self.ready.is_set():
+                self.failure = self.failure or "the worker thread stopped unexpectedly"
+                self.ready.set()
             self._discard()
             if not any(w.thread.is_alive() for w in pool._workers if w is not self):
                 pool._drained.set()
@@ -245,7 +251,12 @@ class _Worker:
             if job is _STOP:
                 return
             assert isinstance(job, _Job)
-            error, result = self._call(job, plugin, engines)
+            try:
+                error, result = self._call(job, plugin, engines)
+            except Exception as exc:  # a bug of ours: answer, keep the thread alive
+                log.exception("%s.%s failed unexpectedly", plugin.name, job.export)
+                self._discard()
+                error, result = WasmdError(ErrorCode.INTERNAL, f"internal error: {exc!r}"), None
             pool._finished(job, error)
             try:
                 job.reply(error, result)
@@ -285,8 +296,9 @@ class _Worker:
             at_limit = self.instance is not None and self.instance.memory_at_limit()
             self._discard()  # its state is suspect after any fault
             error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
-            if at_limit and error.code == ErrorCode.TRAP:
-                # Guests abort when an allocation fails: at the ceiling, that is the cause.
+            if at_limit and (error.data or {}).get("trap_code") == "unreachable":
+                # Guests abort (unreachable) when an allocation fails: at the ceiling, that
+                # is the cause. Other traps there (out of bounds, say) are the guest's own.
                 error = WasmdError(
                     ErrorCode.RESOURCE_EXHAUSTED,
                     f"memory limit of {manifest.memory_max} bytes reached; then: {error.message}",
