@@ -1,0 +1,73 @@
+// asdemo: a wasmd plug-in in AssemblyScript, using the msgpack ABI through
+// sdk/assemblyscript/wasmd.ts. Methods: asdemo.upper, asdemo.add, asdemo.fail.
+//
+// Build (from examples/assemblyscript, after `npm install`; see build.py for why):
+//
+//   npx asc assembly/index.ts --outFile OUT_DIR/asdemo.wasm --optimize --runtime minimal \
+//       --use abort=../../sdk/assemblyscript/wasmd/abortHandler
+//
+// Each export has the ABI's (ptr, len) -> i64 shape and hands a plain function to `call`
+// (AssemblyScript has no closures).
+
+import {
+  call,
+  fail as failCall,
+  hasFailed,
+  numberParam,
+  param,
+  stringParam,
+  Kind,
+  Value,
+} from "../../../sdk/assemblyscript/wasmd";
+
+// The host places each call's input through this export; it also marks the module as
+// speaking the msgpack ABI.
+export { wasmd_alloc } from "../../../sdk/assemblyscript/wasmd";
+
+/** `[text]` -> `text` with ASCII a-z upper-cased; every other character is left alone. */
+export function upper(ptr: usize, len: usize): i64 {
+  return call(ptr, len, upperImpl);
+}
+
+function upperImpl(params: Value[]): Value {
+  const text = stringParam(params, 0);
+  // code units, not characters: a surrogate pair passes through untouched either way
+  const units = new Array<i32>(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    // String.toUpperCase would also map non-ASCII letters (and pull in Unicode tables)
+    units[i] = c >= 0x61 && c <= 0x7a ? c - 0x20 : c;
+  }
+  return Value.fromString(String.fromCharCodes(units));
+}
+
+/** `[a, b]` -> `a + b`: an integer when both are integers and the sum fits in i64, else
+ *  a float. */
+export function add(ptr: usize, len: usize): i64 {
+  return call(ptr, len, addImpl);
+}
+
+function addImpl(params: Value[]): Value {
+  const a = param(params, 0);
+  const b = param(params, 1);
+  if (a.kind == Kind.Int && b.kind == Kind.Int) {
+    const x = a.asI64();
+    const y = b.asI64();
+    const sum = x + y; // wraps on overflow: detect it by the sign flip
+    if (((x ^ sum) & (y ^ sum)) >= 0) return Value.fromI64(sum);
+  }
+  const x = numberParam(params, 0);
+  const y = numberParam(params, 1);
+  if (hasFailed()) return Value.nil();
+  return Value.fromF64(x + y);
+}
+
+/** Always fails with a guest error: `[message]` (optional) becomes the error's message. */
+export function fail(ptr: usize, len: usize): i64 {
+  return call(ptr, len, failImpl);
+}
+
+function failImpl(params: Value[]): Value {
+  if (params.length > 0 && params[0].kind == Kind.Str) return failCall(params[0].asString());
+  return failCall("asdemo.fail always fails");
+}

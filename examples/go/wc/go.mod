@@ -1,0 +1,3 @@
+module example.com/wasmd/wc
+
+go 1.21

@@ -1,0 +1,70 @@
+//! textops: a wasmd plug-in in Rust, using the msgpack ABI through sdk/rust/wasmd.rs.
+//!
+//! Build (from the repository root; Debian's rustc, libstd-rust-dev-wasm32 and lld; see
+//! build.py for why each flag):
+//!
+//! ```text
+//! /usr/bin/rustc --edition 2021 --target wasm32-wasi --crate-type=cdylib -O \
+//!     -C strip=symbols -o OUT_DIR/textops.wasm examples/rust/textops.rs
+//! ```
+//!
+//! A `cdylib` is a WASI reactor: it has no `_start`, so wasmd detects the msgpack ABI from
+//! the `wasmd_alloc` export. Methods: `textops.reverse`, `textops.count`, `textops.echo`,
+//! `textops.greet` and `textops.fail`.
+
+#[path = "../../sdk/rust/wasmd.rs"]
+mod wasmd;
+
+use wasmd::Value;
+
+/// `[text]` -> `text` reversed by Unicode scalar value (not by byte, which would split
+/// multi-byte characters into invalid UTF-8).
+#[no_mangle]
+pub extern "C" fn reverse(ptr: *mut u8, len: usize) -> i64 {
+    wasmd::call(ptr, len, |params| {
+        let text = wasmd::str_param(&params, 0)?;
+        Ok(text.chars().rev().collect::<String>().into())
+    })
+}
+
+/// `[text]` -> `{"chars": n, "words": n}`; words are runs of non-whitespace.
+#[no_mangle]
+pub extern "C" fn count(ptr: *mut u8, len: usize) -> i64 {
+    wasmd::call(ptr, len, |params| {
+        let text = wasmd::str_param(&params, 0)?;
+        Ok(Value::map(vec![
+            ("chars", text.chars().count().into()),
+            ("words", text.split_whitespace().count().into()),
+        ]))
+    })
+}
+
+/// Returns its params array unchanged: a round trip through the SDK's decoder and encoder.
+#[no_mangle]
+pub extern "C" fn echo(ptr: *mut u8, len: usize) -> i64 {
+    wasmd::call(ptr, len, |params| Ok(Value::Array(params)))
+}
+
+/// `[name]` -> `"<greeting>, <name>!"`, the greeting read from the manifest's `[config]`
+/// table (default "Hello"); also logs the call and publishes a `plugin.custom` event.
+#[no_mangle]
+pub extern "C" fn greet(ptr: *mut u8, len: usize) -> i64 {
+    wasmd::call(ptr, len, |params| {
+        let name = wasmd::str_param(&params, 0)?;
+        let greeting = wasmd::config_get("greeting").unwrap_or_else(|| "Hello".to_owned());
+        wasmd::log(wasmd::Level::Info, &format!("greeting {}", name));
+        wasmd::emit(&[("greeted", name.into())]);
+        Ok(format!("{}, {}!", greeting, name).into())
+    })
+}
+
+/// Always fails with a guest error: `[message]` (optional) becomes the error's message.
+#[no_mangle]
+pub extern "C" fn fail(ptr: *mut u8, len: usize) -> i64 {
+    wasmd::call(ptr, len, |params| {
+        match params.first().and_then(Value::as_str) {
+            Some(message) => Err(message.to_owned()),
+            None => Err("textops.fail always fails".to_owned()),
+        }
+    })
+}
