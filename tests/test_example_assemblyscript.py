@@ -7,9 +7,7 @@ with the reason. A build that fails once the compiler is there is an error, not 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,29 +16,12 @@ import wasmtime
 from wasmd import ErrorCode, WasmdError
 
 from .conftest import running_daemon
-from .toolchains import REPO, ToolchainUnavailable
-
-
-def _load_build_script(path: Path, name: str) -> ModuleType:
-    """Import an ``examples/*/build.py`` (examples/ is not a package) under its own name."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .toolchains import build_example
 
 
 @pytest.fixture(scope="module")
 def asdemo(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    build_script = _load_build_script(
-        REPO / "examples/assemblyscript/build.py", "wasmd_example_assemblyscript_build"
-    )
-    try:
-        build_script.ensure_toolchain()
-    except ToolchainUnavailable as exc:
-        pytest.skip(str(exc))
-    return Path(build_script.build(tmp_path_factory.mktemp("assemblyscript"))).read_bytes()
+    return build_example("assemblyscript", tmp_path_factory.mktemp("assemblyscript"))
 
 
 def test_module_is_a_reactor_whose_aborts_go_to_the_sdk(asdemo: bytes) -> None:

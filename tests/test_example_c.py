@@ -6,19 +6,15 @@ cannot get a wasm32-wasi C compiler skips these tests with the reason (``-ra`` s
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from wasmd import ErrorCode, WasmdError
-
 from .conftest import running_daemon
 from .test_reload import subscribe
-from .toolchains import REPO, ToolchainUnavailable
+from .toolchains import build_example, guest_error, load_build_script
 
 # The first run may install clang and wasi-libc from Debian: minutes, inside the fixture.
 pytestmark = pytest.mark.timeout(900)
@@ -44,44 +40,15 @@ VALUES: list[Any] = [
 ]
 
 
-def _load_build_script() -> ModuleType:
-    # examples/ is not a package; a distinct module name keeps it apart from the other
-    # languages' build.py.
-    spec = importlib.util.spec_from_file_location("example_c_build", REPO / "examples/c/build.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _build(out_dir: Path, selftest: bool = False) -> bytes:
-    build = _load_build_script()
-    try:
-        build.ensure_toolchain()
-        path: Path = build.build(out_dir, *([build.SELFTEST] if selftest else []))
-    except ToolchainUnavailable as exc:
-        pytest.skip(str(exc))
-    return path.read_bytes()
-
-
 @pytest.fixture(scope="module")
 def greet_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return _build(tmp_path_factory.mktemp("example-c"))
+    return build_example("c", tmp_path_factory.mktemp("example-c"))
 
 
 @pytest.fixture(scope="module")
 def selftest_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """sdk/c/selftest.c: the SDK's parts that greet.c does not use."""
-    return _build(tmp_path_factory.mktemp("sdk-c"), selftest=True)
-
-
-async def _guest_error(client: Any, method: str, *params: Any) -> WasmdError:
-    with pytest.raises(WasmdError) as caught:
-        await client.call(method, *params)
-    assert caught.value.code == ErrorCode.TRAP
-    assert caught.value.data == {"kind": "guest_error"}
-    return caught.value
+    return build_example("c", tmp_path_factory.mktemp("sdk-c"), load_build_script("c").SELFTEST)
 
 
 async def test_greet(short_tmp: Path, greet_wasm: bytes) -> None:
@@ -100,7 +67,7 @@ async def test_greet_refuses_anything_but_one_string(
 ) -> None:
     async with running_daemon(short_tmp, {"greet.wasm": greet_wasm}) as daemon:
         async with daemon.client() as client:
-            error = await _guest_error(client, "greet.greet", *params)
+            error = await guest_error(client, "greet.greet", *params)
             assert error.message == "greet takes [name: str]"
             # A guest error is not a trap of the instance: the next call just works.
             assert await client.call("greet.greet", "again") == "hello, again"
@@ -141,7 +108,7 @@ async def test_sum_errors(
 ) -> None:
     async with running_daemon(short_tmp, {"greet.wasm": greet_wasm}) as daemon:
         async with daemon.client() as client:
-            assert (await _guest_error(client, "greet.sum", *params)).message == message
+            assert (await guest_error(client, "greet.sum", *params)).message == message
 
 
 async def test_info_reads_config_and_logs(
@@ -203,7 +170,7 @@ async def test_sdk_round_trips_every_value(short_tmp: Path, selftest_wasm: bytes
             assert await client.call("sdk.free") == "free"  # not libc's free
             # skip steps over one whole value, however nested
             assert await client.call("sdk.second", VALUES, "after") == "after"
-            error = await _guest_error(client, "sdk.second", 1)
+            error = await guest_error(client, "sdk.second", 1)
             assert error.message == "second takes [a, b]"
 
 
@@ -225,7 +192,7 @@ async def test_sdk_emit_sends_an_event(short_tmp: Path, selftest_wasm: bytes) ->
             events = await subscribe(client, "plugin.custom")
             assert await client.call("sdk.emit", {"x": [1, "é"], "n": None}) is None
             event = await events.next()
-            assert (await _guest_error(client, "sdk.emit", [1])).message == "emit takes [map]"
+            assert (await guest_error(client, "sdk.emit", [1])).message == "emit takes [map]"
     assert event["type"] == "plugin.custom"
     assert (event["plugin"], event["data"]) == ("sdk", {"x": [1, "é"], "n": None})
 

@@ -6,38 +6,19 @@ the call's stdin and args, and its result is ``{exit_code, stdout, stderr}``.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from .conftest import running_daemon
-from .toolchains import REPO, ToolchainUnavailable
-
-
-def _load_build_script() -> ModuleType:
-    path = REPO / "examples" / "go" / "build.py"
-    spec = importlib.util.spec_from_file_location("wasmd_example_go_build", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .toolchains import build_example
 
 
 @pytest.fixture(scope="module")
 def wc_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The built module's bytes; a skip (printed by -ra) when Go cannot be installed here."""
-    build_script = _load_build_script()
-    try:
-        build_script.ensure_toolchain()
-    except ToolchainUnavailable as exc:
-        pytest.skip(str(exc))
-    # With the toolchain in place, a failed build is this example's bug: an error, not a skip.
-    wasm: Path = build_script.build(tmp_path_factory.mktemp("go"))
-    return wasm.read_bytes()
+    return build_example("go", tmp_path_factory.mktemp("go"))
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,8 @@ that fails once the toolchain is there is an error, not a skip.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,27 +19,12 @@ from wasmd import ErrorCode, WasmdError
 
 from .conftest import running_daemon
 from .test_reload import subscribe
-from .toolchains import REPO, ToolchainUnavailable
-
-
-def _load_build_script(path: Path, name: str) -> ModuleType:
-    """Import an ``examples/*/build.py`` (examples/ is not a package) under its own name."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .toolchains import build_example
 
 
 @pytest.fixture(scope="module")
 def textops(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    build_script = _load_build_script(REPO / "examples/rust/build.py", "wasmd_example_rust_build")
-    try:
-        build_script.ensure_toolchain()
-    except ToolchainUnavailable as exc:
-        pytest.skip(str(exc))
-    return Path(build_script.build(tmp_path_factory.mktemp("rust"))).read_bytes()
+    return build_example("rust", tmp_path_factory.mktemp("rust"))
 
 
 # Every kind of msgpack value, and the integers at the edges of what msgpack can carry.

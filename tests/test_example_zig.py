@@ -6,10 +6,8 @@ PyPI; a machine that cannot install or run it skips these tests with the reason.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -19,7 +17,7 @@ from wasmd import ErrorCode, WasmdError
 from .conftest import running_daemon
 from .test_example_c import VALUES
 from .test_reload import subscribe
-from .toolchains import REPO, ToolchainUnavailable
+from .toolchains import build_example, guest_error, load_build_script
 
 # The first run may install Zig from PyPI and compile its std: inside the fixture.
 pytestmark = pytest.mark.timeout(900)
@@ -27,47 +25,18 @@ pytestmark = pytest.mark.timeout(900)
 INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 
 
-def _load_build_script() -> ModuleType:
-    # examples/ is not a package; a distinct module name keeps it apart from the other
-    # languages' build.py.
-    spec = importlib.util.spec_from_file_location(
-        "example_zig_build", REPO / "examples/zig/build.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _build(out_dir: Path, selftest: bool = False) -> bytes:
-    build = _load_build_script()
-    try:
-        build.ensure_toolchain()
-        path: Path = build.build(out_dir, *([build.SELFTEST] if selftest else []))
-    except ToolchainUnavailable as exc:
-        pytest.skip(str(exc))
-    return path.read_bytes()
-
-
 @pytest.fixture(scope="module")
 def sum_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    return _build(tmp_path_factory.mktemp("example-zig"))
+    return build_example("zig", tmp_path_factory.mktemp("example-zig"))
 
 
 @pytest.fixture(scope="module")
 def selftest_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """sdk/zig/selftest.zig: the SDK's parts that sum.zig does not use (Zig compiles only
     what is referenced, so this is also what type-checks them)."""
-    return _build(tmp_path_factory.mktemp("sdk-zig"), selftest=True)
-
-
-async def _guest_error(client: Any, method: str, *params: Any) -> WasmdError:
-    with pytest.raises(WasmdError) as caught:
-        await client.call(method, *params)
-    assert caught.value.code == ErrorCode.TRAP
-    assert caught.value.data == {"kind": "guest_error"}
-    return caught.value
+    return build_example(
+        "zig", tmp_path_factory.mktemp("sdk-zig"), load_build_script("zig").SELFTEST
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,7 +78,7 @@ async def test_sum_errors(
 ) -> None:
     async with running_daemon(short_tmp, {"sum.wasm": sum_wasm}) as daemon:
         async with daemon.client() as client:
-            assert (await _guest_error(client, "sum.sum", *params)).message == message
+            assert (await guest_error(client, "sum.sum", *params)).message == message
 
 
 async def test_reverse(short_tmp: Path, sum_wasm: bytes) -> None:
@@ -122,15 +91,15 @@ async def test_reverse(short_tmp: Path, sum_wasm: bytes) -> None:
             long = "ab€" * 30_000  # past the str8 and str16 header forms
             assert await client.call("sum.reverse", long) == long[::-1]
             for params in ([5], [b"bytes"], [], ["a", "b"]):
-                error = await _guest_error(client, "sum.reverse", *params)
+                error = await guest_error(client, "sum.reverse", *params)
                 assert error.message == "reverse takes [str]"
 
 
 async def test_fail(short_tmp: Path, sum_wasm: bytes) -> None:
     async with running_daemon(short_tmp, {"sum.wasm": sum_wasm}) as daemon:
         async with daemon.client() as client:
-            assert (await _guest_error(client, "sum.fail")).message == "as asked"
-            assert (await _guest_error(client, "sum.fail", 1, "x")).message == "as asked"
+            assert (await guest_error(client, "sum.fail")).message == "as asked"
+            assert (await guest_error(client, "sum.fail", 1, "x")).message == "as asked"
             # A guest error is not a trap: the same instance answers the next call.
             assert await client.call("sum.sum", [2, 2]) == 4
             stats = await client.stats()
@@ -172,7 +141,7 @@ async def test_sdk_round_trips_every_value(short_tmp: Path, selftest_wasm: bytes
             assert await client.call("sdk.echo") == []
             # skip steps over one whole value, however nested
             assert await client.call("sdk.second", VALUES, "after") == "after"
-            error = await _guest_error(client, "sdk.second", 1)
+            error = await guest_error(client, "sdk.second", 1)
             assert error.message == "second takes [a, b]"
 
 
@@ -195,7 +164,7 @@ async def test_sdk_emit_sends_an_event(short_tmp: Path, selftest_wasm: bytes) ->
             events = await subscribe(client, "plugin.custom")
             assert await client.call("sdk.emit", {"x": [1, "é"], "n": None}) is None
             event = await events.next()
-            assert (await _guest_error(client, "sdk.emit", [1])).message == "emit takes [map]"
+            assert (await guest_error(client, "sdk.emit", [1])).message == "emit takes [map]"
     assert event["type"] == "plugin.custom"
     assert (event["plugin"], event["data"]) == ("sdk", {"x": [1, "é"], "n": None})
 
@@ -229,11 +198,11 @@ async def test_sdk_errors_and_panics(
     caplog.set_level(logging.INFO, logger="wasmd.plugin")
     async with running_daemon(short_tmp, {"sdk.wasm": selftest_wasm}) as daemon:
         async with daemon.client() as client:
-            assert (await _guest_error(client, "sdk.formatted", 7)).message == "got 7"
-            error = await _guest_error(client, "sdk.formatted", 300)
+            assert (await guest_error(client, "sdk.formatted", 7)).message == "got 7"
+            error = await guest_error(client, "sdk.formatted", 300)
             assert error.message == "not a u8: OutOfRange"
             # an error other than call.fail's is named, with the export
-            error = await _guest_error(client, "sdk.oops")
+            error = await guest_error(client, "sdk.oops")
             assert error.message == "oops failed: SomethingBroke"
             # a panic is a real trap: logged first, then the instance is replaced
             with pytest.raises(WasmdError) as caught:

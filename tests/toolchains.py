@@ -8,6 +8,7 @@ a skip that pytest prints (``-ra``): never a silent pass.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -15,6 +16,12 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from wasmd import ErrorCode, WasmdError
 
 REPO = Path(__file__).resolve().parent.parent
 _apt_lock = threading.Lock()
@@ -84,3 +91,34 @@ def npm_install(directory: Path) -> None:
     if shutil.which("npm") is None:
         raise ToolchainUnavailable("npm is not installed")
     run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=directory)
+
+
+def load_build_script(language: str) -> ModuleType:
+    """Import ``examples/LANGUAGE/build.py`` (examples/ is not a package) under its own name."""
+    path = REPO / "examples" / language / "build.py"
+    spec = importlib.util.spec_from_file_location(f"wasmd_example_{language}_build", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_example(language: str, out_dir: Path, *args: object) -> bytes:
+    """Build an example's module; a skip with the reason if its toolchain cannot install."""
+    script = load_build_script(language)
+    try:
+        script.ensure_toolchain()
+    except ToolchainUnavailable as exc:
+        pytest.skip(str(exc))
+    # With the toolchain in place, a failed build is the example's bug: an error, not a skip.
+    return Path(script.build(out_dir, *args)).read_bytes()
+
+
+async def guest_error(client: Any, method: str, *params: Any) -> WasmdError:
+    """The error of a call the guest refused through ``wasmd.error``."""
+    with pytest.raises(WasmdError) as caught:
+        await client.call(method, *params)
+    assert caught.value.code == ErrorCode.TRAP
+    assert caught.value.data == {"kind": "guest_error"}
+    return caught.value
