@@ -13,6 +13,7 @@ from wasmd import ErrorCode, SyncClient, WasmdError
 
 from .conftest import write_plugins
 from .fuzz.live import FD_GROWTH_BOUND, REPO, run, spawned_daemon, usage
+from .soak import soak
 from .wat_abi import MSGPACK_GUEST
 
 
@@ -82,3 +83,12 @@ def test_client_that_never_reads_its_responses(short_tmp: Path) -> None:
             with pytest.raises(WasmdError) as caught:
                 bystander.call("nope.nope")
             assert caught.value.code == ErrorCode.METHOD_NOT_FOUND
+
+
+def test_soak_for_a_few_seconds() -> None:
+    report = soak(4)
+    assert report["unexpected_failures"] == 0, report["first_failures"]
+    assert report["reloads"] >= 3
+    assert report["calls"] > 100
+    assert report["hostile_calls"] > 10
+    assert report["fds"][1] - report["fds"][0] <= FD_GROWTH_BOUND
