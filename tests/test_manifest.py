@@ -91,7 +91,7 @@ def test_every_key_is_parsed() -> None:
 def test_to_dict_has_the_toml_shape_and_round_trips() -> None:
     m = parse(FULL)
     d = m.to_dict()
-    assert set(d) == {"plugin", "wasi", "config", "access"}
+    assert set(d) == {"plugin", "wasi", "config", "access", "extism"}
     assert d["wasi"]["preopens"][1] == {
         "host": "/var/cache/foo",
         "guest": "/cache",
@@ -319,3 +319,14 @@ def test_manifest_of_exactly_the_limit_is_read(tmp_path: Path) -> None:
 def test_directory_instead_of_manifest(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read manifest"):
         load_manifest(tmp_path)
+
+
+def test_extism_allowed_hosts() -> None:
+    assert parse(
+        '[extism]\nallowed_hosts = ["127.0.0.1", "example.org"]\n'
+    ).extism_allowed_hosts == (
+        "127.0.0.1",
+        "example.org",
+    )
+    with pytest.raises(ConfigError, match=r"extism\.allowed_hosts\[0\]"):
+        parse("[extism]\nallowed_hosts = [1]\n")

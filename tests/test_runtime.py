@@ -127,18 +127,6 @@ def test_compile_errors_name_the_plugin(engines: Engines, tmp_path: Path) -> Non
     assert "invalid module" in caught.value.reason
 
 
-def test_extism_abi_is_refused_honestly_until_supported(engines: Engines, tmp_path: Path) -> None:
-    path = tmp_path / "p.wat"
-    path.write_text(
-        '(module (import "extism:host/env" "input_length" (func (result i64)))'
-        ' (func (export "count_vowels") (result i32) (i32.const 0)))'
-    )
-    source = PluginSource("p", path, None, tmp_path, tmp_path)
-    with pytest.raises(PluginLoadError) as caught:
-        compile_plugin(source, Manifest(), engines, read_module_bytes(path, "p"))
-    assert "extism ABI is not supported" in caught.value.reason
-
-
 @pytest.mark.parametrize(
     ("type_name", "value", "converted"),
     [

@@ -58,6 +58,8 @@ class Manifest:
     config: tuple[tuple[str, str], ...] = ()  # sorted by key
     access_uids: tuple[int, ...] = ()
     access_gids: tuple[int, ...] = ()
+    # Extism plug-ins' http_request may reach only these host names (none by default).
+    extism_allowed_hosts: tuple[str, ...] = ()
 
     def config_dict(self) -> dict[str, str]:
         return dict(self.config)
@@ -73,6 +75,7 @@ class Manifest:
             "wasi": wasi,
             "config": dict(self.config),
             "access": {"uids": list(self.access_uids), "gids": list(self.access_gids)},
+            "extism": {"allowed_hosts": list(self.extism_allowed_hosts)},
         }
 
 
@@ -211,6 +214,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "wasi": ("args", "env", "preopens"),
     "config": (),  # free-form keys
     "access": ("uids", "gids"),
+    "extism": ("allowed_hosts",),
 }
 _INTS = dict(timeout_ms=(1, 3_600_000), instances=(1, 64), queue=(0, 100_000), fuel=(0, 2**63 - 1))
 
@@ -251,6 +255,12 @@ def _manifest_from_doc(doc: dict[str, Any], check: Checker) -> Manifest:
         ids = check.array(section["access"].get(name, []), key, "integer ids")
         ids = [check.integer(v, f"{key}[{i}]", 0, 2**32 - 1) for i, v in enumerate(ids)]
         fields[f"access_{name}"] = tuple(ids)
+    hosts = check.array(
+        section["extism"].get("allowed_hosts", []), "extism.allowed_hosts", "host names"
+    )
+    fields["extism_allowed_hosts"] = tuple(
+        check.string(h, f"extism.allowed_hosts[{i}]", empty=False) for i, h in enumerate(hosts)
+    )
     return Manifest(**fields)
 
 

@@ -243,7 +243,35 @@ def command_problems(module: wasmtime.Module) -> list[str]:
     return []
 
 
-AnyCall = CoreCall | MsgpackCall | CommandCall
+# --- extism ABI --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExtismCall:
+    """An Extism plug-in function ``() -> i32``: ``[input: bin|str]`` in, output bytes out."""
+
+    signature: ExportSignature
+
+    def convert(self, params: Sequence[Any]) -> bytes:
+        if not params:
+            return b""
+        if len(params) == 1 and isinstance(params[0], str):
+            return params[0].encode()
+        if len(params) == 1 and isinstance(params[0], bytes):
+            return params[0]
+        raise WasmdError(
+            ErrorCode.INVALID_PARAMS,
+            f"{self.signature.name} takes [input: bin|str], got {len(params)} params",
+        )
+
+
+def is_extism_export(signature: ExportSignature) -> bool:
+    return (signature.params, signature.results) == ((), ("i32",)) and (
+        signature.name not in PLUMBING
+    )
+
+
+AnyCall = CoreCall | MsgpackCall | CommandCall | ExtismCall
 
 
 def calls_for(
@@ -261,6 +289,12 @@ def calls_for(
             name: MsgpackCall(sig)
             for name, sig in exports.items()
             if is_msgpack_export(sig) and permitted(name)
+        }
+    if abi == "extism":
+        return {
+            name: ExtismCall(sig)
+            for name, sig in exports.items()
+            if is_extism_export(sig) and permitted(name)
         }
     return {
         name: CoreCall.for_export(sig)

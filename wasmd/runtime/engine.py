@@ -44,6 +44,7 @@ class Engines:
         self.default = _make_engine(fuel=False, target=target)
         self._fuel: wasmtime.Engine | None = None
         self.caches: dict[bool, CompileCache] = {}  # by fuel on/off, when caching
+        self._kernels: dict[int, wasmtime.Module] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -68,6 +69,16 @@ class Engines:
                 cache = self.caches[fuel] = CompileCache(self._cache_dir, engine_key=key)
         module, _hit = cache.load_or_compile(engine, wasm)
         return module
+
+    def extism_kernel(self, engine: wasmtime.Engine) -> wasmtime.Module:
+        """wasmd's Extism kernel module, compiled once per engine."""
+        from .extism import KERNEL_WAT
+
+        with self._lock:
+            kernel = self._kernels.get(id(engine))
+            if kernel is None:
+                kernel = self._kernels[id(engine)] = wasmtime.Module(engine, KERNEL_WAT)
+            return kernel
 
     def cache_stats(self) -> dict[str, int] | None:
         """The compile caches' counters summed, or None without a cache."""

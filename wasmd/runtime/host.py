@@ -210,18 +210,23 @@ HOST_IMPORTS: dict[
 def define_host_imports(linker: wasmtime.Linker, module: wasmtime.Module, ctx: HostContext) -> None:
     """Define the ``wasmd`` imports ``module`` uses; a wrong signature fails the load."""
     for item in module.imports:
-        if item.module != "wasmd" or item.name not in HOST_IMPORTS:
+        # Extism plug-ins' own host functions come from extism:host/user: where a name
+        # agrees with one of ours (and its type too), it gets ours; else a trapping stub.
+        if item.module not in ("wasmd", "extism:host/user") or item.name not in HOST_IMPORTS:
             continue
         params, results, factory = HOST_IMPORTS[item.name]
         expected = wasmtime.FuncType(params, results)
         actual = item.type
-        if not isinstance(actual, wasmtime.FuncType) or (
+        matches = isinstance(actual, wasmtime.FuncType) and (
             [str(p) for p in actual.params],
             [str(r) for r in actual.results],
-        ) != ([str(p) for p in params], [str(r) for r in results]):
+        ) == ([str(p) for p in params], [str(r) for r in results])
+        if not matches and item.module != "wasmd":
+            continue  # a user host function that only shares a name: left to trap
+        if not matches:
             raise PluginLoadError(
                 ctx.plugin,
                 f"import wasmd::{item.name} must be a function "
                 f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})",
             )
-        linker.define_func("wasmd", item.name, expected, factory(ctx), access_caller=True)
+        linker.define_func(item.module, item.name, expected, factory(ctx), access_caller=True)

@@ -16,8 +16,10 @@ import msgpack
 import wasmtime
 
 from ..errors import ErrorCode, WasmdError
+from .extism import ExtismState, extism_state
 from .fastcall import Caller, make_caller
 from .host import call_state
+from .plugin import make_linker
 from .traps import GuestFault
 from .wasi import MemFile, make_wasi_config
 
@@ -41,7 +43,17 @@ def _new_store(plugin: CompiledPlugin, deadline_ticks: int) -> wasmtime.Store:
 
 
 class Instance:
-    __slots__ = ("alloc", "callers", "log", "memory", "plugin", "store", "streams")
+    __slots__ = (
+        "alloc",
+        "callers",
+        "extism",
+        "kernel_calls",
+        "log",
+        "memory",
+        "plugin",
+        "store",
+        "streams",
+    )
 
     def __init__(self, plugin: CompiledPlugin, deadline_ticks: int) -> None:
         self.plugin = plugin
@@ -59,8 +71,9 @@ class Instance:
                     stderr=self.streams[1],
                 )
             )
+        self.extism: ExtismState | None = None
         try:
-            instance = plugin.template.instantiate(store)
+            instance = self._instantiate(plugin, store)
             exports = instance.exports(store)
             initialize = exports.get("_initialize")
             if isinstance(initialize, wasmtime.Func):
@@ -82,12 +95,45 @@ class Instance:
             else None
         )
 
+    def _instantiate(self, plugin: CompiledPlugin, store: wasmtime.Store) -> wasmtime.Instance:
+        if plugin.kernel is None:
+            assert plugin.template is not None
+            return plugin.template.instantiate(store)
+        # Extism: the kernel first, in this Store, then the plug-in linked against it.
+        kernel = wasmtime.Instance(store, plugin.kernel, [])
+        k = kernel.exports(store)
+        memory, alloc, length = k["memory"], k["alloc"], k["length"]
+        assert isinstance(memory, wasmtime.Memory)
+        assert isinstance(alloc, wasmtime.Func)
+        assert isinstance(length, wasmtime.Func)
+        self.extism = ExtismState(
+            plugin.host, plugin.manifest.extism_allowed_hosts, memory, alloc, length
+        )
+        calls = {}
+        for name, params, results in (
+            ("wasmd_begin", ("i64",), ("i64",)),
+            ("wasmd_output_offset", (), ("i64",)),
+            ("wasmd_output_length", (), ("i64",)),
+            ("wasmd_error", (), ("i64",)),
+        ):
+            func = k[name]
+            assert isinstance(func, wasmtime.Func)
+            calls[name] = make_caller(store, func, params, results)
+        self.kernel_calls = calls
+        extism_state.state = self.extism  # start code may already use the host functions
+        linker = make_linker(
+            plugin.engine, plugin.module, plugin.host, plugin.uses_wasi, (store, kernel)
+        )
+        return linker.instantiate(store, plugin.module)
+
     def call(self, export: str, args: Any) -> Any:
         """Run one call of the plug-in's ABI; raises what wasmtime raises, or WasmdError."""
         call_state.reset()
         try:
             if self.plugin.abi == "msgpack":
                 return self._call_msgpack(export, args)
+            if self.extism is not None:
+                return self._call_extism(export, args)
             result = self.callers[export](*args)
             _raise_host_outcome()
             return result
@@ -119,6 +165,38 @@ class Instance:
         except Exception as exc:
             message = f"{export} returned bytes that are not one msgpack value: {exc}"
             raise GuestFault(message) from None
+
+    def _call_extism(self, export: str, payload: bytes) -> bytes:
+        state, store, calls = self.extism, self.store, self.kernel_calls
+        assert state is not None
+        assert state.memory is not None
+        extism_state.state = state
+        offs = int(calls["wasmd_begin"](len(payload)))
+        if offs == 0:
+            raise WasmdError(
+                ErrorCode.RESOURCE_EXHAUSTED,
+                f"no room for a {len(payload)}-byte input in Extism memory",
+            )
+        if payload:
+            state.memory.write(store, payload, offs)
+        status = self.callers[export]()
+        if state.permission_denied is not None:
+            message, state.permission_denied = state.permission_denied, None
+            call_state.fault = None
+            raise WasmdError(ErrorCode.PERMISSION_DENIED, message)
+        _raise_host_outcome()
+        error = int(calls["wasmd_error"]())
+        if error or status != 0:
+            message = _kernel_bytes(state, store, error).decode("utf-8", "replace")
+            raise WasmdError(
+                ErrorCode.TRAP,
+                message or f"{export} returned {status}",
+                {"kind": "guest_error", "status": status},
+            )
+        out, size = int(calls["wasmd_output_offset"]()), int(calls["wasmd_output_length"]())
+        if out + size > state.memory.data_len(store):
+            raise GuestFault(f"{export} set output outside Extism memory")
+        return bytes(state.memory.read(store, out, out + size)) if size else b""
 
     def memory_at_limit(self) -> bool:
         """Whether the memory is within a quarter of memory_max.
@@ -156,6 +234,16 @@ def _raise_host_outcome() -> None:
         raise WasmdError(ErrorCode.TRAP, call_state.guest_error, {"kind": "guest_error"})
 
 
+def _kernel_bytes(state: ExtismState, store: wasmtime.Store, offs: int) -> bytes:
+    """A kernel block's bytes read by the host (b"" for offset 0)."""
+    if offs == 0:
+        return b""
+    assert state.length is not None
+    assert state.memory is not None
+    size = int(state.length(store, offs))
+    return bytes(state.memory.read(store, offs, offs + size))
+
+
 def run_command(
     plugin: CompiledPlugin, args: tuple[bytes, list[str]], deadline_ticks: int
 ) -> dict[str, Any]:
@@ -176,6 +264,7 @@ def run_command(
         )
         exit_code = 0
         try:
+            assert plugin.template is not None  # a command is never an Extism plug-in
             instance = plugin.template.instantiate(store)
             start = instance.exports(store)["_start"]
             assert isinstance(start, wasmtime.Func)

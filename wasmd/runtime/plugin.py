@@ -31,12 +31,15 @@ from .abi import (
     msgpack_problems,
 )
 from .engine import Engines
+from .extism import ENV, KERNEL_EXPORTS, USER
+from .extism import HOST_FUNCTIONS as EXTISM_HOST_FUNCTIONS
+from .extism import define_host_functions as define_extism_host_functions
 from .host import HOST_IMPORTS, HostContext, define_host_imports
 from .traps import cause_of
 from .wasi import Grant, resolve_preopens
 
 WASI_MODULES = frozenset({"wasi_snapshot_preview1", "wasi_unstable"})
-SUPPORTED_ABIS = frozenset({"core", "msgpack", "command"})
+SUPPORTED_ABIS = frozenset({"core", "msgpack", "command", "extism"})
 WASM_MAGIC = b"\0asm"
 
 
@@ -48,7 +51,9 @@ class CompiledPlugin:
     wasm: bytes = field(repr=False)
     module: wasmtime.Module = field(repr=False)
     engine: wasmtime.Engine = field(repr=False)
-    template: wasmtime.InstancePre = field(repr=False)
+    # Imports resolved once; None for extism, whose kernel is linked per instance.
+    template: wasmtime.InstancePre | None = field(repr=False)
+    kernel: wasmtime.Module | None = field(repr=False)  # the Extism kernel, for extism
     abi: str
     exports: Mapping[str, ExportSignature]
     imports: tuple[ImportInfo, ...]
@@ -101,10 +106,36 @@ class CompiledPlugin:
         }
 
 
+def make_linker(
+    engine: wasmtime.Engine,
+    module: wasmtime.Module,
+    host: HostContext,
+    uses_wasi: bool,
+    extism: tuple[wasmtime.Store, wasmtime.Instance] | None = None,
+) -> wasmtime.Linker:
+    """A linker for ``module``: WASI, the wasmd imports, and for Extism plug-ins their
+    kernel (``extism``: the store and the kernel instance in it) and host functions."""
+    linker = wasmtime.Linker(engine)
+    if uses_wasi:
+        linker.define_wasi()
+    define_host_imports(linker, module, host)
+    if extism is not None:
+        store, kernel = extism
+        define_extism_host_functions(linker)
+        for name, item in kernel.exports(store).items():
+            if name in KERNEL_EXPORTS:
+                linker.define(store, ENV, name, item)
+    # Anything nobody provides still links, and traps with a message naming it if called.
+    linker.define_unknown_imports_as_traps(module)
+    return linker
+
+
 def _provided(item: ImportInfo) -> bool:
     if item.module in WASI_MODULES:
         return True
-    return item.module == "wasmd" and item.name in HOST_IMPORTS and item.kind == "func"
+    if item.module == ENV:
+        return item.name in KERNEL_EXPORTS or item.name in EXTISM_HOST_FUNCTIONS
+    return item.module in ("wasmd", USER) and item.name in HOST_IMPORTS and item.kind == "func"
 
 
 def version_of(wasm: bytes, manifest_text: str | None) -> str:
@@ -176,14 +207,11 @@ def compile_plugin(
     imports = module_imports(module)
     uses_wasi = any(i.module in WASI_MODULES for i in imports)
     host = HostContext(name, manifest.config_dict())
+    kernel = engines.extism_kernel(engine) if abi == "extism" else None
+    template = None
     try:
-        linker = wasmtime.Linker(engine)
-        if uses_wasi:
-            linker.define_wasi()
-        define_host_imports(linker, module, host)
-        # Anything nobody provides still links, and traps with a message naming it if called.
-        linker.define_unknown_imports_as_traps(module)
-        template = linker.instantiate_pre(module)
+        if kernel is None:
+            template = make_linker(engine, module, host, uses_wasi).instantiate_pre(module)
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"cannot link: {cause_of(exc)}") from None
 
@@ -195,6 +223,7 @@ def compile_plugin(
         module=module,
         engine=engine,
         template=template,
+        kernel=kernel,
         abi=abi,
         exports=exports,
         imports=imports,

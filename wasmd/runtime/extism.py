@@ -1,0 +1,238 @@
+"""The Extism ABI: modules built with an Extism PDK run unchanged (issue 8).
+
+Theory of operation. An Extism plug-in imports its memory management and I/O from
+``extism:host/env`` and addresses "Extism memory" with 64-bit offsets. wasmd implements that
+memory as a small module of its own (``extism_kernel.wat``), instantiated in the same Store
+beside each plug-in and linked to its imports, so the plug-in's loads and stores go from
+wasm to wasm. Python provides only what needs the host: ``config_get``, ``var_get`` and
+``var_set`` (vars live with the instance and survive its calls), the ``log_*`` functions,
+``get_log_level``, and ``http_request`` — refused unless the URL's host is in the manifest's
+``[extism] allowed_hosts``. A call (``NAME.EXPORT [input: bin|str]``) resets the kernel,
+writes the input into it, runs the export (``() -> i32``) and returns the output bytes; a
+non-zero return or ``error_set`` is a guest error.
+
+The Python functions read and write the kernel through ``extism_state``, a thread-local set
+by the instance before each call (the plug-in and its host calls run on one worker thread).
+Like all host functions here, they never raise (see host.py): faults go to ``call_state``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+import wasmtime
+
+from .host import HostContext, _fault, call_state
+
+KERNEL_WAT = files("wasmd.runtime").joinpath("extism_kernel.wat").read_text()
+ENV = "extism:host/env"
+USER = "extism:host/user"
+# What the kernel module provides to the plug-in, by the names Extism's PDKs import.
+KERNEL_EXPORTS = frozenset(
+    {
+        "alloc",
+        "free",
+        "length",
+        "length_unsafe",
+        "load_u8",
+        "load_u64",
+        "store_u8",
+        "store_u64",
+        "input_length",
+        "input_offset",
+        "input_load_u8",
+        "input_load_u64",
+        "output_set",
+        "error_set",
+    }
+)
+MAX_VAR_BYTES = 1024 * 1024  # all of one instance's vars together, as Extism's default
+MAX_HTTP_RESPONSE = 16 * 1024 * 1024
+_LEVELS = {
+    "log_trace": logging.DEBUG,
+    "log_debug": logging.DEBUG,
+    "log_info": logging.INFO,
+    "log_warn": logging.WARNING,
+    "log_error": logging.ERROR,
+}
+_I32, _I64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+
+
+@dataclass
+class ExtismState:
+    """One instance's view of its kernel, and what survives between its calls."""
+
+    ctx: HostContext
+    allowed_hosts: tuple[str, ...]
+    memory: wasmtime.Memory | None = None
+    alloc: wasmtime.Func | None = None
+    length: wasmtime.Func | None = None
+    vars: dict[str, bytes] = field(default_factory=dict)
+    http_status: int = 0
+    permission_denied: str | None = None
+
+
+class _Local(threading.local):
+    state: ExtismState | None = None
+
+
+extism_state = _Local()
+
+
+def _state() -> ExtismState:
+    state = extism_state.state
+    if state is None or state.memory is None:
+        raise RuntimeError("no Extism kernel for this call")
+    return state
+
+
+def _read(caller: wasmtime.Caller, offs: int) -> bytes:
+    """The bytes of the kernel block at ``offs`` (b"" for offset 0)."""
+    state = _state()
+    if offs == 0:
+        return b""
+    assert state.length is not None
+    assert state.memory is not None
+    # An offset that names no block has length 0, as in Extism: it reads as empty.
+    size = int(state.length(caller, offs))
+    return bytes(state.memory.read(caller, offs, offs + size))
+
+
+def _write(caller: wasmtime.Caller, data: bytes) -> int:
+    """A new kernel block holding ``data``; its offset."""
+    state = _state()
+    assert state.alloc is not None
+    assert state.memory is not None
+    offs = int(state.alloc(caller, len(data)))
+    if offs == 0:
+        raise MemoryError(f"Extism memory is full ({len(data)} bytes asked for)")
+    if data:
+        state.memory.write(caller, data, offs)
+    return offs
+
+
+def _config_get(caller: wasmtime.Caller, key_offs: int) -> int:
+    try:
+        value = _state().ctx.config.get(_read(caller, key_offs).decode())
+        return 0 if value is None else _write(caller, value.encode())
+    except Exception as exc:
+        _fault("config_get", exc)
+        return 0
+
+
+def _var_get(caller: wasmtime.Caller, key_offs: int) -> int:
+    try:
+        value = _state().vars.get(_read(caller, key_offs).decode())
+        return 0 if value is None else _write(caller, value)
+    except Exception as exc:
+        _fault("var_get", exc)
+        return 0
+
+
+def _var_set(caller: wasmtime.Caller, key_offs: int, value_offs: int) -> None:
+    try:
+        state = _state()
+        key = _read(caller, key_offs).decode()
+        if value_offs == 0:
+            state.vars.pop(key, None)
+            return
+        value = _read(caller, value_offs)
+        used = sum(len(k) + len(v) for k, v in state.vars.items() if k != key)
+        if used + len(key) + len(value) > MAX_VAR_BYTES:
+            raise ValueError(f"vars would pass their limit of {MAX_VAR_BYTES} bytes")
+        state.vars[key] = value
+    except Exception as exc:
+        _fault("var_set", exc)
+
+
+def _logger(name: str) -> Any:
+    level = _LEVELS[name]
+
+    def log(caller: wasmtime.Caller, offs: int) -> None:
+        try:
+            ctx = _state().ctx
+            allowed, dropped = ctx.budget.take()
+            if dropped:
+                ctx.log.warning("(%d log lines dropped: too many a second)", dropped)
+            if allowed:
+                ctx.log.log(level, "%s", _read(caller, offs).decode("utf-8", "replace"))
+        except Exception as exc:
+            _fault(name, exc)
+
+    return log
+
+
+def _get_log_level(caller: wasmtime.Caller) -> int:
+    # Extism's numbering: 0 trace, 1 debug, 2 info, 3 warn, 4 error.
+    state = extism_state.state
+    effective = state.ctx.log.getEffectiveLevel() if state else logging.INFO
+    return {logging.DEBUG: 1, logging.INFO: 2, logging.WARNING: 3}.get(effective, 4)
+
+
+def _http_request(caller: wasmtime.Caller, req_offs: int, body_offs: int) -> int:
+    try:
+        state = _state()
+        request = json.loads(_read(caller, req_offs))
+        url = str(request["url"])
+        host = urllib.parse.urlsplit(url).hostname or ""
+        if host not in state.allowed_hosts:
+            state.permission_denied = (
+                f"http_request to {host or url!r} is not allowed (manifest: [extism] allowed_hosts)"
+            )
+            call_state.fault = state.permission_denied
+            return 0
+        outgoing = urllib.request.Request(
+            url,
+            data=_read(caller, body_offs) or None,
+            method=str(request.get("method", "GET")),
+            headers=request.get("headers") or {},
+        )
+        try:
+            # The URL's host was checked against the allow list above.
+            with urllib.request.urlopen(outgoing, timeout=10) as response:
+                state.http_status = response.status
+                body = response.read(MAX_HTTP_RESPONSE + 1)
+        except urllib.error.HTTPError as exc:
+            state.http_status = exc.code
+            body = exc.read(MAX_HTTP_RESPONSE + 1)
+        if len(body) > MAX_HTTP_RESPONSE:
+            raise ValueError(f"the response is over {MAX_HTTP_RESPONSE} bytes")
+        return _write(caller, body)
+    except Exception as exc:
+        _fault("http_request", exc)
+        return 0
+
+
+def _http_status_code(caller: wasmtime.Caller) -> int:
+    state = extism_state.state
+    return state.http_status if state else 0
+
+
+def _http_headers(caller: wasmtime.Caller) -> int:
+    return 0  # response headers are not offered (Extism's default too)
+
+
+HOST_FUNCTIONS: dict[str, tuple[list[wasmtime.ValType], list[wasmtime.ValType], Any]] = {
+    "config_get": ([_I64], [_I64], _config_get),
+    "var_get": ([_I64], [_I64], _var_get),
+    "var_set": ([_I64, _I64], [], _var_set),
+    "get_log_level": ([], [_I32], _get_log_level),
+    "http_request": ([_I64, _I64], [_I64], _http_request),
+    "http_status_code": ([], [_I32], _http_status_code),
+    "http_headers": ([], [_I64], _http_headers),
+    **{name: ([_I64], [], _logger(name)) for name in _LEVELS},
+}
+
+
+def define_host_functions(linker: wasmtime.Linker) -> None:
+    """The Python half of ``extism:host/env`` (the kernel provides the rest per instance)."""
+    for name, (params, results, func) in HOST_FUNCTIONS.items():
+        linker.define_func(ENV, name, wasmtime.FuncType(params, results), func, access_caller=True)
