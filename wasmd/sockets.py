@@ -1,7 +1,8 @@
-"""Non-blocking socket I/O on the event loop, shared by the server and the async client.
+"""Non-blocking socket I/O on the event loop, for the async client.
 
-Both read the raw socket and wait with ``anyio.wait_readable`` / ``wait_writable`` rather
-than through anyio's ``UNIXSocketStream``: its receive registers ``Future.set_result`` as the
+It reads the raw socket and waits with ``anyio.wait_readable`` / ``wait_writable`` rather
+than through anyio's ``UNIXSocketStream`` (the server's reader does the same, with a drain
+mode of its own): its receive registers ``Future.set_result`` as the
 reader callback, and a cancellation that races with the socket turning readable makes the
 loop report ``InvalidStateError``; ``wait_readable`` guards its callback against exactly that.
 """
