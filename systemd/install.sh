@@ -8,7 +8,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 units=/etc/systemd/system
 
-python3 -m venv "$prefix"
+# A system Python: the unit's ProtectHome=yes hides interpreters under /root or /home
+# (pyenv and the like), which would fail the start with 203/EXEC.
+python=${PYTHON:-/usr/bin/python3}
+"$python" -m venv "$prefix"
 "$prefix/bin/pip" install -q "$repo"
 
 install -D -m 0644 "$here/wasmd.sysusers.conf" /usr/lib/sysusers.d/wasmd.conf

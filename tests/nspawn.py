@@ -1,12 +1,11 @@
 """Boot a real systemd as PID 1 of a throw-away `systemd-nspawn` container, and drive it.
 
-What boots systemd 252 on these machines (docs/DESIGN.md of the shared notes, section 7): a
-root folder with empty top-level folders, `bin lib lib64 sbin` pointing into `usr/`, a copy of
-the host's /etc, an empty machine-id and os-release; the host's /usr and whatever else the
-caller needs bound read-only; `--register=no --keep-unit` because the host's PID 1 is not
-systemd. The container's init is the `systemd` child of `systemd-nspawn`; commands run in it
-through `nsenter`. Anything that keeps it from booting raises `NspawnUnavailable` with the
-reason, for the test to turn into a visible skip.
+What boots systemd 252 on these machines: a root folder with empty top-level folders, `bin lib
+lib64 sbin` pointing into `usr/`, a copy of the host's /etc, an empty machine-id, os-release;
+the host's /usr and whatever else the caller needs bound read-only; `--register=no
+--keep-unit` because the host's PID 1 is not systemd. The container's init is the `systemd`
+child of `systemd-nspawn`; commands run in it through `nsenter`. Anything that keeps it from
+booting raises `NspawnUnavailable` with the reason, for the test to turn into a visible skip.
 """
 
 from __future__ import annotations
@@ -33,9 +32,18 @@ _ENV = {
     "SYSTEMD_COLORS": "0",
     "SYSTEMD_PAGER": "",
 }
-# Host services enabled in the copied /etc (a database, getty, time sync) have nothing to do
-# with the test and only slow the boot down or fail in a container.
-_MASKED = ("getty@tty1.service", "console-getty.service", "systemd-timesyncd.service")
+# Host services enabled in the copied /etc (a database here) have nothing to do with the test
+# and only slow the boot down or fail in a container; so do a getty and time sync. D-Bus is not
+# needed (systemctl talks to PID 1 over its private socket) and its start hung for the whole
+# 90 s job timeout on this machine, taking systemd-logind with it.
+_MASKED = (
+    "getty@tty1.service",
+    "console-getty.service",
+    "systemd-timesyncd.service",
+    "dbus.service",
+    "dbus.socket",
+    "systemd-logind.service",
+)
 
 
 class NspawnUnavailable(Exception):
@@ -112,14 +120,20 @@ class Container:
             "journalctl", "--quiet", "--output=cat", f"--unit={unit}", f"--after-cursor={after}"
         ).stdout
 
-    def wait_for_journal(self, unit: str, after: str, text: str, timeout: float = 20) -> str:
-        """Wait until ``text`` is in the unit's messages after ``after``; all of them."""
+    def wait_for_journal(self, unit: str, after: str, *texts: str, timeout: float = 20) -> str:
+        """Wait until ``texts`` appear, in this order, in the unit's messages after ``after``."""
 
         def probe() -> str | None:
             messages = self.journal(unit, after)
-            return messages if text in messages else None
+            position = 0
+            for text in texts:
+                found = messages.find(text, position)
+                if found < 0:
+                    return None
+                position = found + len(text)
+            return messages
 
-        return wait_until(f"{text!r} in the journal of {unit}", probe, timeout)
+        return wait_until(f"{texts} in the journal of {unit}", probe, timeout)
 
     def shutdown(self, timeout: float = 15) -> None:
         """Halt the container; SIGKILL its init if it takes longer than ``timeout`` s."""
@@ -143,6 +157,9 @@ class Container:
 
 
 def _make_root(root: Path) -> None:
+    # mkdtemp made it 0700: services running as other users (DynamicUser=) could not even
+    # change into / (200/CHDIR) or reach the journal's socket.
+    root.chmod(0o755)
     for name in ("usr", "etc", "var", "run", "tmp", "proc", "sys", "dev", "root", "home", "opt"):
         (root / name).mkdir(exist_ok=True)
     (root / "tmp").chmod(0o1777)
@@ -189,13 +206,16 @@ def _wait_booted(container: Container, console: Path, timeout: float) -> None:
     once, and is simply asked again.
     """
 
+    deadline = time.monotonic() + timeout
+
     def probe() -> str | None:
         if container.nspawn.poll() is not None:
             raise NspawnUnavailable(
                 f"the container stopped while booting:\n{console.read_text()[-3000:]}"
             )
+        left = max(deadline - time.monotonic(), 1)
         state = container.run(
-            "systemctl", "is-system-running", "--wait", check=False, timeout=timeout
+            "systemctl", "is-system-running", "--wait", check=False, timeout=left
         ).stdout.strip()
         return state if state in ("running", "degraded") else None
 

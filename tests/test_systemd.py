@@ -198,3 +198,27 @@ def test_sigterm_during_100_in_flight_calls_loses_none(short_tmp: Path) -> None:
     assert sorted(r.msgid for r in responses) == list(range(100))
     assert all(r.error is None and r.result == 3_000_000 for r in responses)
     assert "calls in flight finish first" in rest
+
+
+def test_stopping_a_watching_daemon_sends_no_reload(
+    short_tmp: Path, notify_socket: tuple[NotifySocket, str]
+) -> None:
+    """The watcher's own shutdown must not look like a re-arm (it used to rescan, and tell
+    systemd RELOADING=1, after STOPPING=1)."""
+    listener, address = notify_socket
+    plugins = write(short_tmp / "plugins.d", {"arith.wat": ARITH})
+    env = {**os.environ, "NOTIFY_SOCKET": address}
+    command = serve_command(plugins, "--socket", str(short_tmp / "wasmd.sock"))
+    with subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) as daemon:
+        listener.until("READY")
+        daemon.send_signal(signal.SIGTERM)
+        listener.until("STOPPING")
+        assert daemon.wait(timeout=30) == 0
+    listener.sock.setblocking(False)
+    rest = []
+    while True:
+        try:
+            rest.append(listener.next())
+        except BlockingIOError:
+            break
+    assert not any("RELOADING" in message for message in rest), rest

@@ -57,6 +57,7 @@ class DirectoryWatcher:
         self.force_polling = force_polling
         self._stops: set[anyio.Event] = set()  # one per live awatch
         self._current = anyio.Event()  # the stop event of the recursive watch
+        self._closing = False
 
     def _awatch(
         self,
@@ -103,6 +104,8 @@ class DirectoryWatcher:
                     continue
                 async for batch in self._watching(existing, recursive=True, stop=stop):
                     await self.on_change(self._names(existing, batch))
+                if self._closing:
+                    return  # the watch ended because the watcher is stopping, not to re-arm
 
     async def _watching(
         self,
@@ -123,6 +126,7 @@ class DirectoryWatcher:
         try:
             await anyio.sleep_forever()
         finally:
+            self._closing = True
             for stop in tuple(self._stops):
                 stop.set()
 
