@@ -10,9 +10,10 @@ state it needs first.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import re
 import shutil
-import site
 import socket
 import subprocess
 import sys
@@ -36,7 +37,6 @@ SOCKET = "/run/wasmd/wasmd.sock"
 PREFIX = "/opt/wasmd"
 # The folders that ProtectHome=yes empties for the service: an interpreter or packages in
 # there cannot be run by it.
-HOME_PATHS = (Path("/root"), Path("/home"), Path("/run/user"))
 
 # For the stop test: a counting loop; 40 M steps take ~30 ms here, so 50 calls on two
 # instances keep the daemon busy for most of a second. The timeout is generous because a
@@ -100,11 +100,6 @@ class Installed:
         return self.wait_active()
 
 
-def _site_dirs() -> list[Path]:
-    """Where this test's interpreter finds wasmd's dependencies (and wasmd, or its finder)."""
-    return [Path(p) for p in site.getsitepackages()]
-
-
 def _check_python() -> None:
     """The service runs Debian's python3 on this environment's packages: same ABI needed.
 
@@ -122,9 +117,42 @@ def _check_python() -> None:
     ).stdout.strip()
     if version != str(sys.version_info[:2]):
         pytest.skip(f"/usr/bin/python3 is {version}, the test environment {sys.version_info[:2]}")
-    for directory in _site_dirs():
-        if any(directory.is_relative_to(home) for home in HOME_PATHS):
-            pytest.skip(f"{directory} is under a folder ProtectHome=yes hides from the service")
+
+
+def _runtime_distributions(root: str) -> list[str]:
+    """``root`` and every distribution it needs at run time (no extras), by name."""
+    seen: list[str] = []
+    pending = [root]
+    while pending:
+        name = pending.pop()
+        if name.lower() in (s.lower() for s in seen):
+            continue
+        seen.append(name)
+        for requirement in importlib.metadata.requires(name) or ():
+            if "extra ==" in requirement:
+                continue
+            marker_free, _, marker = requirement.partition(";")
+            if marker and not _marker_holds(marker):
+                continue
+            pending.append(re.split(r"[ <>=!~\[(]", marker_free.strip(), maxsplit=1)[0])
+    return seen
+
+
+def _marker_holds(marker: str) -> bool:
+    """The python_version markers wasmd's dependencies use; others are taken to hold."""
+    match = re.search(r'python_version\s*([<>=!]+)\s*"([\d.]+)"', marker)
+    if match is None:
+        return True
+    wanted = tuple(int(p) for p in match[2].split("."))
+    have = sys.version_info[: len(wanted)]
+    return {
+        "<": have < wanted,
+        "<=": have <= wanted,
+        ">": have > wanted,
+        ">=": have >= wanted,
+        "==": have == wanted,
+        "!=": have != wanted,
+    }[match[1]]
 
 
 def _install(container: Container) -> None:
@@ -134,9 +162,25 @@ def _install(container: Container) -> None:
     # their .pth files, such as an editable install's finder, are honoured too).
     run("/usr/bin/python3", "-m", "venv", "--without-pip", PREFIX)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    dirs = ", ".join(repr(str(d)) for d in _site_dirs())
-    container.path(f"{PREFIX}/lib/{version}/site-packages/wasmd-test.pth").write_text(
-        f"import site; list(map(site.addsitedir, ({dirs},)))\n"
+    # Real copies, as `pip install` would leave them: the test environment itself may live
+    # under /tmp or /home, which the unit's PrivateTmp= and ProtectHome= hide.
+    site_packages = container.path(f"{PREFIX}/lib/{version}/site-packages")
+    for name in _runtime_distributions("wasmd"):
+        dist = importlib.metadata.distribution(name)
+        for file in dist.files or ():
+            source = Path(str(dist.locate_file(file)))
+            # An editable install's finder points into the checkout: leave it behind and
+            # copy the package itself below.
+            if "__editable__" in file.name or not source.is_file():
+                continue
+            target = site_packages / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+    shutil.copytree(
+        REPO / "wasmd",
+        site_packages / "wasmd",
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     wasmd_bin = container.path(f"{PREFIX}/bin/wasmd")
     wasmd_bin.write_text(
@@ -182,11 +226,9 @@ def wasmd_unit() -> Iterator[Installed]:
     except ToolchainUnavailable as exc:
         pytest.skip(f"systemd-nspawn: {exc}")
     _check_python()
-    binds = {REPO, *_site_dirs()}
-    # A folder inside another bound one comes with it.
-    read_only = sorted(p for p in binds if not any(p.is_relative_to(q) and p != q for q in binds))
     try:
-        with booted(read_only) as container:
+        # Nothing of the host's but /usr: wasmd is copied in, as install.sh would put it.
+        with booted([]) as container:
             _install(container)
             yield Installed(container, container.path(SOCKET))
     except NspawnUnavailable as exc:
