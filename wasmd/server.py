@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, Protocol
 import anyio
 import anyio.abc
 
+from .backlog import backlog
 from .errors import ErrorCode, WasmdError
 from .protocol import (
     EOF,
@@ -219,6 +220,8 @@ class _ServerConnection:
         self._drained_callback: Callable[[], None] | None = None
         self._draining = False
         self._read_wait: anyio.CancelScope | None = None
+        self._idle_waiting = False
+        self._writer_scheduled = False  # a wake-up of the writer task is on its way
 
     @property
     def in_flight(self) -> int:
@@ -268,6 +271,7 @@ class _ServerConnection:
                 if self._closed or (self._in_flight == 0 and not self._outbox):
                     return
                 self._idle = anyio.Event()
+                self._idle_waiting = True  # only now is waking the loop for it worth it
                 idle = self._idle
             await idle.wait()
 
@@ -350,28 +354,51 @@ class _ServerConnection:
         self._write(data, finished=True)
 
     def _write(self, data: bytes, *, finished: bool = False) -> None:
-        wake_writer = wake_reader = wake_idle = False
         with self._lock:
             if finished:
                 self._in_flight -= 1
             if not self._closed:
-                if not self._outbox:
-                    try:
-                        sent = self.sock.send(data)
-                    except BlockingIOError:
-                        sent = 0
-                    except OSError:
-                        sent = len(data)  # the peer is gone; the reader will see it
-                    if sent < len(data):
-                        self._outbox += memoryview(data)[sent:]
-                        wake_writer = True
-                else:
+                if self._outbox or backlog.more_queued:
+                    # Behind what waits already, or more answers are on their way from this
+                    # worker: the loop's writer sends them together, in one system call.
                     self._outbox += data
-            if self._reader_waiting and self._in_flight < self.max_in_flight:
-                wake_reader = len(self._outbox) < OUTBOX_HIGH_WATER
-            wake_idle = self._in_flight == 0 and not self._outbox
-        if wake_writer or wake_reader or wake_idle:
-            self._on_loop(self._wake, wake_writer, wake_reader, wake_idle)
+                else:
+                    self._send(data)
+            wakes = self._wakes()
+        self._notify(wakes)
+
+    def _send(self, data: bytes) -> None:
+        """Send now what the kernel takes; buffer the rest for the writer task. Under lock."""
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            sent = len(data)  # the peer is gone; the reader will see it
+        if sent < len(data):
+            self._outbox += memoryview(data)[sent:]
+
+    def _wakes(self) -> tuple[bool, bool, bool]:
+        """Which loop-side waiters need waking now; each is woken once. Under lock."""
+        writer = bool(self._outbox) and not self._writer_scheduled
+        if writer:
+            self._writer_scheduled = True
+        reader = (
+            self._reader_waiting
+            and self._in_flight < self.max_in_flight
+            and len(self._outbox) < OUTBOX_HIGH_WATER
+        )
+        if reader:
+            self._reader_waiting = False
+        idle = self._idle_waiting and self._in_flight == 0 and not self._outbox
+        if idle:
+            self._idle_waiting = False
+        return writer, reader, idle
+
+    def _notify(self, wakes: tuple[bool, bool, bool]) -> None:
+        # Waking the loop from a worker thread costs syscalls on both sides: only on need.
+        if any(wakes):
+            self._on_loop(self._wake, *wakes)
 
     def _on_loop(self, func: Callable[..., None], *args: Any) -> None:
         if threading.get_ident() == self._loop_thread:
@@ -395,21 +422,20 @@ class _ServerConnection:
                 with self._lock:
                     if self._closed:
                         return
-                    try:
-                        sent = self.sock.send(self._outbox)
-                    except BlockingIOError:
-                        sent = 0
-                    except OSError:
-                        sent = len(self._outbox)
-                    del self._outbox[:sent]
+                    if self._outbox:
+                        try:
+                            sent = self.sock.send(self._outbox)
+                        except BlockingIOError:
+                            sent = 0
+                        except OSError:
+                            sent = len(self._outbox)
+                        del self._outbox[:sent]
                     left = len(self._outbox)
-                    idle = self._in_flight == 0 and not left
-                    wake_reader = self._reader_waiting and left < OUTBOX_HIGH_WATER
-                if wake_reader:
-                    self._reader_wakeup.set()
+                    if not left:
+                        self._writer_scheduled = False
+                    wakes = self._wakes()
+                self._wake(False, wakes[1], wakes[2])
                 if not left:
-                    if idle:
-                        self._idle.set()
                     if self._drained_callback is not None:
                         self._drained_callback()
                     break

@@ -30,6 +30,7 @@ from typing import Any
 
 import wasmtime
 
+from ..backlog import backlog
 from ..errors import ErrorCode, PluginLoadError, WasmdError
 from .engine import Engines
 from .fastcall import set_deadline
@@ -258,6 +259,7 @@ class _Worker:
                 self._discard()
                 error, result = WasmdError(ErrorCode.INTERNAL, f"internal error: {exc!r}"), None
             pool._finished(job, error)
+            backlog.more_queued = not pool._jobs.empty()
             try:
                 job.reply(error, result)
             except Exception:
