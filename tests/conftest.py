@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -97,3 +98,18 @@ async def running_daemon(
 @pytest.fixture
 def own_uid() -> int:
     return os.getuid()
+
+
+def serve_command(plugins: Path, *extra: str) -> list[str]:
+    """`wasmd serve` of ``plugins`` as a child process runs it: no default dirs, no cache."""
+    return [
+        sys.executable,
+        "-m",
+        "wasmd",
+        "serve",
+        "--plugins",
+        str(plugins),
+        "--no-default-dirs",
+        "--no-cache",
+        *extra,
+    ]

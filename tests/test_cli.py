@@ -15,7 +15,7 @@ import pytest
 from wasmd import SyncClient
 from wasmd.cli import main, parse_arg
 
-from .conftest import running_daemon
+from .conftest import running_daemon, serve_command
 from .wat import ARITH, COUNTER, UNKNOWN_IMPORT
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,17 +164,7 @@ def test_check_reports_problems(
 def test_serve_as_a_process_like_the_readme(short_tmp: Path) -> None:
     """`wasmd serve --plugins plugins.d` in a real process: ready, serving, stops on SIGTERM."""
     sock = short_tmp / "wasmd.sock"
-    command = [
-        sys.executable,
-        "-m",
-        "wasmd",
-        "serve",
-        "--plugins",
-        str(REPO / "plugins.d"),
-        "--socket",
-        str(sock),
-        "--no-default-dirs",
-    ]
+    command = serve_command(REPO / "plugins.d", "--socket", str(sock))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
         assert daemon.stderr is not None
@@ -204,18 +194,9 @@ def test_sighup_rescans_and_wasmd_events_follows(short_tmp: Path) -> None:
     (plugins / "counter.wat").write_text(COUNTER)
     sock = short_tmp / "wasmd.sock"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WASMD_SOCKET": str(sock)}
-    serve_command = [
-        sys.executable,
-        "-m",
-        "wasmd",
-        "serve",
-        "--plugins",
-        str(plugins),
-        "--no-default-dirs",
-        "--no-watch",
-        "--no-cache",
-    ]
-    with subprocess.Popen(serve_command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
+    with subprocess.Popen(
+        serve_command(plugins, "--no-watch"), stderr=subprocess.PIPE, text=True, env=env
+    ) as daemon:
         assert daemon.stderr is not None
         for line in daemon.stderr:
             if "daemon.ready" in line:

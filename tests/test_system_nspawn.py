@@ -30,26 +30,15 @@ from wasmd.protocol import EOF, NEED_DATA, Connection, Notification, Response
 
 from .nspawn import Container, NspawnUnavailable, booted, wait_until
 from .toolchains import REPO, ToolchainUnavailable, apt_install
+from .wat import WORK
 
 SERVICE = "wasmd.service"
 SOCKET = "/run/wasmd/wasmd.sock"
 # install.sh's default prefix: the units are installed verbatim, ExecStart included.
 PREFIX = "/opt/wasmd"
-# The folders that ProtectHome=yes empties for the service: an interpreter or packages in
-# there cannot be run by it.
-
-# For the stop test: a counting loop; 40 M steps take ~30 ms here, so 50 calls on two
+# For the stop test: WORK, a counting loop; 40 M steps take ~30 ms here, so 50 calls on two
 # instances keep the daemon busy for most of a second. The timeout is generous because a
 # deadline counts the time spent queued, and the point is that none of them fails.
-BUSY_WAT = """(module
-  (func (export "work") (param $n i64) (result i64)
-    (local $i i64)
-    (block $done (loop $step
-      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
-      (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br $step)))
-    (local.get $i)))
-"""
 BUSY_TOML = "[plugin]\ninstances = 2\nqueue = 100\ntimeout_ms = 60000\n"
 BUSY_STEPS = 40_000_000
 IN_FLIGHT = 50
@@ -210,7 +199,7 @@ def _install(container: Container) -> None:
     shutil.copy(units / "wasmd.toml", container.path("/etc/wasmd/wasmd.toml"))
     for name in ("math.wat", "math.toml", "counter.wat"):
         shutil.copy(REPO / "plugins.d" / name, plugins / name)
-    (plugins / "busy.wat").write_text(BUSY_WAT)
+    (plugins / "busy.wat").write_text(WORK)
     (plugins / "busy.toml").write_text(BUSY_TOML)
     for path in plugins.iterdir():
         path.chmod(0o644)  # the service's dynamic user reads them

@@ -8,7 +8,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,16 +17,8 @@ import pytest
 from wasmd import SyncClient
 from wasmd.protocol import NEED_DATA, Connection, Response
 
-from .wat import ARITH, COUNTER
-
-SLOW = """(module
-  (func (export "work") (param $n i64) (result i64)
-    (local $i i64)
-    (block $done (loop $step
-      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
-      (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br $step)))
-    (local.get $i)))"""
+from .conftest import serve_command
+from .wat import ARITH, COUNTER, WORK
 
 
 class NotifySocket:
@@ -56,20 +47,6 @@ def notify_socket(short_tmp: Path) -> Iterator[tuple[NotifySocket, str]]:
     listener = NotifySocket("\0" + name)
     yield listener, "@" + name
     listener.sock.close()
-
-
-def serve_command(plugins: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "wasmd",
-        "serve",
-        "--plugins",
-        str(plugins),
-        "--no-default-dirs",
-        "--no-cache",
-        *extra,
-    ]
 
 
 def write(directory: Path, files: dict[str, str]) -> Path:
@@ -157,7 +134,7 @@ def test_socket_activation_with_no_socket_path_of_its_own(short_tmp: Path) -> No
 def test_sigterm_during_100_in_flight_calls_loses_none(short_tmp: Path) -> None:
     plugins = write(
         short_tmp / "plugins.d",
-        {"slow.wat": SLOW, "slow.toml": "[plugin]\ninstances = 2\nqueue = 200\n"},
+        {"slow.wat": WORK, "slow.toml": "[plugin]\ninstances = 2\nqueue = 200\n"},
     )
     sock = short_tmp / "wasmd.sock"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

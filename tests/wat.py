@@ -60,3 +60,14 @@ RECURSE = """(module
 START_TRAPS = """(module (func $boom unreachable) (start $boom) (func (export "f")))"""
 
 START_SPINS = """(module (func $s (loop $l (br $l))) (start $s) (func (export "f")))"""
+
+# A bounded loop: work(n) counts to n (about 3 ms per million here), for calls that take a
+# while without running into their deadline.
+WORK = """(module
+  (func (export "work") (param $n i64) (result i64)
+    (local $i i64)
+    (block $done (loop $step
+      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $step)))
+    (local.get $i)))"""

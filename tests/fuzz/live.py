@@ -31,6 +31,8 @@ import msgpack
 
 from wasmd import SyncClient
 
+from ..conftest import serve_command
+
 REPO = Path(__file__).resolve().parents[2]
 FD_GROWTH_BOUND = 8  # a few for lazily created things (memfds, the cache), never per frame
 RSS_GROWTH_BOUND = 64 * 1024 * 1024
@@ -99,22 +101,7 @@ def spawned_daemon(plugins: Path, *extra: str) -> Iterator[tuple[subprocess.Pope
         ready = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         ready.bind(str(notify))
         ready.settimeout(60)
-        command = [
-            sys.executable,
-            "-m",
-            "wasmd",
-            "serve",
-            "--plugins",
-            str(plugins),
-            "--socket",
-            str(sock),
-            "--no-default-dirs",
-            "--no-cache",
-            "--no-watch",
-            "--log-level",
-            "error",
-            *extra,
-        ]
+        command = serve_command(plugins, "--socket", str(sock), "--log-level", "error", *extra)
         env = {**os.environ, "NOTIFY_SOCKET": str(notify)}
         daemon = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
         try:

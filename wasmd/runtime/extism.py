@@ -94,16 +94,19 @@ def _state() -> ExtismState:
     return state
 
 
-def _read(caller: wasmtime.Caller, offs: int) -> bytes:
+def kernel_block(state: ExtismState, store: wasmtime.Store | wasmtime.Caller, offs: int) -> bytes:
     """The bytes of the kernel block at ``offs`` (b"" for offset 0)."""
-    state = _state()
     if offs == 0:
         return b""
     assert state.length is not None
     assert state.memory is not None
     # An offset that names no block has length 0, as in Extism: it reads as empty.
-    size = int(state.length(caller, offs))
-    return bytes(state.memory.read(caller, offs, offs + size))
+    size = int(state.length(store, offs))
+    return bytes(state.memory.read(store, offs, offs + size))
+
+
+def _read(caller: wasmtime.Caller, offs: int) -> bytes:
+    return kernel_block(_state(), caller, offs)
 
 
 def _write(caller: wasmtime.Caller, data: bytes) -> int:

@@ -16,7 +16,7 @@ import msgpack
 import wasmtime
 
 from ..errors import ErrorCode, WasmdError
-from .extism import ExtismState, extism_state
+from .extism import ExtismState, extism_state, kernel_block
 from .fastcall import Caller, make_caller
 from .host import call_state
 from .plugin import make_linker
@@ -187,7 +187,7 @@ class Instance:
         _raise_host_outcome()
         error = int(calls["wasmd_error"]())
         if error or status != 0:
-            message = _kernel_bytes(state, store, error).decode("utf-8", "replace")
+            message = kernel_block(state, store, error).decode("utf-8", "replace")
             raise WasmdError(
                 ErrorCode.TRAP,
                 message or f"{export} returned {status}",
@@ -232,16 +232,6 @@ def _raise_host_outcome() -> None:
         raise GuestFault(call_state.fault)
     if call_state.guest_error is not None:
         raise WasmdError(ErrorCode.TRAP, call_state.guest_error, {"kind": "guest_error"})
-
-
-def _kernel_bytes(state: ExtismState, store: wasmtime.Store, offs: int) -> bytes:
-    """A kernel block's bytes read by the host (b"" for offset 0)."""
-    if offs == 0:
-        return b""
-    assert state.length is not None
-    assert state.memory is not None
-    size = int(state.length(store, offs))
-    return bytes(state.memory.read(store, offs, offs + size))
 
 
 def run_command(
