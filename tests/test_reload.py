@@ -306,3 +306,14 @@ async def test_restart_with_a_compile_cache_skips_compiling(short_tmp: Path) -> 
         second = (await c.stats())["daemon"]["compile_cache"]
         assert await c.call("calc.which") == [1, 1]
     assert (second["hits"], second["misses"]) == (2, 0)
+
+
+async def test_polling_watcher_for_file_systems_without_inotify(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {}, force_polling=True) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        replace_atomically(daemon.plugins_dir / "calc.wat", versioned(1))
+        loaded = await events.next()
+        assert (loaded["type"], loaded["plugin"]) == ("plugin.loaded", "calc")
+        replace_atomically(daemon.plugins_dir / "calc.wat", versioned(2))
+        assert (await events.next())["type"] == "plugin.reloaded"
+        assert await c.call("calc.which") == [2, 2]

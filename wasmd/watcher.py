@@ -15,6 +15,11 @@ first watch is re-armed over the directories that exist now and everything is re
 Readiness: ``awatch`` sets up its inotify watches synchronously on its first step, so by the
 time ``run`` reports ``task_status.started()`` and the caller resumes, both watches are armed.
 
+Polling (``force_polling``, for file systems without inotify) is wasmd's own: every
+``POLL_INTERVAL`` it stats each entry of each directory and compares (inode, mtime in ns,
+size) with the previous round. watchfiles' poll watcher compares times too coarsely to see a
+same-size file replaced within the same second.
+
 Stopping: ``awatch`` waits for changes in a worker thread that cancellation cannot interrupt;
 it only returns when its ``stop_event`` is set (checked every step) or its timeout of seconds
 passes. So every watch gets a stop event, and a sentinel task sets them all the moment the
@@ -24,6 +29,7 @@ watcher's scope is cancelled; re-arming likewise stops the current watch through
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -45,7 +51,7 @@ OnChange = Callable[[set[str] | None], Awaitable[object]]
 # within milliseconds (the half-written case is handled by deciding from the disk, not here).
 STEP_MS = 10
 DEBOUNCE_MS = 200
-POLL_DELAY_MS = 100
+POLL_INTERVAL = 0.25  # seconds between rounds of --poll
 
 
 class DirectoryWatcher:
@@ -75,8 +81,6 @@ class DirectoryWatcher:
             watch_filter=None if only is None else (lambda _change, path: path in only),
             debounce=DEBOUNCE_MS,
             step=STEP_MS,
-            force_polling=self.force_polling,
-            poll_delay_ms=POLL_DELAY_MS,
             recursive=recursive,
             ignore_permission_denied=True,
         )
@@ -84,6 +88,9 @@ class DirectoryWatcher:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
+        if self.force_polling:
+            await self._poll(task_status)
+            return
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._stop_all_on_cancel)
             await tg.start(self._watch_parents)
@@ -146,6 +153,22 @@ class DirectoryWatcher:
             log.info("a plug-in directory appeared or vanished; re-arming the watch")
             self.rearm()
 
+    async def _poll(self, task_status: anyio.abc.TaskStatus[None]) -> None:
+        previous = await anyio.to_thread.run_sync(_snapshot, self.dirs)
+        task_status.started()
+        while True:
+            await anyio.sleep(POLL_INTERVAL)
+            current = await anyio.to_thread.run_sync(_snapshot, self.dirs)
+            changed = {
+                name
+                for key in previous.keys() | current.keys()
+                if previous.get(key) != current.get(key)
+                and (name := entry_name(key[0], key[1])) is not None
+            }
+            previous = current
+            if changed:
+                await self.on_change(changed)
+
     @staticmethod
     def _names(dirs: Sequence[Path], batch: set[tuple[Change, str]]) -> set[str]:
         names = set()
@@ -162,3 +185,27 @@ class DirectoryWatcher:
                         names.add(name)
                 break
         return names
+
+
+def _snapshot(dirs: Sequence[Path]) -> dict[tuple[Path, str], tuple[int, int, int]]:
+    """(directory, top-level entry) -> (inode, mtime_ns, size) of it, or of the files in it
+    for a folder plug-in: what a change to any plug-in file changes."""
+    state: dict[tuple[Path, str], tuple[int, int, int]] = {}
+    for directory in dirs:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue  # missing or unreadable: its plug-ins are gone, which the diff shows
+        for name in names:
+            path = directory / name
+            try:
+                paths = [path, *path.iterdir()] if path.is_dir() else [path]
+                stats = [p.stat() for p in paths]
+            except OSError:
+                continue  # vanished mid-round: the next round sees it gone
+            state[(directory, name)] = (
+                hash(tuple(s.st_ino for s in stats)),
+                max(s.st_mtime_ns for s in stats),
+                sum(s.st_size for s in stats),
+            )
+    return state
