@@ -23,7 +23,8 @@ def cause_of(exc: BaseException) -> str:
     _, marker, cause = text.partition("Caused by:")
     lines = [line.strip() for line in (cause if marker else text).splitlines() if line.strip()]
     # wasmtime numbers chained causes "0: ...", "1: ..."; keep them all, most general first
-    return "; ".join(_CAUSE_NUMBER.sub("", line) for line in lines)
+    # "wasm trap: " repeats what the error code says already.
+    return "; ".join(_CAUSE_NUMBER.sub("", line).removeprefix("wasm trap: ") for line in lines)
 
 
 def backtrace_of(exc: BaseException) -> list[str]:
