@@ -13,6 +13,7 @@ import msgpack
 import pytest
 
 from wasmd import Client, ErrorCode, WasmdError
+from wasmd.protocol import Connection, Notification
 
 from .conftest import running_daemon
 from .wat import ARITH, COUNTER, SPIN
@@ -317,3 +318,28 @@ async def test_polling_watcher_for_file_systems_without_inotify(short_tmp: Path)
         replace_atomically(daemon.plugins_dir / "calc.wat", versioned(2))
         assert (await events.next())["type"] == "plugin.reloaded"
         assert await c.call("calc.which") == [2, 2]
+
+
+async def test_slow_subscriber_is_told_how_many_events_it_lost(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"counter.wat": COUNTER}) as daemon:
+        async with await anyio.connect_unix(daemon.socket) as slow, daemon.client() as client:
+            await slow.send(bytes(msgpack.packb([0, 1, "wasmd.subscribe", [["plugin."]]])))
+            with anyio.fail_after(5):
+                while (await client.stats())["daemon"]["subscribers"] == 0:
+                    await anyio.wait_all_tasks_blocked()
+            for _ in range(6000):  # each trap is an event; the slow one is not reading
+                with pytest.raises(WasmdError):
+                    await client.call("counter.fail")
+            assert (await client.stats())["daemon"]["events_dropped"] > 0
+            # Now it reads: somewhere in what comes, a notice says how many it lost.
+            protocol = Connection()
+            dropped = None
+            with anyio.fail_after(20):
+                while dropped is None:
+                    protocol.receive_data(await slow.receive())
+                    for event in protocol.events():
+                        if isinstance(event, Notification) and event.params[0]["type"] == (
+                            "events.dropped"
+                        ):
+                            dropped = event.params[0]["count"]
+            assert dropped > 0
