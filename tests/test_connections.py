@@ -338,3 +338,31 @@ async def test_pulley_interpreter_engine(short_tmp: Path) -> None:
             with pytest.raises(WasmdError) as caught:
                 await client.call("arith.div", 1, 0)
             assert caught.value.code == ErrorCode.TRAP
+
+
+@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+async def test_manifest_access_counts_supplementary_groups(short_tmp: Path) -> None:
+    short_tmp.chmod(0o755)
+    plugins = {"private.wat": ARITH, "private.toml": "[access]\ngids = [5555]\n"}
+    script = (
+        "import sys\nfrom wasmd import SyncClient, WasmdError\n"
+        "try:\n    print(SyncClient(sys.argv[1]).call('private.add', 1, 2))\n"
+        "except WasmdError as e: print(int(e.code))\n"
+    )
+    async with running_daemon(short_tmp, plugins, socket_mode=0o666, allow_uids=(4343,)) as daemon:
+
+        async def run(*groups: str) -> str:
+            command = [
+                SETPRIV,
+                "--reuid=4343",
+                "--regid=4343",
+                *groups,
+                sys.executable,
+                "-c",
+                script,
+                str(daemon.socket),
+            ]
+            return (await anyio.run_process(command, check=False)).stdout.decode().strip()
+
+        assert await run("--groups=5555") == "3"
+        assert await run("--clear-groups") == "9"

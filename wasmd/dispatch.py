@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ErrorCode, WasmdError
 from .registry import Registry
-from .server import Respond, Session
+from .server import Respond, Session, supplementary_groups
 
 log = logging.getLogger("wasmd.dispatch")
 
@@ -63,11 +63,12 @@ class Dispatcher:
         manifest = pool.plugin.manifest
         if manifest.access_uids or manifest.access_gids:
             peer = session.peer
-            if not (
-                peer.uid == 0
-                or peer.uid in manifest.access_uids
-                or peer.gid in manifest.access_gids
-            ):
+            allowed = peer.uid == 0 or peer.uid in manifest.access_uids
+            allowed = allowed or peer.gid in manifest.access_gids
+            # Supplementary groups count too (read only when the cheap checks said no).
+            if not allowed and manifest.access_gids:
+                allowed = bool(set(manifest.access_gids) & supplementary_groups(peer.pid))
+            if not allowed:
                 raise WasmdError(
                     ErrorCode.PERMISSION_DENIED,
                     f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}",

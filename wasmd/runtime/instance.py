@@ -67,6 +67,7 @@ class Instance:
                 make_wasi_config(
                     plugin.manifest,
                     plugin.grants,
+                    argv=[plugin.name, *plugin.manifest.wasi_args],  # argv[0]: the program
                     stdout=self.streams[0],
                     stderr=self.streams[1],
                 )

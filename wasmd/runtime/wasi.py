@@ -95,15 +95,14 @@ def make_wasi_config(
     manifest: Manifest,
     grants: tuple[Grant, ...],
     *,
-    argv: list[str] | None = None,
+    argv: list[str],
     stdin: MemFile | None = None,
     stdout: MemFile | None = None,
     stderr: MemFile | None = None,
 ) -> wasmtime.WasiConfig:
     config = wasmtime.WasiConfig()
-    args = argv if argv is not None else list(manifest.wasi_args)
-    if args:
-        config.argv = args
+    if argv:
+        config.argv = argv
     if manifest.wasi_env:
         config.env = [list(pair) for pair in manifest.wasi_env]
     for grant in grants:
