@@ -302,33 +302,36 @@ async def test_oversized_message_closes_the_connection(short_tmp: Path) -> None:
 
 
 @pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+async def _add_as_uid_4343(socket_path: Path, method: str, *groups: str) -> str:
+    """Call ``method`` (1, 2) as uid 4343 with ``groups`` (setpriv flags): result or code."""
+    script = (
+        "import sys\nfrom wasmd import SyncClient, WasmdError\n"
+        "try:\n    print(SyncClient(sys.argv[1]).call(sys.argv[2], 1, 2))\n"
+        "except WasmdError as e: print(int(e.code))\n"
+    )
+    assert SETPRIV is not None
+    command = [
+        SETPRIV,
+        "--reuid=4343",
+        "--regid=4343",
+        *groups,
+        sys.executable,
+        "-c",
+        script,
+        str(socket_path),
+        method,
+    ]
+    return (await anyio.run_process(command, check=False)).stdout.decode().strip()
+
+
 async def test_supplementary_group_is_enough_to_connect(short_tmp: Path) -> None:
     """SO_PEERCRED shows only the primary gid; membership as a supplementary group counts."""
     short_tmp.chmod(0o755)
-    script = (
-        "import sys\nfrom wasmd import SyncClient, WasmdError\n"
-        "try:\n    print(SyncClient(sys.argv[1]).call('arith.add', 1, 2))\n"
-        "except WasmdError as e: print(int(e.code))\n"
-    )
     async with running_daemon(
         short_tmp, {"arith.wat": ARITH}, socket_mode=0o666, allow_gids=(5555,)
     ) as daemon:
-
-        async def run(*groups: str) -> str:
-            command = [
-                SETPRIV,
-                "--reuid=4343",
-                "--regid=4343",
-                *groups,
-                sys.executable,
-                "-c",
-                script,
-                str(daemon.socket),
-            ]
-            return (await anyio.run_process(command, check=False)).stdout.decode().strip()
-
-        assert await run("--groups=5555") == "3"
-        assert await run("--clear-groups") == "9"
+        assert await _add_as_uid_4343(daemon.socket, "arith.add", "--groups=5555") == "3"
+        assert await _add_as_uid_4343(daemon.socket, "arith.add", "--clear-groups") == "9"
 
 
 async def test_pulley_interpreter_engine(short_tmp: Path) -> None:
@@ -344,25 +347,6 @@ async def test_pulley_interpreter_engine(short_tmp: Path) -> None:
 async def test_manifest_access_counts_supplementary_groups(short_tmp: Path) -> None:
     short_tmp.chmod(0o755)
     plugins = {"private.wat": ARITH, "private.toml": "[access]\ngids = [5555]\n"}
-    script = (
-        "import sys\nfrom wasmd import SyncClient, WasmdError\n"
-        "try:\n    print(SyncClient(sys.argv[1]).call('private.add', 1, 2))\n"
-        "except WasmdError as e: print(int(e.code))\n"
-    )
     async with running_daemon(short_tmp, plugins, socket_mode=0o666, allow_uids=(4343,)) as daemon:
-
-        async def run(*groups: str) -> str:
-            command = [
-                SETPRIV,
-                "--reuid=4343",
-                "--regid=4343",
-                *groups,
-                sys.executable,
-                "-c",
-                script,
-                str(daemon.socket),
-            ]
-            return (await anyio.run_process(command, check=False)).stdout.decode().strip()
-
-        assert await run("--groups=5555") == "3"
-        assert await run("--clear-groups") == "9"
+        assert await _add_as_uid_4343(daemon.socket, "private.add", "--groups=5555") == "3"
+        assert await _add_as_uid_4343(daemon.socket, "private.add", "--clear-groups") == "9"
