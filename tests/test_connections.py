@@ -301,7 +301,6 @@ async def test_oversized_message_closes_the_connection(short_tmp: Path) -> None:
             assert await client.call("arith.add", 1, 2) == 3
 
 
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
 async def _add_as_uid_4343(socket_path: Path, method: str, *groups: str) -> str:
     """Call ``method`` (1, 2) as uid 4343 with ``groups`` (setpriv flags): result or code."""
     script = (
@@ -324,6 +323,7 @@ async def _add_as_uid_4343(socket_path: Path, method: str, *groups: str) -> str:
     return (await anyio.run_process(command, check=False)).stdout.decode().strip()
 
 
+@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
 async def test_supplementary_group_is_enough_to_connect(short_tmp: Path) -> None:
     """SO_PEERCRED shows only the primary gid; membership as a supplementary group counts."""
     short_tmp.chmod(0o755)
