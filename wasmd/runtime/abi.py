@@ -84,11 +84,14 @@ def module_imports(module: wasmtime.Module) -> tuple[ImportInfo, ...]:
     return tuple(ImportInfo(i.module, i.name or "", _kind(i.type)) for i in module.imports)
 
 
-def detect_abi(module: wasmtime.Module) -> str:
-    """DESIGN.md section 3's order: extism imports, then wasmd_alloc, then a lone _start."""
+def detect_abi(module: wasmtime.Module, functions: dict[str, ExportSignature]) -> str:
+    """DESIGN.md section 3's order: extism imports, then wasmd_alloc, then a lone _start.
+
+    ``functions`` is ``function_exports(module)``, computed once per load by the caller:
+    walking the exports costs milliseconds for a module with thousands of them.
+    """
     if any(i.module == EXTISM_MODULE for i in module.imports):
         return "extism"
-    functions = function_exports(module)
     if "wasmd_alloc" in functions:
         return "msgpack"
     if set(functions) == {"_start"}:
@@ -190,11 +193,10 @@ class MsgpackCall:
         return bytes(msgpack.packb(list(params), use_bin_type=True))
 
 
-def msgpack_problems(module: wasmtime.Module) -> list[str]:
+def msgpack_problems(module: wasmtime.Module, functions: dict[str, ExportSignature]) -> list[str]:
     """Why ``module`` cannot use the msgpack ABI (empty if it can)."""
-    exports = function_exports(module)
     problems = []
-    alloc = exports.get("wasmd_alloc")
+    alloc = functions.get("wasmd_alloc")
     if alloc is None or (alloc.params, alloc.results) != (("i32",), ("i32",)):
         problems.append("it must export wasmd_alloc(len: i32) -> i32")
     if not any(
@@ -235,8 +237,8 @@ class CommandCall:
         return stdin, list(args)
 
 
-def command_problems(module: wasmtime.Module) -> list[str]:
-    functions = function_exports(module)
+def command_problems(module: wasmtime.Module, functions: dict[str, ExportSignature]) -> list[str]:
+    """Why ``module`` cannot use the command ABI (empty if it can)."""
     start = functions.get("_start")
     if start is None or (start.params, start.results) != ((), ()):
         return ["a command must export _start() with no params and no results"]

@@ -188,14 +188,15 @@ def compile_plugin(
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"invalid module: {cause_of(exc)}") from None
 
-    abi = detect_abi(module) if manifest.abi == "auto" else manifest.abi
+    exports = function_exports(module)
+    abi = detect_abi(module, exports) if manifest.abi == "auto" else manifest.abi
     if abi not in SUPPORTED_ABIS:
         raise PluginLoadError(name, f"the {abi} ABI is not supported by this wasmd yet")
-    problems = {"msgpack": msgpack_problems, "command": command_problems}.get(abi)
-    if problems is not None and problems(module):
-        raise PluginLoadError(name, f"not a {abi}-ABI module: {'; '.join(problems(module))}")
+    check_abi = {"msgpack": msgpack_problems, "command": command_problems}.get(abi)
+    problems = check_abi(module, exports) if check_abi is not None else []
+    if problems:
+        raise PluginLoadError(name, f"not a {abi}-ABI module: {'; '.join(problems)}")
 
-    exports = function_exports(module)
     missing = [e for e in manifest.exports if e not in exports]
     if missing:
         raise PluginLoadError(
