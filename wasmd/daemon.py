@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 
 from .builtins import Builtins
-from .config import DaemonConfig, allowed_gids, allowed_uids, default_socket_path
+from .config import DaemonConfig, allowed_gids, allowed_uids
 from .dispatch import Dispatcher
 from .events import EventBus
 from .loader import Loader, ReloadReport
@@ -175,9 +175,7 @@ async def serve(
                     listen_socket.setblocking(False)
                     listener = await anyio.abc.SocketListener.from_socket(listen_socket)
                 else:
-                    daemon.socket_path = config.socket or default_socket_path(
-                        os.environ, os.getuid()
-                    )
+                    daemon.socket_path = config.socket_path(os.environ, os.getuid())
                     listener = await open_listener(
                         daemon.socket_path,
                         config.socket_mode,
