@@ -65,26 +65,6 @@ class DirectoryWatcher:
         self._current = anyio.Event()  # the stop event of the recursive watch
         self._closing = False
 
-    def _awatch(
-        self,
-        paths: Sequence[Path],
-        *,
-        recursive: bool,
-        stop: anyio.Event,
-        only: frozenset[str] | None = None,
-    ) -> AsyncGenerator[set[tuple[Change, str]], None]:
-        return awatch(
-            *paths,
-            stop_event=stop,
-            # wasmd's own ignore rules apply later, in entry_name; ``only`` keeps the
-            # parents' watch to the plug-in directories themselves.
-            watch_filter=None if only is None else (lambda _change, path: path in only),
-            debounce=DEBOUNCE_MS,
-            step=STEP_MS,
-            recursive=recursive,
-            ignore_permission_denied=True,
-        )
-
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
@@ -122,9 +102,21 @@ class DirectoryWatcher:
         stop: anyio.Event,
         only: frozenset[str] | None = None,
     ) -> AsyncGenerator[set[tuple[Change, str]], None]:
+        """``awatch`` over ``paths``, stoppable through ``stop`` (see the module docstring)."""
         self._stops.add(stop)
+        changes = awatch(
+            *paths,
+            stop_event=stop,
+            # wasmd's own ignore rules apply later, in entry_name; ``only`` keeps the
+            # parents' watch to the plug-in directories themselves.
+            watch_filter=None if only is None else (lambda _change, path: path in only),
+            debounce=DEBOUNCE_MS,
+            step=STEP_MS,
+            recursive=recursive,
+            ignore_permission_denied=True,
+        )
         try:
-            async for batch in self._awatch(paths, recursive=recursive, stop=stop, only=only):
+            async for batch in changes:
                 yield batch
         finally:
             self._stops.discard(stop)
