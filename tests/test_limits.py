@@ -11,7 +11,7 @@ import pytest
 from wasmd import ErrorCode, WasmdError
 
 from .conftest import running_daemon
-from .wat import BIG_MEMORY, MEMORY, RECURSE, SPIN, START_SPINS, START_TRAPS
+from .wat import ARITH, BIG_MEMORY, MEMORY, RECURSE, SPIN, START_SPINS, START_TRAPS
 
 pytestmark = pytest.mark.usefixtures("call_path")
 
@@ -105,23 +105,39 @@ async def test_start_functions_that_trap_or_spin_fail_the_load(short_tmp: Path) 
             assert listing["boom"]["state"] == "failed"
             assert "unreachable" in listing["boom"]["error"]
             assert listing["hang"]["state"] == "failed"
-            assert "interrupt" in listing["hang"]["error"]
+            assert "start code ran past its 100 ms deadline" in listing["hang"]["error"]
 
 
-async def test_full_queue_answers_busy(short_tmp: Path) -> None:
+async def test_full_queue_answers_busy_to_other_connections(short_tmp: Path) -> None:
     plugins = {"spin.wat": SPIN, "spin.toml": "[plugin]\ntimeout_ms = 300\nqueue = 2\n"}
     async with running_daemon(short_tmp, plugins) as daemon:
-        async with daemon.client() as client:
-            results: list[object] = []
+        results: list[object] = []
 
-            async def call() -> None:
+        async def call() -> None:
+            async with daemon.client() as client:
                 try:
                     results.append(await client.call("spin.spin"))
                 except WasmdError as exc:
                     results.append(exc.code)
 
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(call)
+        # 1 instance + 2 queued are admitted (and time out); the other 2 are refused.
+        assert sorted(results) == [ErrorCode.TIMEOUT] * 3 + [ErrorCode.BUSY] * 2
+
+
+async def test_one_connection_past_capacity_gets_backpressure_not_busy(short_tmp: Path) -> None:
+    # One instance, no queue: a connection's own pipelined calls wait their turn.
+    plugins = {"arith.wat": ARITH, "arith.toml": "[plugin]\ninstances = 1\nqueue = 0\n"}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
             async with anyio.create_task_group() as tg:
-                for _ in range(5):
-                    tg.start_soon(call)
-            # 1 instance + 2 queued are admitted (and time out); the other 2 are refused.
-            assert sorted(results) == [ErrorCode.TIMEOUT] * 3 + [ErrorCode.BUSY] * 2
+                results: dict[int, object] = {}
+
+                async def call(i: int) -> None:
+                    results[i] = await client.call("arith.add", i, 3)
+
+                for i in range(1000):
+                    tg.start_soon(call, i)
+            assert results == {i: i + 3 for i in range(1000)}

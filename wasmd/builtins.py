@@ -22,6 +22,11 @@ from .server import ServerCounters, Session
 EVENTS_OUTBOX_LIMIT = 64 * 1024
 
 
+# The built-ins that touch the event loop's state run there; the rest answer on the thread
+# that read the request.
+LOOP_BUILTINS = frozenset({"subscribe", "unsubscribe", "reload"})
+
+
 def _no_params(method: str, params: list[Any]) -> None:
     if params:
         raise WasmdError(ErrorCode.INVALID_PARAMS, f"wasmd.{method} takes no params")

@@ -81,13 +81,26 @@ class Client:
                     with anyio.move_on_after(1):
                         await self._closed.wait()
                     raise self._failure or _closed_error(exc.strerror or str(exc)) from None
-            await done.wait()
+            try:
+                await done.wait()
+            except BaseException:
+                if not done.is_set():
+                    await self._cancel_remote(msgid)
+                raise
         finally:
             self._pending.pop(msgid, None)
         error, result = slot
         if error is not None:
             raise error
         return result
+
+    async def _cancel_remote(self, msgid: int) -> None:
+        """Tell the daemon to stop a call we no longer wait for (best effort, bounded)."""
+        data = self._protocol.send(Notification("wasmd.cancel", [msgid]))
+        with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+            async with self._send_lock:
+                with contextlib.suppress(OSError):
+                    await send_all(self._sock, data)
 
     async def ping(self) -> str:
         return str(await self.call("wasmd.ping"))

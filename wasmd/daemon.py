@@ -14,13 +14,14 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
 
-from .builtins import Builtins
+from .builtins import LOOP_BUILTINS, Builtins
 from .config import DaemonConfig, allowed_gids, allowed_uids
 from .dispatch import Dispatcher
 from .events import EventBus
@@ -108,7 +109,7 @@ def _claim_socket_path(path: Path) -> None:
         probe.close()
 
 
-async def open_listener(path: Path, mode: int, backlog: int) -> anyio.abc.SocketListener:
+def open_listener(path: Path, mode: int, backlog: int) -> socket.socket:
     _claim_socket_path(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -119,7 +120,7 @@ async def open_listener(path: Path, mode: int, backlog: int) -> anyio.abc.Socket
     except BaseException:
         sock.close()
         raise
-    return await anyio.abc.SocketListener.from_socket(sock)
+    return sock
 
 
 async def serve(
@@ -159,8 +160,20 @@ async def serve(
                 await loader.initial_scan()
                 counters = ServerCounters()
                 builtins = Builtins(registry, bus, counters, daemon.reload, engines.cache_stats)
+                server: RpcServer
+
+                def on_loop(func: Callable[..., object], *args: Any) -> None:
+                    server.on_loop(func, *args)
+
+                dispatcher = Dispatcher(
+                    registry,
+                    builtins.table(),
+                    loop_builtins=LOOP_BUILTINS,
+                    on_loop=on_loop,
+                    spawn=tg.start_soon,
+                )
                 server = RpcServer(
-                    Dispatcher(registry, builtins.table(), spawn=tg.start_soon),
+                    dispatcher,
                     counters=counters,
                     limits=ServerLimits(
                         max_message_size=config.max_message_size,
@@ -172,16 +185,15 @@ async def serve(
                 )
                 daemon.server = server
                 if listen_socket is not None:
-                    listen_socket.setblocking(False)
-                    listener = await anyio.abc.SocketListener.from_socket(listen_socket)
+                    listener = listen_socket
                 else:
                     daemon.socket_path = config.socket_path(os.environ, os.getuid())
-                    listener = await open_listener(
+                    listener = open_listener(
                         daemon.socket_path,
                         config.socket_mode,
                         min(config.max_connections, 4096),
                     )
-                async with listener:
+                with listener:
                     bus.emit(
                         "daemon.ready",
                         {

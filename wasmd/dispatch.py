@@ -1,10 +1,11 @@
 """Routing a request to a plug-in export or to a built-in ``wasmd.*`` method.
 
-``Dispatcher`` is the ``dispatch`` callable the server is given: ``PLUGIN.EXPORT`` is split
-at the first dot, the plug-in's current version is looked up once, the caller's uid/gid is
-checked against the manifest's ``[access]``, and the call is submitted to the version's
-pool, which answers through ``respond`` from its worker thread. Built-ins answer at once on
-the event loop.
+``Dispatcher`` is the ``dispatch`` callable the server is given, and runs on the reader
+thread of the connection the request came on: ``PLUGIN.EXPORT`` is split at the first dot,
+the plug-in's current version is looked up, the caller is checked against the manifest's
+``[access]``, and the export is called right there, on that thread (``PluginPool.call``).
+Built-ins that only read answer on the same thread too; those that touch the event loop's
+state (``loop_builtins``: subscriptions, reloads) run on the loop.
 """
 
 from __future__ import annotations
@@ -15,65 +16,107 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .errors import ErrorCode, WasmdError
+from .peers import admits
 from .registry import Registry
-from .server import Respond, Session, supplementary_groups
+from .runtime import PoolClosed, Ticket
+from .server import Respond, Session
 
 log = logging.getLogger("wasmd.dispatch")
 
 # A built-in answers at once, or returns an awaitable that a background task awaits.
 Builtin = Callable[[Session, list[Any]], Any]
 Spawn = Callable[..., object]
+OnLoop = Callable[..., None]
+
+# A reload swaps a version in between a call's look-up and its start at most this often in a
+# row before the call gives up with ``unavailable``.
+LOOKUP_ATTEMPTS = 3
 
 
 class Dispatcher:
     def __init__(
-        self, registry: Registry, builtins: dict[str, Builtin], spawn: Spawn | None = None
+        self,
+        registry: Registry,
+        builtins: dict[str, Builtin],
+        *,
+        loop_builtins: frozenset[str] = frozenset(),
+        on_loop: OnLoop | None = None,
+        spawn: Spawn | None = None,
     ) -> None:
         self.registry = registry
         self.builtins = builtins
+        self.loop_builtins = loop_builtins
+        self.on_loop = on_loop
         self.spawn = spawn
 
-    def __call__(self, session: Session, method: str, params: list[Any], respond: Respond) -> None:
+    def __call__(
+        self, session: Session, method: str, params: list[Any], ticket: Ticket, respond: Respond
+    ) -> None:
         name, dot, export = method.partition(".")
         if name == "wasmd":
-            builtin = self.builtins.get(export)
-            if builtin is None:
-                known = ", ".join(f"wasmd.{b}" for b in sorted(self.builtins))
-                raise WasmdError(
-                    ErrorCode.METHOD_NOT_FOUND, f"no built-in {method!r} (built-ins: {known})"
-                )
-            result = builtin(session, params)
-            if inspect.isawaitable(result):
-                if self.spawn is None:
-                    raise WasmdError(ErrorCode.INTERNAL, f"{method} needs a task group")
-                self.spawn(_answer_later, result, respond, method)
-            else:
-                respond(None, result)
+            self._builtin(session, export, params, respond)
             return
         if not dot or not export:
             raise WasmdError(
                 ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {method!r}"
             )
-        entry = self.registry.get(name)
-        if entry is None:
-            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
-        pool = entry.pool
-        if pool is None:
-            raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {name} failed to load: {entry.error}")
-        manifest = pool.plugin.manifest
-        if manifest.access_uids or manifest.access_gids:
-            peer = session.peer
-            allowed = peer.uid == 0 or peer.uid in manifest.access_uids
-            allowed = allowed or peer.gid in manifest.access_gids
-            # Supplementary groups count too (read only when the cheap checks said no).
-            if not allowed and manifest.access_gids:
-                allowed = bool(set(manifest.access_gids) & supplementary_groups(peer.pid))
-            if not allowed:
+        for _ in range(LOOKUP_ATTEMPTS):
+            entry = self.registry.get(name)
+            if entry is None:
+                raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
+            pool = entry.pool
+            if pool is None:
+                raise WasmdError(
+                    ErrorCode.UNAVAILABLE, f"plug-in {name} failed to load: {entry.error}"
+                )
+            manifest = pool.plugin.manifest
+            if (manifest.access_uids or manifest.access_gids) and not admits(
+                session.peer, manifest.access_uids, manifest.access_gids
+            ):
+                peer = session.peer
                 raise WasmdError(
                     ErrorCode.PERMISSION_DENIED,
                     f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}",
                 )
-        pool.submit(export, params, respond)
+            try:
+                pool.call(export, params, ticket, respond)
+                return
+            except PoolClosed:
+                continue  # a reload replaced this version just now: call the new one
+        raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {name} is being replaced; try again")
+
+    def _builtin(self, session: Session, name: str, params: list[Any], respond: Respond) -> None:
+        builtin = self.builtins.get(name)
+        if builtin is None:
+            known = ", ".join(f"wasmd.{b}" for b in sorted(self.builtins))
+            raise WasmdError(
+                ErrorCode.METHOD_NOT_FOUND, f"no built-in 'wasmd.{name}' (built-ins: {known})"
+            )
+        if name in self.loop_builtins:
+            if self.on_loop is None:
+                raise WasmdError(ErrorCode.INTERNAL, f"wasmd.{name} needs the event loop")
+            self.on_loop(self._on_loop, builtin, session, params, respond, name)
+        else:
+            respond(None, builtin(session, params))
+
+    def _on_loop(
+        self, builtin: Builtin, session: Session, params: list[Any], respond: Respond, name: str
+    ) -> None:
+        try:
+            result = builtin(session, params)
+        except WasmdError as exc:
+            respond(exc, None)
+            return
+        except Exception as exc:
+            log.exception("wasmd.%s failed", name)
+            respond(WasmdError(ErrorCode.INTERNAL, f"wasmd.{name} failed: {exc!r}"), None)
+            return
+        if not inspect.isawaitable(result):
+            respond(None, result)
+        elif self.spawn is None:
+            respond(WasmdError(ErrorCode.INTERNAL, f"wasmd.{name} needs a task group"), None)
+        else:
+            self.spawn(_answer_later, result, respond, f"wasmd.{name}")
 
 
 async def _answer_later(result: Awaitable[Any], respond: Respond, method: str) -> None:

@@ -21,6 +21,7 @@ class ErrorCode(IntEnum):
     UNAVAILABLE = 8
     PERMISSION_DENIED = 9
     INTERNAL = 10
+    CANCELLED = 11
 
 
 class WasmdError(Exception):

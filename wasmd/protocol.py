@@ -48,6 +48,7 @@ recognised by one inline check before any of the slower shape analysis runs.
 from __future__ import annotations
 
 import enum
+import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -403,12 +404,8 @@ class Connection:
         raise LocalProtocolError(f"cannot send a {type(event).__name__}")
 
     def send_response(self, msgid: int, error: Any, result: Any) -> bytes:
-        """Encode a response without building a ``Response`` first (the server's hot path)."""
-        if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
-            _check_msgid(msgid)
-        if error is not None and result is not None:
-            raise LocalProtocolError("a response carries an error or a result, not both")
-        return self._encode([RESPONSE, msgid, error, result], "response")
+        """Encode a response without building a ``Response`` first."""
+        return encode_response(msgid, error, result)
 
     def _encode(self, message: list[Any], what: str) -> bytes:
         try:
@@ -431,22 +428,34 @@ def _check_call(method: object, params: object) -> None:
 
 
 # -- thread-safe encoders -------------------------------------------------------------------
-# A Connection's packer is not thread-safe; these build a fresh packer per message, so worker
-# threads can encode their own responses (the server's one-handoff call path).
+# A Connection's packer is not thread-safe; these use one packer per thread, so the thread
+# that ran a call encodes its own response (the server answers on the thread that read).
+
+_packers = threading.local()
+
+
+def _pack(message: list[Any], what: str) -> bytes:
+    try:
+        pack = _packers.pack
+    except AttributeError:
+        pack = _packers.pack = msgpack.Packer(use_bin_type=True).pack
+    try:
+        packed: bytes = pack(message)  # a failed pack leaves the packer reset, fit for reuse
+    except Exception as exc:  # msgpack raises TypeError, ValueError, OverflowError...
+        raise LocalProtocolError(f"cannot encode {what}: {exc}") from exc
+    return packed
 
 
 def encode_response(msgid: int, error: Any, result: Any) -> bytes:
-    """Encode ``[1, msgid, error, result]`` from any thread."""
-    try:
-        return bytes(msgpack.packb([RESPONSE, msgid, error, result], use_bin_type=True))
-    except Exception as exc:  # msgpack raises TypeError, ValueError, OverflowError...
-        raise LocalProtocolError(f"cannot encode response: {exc}") from exc
+    """Encode ``[1, msgid, error, result]`` from any thread: the one response encoder."""
+    if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
+        _check_msgid(msgid)
+    if error is not None and result is not None:
+        raise LocalProtocolError("a response carries an error or a result, not both")
+    return _pack([RESPONSE, msgid, error, result], "response")
 
 
 def encode_notification(method: str, params: list[Any]) -> bytes:
     """Encode ``[2, method, params]`` from any thread."""
     _check_call(method, params)
-    try:
-        return bytes(msgpack.packb([NOTIFICATION, method, params], use_bin_type=True))
-    except Exception as exc:
-        raise LocalProtocolError(f"cannot encode notification: {exc}") from exc
+    return _pack([NOTIFICATION, method, params], "notification")

@@ -72,7 +72,8 @@ class Registry:
         return self._entries.pop(name, None)
 
     def __iter__(self) -> Iterator[Entry]:
-        return iter(sorted(self._entries.values(), key=lambda entry: entry.name))
+        # list() first: readers on other threads iterate while the loop installs entries.
+        return iter(sorted(list(self._entries.values()), key=lambda entry: entry.name))
 
     def __len__(self) -> int:
         return len(self._entries)

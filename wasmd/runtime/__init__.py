@@ -1,7 +1,7 @@
 """The WebAssembly runtime: the only package of wasmd that imports wasmtime.
 
 Everything the rest of the daemon needs from wasmtime passes through here: engines and
-their epoch ticker, compiling a plug-in, and running its instances on worker threads.
+their epoch ticker, compiling a plug-in, and lending its instances to the threads that bring calls.
 wasmtime's exceptions are translated into ``WasmdError`` / ``PluginLoadError`` at this
 boundary.
 """
@@ -13,7 +13,7 @@ from importlib.metadata import version
 from .cache import default_cache_dir
 from .engine import Engines
 from .plugin import CompiledPlugin, compile_plugin, module_binary, read_module_bytes
-from .pool import EventSink, PluginPool, PoolStats, Reply, percentiles_ms
+from .pool import EventSink, PluginPool, PoolClosed, PoolStats, Reply, Ticket, percentiles_ms
 
 WASMTIME_VERSION = version("wasmtime")
 
@@ -23,8 +23,10 @@ __all__ = [
     "Engines",
     "EventSink",
     "PluginPool",
+    "PoolClosed",
     "PoolStats",
     "Reply",
+    "Ticket",
     "compile_plugin",
     "default_cache_dir",
     "module_binary",

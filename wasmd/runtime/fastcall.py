@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import time
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Protocol
 
 import wasmtime
 
@@ -36,6 +37,16 @@ if SUPPORTED:
     _set_deadline = _bindings._wasmtime_context_set_epoch_deadline
     _VAL = _bindings.wasmtime_val_t
     _TRAP_PTR = ctypes.POINTER(_bindings.wasm_trap_t)
+    _set_callback = _bindings._wasmtime_store_epoch_deadline_callback
+    _error_new = _bindings._wasmtime_error_new
+    _CALLBACK = ctypes.CFUNCTYPE(
+        ctypes.c_size_t,
+        ctypes.POINTER(_bindings.wasmtime_context_t),
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_uint64),
+        ctypes.POINTER(_bindings.wasmtime_update_deadline_kind_t),
+    )
+    _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()  # a NULL function pointer
 
 # wasmtime_valkind_t codes of the numeric types, and the union field each uses.
 _KINDS = {"i32": (0, "i32"), "i64": (1, "i64"), "f32": (2, "f32"), "f64": (3, "f64")}
@@ -121,3 +132,64 @@ def set_deadline(store: wasmtime.Store, ticks: int) -> None:
         _set_deadline(store._context(), ticks)
     else:
         store.set_epoch_deadline(ticks)
+
+
+class Cancellable(Protocol):
+    """What an ``EpochGuard`` asks of the call it watches (the pool's ``Ticket``)."""
+
+    @property
+    def cancelled(self) -> bool: ...
+
+
+class EpochGuard:
+    """Decides at every epoch tick whether the guest call running in its Store goes on.
+
+    With wasmtime's epoch-deadline callback a Store does not trap when its deadline
+    passes: the callback runs, on the thread running the guest, and either grants more
+    ticks or ends the call with an error. wasmd gives one tick at a time and ends the call
+    when its wall-clock ``deadline`` has passed ("timeout") or its ``call`` was cancelled
+    ("cancelled"); ``ended`` tells the caller which, since both surface as the same
+    ``WasmtimeError``. That makes cancellation possible at all: a running Store's deadline
+    cannot be changed from another thread. Only on the tested wasmtime-py versions
+    (``install_guard`` returns None elsewhere, and the deadline traps as before).
+    """
+
+    __slots__ = ("_callback", "call", "deadline", "ended")
+
+    def __init__(self) -> None:
+        self.deadline = 0.0
+        self.call: Cancellable | None = None
+        self.ended: str | None = None
+        self._callback = _CALLBACK(self._on_tick)  # kept alive as long as the Store
+
+    def arm(self, store: wasmtime.Store, deadline: float, call: Cancellable | None) -> None:
+        """Watch the next guest call (or instantiation) of ``store``."""
+        self.deadline, self.call, self.ended = deadline, call, None
+        _set_deadline(store._context(), 1)
+
+    def _on_tick(self, _ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
+        try:
+            call = self.call
+            if call is not None and call.cancelled:
+                return self._end("cancelled")
+            if time.monotonic() >= self.deadline:
+                return self._end("timeout")
+        except BaseException:  # never raise into wasmtime; the next tick decides again
+            pass
+        delta[0] = 1
+        kind[0] = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+        return 0
+
+    def _end(self, why: str) -> int:
+        self.ended = why
+        error = _error_new(ctypes.create_string_buffer(f"wasmd: call {why}".encode()))
+        return ctypes.cast(error, ctypes.c_void_p).value or 0
+
+
+def install_guard(store: wasmtime.Store) -> EpochGuard | None:
+    """An ``EpochGuard`` deciding ``store``'s epoch deadlines, where this wasmtime-py allows."""
+    if not ENABLED:
+        return None
+    guard = EpochGuard()
+    _set_callback(store.ptr(), guard._callback, None, _NO_FINALIZER)
+    return guard

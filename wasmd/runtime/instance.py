@@ -9,7 +9,9 @@ returns the exit code and output.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -17,10 +19,10 @@ import wasmtime
 
 from ..errors import ErrorCode, WasmdError
 from .extism import ExtismState, extism_state, kernel_block
-from .fastcall import Caller, make_caller
+from .fastcall import Caller, Cancellable, EpochGuard, install_guard, make_caller, set_deadline
 from .host import call_state
 from .plugin import make_linker
-from .traps import GuestFault
+from .traps import CallEnded, GuestFault
 from .wasi import MemFile, make_wasi_config
 
 if TYPE_CHECKING:
@@ -32,14 +34,45 @@ OUTPUT_LIMIT = 16 * 1024 * 1024
 LOG_OUTPUT_LIMIT = 64 * 1024
 
 
-def _new_store(plugin: CompiledPlugin, deadline_ticks: int) -> wasmtime.Store:
+class Deadline:
+    """When a guest call (or an instantiation) must end: wall-clock ``at`` (monotonic
+    seconds) and the same span in epoch ticks, for Stores without an ``EpochGuard``."""
+
+    __slots__ = ("at", "call", "ticks")
+
+    def __init__(self, at: float, ticks: int, call: Cancellable | None = None) -> None:
+        self.at, self.ticks, self.call = at, ticks, call
+
+
+def _new_store(
+    plugin: CompiledPlugin, deadline: Deadline
+) -> tuple[wasmtime.Store, EpochGuard | None]:
     store = wasmtime.Store(plugin.engine)
     store.set_limits(memory_size=plugin.manifest.memory_max)
+    guard = install_guard(store)
     # Start functions and _initialize run during instantiation: bounded like any call.
-    store.set_epoch_deadline(deadline_ticks)
+    _arm(store, guard, deadline)
     if plugin.manifest.fuel:
         store.set_fuel(plugin.manifest.fuel)
-    return store
+    return store, guard
+
+
+def _arm(store: wasmtime.Store, guard: EpochGuard | None, deadline: Deadline) -> None:
+    if guard is not None:
+        guard.arm(store, deadline.at, deadline.call)
+    else:
+        set_deadline(store, deadline.ticks)
+
+
+@contextlib.contextmanager
+def _guarded(guard: EpochGuard | None) -> Iterator[None]:
+    """Report a call the guard ended as ``CallEnded``, not as wasmtime's generic error."""
+    try:
+        yield
+    except wasmtime.WasmtimeError:
+        if guard is not None and guard.ended is not None:
+            raise CallEnded(guard.ended) from None
+        raise
 
 
 class Instance:
@@ -47,6 +80,7 @@ class Instance:
         "alloc",
         "callers",
         "extism",
+        "guard",
         "kernel_calls",
         "log",
         "memory",
@@ -55,10 +89,11 @@ class Instance:
         "streams",
     )
 
-    def __init__(self, plugin: CompiledPlugin, deadline_ticks: int) -> None:
+    def __init__(self, plugin: CompiledPlugin, deadline: Deadline) -> None:
         self.plugin = plugin
         self.log = logging.getLogger(f"wasmd.plugin.{plugin.name}")
-        self.store = store = _new_store(plugin, deadline_ticks)
+        self.store, self.guard = _new_store(plugin, deadline)
+        store = self.store
         self.streams: tuple[MemFile, MemFile] | None = None
         if plugin.uses_wasi:
             # Deny by default: the context grants only what the manifest lists.
@@ -74,11 +109,12 @@ class Instance:
             )
         self.extism: ExtismState | None = None
         try:
-            instance = self._instantiate(plugin, store)
-            exports = instance.exports(store)
-            initialize = exports.get("_initialize")
-            if isinstance(initialize, wasmtime.Func):
-                initialize(store)  # a WASI reactor's constructors
+            with _guarded(self.guard):
+                instance = self._instantiate(plugin, store)
+                exports = instance.exports(store)
+                initialize = exports.get("_initialize")
+                if isinstance(initialize, wasmtime.Func):
+                    initialize(store)  # a WASI reactor's constructors
         except BaseException:
             self.close()
             raise
@@ -127,6 +163,12 @@ class Instance:
         )
         return linker.instantiate(store, plugin.module)
 
+    def arm(self, deadline: Deadline) -> None:
+        """Bound the next call: it ends at ``deadline`` (or when its call is cancelled)."""
+        _arm(self.store, self.guard, deadline)
+        if self.plugin.manifest.fuel:
+            self.store.set_fuel(self.plugin.manifest.fuel)
+
     def call(self, export: str, args: Any) -> Any:
         """Run one call of the plug-in's ABI; raises what wasmtime raises, or WasmdError."""
         call_state.reset()
@@ -138,6 +180,11 @@ class Instance:
             result = self.callers[export](*args)
             _raise_host_outcome()
             return result
+        except wasmtime.WasmtimeError:  # inline rather than _guarded: this is the hot path
+            guard = self.guard
+            if guard is not None and guard.ended is not None:
+                raise CallEnded(guard.ended) from None
+            raise
         finally:
             self.forward_output()
 
@@ -236,13 +283,20 @@ def _raise_host_outcome() -> None:
 
 
 def run_command(
-    plugin: CompiledPlugin, args: tuple[bytes, list[str]], deadline_ticks: int
+    plugin: CompiledPlugin, args: tuple[bytes, list[str]], deadline: Deadline
 ) -> dict[str, Any]:
     """The command ABI: a fresh instance runs ``_start`` with this request's stdin and args."""
+    store, guard = _new_store(plugin, deadline)
+    with _guarded(guard):
+        return _run_start(plugin, store, args)
+
+
+def _run_start(
+    plugin: CompiledPlugin, store: wasmtime.Store, args: tuple[bytes, list[str]]
+) -> dict[str, Any]:
     stdin_bytes, argv = args
     streams = (MemFile("stdin", stdin_bytes), MemFile("stdout"), MemFile("stderr"))
     try:
-        store = _new_store(plugin, deadline_ticks)
         store.set_wasi(
             make_wasi_config(
                 plugin.manifest,

@@ -1,27 +1,33 @@
-"""A plug-in version's instances, each owned by one worker thread, and the queue they share.
+"""A plug-in version's instances, lent for one call at a time to the thread that brings it.
 
-Theory of operation. A Store is not thread-safe and guest code must never run on the event
-loop, so each instance lives on a dedicated worker thread for its whole life; ``instances``
-in the manifest is the number of such workers. The loop calls ``submit``: it validates the
-call (export, params, capacity) synchronously — so a bad request costs no thread hop — and
-puts a job on a ``queue.SimpleQueue`` shared by the workers. The worker sets the Store's
-epoch deadline from the job's wall-clock deadline, calls the export, and hands the outcome to
-the job's ``reply`` callable *on the worker thread*: the caller decides how to get it back to
-its client (the server writes the response straight to the socket), so a call needs one
-thread handoff instead of two. After any trap, and after every call in per-call mode, the
-instance is discarded and a fresh one is made at once, before the worker waits again, so the
-next call does not pay for it.
+Theory of operation. A call runs on the thread that decoded it: ``PluginPool.call`` takes a
+free instance, calls the export, answers through ``reply`` on the same thread, then gives
+the instance back. No hand-off between threads on the way, which is what a call used to
+cost most. A Store is not thread-safe, but it may move between threads as long as one
+thread uses it at a time: the pool's lock makes lending exclusive. ``instances`` in the
+manifest is the number of instances (slots); the command ABI keeps none, and its slots only
+bound how many of its calls run at once.
 
-Capacity is ``instances + queue`` calls; past it ``submit`` raises ``busy``. A deadline
-covers the time a call waits in the queue too: a call that waited past it is answered
-``timeout`` without running.
+When no instance is free, the call waits, and who made it decides how (``Ticket.owner``,
+the connection for the server):
+- if the same owner already has a call running or waiting here, the call waits without
+  counting against ``queue`` and is marked ``backpressured``: its connection is not read
+  meanwhile, so a client pipelining past the plug-in's capacity slows down instead of being
+  refused;
+- otherwise it takes one of ``queue`` places, and past them the answer is ``busy``: the
+  capacity is taken by other owners' calls.
+Waiters are served first come, first served. A deadline covers waiting too: a call still
+waiting at its deadline is answered ``timeout`` without running. A cancelled waiter leaves
+at once; a cancelled running call is ended at the next epoch tick by the instance's guard.
+
+After any trap, and after every call in per-call mode, the instance is discarded and a fresh
+one made *after* the answer went out and before the slot is lent again.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,13 +36,11 @@ from typing import Any
 
 import wasmtime
 
-from ..backlog import backlog
 from ..errors import ErrorCode, PluginLoadError, WasmdError
 from .engine import Engines
-from .fastcall import set_deadline
-from .instance import Instance, run_command
+from .instance import Deadline, Instance, run_command
 from .plugin import CompiledPlugin
-from .traps import call_error, cause_of
+from .traps import CallEnded, call_error, cause_of
 
 log = logging.getLogger("wasmd.runtime")
 
@@ -55,20 +59,58 @@ class PoolStats:
     instances: int
 
 
-class _Job:
-    __slots__ = ("args", "deadline", "export", "reply", "submitted")
-
-    def __init__(
-        self, export: str, args: Any, submitted: float, deadline: float, reply: Reply
-    ) -> None:
-        self.export = export
-        self.args = args
-        self.submitted = submitted
-        self.deadline = deadline
-        self.reply = reply
+class PoolClosed(WasmdError):
+    """Raised by ``call`` when the pool closed before the call got an instance: a reload
+    swapped in a new version meanwhile, and the caller should look its plug-in up again."""
 
 
-_STOP = object()
+class Ticket:
+    """One call in progress, as its caller holds it.
+
+    ``owner`` is who made the call (backpressure is per owner); ``started`` is when the
+    call's deadline began; ``backpressured`` is true while the call waits behind its own
+    owner's calls; ``before_wait`` runs before the call starts waiting for an instance (the
+    server writes the answers it holds back for batching); ``cancel`` ends the call
+    wherever it is.
+    """
+
+    __slots__ = ("_waiting", "backpressured", "before_wait", "cancelled", "owner", "started")
+
+    def __init__(self, owner: object, started: float) -> None:
+        self.owner = owner
+        self.started = started
+        self.cancelled = False
+        self.backpressured = False
+        self.before_wait: Callable[[], None] | None = None
+        self._waiting: tuple[threading.Lock, threading.Condition] | None = None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        waiting = self._waiting
+        if waiting is not None:
+            lock, wakeup = waiting
+            with lock:
+                wakeup.notify()
+
+
+class _Slot:
+    __slots__ = ("instance",)
+
+    def __init__(self) -> None:
+        self.instance: Instance | None = None
+
+    def discard(self) -> None:
+        if self.instance is not None:
+            self.instance.close()
+            self.instance = None
+
+
+class _Waiter:
+    __slots__ = ("slot", "wakeup")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.wakeup = threading.Condition(lock)
+        self.slot: _Slot | None = None
 
 
 class PluginPool:
@@ -79,14 +121,21 @@ class PluginPool:
         self._engines = engines
         self._on_event = on_event
         plugin.host.on_event = on_event  # wasmd.emit reports through the same sink
-        self._timeout_s = plugin.manifest.timeout_ms / 1000
-        self._capacity = plugin.manifest.instances + plugin.manifest.queue
-        self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        manifest = plugin.manifest
+        self._timeout_s = manifest.timeout_ms / 1000
+        self._queue = manifest.queue
+        # A command is instantiated afresh by every call; the other ABIs keep one instance.
+        self._keeps_instance = plugin.abi != "command"
+        self._fresh_each_call = manifest.mode == "per-call"
+        self._slots = [_Slot() for _ in range(manifest.instances)]
+        self._free = list(self._slots)
         self._lock = threading.Lock()
+        self._waiters: collections.deque[_Waiter] = collections.deque()
+        self._queued = 0  # waiters that take a queue place (not backpressured ones)
+        self._owners: dict[object, int] = {}  # calls running or waiting, per owner
         self._pending = 0
         self._closing = False
         self._drained = threading.Event()
-        self._workers = [_Worker(self, i) for i in range(plugin.manifest.instances)]
         self._calls = 0
         self._errors: collections.Counter[str] = collections.Counter()
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
@@ -94,29 +143,29 @@ class PluginPool:
     # --- life cycle (blocking; run off the event loop) ---------------------------------
 
     def start(self) -> None:
-        """Start every worker and wait until each holds a live instance."""
-        for worker in self._workers:
-            worker.thread.start()
-        failures = []
-        for worker in self._workers:
-            worker.ready.wait()
-            if worker.failure is not None:
-                failures.append(worker.failure)
-        if failures:
-            self.close()
-            self.wait_closed(timeout=None)
-            raise PluginLoadError(self.plugin.name, failures[0])
+        """Make every instance; raises ``PluginLoadError`` if one cannot be made."""
+        for slot in self._slots:
+            reason = self._instantiate(slot)
+            if reason is not None:
+                self.close()
+                raise PluginLoadError(self.plugin.name, reason)
 
     def close(self) -> None:
-        """Refuse new calls; the workers finish the queued ones and exit."""
+        """Refuse new calls; calls already running finish, waiting ones get ``PoolClosed``."""
         with self._lock:
             if self._closing:
                 return
             self._closing = True
-            for _ in self._workers:
-                self._jobs.put(_STOP)
-            if not any(w.thread.is_alive() for w in self._workers):
-                self._drained.set()
+            for waiter in self._waiters:
+                waiter.wakeup.notify()
+            self._finish_closing()
+
+    def _finish_closing(self) -> None:
+        """Under the lock: once closing and every slot is back, let go of the instances."""
+        if self._closing and len(self._free) == len(self._slots) and not self._drained.is_set():
+            for slot in self._slots:
+                slot.discard()
+            self._drained.set()
 
     def wait_closed(self, timeout: float | None) -> bool:
         return self._drained.wait(timeout)
@@ -125,27 +174,204 @@ class PluginPool:
     def closing(self) -> bool:
         return self._closing
 
-    # --- calls (submit runs on the event loop) --------------------------------------------
+    # --- calls (any thread) ----------------------------------------------------------------
 
-    def submit(self, export: str, params: Sequence[Any], reply: Reply) -> None:
+    def call(self, export: str, params: Sequence[Any], ticket: Ticket, reply: Reply) -> None:
+        """Run one call on this thread and answer it through ``reply``, also on this thread.
+
+        Raises ``WasmdError`` instead when the call cannot start: no such export, bad
+        params, ``busy``, a deadline or a cancellation while waiting, ``PoolClosed``.
+        """
         call = self.plugin.calls.get(export)
         if call is None:
             raise self._no_such_export(export)
         args = call.convert(params)
-        now = time.monotonic()
-        job = _Job(export, args, now, now + self._timeout_s, reply)
+        deadline_at = ticket.started + self._timeout_s
+        try:
+            slot = self._acquire(ticket, deadline_at)
+        except PoolClosed:
+            raise
+        except WasmdError as exc:
+            self._finished(ticket, exc)
+            raise
+        try:
+            error, result, faulted = self._run(slot, export, args, ticket, deadline_at)
+        except BaseException:
+            self._release(slot, ticket.owner)
+            raise
+        self._finished(ticket, error)
+        if faulted:
+            assert error is not None
+            self._report(export, error)  # after the stats count it: a reader of both agrees
+        try:
+            reply(error, result)
+        finally:
+            self._release(slot, ticket.owner)
+
+    def _acquire(self, ticket: Ticket, deadline_at: float) -> _Slot:
+        owner = ticket.owner
         with self._lock:
             if self._closing:
-                raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {self.plugin.name} is closing")
-            if self._pending >= self._capacity:
+                raise PoolClosed(ErrorCode.UNAVAILABLE, f"plug-in {self.plugin.name} is closing")
+            own = self._owners.get(owner, 0)
+            if self._free and not self._waiters:
+                self._owners[owner] = own + 1
+                self._pending += 1
+                return self._free.pop()
+            backpressured = own > 0 and owner is not None
+            if not backpressured and self._queued >= self._queue:
                 self._errors["busy"] += 1
                 raise WasmdError(
                     ErrorCode.BUSY,
                     f"plug-in {self.plugin.name} has {self._pending} calls waiting or running "
-                    f"(instances + queue = {self._capacity})",
+                    f"(instances + queue = {len(self._slots) + self._queue})",
                 )
+            self._owners[owner] = own + 1
             self._pending += 1
-            self._jobs.put(job)
+            return self._wait(ticket, deadline_at, backpressured)
+
+    def _wait(self, ticket: Ticket, deadline_at: float, backpressured: bool) -> _Slot:
+        """Under the lock: wait for a slot handed over by ``_release``."""
+        waiter = _Waiter(self._lock)
+        self._waiters.append(waiter)
+        ticket.backpressured = backpressured
+        ticket._waiting = (self._lock, waiter.wakeup)
+        if not backpressured:
+            self._queued += 1
+        try:
+            if ticket.before_wait is not None:
+                self._lock.release()  # the waiter is registered: a slot can reach it meanwhile
+                try:
+                    ticket.before_wait()
+                except Exception:
+                    log.exception("%s: before_wait failed", self.plugin.name)
+                finally:
+                    self._lock.acquire()
+            while waiter.slot is None:
+                if self._closing:
+                    raise PoolClosed(
+                        ErrorCode.UNAVAILABLE, f"plug-in {self.plugin.name} is closing"
+                    )
+                if ticket.cancelled:
+                    raise WasmdError(ErrorCode.CANCELLED, "call cancelled while waiting")
+                remaining = deadline_at - time.monotonic()
+                if remaining <= 0:
+                    raise WasmdError(
+                        ErrorCode.TIMEOUT,
+                        "call waited for an instance past its deadline of "
+                        f"{self.plugin.manifest.timeout_ms} ms",
+                    )
+                waiter.wakeup.wait(remaining)
+            return waiter.slot
+        except BaseException:
+            self._waiters.remove(waiter)
+            self._forget(ticket.owner)
+            raise
+        finally:
+            ticket.backpressured = False
+            ticket._waiting = None
+            if not backpressured:
+                self._queued -= 1
+
+    def _forget(self, owner: object) -> None:
+        """Under the lock: one call of ``owner`` no longer runs or waits here."""
+        self._pending -= 1
+        left = self._owners[owner] - 1
+        if left:
+            self._owners[owner] = left
+        else:
+            del self._owners[owner]
+
+    def _release(self, slot: _Slot, owner: object) -> None:
+        if self._keeps_instance and (self._fresh_each_call or slot.instance is None):
+            reason = self._instantiate(slot)
+            if reason is not None:
+                log.error("%s: %s", self.plugin.name, reason)
+        with self._lock:
+            self._forget(owner)
+            if self._waiters and not self._closing:
+                waiter = self._waiters.popleft()
+                waiter.slot = slot
+                waiter.wakeup.notify()
+            else:
+                self._free.append(slot)
+                self._finish_closing()
+
+    def _instantiate(self, slot: _Slot) -> str | None:
+        """Give ``slot`` a fresh instance; the reason on failure."""
+        slot.discard()
+        if not self._keeps_instance:
+            return None
+        plugin = self.plugin
+        timeout_ms = plugin.manifest.timeout_ms
+        deadline = Deadline(
+            time.monotonic() + timeout_ms / 1000, self._engines.ticks_for(timeout_ms)
+        )
+        try:
+            slot.instance = Instance(plugin, deadline)
+            return None
+        except (CallEnded, wasmtime.Trap) as exc:
+            if isinstance(exc, CallEnded) or exc.trap_code == wasmtime.TrapCode.INTERRUPT:
+                return f"start code ran past its {timeout_ms} ms deadline"
+            return f"cannot instantiate: {cause_of(exc)}"
+        except wasmtime.WasmtimeError as exc:
+            return f"cannot instantiate: {cause_of(exc)}"
+        except Exception as exc:  # a bug of ours: report it
+            log.exception("%s: instantiating failed unexpectedly", plugin.name)
+            return f"cannot instantiate: internal error: {exc!r}"
+
+    def _run(
+        self, slot: _Slot, export: str, args: Any, ticket: Ticket, deadline_at: float
+    ) -> tuple[WasmdError | None, Any, bool]:
+        """The outcome: error, result, and whether the guest faulted (then the instance
+        was discarded and the fault is reported as an event)."""
+        plugin = self.plugin
+        manifest = plugin.manifest
+        remaining_ms = (deadline_at - time.monotonic()) * 1000
+        if remaining_ms <= 0:
+            return (
+                WasmdError(
+                    ErrorCode.TIMEOUT,
+                    f"call waited for an instance past its deadline of {manifest.timeout_ms} ms",
+                ),
+                None,
+                False,
+            )
+        deadline = Deadline(deadline_at, self._engines.ticks_for(remaining_ms), ticket)
+        instance = slot.instance
+        if self._keeps_instance and instance is None:
+            reason = self._instantiate(slot)
+            if reason is not None:
+                return WasmdError(ErrorCode.UNAVAILABLE, f"{plugin.name}: {reason}"), None, False
+            instance = slot.instance
+        try:
+            if instance is None:
+                return None, run_command(plugin, args, deadline), False
+            instance.arm(deadline)
+            return None, instance.call(export, args), False
+        except WasmdError as exc:
+            return exc, None, False  # the guest's own error, or output over the limit
+        except Exception as exc:
+            at_limit = instance is not None and instance.memory_at_limit()
+            slot.discard()  # its state is suspect after any fault
+            error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
+            if at_limit and (error.data or {}).get("trap_code") == "unreachable":
+                # Guests abort (unreachable) when an allocation fails: at the ceiling, that
+                # is the cause. Other traps there (out of bounds, say) are the guest's own.
+                error = WasmdError(
+                    ErrorCode.RESOURCE_EXHAUSTED,
+                    f"memory limit of {manifest.memory_max} bytes reached; then: {error.message}",
+                    error.data,
+                )
+            return error, None, True
+
+    def _finished(self, ticket: Ticket, error: WasmdError | None) -> None:
+        elapsed = time.monotonic() - ticket.started
+        with self._lock:
+            self._calls += 1
+            self._latencies.append(elapsed)
+            if error is not None:
+                self._errors[ErrorCode(error.code).name.lower()] += 1
 
     def _no_such_export(self, export: str) -> WasmdError:
         plugin = self.plugin
@@ -161,20 +387,34 @@ class PluginPool:
             f"plug-in {plugin.name} has no callable export {export!r} ({why}; callable: {known})",
         )
 
-    def _finished(self, job: _Job, error: WasmdError | None) -> None:
-        elapsed = time.monotonic() - job.submitted
-        with self._lock:
-            self._pending -= 1
-            self._calls += 1
-            self._latencies.append(elapsed)
-            if error is not None:
-                self._errors[ErrorCode(error.code).name.lower()] += 1
+    def _report(self, export: str, error: WasmdError) -> None:
+        plugin = self.plugin
+        fields: dict[str, Any] = {
+            "plugin": plugin.name,
+            "version": plugin.short_version,
+            "export": export,
+        }
+        if error.code == ErrorCode.TIMEOUT:
+            fields["timeout_ms"] = plugin.manifest.timeout_ms
+            event = "plugin.timeout"
+        elif error.code == ErrorCode.CANCELLED:
+            fields["instance_restarted"] = True
+            event = "plugin.cancelled"
+        else:
+            fields.update(code=int(error.code), message=error.message, instance_restarted=True)
+            event = "plugin.trapped"
+        if error.code == ErrorCode.INTERNAL:
+            log.error("%s.%s: %s", plugin.name, export, error.message)
+        try:
+            self._on_event(event, fields)
+        except Exception:
+            log.exception("%s: emitting %s failed", plugin.name, event)
 
     def stats(self) -> PoolStats:
         with self._lock:
             samples = sorted(self._latencies)
             calls, errors, pending = self._calls, dict(self._errors), self._pending
-        return PoolStats(calls, errors, percentiles_ms(samples), pending, len(self._workers))
+        return PoolStats(calls, errors, percentiles_ms(samples), pending, len(self._slots))
 
 
 def percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
@@ -189,142 +429,3 @@ def percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
     }
     latency["max"] = round(samples[-1] * 1e3, 3)
     return latency
-
-
-class _Worker:
-    """A thread that owns one instance at a time and runs the pool's jobs on it."""
-
-    def __init__(self, pool: PluginPool, index: int) -> None:
-        self.pool = pool
-        self.ready = threading.Event()
-        self.failure: str | None = None
-        self.instance: Instance | None = None
-        # A command is instantiated afresh by every call; the other ABIs keep one instance.
-        self.keeps_instance = pool.plugin.abi != "command"
-        self.thread = threading.Thread(
-            target=self._run, name=f"wasmd:{pool.plugin.name}#{index}", daemon=True
-        )
-
-    def _instantiate(self) -> str | None:
-        """Make a fresh instance; the reason on failure."""
-        self._discard()
-        if not self.keeps_instance:
-            return None
-        pool = self.pool
-        try:
-            ticks = pool._engines.ticks_for(pool.plugin.manifest.timeout_ms)
-            self.instance = Instance(pool.plugin, ticks)
-            return None
-        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
-            return f"cannot instantiate: {cause_of(exc)}"
-        except Exception as exc:  # a bug of ours: report it, never leave start() waiting
-            log.exception("%s: instantiating failed unexpectedly", pool.plugin.name)
-            return f"cannot instantiate: internal error: {exc!r}"
-
-    def _discard(self) -> None:
-        if self.instance is not None:
-            self.instance.close()
-            self.instance = None
-
-    def _run(self) -> None:
-        pool = self.pool
-        try:
-            self.failure = self._instantiate()
-            self.ready.set()
-            if self.failure is None:
-                self._serve()
-        finally:
-            if not self.ready.is_set():
-                self.failure = self.failure or "the worker thread stopped unexpectedly"
-                self.ready.set()
-            self._discard()
-            if not any(w.thread.is_alive() for w in pool._workers if w is not self):
-                pool._drained.set()
-
-    def _serve(self) -> None:
-        pool = self.pool
-        plugin = pool.plugin
-        engines = pool._engines
-        fresh_each_call = plugin.manifest.mode == "per-call"
-        get_job = pool._jobs.get
-        while True:
-            job = get_job()
-            if job is _STOP:
-                return
-            assert isinstance(job, _Job)
-            try:
-                error, result = self._call(job, plugin, engines)
-            except Exception as exc:  # a bug of ours: answer, keep the thread alive
-                log.exception("%s.%s failed unexpectedly", plugin.name, job.export)
-                self._discard()
-                error, result = WasmdError(ErrorCode.INTERNAL, f"internal error: {exc!r}"), None
-            pool._finished(job, error)
-            backlog.more_queued = not pool._jobs.empty()
-            try:
-                job.reply(error, result)
-            except Exception:
-                log.exception("%s: delivering a reply failed", plugin.name)
-            if self.keeps_instance and (fresh_each_call or self.instance is None):
-                reason = self._instantiate()
-                if reason is not None:
-                    log.error("%s: %s", plugin.name, reason)
-
-    def _call(
-        self, job: _Job, plugin: CompiledPlugin, engines: Engines
-    ) -> tuple[WasmdError | None, Any]:
-        manifest = plugin.manifest
-        if self.keeps_instance and self.instance is None:
-            reason = self._instantiate()
-            if reason is not None:
-                return WasmdError(ErrorCode.UNAVAILABLE, f"{plugin.name}: {reason}"), None
-        remaining_ms = (job.deadline - time.monotonic()) * 1000
-        if remaining_ms <= 0:
-            return WasmdError(
-                ErrorCode.TIMEOUT,
-                f"call waited in the queue past its deadline of {manifest.timeout_ms} ms",
-            ), None
-        ticks = engines.ticks_for(remaining_ms)
-        try:
-            if self.instance is None:
-                return None, run_command(plugin, job.args, ticks)
-            store = self.instance.store
-            set_deadline(store, ticks)
-            if manifest.fuel:
-                store.set_fuel(manifest.fuel)
-            return None, self.instance.call(job.export, job.args)
-        except WasmdError as exc:
-            return exc, None  # the guest's own error, or output over the limit: no fault
-        except Exception as exc:
-            at_limit = self.instance is not None and self.instance.memory_at_limit()
-            self._discard()  # its state is suspect after any fault
-            error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
-            if at_limit and (error.data or {}).get("trap_code") == "unreachable":
-                # Guests abort (unreachable) when an allocation fails: at the ceiling, that
-                # is the cause. Other traps there (out of bounds, say) are the guest's own.
-                error = WasmdError(
-                    ErrorCode.RESOURCE_EXHAUSTED,
-                    f"memory limit of {manifest.memory_max} bytes reached; then: {error.message}",
-                    error.data,
-                )
-            self._report(job, error)
-            return error, None
-
-    def _report(self, job: _Job, error: WasmdError) -> None:
-        plugin = self.pool.plugin
-        fields: dict[str, Any] = {
-            "plugin": plugin.name,
-            "version": plugin.short_version,
-            "export": job.export,
-        }
-        if error.code == ErrorCode.TIMEOUT:
-            fields["timeout_ms"] = plugin.manifest.timeout_ms
-            event = "plugin.timeout"
-        else:
-            fields.update(code=int(error.code), message=error.message, instance_restarted=True)
-            event = "plugin.trapped"
-        if error.code == ErrorCode.INTERNAL:
-            log.error("%s.%s: %s", plugin.name, job.export, error.message)
-        try:
-            self.pool._on_event(event, fields)
-        except Exception:
-            log.exception("%s: emitting %s failed", plugin.name, event)

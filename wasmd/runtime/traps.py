@@ -39,8 +39,20 @@ class GuestFault(Exception):
     """Raised when a guest breaks its ABI (bad pointers, a bad result, a misused import)."""
 
 
+class CallEnded(Exception):
+    """Raised when wasmd's epoch guard ended a guest call: "timeout" or "cancelled"."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
 def call_error(exc: BaseException, *, timeout_ms: int, fuel: int) -> WasmdError:
     """The client-facing error for an exception raised by a guest call."""
+    if isinstance(exc, CallEnded):
+        if exc.why == "cancelled":
+            return WasmdError(ErrorCode.CANCELLED, "call cancelled")
+        return WasmdError(ErrorCode.TIMEOUT, f"call exceeded its deadline of {timeout_ms} ms")
     if isinstance(exc, GuestFault):
         return WasmdError(ErrorCode.TRAP, str(exc), {"kind": "abi_violation"})
     if isinstance(exc, wasmtime.ExitTrap):
