@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -220,3 +221,60 @@ def test_sighup_rescans_and_wasmd_events_follows(short_tmp: Path) -> None:
         assert (second["type"], second["plugin"]) == ("plugin.loaded", "arith")
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
+
+
+def _serve_failure(short_tmp: Path, sock: Path) -> tuple[int, list[str]]:
+    """`wasmd serve --socket SOCK` as a process that is expected to fail at start-up."""
+    (short_tmp / "plugins.d").mkdir(exist_ok=True)
+    command = serve_command(short_tmp / "plugins.d", "--no-watch", "--socket", str(sock))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, result.stderr.splitlines()
+
+
+def _place_in_a_file(short_tmp: Path) -> tuple[Path, str]:
+    (short_tmp / "file").write_text("")
+    return short_tmp / "file" / "wasmd.sock", f"{short_tmp / 'file'} is not a folder"
+
+
+def _too_long(short_tmp: Path) -> tuple[Path, str]:
+    sock = short_tmp / ("x" * 120) / "wasmd.sock"
+    size = len(os.fsencode(sock))
+    return sock, f"the path is {size} bytes long; a Unix socket's may be 108 at most"
+
+
+def _not_a_socket(short_tmp: Path) -> tuple[Path, str]:
+    (short_tmp / "wasmd.sock").write_text("precious")
+    return short_tmp / "wasmd.sock", "something that is not a socket is there"
+
+
+def _folder_cannot_be_created(short_tmp: Path) -> tuple[Path, str]:
+    # Not even root may create a folder in /proc's root: a folder that cannot be made, as root.
+    folder = Path("/proc/wasmd-absent")
+    return folder / "wasmd.sock", f"cannot create its folder {folder}: No such file or directory"
+
+
+@pytest.mark.parametrize(
+    "case", [_place_in_a_file, _too_long, _not_a_socket, _folder_cannot_be_created]
+)
+def test_serve_names_the_socket_path_and_the_reason_in_one_line(
+    short_tmp: Path, case: Callable[[Path], tuple[Path, str]]
+) -> None:
+    sock, reason = case(short_tmp)
+    code, lines = _serve_failure(short_tmp, sock)
+    assert code == 1
+    assert lines[-1] == f"wasmd: cannot listen on {sock}: {reason}"
+    if sock.is_file():
+        assert sock.read_text() == "precious"  # refused, not replaced
+
+
+async def test_serve_on_a_served_socket_fails_in_one_line(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        code, lines = await anyio.to_thread.run_sync(_serve_failure, short_tmp, daemon.socket)
+        assert code == 1
+        assert (
+            lines[-1]
+            == f"wasmd: cannot listen on {daemon.socket}: another daemon is listening on it"
+        )
+        async with daemon.client() as client:
+            assert await client.call("arith.add", 2, 3) == 5

@@ -5,19 +5,24 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import socket
+import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import msgpack
 import pytest
 
-from wasmd import Client, ErrorCode, WasmdError
+from wasmd import Client, ErrorCode, SyncClient, WasmdError
 from wasmd.protocol import NEED_DATA, Connection, Notification, Response
 from wasmd.runtime import fastcall
 
-from .conftest import running_daemon
+from .conftest import running_daemon, serve_command, write_plugins
 from .wat import ARITH, SPIN
 
 
@@ -354,3 +359,150 @@ async def test_manifest_access_counts_supplementary_groups(short_tmp: Path) -> N
     async with running_daemon(short_tmp, plugins, socket_mode=0o666, allow_uids=(4343,)) as daemon:
         assert await _add_as_uid_4343(daemon.socket, "private.add", "--groups=5555") == "3"
         assert await _add_as_uid_4343(daemon.socket, "private.add", "--clear-groups") == "9"
+
+
+async def test_stale_socket_of_ours_is_replaced(short_tmp: Path) -> None:
+    """A socket file nobody listens on (its daemon died) is ours to remove: connect is refused."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
+        dead.bind(str(short_tmp / "wasmd.sock"))
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("arith.add", 2, 3) == 5
+
+
+AS_ROOT_WITH_SETPRIV = pytest.mark.skipif(
+    os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv to act as other uids"
+)
+# Daemon uids of the tests below, used by no other test.
+UID_A, UID_B = 4545, 4646
+
+
+@dataclass
+class Started:
+    process: subprocess.Popen[str]
+    log: str  # stderr up to "daemon.ready", or all of it if the daemon exited before
+    ready: bool
+
+
+@contextmanager
+def serving_as(uid: int, plugins: Path, *flags: str, env: dict[str, str]) -> Iterator[Started]:
+    """`wasmd serve` as ``uid``, returning once it is ready or has exited; stopped on exit."""
+    assert SETPRIV is not None
+    command = [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    command += serve_command(plugins, *flags)
+    env = {**env, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as process:
+        assert process.stderr is not None
+        lines, ready = [], False
+        for line in process.stderr:  # readiness is announced on the log, not guessed
+            lines.append(line)
+            if "daemon.ready" in line:
+                ready = True
+                break
+        else:
+            process.wait(timeout=30)  # its stderr is closed: it is exiting
+        started = Started(process, "".join(lines), ready)
+        try:
+            yield started
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=30)
+
+
+@AS_ROOT_WITH_SETPRIV
+@pytest.mark.parametrize(
+    ("folder_owner", "folder_mode"),
+    [(UID_B, 0o1777), (0, 0o777)],
+    ids=["sticky-folder-of-the-intruder", "folder-anyone-may-write"],
+)
+def test_second_daemon_as_another_uid_cannot_take_over_a_live_socket(
+    short_tmp: Path, folder_owner: int, folder_mode: int
+) -> None:
+    """uid A serves in a shared folder; uid B's `wasmd serve` on the same path cannot reach A's
+    socket (EACCES: it is 0660) and may unlink in that folder: B must fail, A keeps serving."""
+    short_tmp.chmod(0o755)
+    write_plugins(short_tmp / "a-plugins", {"arith.wat": ARITH})
+    (short_tmp / "b-plugins").mkdir()
+    shared = short_tmp / "shared"
+    shared.mkdir()
+    os.chown(shared, folder_owner, folder_owner)
+    shared.chmod(folder_mode)
+    sock = shared / "wasmd.sock"
+    env = dict(os.environ)
+    with serving_as(UID_A, short_tmp / "a-plugins", "--socket", str(sock), env=env) as first:
+        assert first.ready, first.log
+        with serving_as(UID_B, short_tmp / "b-plugins", "--socket", str(sock), env=env) as second:
+            assert not second.ready, "the second daemon took the socket over"
+            assert second.process.returncode == 1
+            assert "Traceback" not in second.log
+            reason = f"a socket owned by uid {UID_A} is there, not ours to replace"
+            assert second.log.splitlines()[-1] == f"wasmd: cannot listen on {sock}: {reason}"
+        assert sock.lstat().st_uid == UID_A
+        with SyncClient(sock, timeout=10) as client:  # root may connect; only A serves arith
+            assert client.call("wasmd.ping") == "pong"
+            assert client.call("arith.add", 2, 3) == 5
+
+
+@contextmanager
+def fallback_folder_of(uid: int) -> Iterator[Path]:
+    """``/tmp/wasmd-UID``, absent before and removed after (only test uids are used)."""
+    folder = Path(f"/tmp/wasmd-{uid}")
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _env_for_the_fallback_socket() -> dict[str, str]:
+    unset = ("WASMD_SOCKET", "WASMD_CONFIG", "XDG_RUNTIME_DIR")
+    return {k: v for k, v in os.environ.items() if k not in unset}
+
+
+@AS_ROOT_WITH_SETPRIV
+@pytest.mark.parametrize(
+    ("owner", "mode", "reason"),
+    [
+        (UID_A, 0o700, f"is owned by uid {UID_A}, not by us ({UID_B})"),
+        (UID_A, 0o777, f"is owned by uid {UID_A}, not by us ({UID_B})"),
+        (UID_B, 0o777, "is writable by group or others (mode 0777)"),
+        (UID_B, 0o770, "is writable by group or others (mode 0770)"),
+    ],
+    ids=["foreign", "foreign-0777", "own-0777", "own-group-writable"],
+)
+def test_fallback_folder_that_others_control_is_refused(
+    short_tmp: Path, owner: int, mode: int, reason: str
+) -> None:
+    """Anyone may create /tmp/wasmd-UID before the daemon of UID first starts: a folder it
+    does not own, or one others can write, would let them replace its socket."""
+    short_tmp.chmod(0o755)
+    with fallback_folder_of(UID_B) as folder:
+        folder.mkdir()
+        os.chown(folder, owner, owner)
+        folder.chmod(mode)
+        env = _env_for_the_fallback_socket()
+        with serving_as(UID_B, short_tmp, env=env) as started:
+            assert not started.ready, "the daemon served in a folder others control"
+            assert started.process.returncode == 1
+            assert "Traceback" not in started.log
+            sock = folder / "wasmd.sock"
+            expected = f"wasmd: cannot listen on {sock}: its folder {folder} {reason}"
+            assert started.log.splitlines()[-1] == expected
+        assert not (folder / "wasmd.sock").exists()
+
+
+@AS_ROOT_WITH_SETPRIV
+def test_fallback_folder_is_created_private(short_tmp: Path) -> None:
+    short_tmp.chmod(0o755)
+    write_plugins(short_tmp / "plugins", {"arith.wat": ARITH})
+    with fallback_folder_of(UID_B) as folder:
+        env = _env_for_the_fallback_socket()
+        with serving_as(UID_B, short_tmp / "plugins", env=env) as started:
+            assert started.ready, started.log
+            info = folder.lstat()
+            assert (info.st_uid, oct(info.st_mode & 0o7777)) == (UID_B, oct(0o700))
+            with SyncClient(folder / "wasmd.sock", timeout=10) as client:
+                assert client.call("arith.add", 2, 3) == 5
+            started.process.terminate()
+            assert started.process.wait(timeout=30) == 0

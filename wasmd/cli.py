@@ -21,7 +21,7 @@ from .client import SyncClient
 from .config import DaemonConfig, config_path_from_env, load_config
 from .daemon import Daemon, serve
 from .discovery import search_path
-from .errors import ConfigError, WasmdError
+from .errors import ConfigError, SocketPathError, WasmdError
 from .runtime import default_cache_dir
 from .systemd import JournalFormatter, Notifier, activated_socket, watchdog_interval
 
@@ -261,8 +261,24 @@ def _serve(args: argparse.Namespace) -> int:
         "notifier": Notifier.from_environ(os.environ),
         "watchdog_interval": watchdog_interval(os.environ),
     }
-    anyio.run(_serve_until_signalled, config, options)
+    refusal: SocketPathError | None = None
+    try:
+        anyio.run(_serve_until_signalled, config, options)
+    except* SocketPathError as group:
+        refusal = _first_leaf(group)
+    if refusal is not None:
+        # One line with the path and the reason; the task groups' traceback adds nothing.
+        print(f"wasmd: {refusal}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
+
+
+def _first_leaf(group: BaseExceptionGroup[SocketPathError]) -> SocketPathError:
+    """The first exception in ``group`` itself, through the task groups' nesting."""
+    error: SocketPathError | BaseExceptionGroup[SocketPathError] = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 async def _serve_until_signalled(config: DaemonConfig, options: dict[str, Any]) -> None:

@@ -169,9 +169,14 @@ def default_socket_path(environ: Mapping[str, str], uid: int) -> Path:
     # The XDG spec says a relative value must be ignored.
     if os.path.isabs(runtime_dir):
         return Path(runtime_dir) / "wasmd.sock"
-    # A per-user folder, not /tmp itself: the daemon creates it 0700 so nobody else can
-    # pre-create the socket path.
-    return Path(f"/tmp/wasmd-{uid}/wasmd.sock")
+    return fallback_socket_folder(uid) / "wasmd.sock"
+
+
+def fallback_socket_folder(uid: int) -> Path:
+    """The socket's folder when nothing else names one: per user, not /tmp itself. The daemon
+    creates it 0700 and refuses one that another uid owns or others can write (listener.py),
+    so nobody else can pre-create or replace the socket path."""
+    return Path(f"/tmp/wasmd-{uid}")
 
 
 def allowed_uids(config: DaemonConfig, own_uid: int) -> frozenset[int]:

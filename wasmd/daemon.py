@@ -9,11 +9,9 @@ stop it.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import socket
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from .builtins import LOOP_BUILTINS, Builtins
 from .config import DaemonConfig, allowed_gids, allowed_uids
 from .dispatch import Dispatcher
 from .events import EventBus
+from .listener import open_listener
 from .loader import Loader, ReloadReport
 from .registry import Registry
 from .runtime import Engines
@@ -87,40 +86,6 @@ class Daemon:
         if names is None or changed:
             log.info("rescan: %s", changed or "nothing changed")
         return report
-
-
-def _claim_socket_path(path: Path) -> None:
-    """Create the socket's folder; remove a stale socket file, refuse a live one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()  # nobody listens: left over from a daemon that died
-    else:
-        raise OSError(errno.EADDRINUSE, f"another daemon is listening on {path}")
-    finally:
-        probe.close()
-
-
-def open_listener(path: Path, mode: int, backlog: int) -> socket.socket:
-    _claim_socket_path(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(str(path))
-        os.chmod(path, mode)
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 async def serve(

@@ -6,6 +6,7 @@ on the wire it travels as ``[code, message]`` or ``[code, message, data]``.
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
 from typing import Any
 
@@ -74,4 +75,13 @@ class PluginLoadError(Exception):
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(f"{name}: {reason}")
         self.name = name
+        self.reason = reason
+
+
+class SocketPathError(Exception):
+    """Raised when the daemon may not listen on its socket path; names the path and the reason."""
+
+    def __init__(self, path: os.PathLike[str] | str, reason: str) -> None:
+        super().__init__(f"cannot listen on {os.fspath(path)}: {reason}")
+        self.path = os.fspath(path)
         self.reason = reason
