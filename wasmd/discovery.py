@@ -132,9 +132,7 @@ def _lstat_mode(path: Path) -> int | None:
     """The file type bits of ``path`` itself (a link is a link), or None if nothing is there."""
     try:
         return os.lstat(path).st_mode
-    except FileNotFoundError:
-        return None
-    except NotADirectoryError:  # a path component is a plain file: nothing is there
+    except (FileNotFoundError, NotADirectoryError):  # NotADirectory: a parent is a plain file
         return None
 
 
