@@ -2,12 +2,15 @@
 
 Each entry: the files to drop in, the call to make, and the precise outcome — an error code
 from the call, or a load failure (calls answer ``unavailable``) — plus a fragment that the
-message must contain.
+message must contain, and a string (a secret's bytes) that no message, listing or event may.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from wasmd import ErrorCode
@@ -25,6 +28,29 @@ class Hostile:
     code: ErrorCode = ErrorCode.TRAP
     fragment: str = ""
     result: Any = None  # for the cases that must simply succeed harmlessly
+    # Entries that are not plain files (links, FIFOs): each makes its path.
+    specials: dict[str, Callable[[Path], None]] = field(default_factory=dict)
+    absent: str | None = None  # must appear in no error message, listing or event
+
+
+# The first line of a file only root may read, as /etc/shadow's would be.
+SECRET = "root:$y$j9T$wasmd-test-secret:19700:0:99999:7:::"
+
+
+def link_to_a_secret(path: Path) -> None:
+    """A link to a root-only file outside the plug-in directory."""
+    secret = path.parent.parent / "secret.txt"
+    secret.write_text(SECRET + "\n")
+    secret.chmod(0o600)
+    path.symlink_to(secret)
+
+
+def link_to_nothing(path: Path) -> None:
+    path.symlink_to(path.parent / "nowhere.toml")
+
+
+def fifo(path: Path) -> None:
+    os.mkfifo(path)
 
 
 GROW_BOMB = """(module (memory (export "memory") 1)
@@ -153,10 +179,84 @@ CATALOG = [
     ),
     Hostile(
         "preopen-outside-folder",
-        {"h.wat": UNREACHABLE, "h.toml": '[wasi]\npreopens = [{ host = "..", guest = "/x" }]\n'},
+        {
+            "h/plugin.wat": UNREACHABLE,
+            "h/plugin.toml": '[wasi]\npreopens = [{ host = "..", guest = "/x" }]\n',
+        },
         "boom",
         code=ErrorCode.UNAVAILABLE,
         fragment="outside the plug-in's folder",
+    ),
+    # Issue 12: a flat plug-in's "folder" is the shared plug-in directory; a writable grant on
+    # it let a guest read every manifest, drop in code, plant links and grow files.
+    Hostile(
+        "preopen-the-plugin-directory",
+        {
+            "h.wat": UNREACHABLE,
+            "h.toml": '[wasi]\npreopens = [{ host = ".", guest = "/d", writable = true }]\n',
+        },
+        "boom",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="only a folder plug-in (NAME/plugin.wasm) may preopen",
+    ),
+    Hostile(
+        "preopen-own-folder",
+        {
+            "h/plugin.wat": UNREACHABLE,
+            "h/plugin.toml": '[wasi]\npreopens = [{ host = ".", guest = "/d", writable = true }]\n',
+        },
+        "boom",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="which holds its module and manifest",
+    ),
+    Hostile(
+        "module-linked-to-a-secret",
+        {},
+        "f",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="does not follow links",
+        specials={"h.wat": link_to_a_secret},
+        absent=SECRET,
+    ),
+    Hostile(
+        "secret-text-as-wat",
+        {"h.wat": SECRET + "\n"},
+        "f",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="invalid WAT at line 1, column 1",
+        absent="wasmd-test-secret",
+    ),
+    Hostile(
+        "secret-text-as-wasm",
+        {"h.wasm": SECRET + "\n"},
+        "f",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="not a WebAssembly binary",
+        absent="wasmd-test-secret",
+    ),
+    Hostile(
+        "manifest-replaced-by-a-dangling-link",
+        {"h.wat": UNREACHABLE},
+        "boom",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="cannot read manifest: symbolic link",
+        specials={"h.toml": link_to_nothing},
+    ),
+    Hostile(
+        "module-is-a-fifo",
+        {},
+        "f",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="not a regular file",
+        specials={"h.wasm": fifo},
+    ),
+    Hostile(
+        "secret-in-a-bad-manifest",
+        {"h.wat": UNREACHABLE, "h.toml": "[config]\nDB_PASSWORD = 918273645\n"},
+        "boom",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="config.DB_PASSWORD: must be a string, got an integer",
+        absent="918273645",
     ),
     Hostile(
         "huge-manifest",

@@ -11,7 +11,7 @@ import pytest
 
 from wasmd import ErrorCode, WasmdError
 
-from .conftest import running_daemon
+from .conftest import running_daemon, write_plugins
 from .test_reload import subscribe
 from .wat_abi import (
     CAT_COMMAND,
@@ -160,9 +160,9 @@ async def test_file_not_granted_cannot_be_read(short_tmp: Path) -> None:
 
 async def test_granted_folder_can_be_read(short_tmp: Path) -> None:
     plugins = {
-        "reader.wat": READ_SECRET_COMMAND,
-        "reader.toml": '[wasi]\npreopens = [{ host = "data", guest = "/data" }]\n',
-        "data/secret.txt": "top secret\n",
+        "reader/plugin.wat": READ_SECRET_COMMAND,
+        "reader/plugin.toml": '[wasi]\npreopens = [{ host = "data", guest = "/data" }]\n',
+        "reader/data/secret.txt": "top secret\n",
     }
     async with running_daemon(short_tmp, plugins) as daemon:
         async with daemon.client() as client:
@@ -171,6 +171,7 @@ async def test_granted_folder_can_be_read(short_tmp: Path) -> None:
     assert result == {"exit_code": 0, "stdout": b"top secret\n", "stderr": b""}
     (grant,) = described["capabilities"]["preopens"]
     assert (grant["guest"], grant["writable"]) == ("/data", False)
+    assert grant["host"] == str(daemon.plugins_dir.resolve() / "reader" / "data")
 
 
 @pytest.mark.parametrize(
@@ -179,29 +180,61 @@ async def test_granted_folder_can_be_read(short_tmp: Path) -> None:
         ("..", "outside the plug-in's folder"),
         ("data/../..", "outside the plug-in's folder"),
         ("escape", "outside the plug-in's folder"),
+        ("neighbour", "outside the plug-in's folder"),
+        (".", "itself, which holds its module and manifest"),
+        ("data/..", "itself, which holds its module and manifest"),
         ("/etc", "absolute path"),
         ("missing", "No such file"),
         ("file.txt", "not a directory"),
     ],
-    ids=["dotdot", "nested-dotdot", "symlink", "absolute", "missing", "file"],
+    ids=[
+        "dotdot",
+        "nested-dotdot",
+        "symlink",
+        "symlink-to-a-neighbour",
+        "own-folder",
+        "own-folder-spelled-long",
+        "absolute",
+        "missing",
+        "file",
+    ],
 )
 async def test_preopen_that_escapes_is_refused_at_load(
     short_tmp: Path, host: str, fragment: str
 ) -> None:
     plugins = {
-        "reader.wat": READ_SECRET_COMMAND,
-        "reader.toml": f'[wasi]\npreopens = [{{ host = "{host}", guest = "/data" }}]\n',
-        "data/secret.txt": "x",
-        "file.txt": "x",
+        "reader/plugin.wat": READ_SECRET_COMMAND,
+        "reader/plugin.toml": f'[wasi]\npreopens = [{{ host = "{host}", guest = "/data" }}]\n',
+        "reader/data/secret.txt": "x",
+        "reader/file.txt": "x",
+        "other/plugin.wat": READ_SECRET_COMMAND,
     }
-    (short_tmp / "plugins.d").mkdir()
-    (short_tmp / "plugins.d" / "escape").symlink_to("/etc")
+    write_plugins(short_tmp / "plugins.d", plugins)
+    (short_tmp / "plugins.d" / "reader" / "escape").symlink_to("/etc")
+    (short_tmp / "plugins.d" / "reader" / "neighbour").symlink_to("../other")
+    async with running_daemon(short_tmp, {}) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call("reader.run", "")
+            assert (await client.call("other.run", ""))["exit_code"] == 1  # it loaded
+    assert caught.value.code == ErrorCode.UNAVAILABLE
+    assert fragment in caught.value.message
+
+
+async def test_a_flat_plugin_may_not_preopen_relative_paths(short_tmp: Path) -> None:
+    """``NAME.wat`` shares its directory with every other plug-in: even a subfolder of it
+    could be another plug-in's folder (or become one: ``data/plugin.wat``)."""
+    plugins = {
+        "reader.wat": READ_SECRET_COMMAND,
+        "reader.toml": '[wasi]\npreopens = [{ host = "data", guest = "/data" }]\n',
+        "data/secret.txt": "top secret\n",
+    }
     async with running_daemon(short_tmp, plugins) as daemon:
         async with daemon.client() as client:
             with pytest.raises(WasmdError) as caught:
                 await client.call("reader.run", "")
     assert caught.value.code == ErrorCode.UNAVAILABLE
-    assert fragment in caught.value.message
+    assert "only a folder plug-in (NAME/plugin.wasm) may preopen" in caught.value.message
 
 
 async def test_absolute_preopen_allowed_by_daemon_config(short_tmp: Path) -> None:
@@ -216,6 +249,37 @@ async def test_absolute_preopen_allowed_by_daemon_config(short_tmp: Path) -> Non
         async with daemon.client() as client:
             result = await client.call("reader.run", "")
     assert result["stdout"] == b"from afar"
+
+
+@pytest.mark.parametrize(
+    ("relative", "fragment"),
+    [
+        ("plugins.d", "is or holds the plug-in directory"),
+        ("", "is or holds the plug-in directory"),
+        ("plugins.d/other/data", "inside the plug-in directory"),
+        ("link-to-plugins", "is or holds the plug-in directory"),
+    ],
+    ids=["the-directory", "its-parent", "inside-another-plugin", "through-a-link"],
+)
+async def test_absolute_preopen_never_reaches_a_plugin_directory(
+    short_tmp: Path, relative: str, fragment: str
+) -> None:
+    """Even where absolute roots are allowed, no grant covers a plug-in directory: a writable
+    one would let the guest drop in code the watcher loads, or read every manifest."""
+    (short_tmp / "link-to-plugins").symlink_to(short_tmp / "plugins.d")
+    host = short_tmp / relative if relative else short_tmp
+    plugins = {
+        "reader.wat": READ_SECRET_COMMAND,
+        "reader.toml": f'[wasi]\npreopens = [{{ host = "{host}", guest = "/d" }}]\n',
+        "other/plugin.wat": READ_SECRET_COMMAND,
+        "other/data/secret.txt": "x",
+    }
+    async with running_daemon(short_tmp, plugins, allow_absolute_preopens=True) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call("reader.run", "")
+    assert caught.value.code == ErrorCode.UNAVAILABLE
+    assert fragment in caught.value.message
 
 
 async def test_proc_exit_in_a_persistent_plugin_is_a_trap(short_tmp: Path) -> None:

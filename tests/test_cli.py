@@ -120,16 +120,18 @@ def test_check_reports_a_good_plugin(capsys: pytest.CaptureFixture[str]) -> None
 def test_check_names_trapping_imports_and_grants(
     short_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (short_tmp / "data").mkdir()
-    (short_tmp / "odd.wat").write_text(UNKNOWN_IMPORT)
-    (short_tmp / "odd.toml").write_text(
+    odd = short_tmp / "odd"
+    (odd / "data").mkdir(parents=True)
+    (odd / "plugin.wat").write_text(UNKNOWN_IMPORT)
+    (odd / "plugin.toml").write_text(
         '[wasi]\nargs = ["-v"]\nenv = { LANG = "C" }\n'
         'preopens = [{ host = "data", guest = "/data", writable = true }]\n'
     )
-    code, out, _ = run_cli(["check", str(short_tmp / "odd.wat")], capsys)
+    code, out, _ = run_cli(["check", str(odd)], capsys)
     assert code == 0
     assert "import env::exotic is provided by nothing: calling it traps" in out
-    assert f"grants: args ['-v']; env LANG; read-write {short_tmp / 'data'} as /data" in out
+    data = odd.resolve() / "data"
+    assert f"grants: args ['-v']; env LANG; read-write {data} as /data" in out
 
     code, out, _ = run_cli(["check", "--json", str(REPO / "plugins.d" / "slow.wat")], capsys)
     report = json.loads(out)

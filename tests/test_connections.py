@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -23,6 +24,7 @@ from wasmd.protocol import NEED_DATA, Connection, Notification, Response
 from wasmd.runtime import fastcall
 
 from .conftest import running_daemon, serve_command, write_plugins
+from .test_reload import subscribe
 from .wat import ARITH, SPIN
 
 
@@ -506,3 +508,83 @@ def test_fallback_folder_is_created_private(short_tmp: Path) -> None:
                 assert client.call("arith.add", 2, 3) == 5
             started.process.terminate()
             assert started.process.wait(timeout=30) == 0
+
+
+SECRETS = {
+    "private.wat": ARITH,
+    "private.toml": (
+        '[wasi]\nargs = ["--token=hunter2-arg"]\nenv = { DB_PASSWORD = "hunter2-env" }\n'
+        '[config]\nDB_PASSWORD = "hunter2-config"\n[access]\nuids = [4242]\n'
+    ),
+}
+
+
+async def _introspect_as(uid: int, socket_path: Path) -> str:
+    """``wasmd.describe private`` and ``wasmd.list`` as ``uid``, as JSON text."""
+    script = (
+        "import json, sys\nfrom wasmd import SyncClient\n"
+        "with SyncClient(sys.argv[1]) as c:\n"
+        "    seen = [c.call('wasmd.describe', 'private'), c.call('wasmd.list')]\n"
+        "print(json.dumps(seen, default=str))\n"
+    )
+    assert SETPRIV is not None
+    command = [
+        SETPRIV,
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        sys.executable,
+        "-c",
+        script,
+        str(socket_path),
+    ]
+    result = await anyio.run_process(command, check=False)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode()
+
+
+@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+async def test_describe_shows_values_only_to_callers_the_plugin_admits(short_tmp: Path) -> None:
+    """A uid that may connect but not call still learns what the plug-in is, never its
+    secrets: configuration and environment values and args are hidden, names are not."""
+    short_tmp.chmod(0o755)
+    async with running_daemon(
+        short_tmp, SECRETS, socket_mode=0o666, allow_uids=(4242, 4343)
+    ) as daemon:
+        denied_text = await _introspect_as(4343, daemon.socket)
+        admitted_text = await _introspect_as(4242, daemon.socket)
+        async with daemon.client() as client:  # root is always admitted
+            as_root = await client.describe("private")
+    assert "hunter2" not in denied_text
+    denied = json.loads(denied_text)[0]
+    assert denied["manifest"]["config"] == {"DB_PASSWORD": "<hidden>"}
+    assert denied["manifest"]["wasi"]["env"] == {"DB_PASSWORD": "<hidden>"}
+    assert denied["manifest"]["wasi"]["args"] == ["<hidden>"]
+    assert denied["capabilities"]["env"] == ["DB_PASSWORD"]
+    assert denied["manifest"]["access"]["uids"] == [4242]
+    for seen in (json.loads(admitted_text)[0], as_root):
+        assert seen["manifest"]["config"] == {"DB_PASSWORD": "hunter2-config"}
+        assert seen["manifest"]["wasi"]["env"] == {"DB_PASSWORD": "hunter2-env"}
+        assert seen["capabilities"]["args"] == ["--token=hunter2-arg"]
+
+
+@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+async def test_manifest_replaced_by_a_dangling_link_keeps_its_access_list(
+    short_tmp: Path,
+) -> None:
+    """A manifest that is there but cannot be read fails the new version: it is never taken
+    for "no manifest", which would drop ``[access]`` and let everyone call."""
+    short_tmp.chmod(0o755)
+    plugins = {"private.wat": ARITH, "private.toml": "[access]\nuids = [4242]\n"}
+    async with running_daemon(short_tmp, plugins, socket_mode=0o666, allow_uids=(4343,)) as daemon:
+        assert await _add_as_uid_4343(daemon.socket, "private.add", "--clear-groups") == "9"
+        async with daemon.client() as client:
+            events = await subscribe(client, "plugin.")
+            link = daemon.plugins_dir / "private.toml.tmp"
+            link.symlink_to(daemon.plugins_dir / "nowhere.toml")
+            os.replace(link, daemon.plugins_dir / "private.toml")
+            event = await events.next()
+        assert (event["type"], event["plugin"]) == ("plugin.failed", "private"), event
+        assert "cannot read manifest: symbolic link" in event["error"]
+        assert "kept_version" in event
+        assert await _add_as_uid_4343(daemon.socket, "private.add", "--clear-groups") == "9"

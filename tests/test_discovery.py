@@ -135,7 +135,9 @@ def test_folder_plugins(tmp_path: Path) -> None:
     assert problems == []  # folders without a module are data, silently skipped
     assert list(sources) == ["kv", "wat-one"]
     kv = tmp_path / "kv"
-    assert sources["kv"] == PluginSource("kv", kv / "plugin.wasm", kv / "plugin.toml", kv, tmp_path)
+    assert sources["kv"] == PluginSource(
+        "kv", kv / "plugin.wasm", kv / "plugin.toml", kv, tmp_path, folder=True
+    )
     assert sources["wat-one"].module_path == tmp_path / "wat-one" / "plugin.wat"
     assert sources["wat-one"].manifest_path is None
     assert sources["wat-one"].root == tmp_path / "wat-one"
@@ -238,25 +240,67 @@ def test_flat_manifest_beside_a_folder_plugin_is_reported(tmp_path: Path) -> Non
     assert reasons(problems)["kv.toml"].startswith("ignored: the folder plug-in")
 
 
-def test_symlinks_are_followed(tmp_path: Path) -> None:
+def test_linked_files_are_sources_so_the_loader_refuses_them(tmp_path: Path) -> None:
+    """A module or manifest that is a link (to a file or to nothing) is still there: the
+    loader refuses it by name instead of treating it as absent, and a link to a folder is not
+    entered (DESIGN.md section 2)."""
     store = tmp_path / "store"
     real = touch(store / "v2.wasm")
     touch(store / "folder" / "plugin.wasm")
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "linked.wasm").symlink_to(real)
+    (plugins / "gone.wasm").symlink_to(tmp_path / "nowhere.wasm")
+    touch(plugins / "plain.wasm")
+    (plugins / "plain.toml").symlink_to(tmp_path / "nowhere.toml")
     (plugins / "linkdir").symlink_to(store / "folder")
     sources, problems = scan_dir(plugins)
-    assert problems == []
+    assert sorted(sources) == ["gone", "linked", "plain"]
     assert sources["linked"].module_path == plugins / "linked.wasm"
-    assert sources["linkdir"].module_path == plugins / "linkdir" / "plugin.wasm"
+    assert sources["gone"].module_path == plugins / "gone.wasm"
+    assert sources["plain"].manifest_path == plugins / "plain.toml"
+    assert problems == [ScanProblem(plugins / "linkdir", discovery.SYMLINK_NOT_FOLLOWED)]
 
 
-def test_broken_symlink_is_reported(tmp_path: Path) -> None:
-    (tmp_path / "gone.wasm").symlink_to(tmp_path / "nowhere.wasm")
+def test_a_link_inside_a_folder_plugin_is_a_source_too(tmp_path: Path) -> None:
+    touch(tmp_path / "kv" / "plugin.wasm")
+    (tmp_path / "kv" / "plugin.toml").symlink_to("/etc/passwd")
     sources, problems = scan_dir(tmp_path)
-    assert sources == {}
-    assert problems == [ScanProblem(tmp_path / "gone.wasm", "broken symbolic link")]
+    assert problems == []
+    assert sources["kv"].manifest_path == tmp_path / "kv" / "plugin.toml"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p.symlink_to("/etc/hostname"),
+        lambda p: p.symlink_to(p.parent / "nowhere"),
+        lambda p: os.mkfifo(p),
+        lambda p: p.mkdir(),
+    ],
+    ids=["link", "dangling-link", "fifo", "folder"],
+)
+def test_open_plugin_file_refuses_all_but_a_regular_file(tmp_path: Path, make: object) -> None:
+    touch(tmp_path / "p.wasm")
+    source = scan_dir(tmp_path)[0]["p"]
+    manifest = tmp_path / "p.toml"
+    make(manifest)  # type: ignore[operator]
+    with pytest.raises(discovery.PluginFileError) as caught:
+        discovery.open_plugin_file(source, manifest)
+    assert caught.value.strerror in (discovery.SYMLINK_NOT_FOLLOWED, "not a regular file")
+
+
+def test_open_plugin_file_refuses_a_folder_plugin_swapped_for_a_link(tmp_path: Path) -> None:
+    """The folder is opened without following too: a link put in its place after the scan
+    leads nowhere."""
+    touch(tmp_path / "kv" / "plugin.wasm")
+    source = scan_dir(tmp_path)[0]["kv"]
+    os.close(discovery.open_plugin_file(source, source.module_path))
+    (tmp_path / "kv").rename(tmp_path / "elsewhere")
+    (tmp_path / "kv").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(discovery.PluginFileError) as caught:
+        discovery.open_plugin_file(source, source.module_path)
+    assert caught.value.strerror == discovery.SYMLINK_NOT_FOLLOWED
 
 
 def test_missing_directory_is_empty(tmp_path: Path) -> None:
@@ -362,7 +406,9 @@ def test_source_from_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     folder = tmp_path / "kv"
     touch(folder / "plugin.wat", b"(module)")
     touch(folder / "plugin.toml", b"")
-    expected = PluginSource("kv", folder / "plugin.wat", folder / "plugin.toml", folder, None)
+    expected = PluginSource(
+        "kv", folder / "plugin.wat", folder / "plugin.toml", folder, None, folder=True
+    )
     assert source_from_path(folder) == expected
     monkeypatch.chdir(folder)
     assert source_from_path(Path(".")) == expected

@@ -3,6 +3,7 @@ is called throughout without one failed call."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 from wasmd import Client, WasmdError
 
-from .conftest import running_daemon, write_plugins
+from .conftest import running_daemon
 from .hostile import CATALOG, Hostile
 from .test_reload import replace_atomically, subscribe
 from .wat import ARITH, COUNTER
@@ -20,11 +21,26 @@ from .wat import ARITH, COUNTER
 pytestmark = pytest.mark.usefixtures("call_path")
 
 
+def drop_in(directory: Path, hostile: Hostile, name: str) -> None:
+    """Put the hostile plug-in's entries in ``directory`` as plug-in ``name``: manifests first,
+    each made under a temporary (ignored) name and renamed into place."""
+    entries: dict[str, Any] = {**hostile.files, **hostile.specials}
+    for filename in sorted(entries, key=lambda f: not f.endswith(".toml")):
+        target = directory / (name + filename.removeprefix("h"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        content = entries[filename]
+        if callable(content):
+            temporary = target.with_name(target.name + ".tmp")
+            content(temporary)
+            os.replace(temporary, target)
+        else:
+            replace_atomically(target, content)
+
+
 @pytest.mark.parametrize("hostile", CATALOG, ids=[h.name for h in CATALOG])
 async def test_hostile_plugin(short_tmp: Path, hostile: Hostile) -> None:
-    files = {f"plugins.d/{name}": content for name, content in hostile.files.items()}
     (short_tmp / "plugins.d").mkdir()
-    write_plugins(short_tmp, files)
+    drop_in(short_tmp / "plugins.d", hostile, "h")
     async with running_daemon(short_tmp, {"neighbour.wat": ARITH}) as daemon:
         async with daemon.client() as client, daemon.client() as neighbour:
             neighbour_calls: list[object] = []
@@ -42,6 +58,9 @@ async def test_hostile_plugin(short_tmp: Path, hostile: Hostile) -> None:
                             await client.call(f"h.{hostile.method}", *hostile.params)
                         assert caught.value.code == hostile.code, caught.value
                         assert hostile.fragment in caught.value.message
+                        if hostile.absent is not None:
+                            assert hostile.absent not in caught.value.message
+                            assert hostile.absent not in str(await client.list())
                     else:
                         assert await client.call(f"h.{hostile.method}", *hostile.params) == (
                             hostile.result
@@ -87,19 +106,10 @@ async def test_catalog_dropped_in_live_while_the_neighbour_works(short_tmp: Path
                 tg.start_soon(keep_calling)
                 for index, hostile in enumerate(CATALOG):
                     name = f"h{index}"
-                    for filename, content in hostile.files.items():
-                        target = daemon.plugins_dir / filename.replace("h.", f"{name}.", 1)
-                        if filename.endswith(".toml"):
-                            target.write_bytes(
-                                content if isinstance(content, bytes) else content.encode()
-                            )
-                    module = next(f for f in hostile.files if not f.endswith(".toml"))
-                    replace_atomically(
-                        daemon.plugins_dir / module.replace("h.", f"{name}.", 1),
-                        hostile.files[module],
-                    )
+                    drop_in(daemon.plugins_dir, hostile, name)
                     event = await events.next()
                     assert event["plugin"] == name
+                    assert hostile.absent is None or hostile.absent not in str(event)
                     outcome = await _outcome(client, f"{name}.{hostile.method}", hostile.params)
                     expected = hostile.result if hostile.result is not None else hostile.code
                     assert outcome == expected, (hostile.name, outcome)

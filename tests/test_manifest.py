@@ -9,6 +9,7 @@ import pytest
 from wasmd.errors import ConfigError
 from wasmd.manifest import (
     DEFAULT_MANIFEST,
+    HIDDEN,
     GiB,
     KiB,
     Manifest,
@@ -124,6 +125,48 @@ def _to_toml(d: dict[str, dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def test_to_dict_without_values_keeps_only_the_names() -> None:
+    d = parse(FULL).to_dict(with_values=False)
+    assert d["config"] == {"greeting": HIDDEN, "zeta": HIDDEN}
+    assert set(d["wasi"]["env"]) == set(parse(FULL).to_dict()["wasi"]["env"])
+    assert set(d["wasi"]["env"].values()) == {HIDDEN}
+    assert d["wasi"]["args"] == [HIDDEN] * len(parse(FULL).wasi_args)
+    assert d["access"] == parse(FULL).to_dict()["access"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[config]\nDB_PASSWORD = 918273645",
+        "[config]\nDB_PASSWORD = 918273645.5",
+        "[wasi]\nenv = { DB_PASSWORD = 918273645 }",
+        "[wasi]\nargs = [918273645]",
+    ],
+)
+def test_errors_never_quote_a_value_that_may_be_secret(text: str) -> None:
+    """A misconfigured secret must not reach ``wasmd.list`` or the ``plugin.failed`` event,
+    which every client sees: its type is named, never its value."""
+    message = str(error(text))
+    assert "must be a string, got a" in message
+    assert "918273645" not in message
+
+
+def test_admits() -> None:
+    def no_groups() -> list[int]:
+        return []
+
+    anyone = parse("")
+    assert anyone.admits(4343, 4343, no_groups)
+    private = parse("[access]\nuids = [4242]\ngids = [5555]")
+    assert private.admits(4242, 4242, no_groups)
+    assert private.admits(0, 0, no_groups)  # root
+    assert private.admits(4343, 5555, no_groups)
+    assert private.admits(4343, 4343, lambda: [1, 5555])
+    assert not private.admits(4343, 4343, lambda: [1, 2])
+    by_uid = parse("[access]\nuids = [4242]")
+    assert not by_uid.admits(4343, 4343, lambda: pytest.fail("groups need not be read"))
+
+
 def test_equivalent_text_gives_equal_manifests() -> None:
     a = parse('[config]\nb = "2"\na = "1"\n[wasi]\nenv = { Y = "y", X = "x" }')
     b = parse('[wasi]\nenv = { X = "x", Y = "y" }\n[config]\na = "1"\nb = "2"')
@@ -210,7 +253,7 @@ def test_validation_errors_name_the_key(text: str, key: str) -> None:
 
 def test_error_details() -> None:
     assert "got true" in str(error("[plugin]\ntimeout_ms = true"))
-    assert 'quote it: "3"' in str(error("[config]\nretries = 3"))
+    assert "got an integer (quote it)" in str(error("[config]\nretries = 3"))
     assert "did you mean timeout_ms?" in str(error("[plugin]\ntimeot_ms = 5"))
     assert "unknown section" in str(error("[network]\nallow = true"))
     assert "it belongs under [plugin]" in str(error('abi = "core"'))

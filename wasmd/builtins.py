@@ -13,6 +13,7 @@ from .dispatch import Builtin
 from .errors import ErrorCode, WasmdError
 from .events import EventBus, Subscription
 from .loader import ReloadReport
+from .peers import supplementary_groups
 from .registry import Registry
 from .runtime import WASMTIME_VERSION
 from .server import ServerCounters, Session
@@ -85,7 +86,12 @@ class Builtins:
             raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {params[0]!r}")
         description = entry.summary()
         if entry.pool is not None:
-            description.update(entry.pool.plugin.describe())
+            # Configuration values may be secrets: only a caller the plug-in admits sees them.
+            peer = session.peer
+            admitted = entry.pool.plugin.manifest.admits(
+                peer.uid, peer.gid, lambda: supplementary_groups(peer.pid)
+            )
+            description.update(entry.pool.plugin.describe(with_values=admitted))
             description["stats"] = _pool_stats(entry.pool.stats())
         return description
 

@@ -8,7 +8,7 @@ Theory of operation: a plug-in directory holds entries of two shapes,
 
 A scan lists a directory once, turns every entry into a candidate name (the stem of a
 ``.wasm``/``.wat``/``.toml`` file, or a folder's name), then settles each name on its own with
-a few ``stat`` calls (``scan_name``). The hot-reload watcher settles a changed name the same
+a few ``lstat`` calls (``scan_name``). The hot-reload watcher settles a changed name the same
 way (``entry_name`` says which name a changed path belongs to), so a full scan and an
 incremental one can never disagree.
 
@@ -20,12 +20,21 @@ vanish mid-scan (an atomic replace in progress) are skipped silently: the watche
 next state.
 
 Across directories the first occurrence of a name wins; later twins are ``Shadowed``.
+
+Symbolic links inside a plug-in directory are never followed (DESIGN.md section 2): the search
+directories themselves may be links, but a plug-in's own entries are judged by ``lstat``. A
+module or manifest that is a link (dangling or not) still counts as present, so that the loader
+refuses it by name (``open_plugin_file``) and a version already serving keeps serving; a
+missing manifest must never be mistaken for one that is there but unreadable, because that
+would drop its ``[access]`` list. A folder ``NAME/`` that is a link is reported, not entered.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +55,7 @@ class PluginSource:
     manifest_path: Path | None  # NAME.toml or NAME/plugin.toml, if it exists
     root: Path  # what manifest-relative paths resolve against
     search_dir: Path | None  # None when loaded directly from a path
+    folder: bool = False  # NAME/ with plugin.wasm|wat: root is the plug-in's own folder
 
 
 @dataclass(frozen=True)
@@ -118,21 +128,36 @@ def _resolved(path: Path) -> Path:
         return Path(os.path.normpath(path))
 
 
+def _lstat_mode(path: Path) -> int | None:
+    """The file type bits of ``path`` itself (a link is a link), or None if nothing is there."""
+    try:
+        return os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # NotADirectory: a parent is a plain file
+        return None
+
+
+def _is_file_entry(path: Path) -> bool:
+    """Whether a module or manifest is there: any entry but a folder. A symbolic link counts,
+    dangling or not, so the loader refuses it by name rather than skipping it."""
+    mode = _lstat_mode(path)
+    return mode is not None and not stat.S_ISDIR(mode)
+
+
 def scan_name(directory: Path, name: str) -> tuple[PluginSource | None, list[ScanProblem]]:
     """Settle one candidate name in one directory: which files, if any, make up plug-in NAME."""
     problems: list[ScanProblem] = []
     files = [directory / f"{name}{s}" for s in MODULE_SUFFIXES if not is_ignored(name + s)]
-    modules = [p for p in files if p.is_file()]  # follows symlinks; a vanished file is False
-    for path in files:
-        if path not in modules and path.is_symlink():
-            problems.append(ScanProblem(path, "broken symbolic link"))
+    modules = [p for p in files if _is_file_entry(p)]  # a vanished file is not one
     folder = directory / name
     folder_module = None
-    if not is_ignored(name) and folder.is_dir():
+    folder_mode = None if is_ignored(name) else _lstat_mode(folder)
+    if folder_mode is not None and stat.S_ISLNK(folder_mode):
+        problems.append(ScanProblem(folder, SYMLINK_NOT_FOLLOWED))
+    elif folder_mode is not None and stat.S_ISDIR(folder_mode):
         folder_module, folder_problems = _folder_module(folder)
         problems += folder_problems
     manifest = directory / f"{name}.toml"
-    has_manifest = not is_ignored(manifest.name) and manifest.is_file()
+    has_manifest = not is_ignored(manifest.name) and _is_file_entry(manifest)
     # Precedence: .wasm over .wat, a file over a folder; every loser is reported.
     candidates = [*modules, *([folder_module] if folder_module else [])]
     if not candidates:
@@ -151,12 +176,16 @@ def scan_name(directory: Path, name: str) -> tuple[PluginSource | None, list[Sca
     if has_manifest:
         reason = f"ignored: the folder plug-in {folder} reads its own plugin.toml"
         problems.append(ScanProblem(manifest, reason))
-    source = PluginSource(name, winner, _manifest_in(folder), folder, directory)
+    source = PluginSource(name, winner, _manifest_in(folder), folder, directory, folder=True)
     return source, problems
 
 
+SYMLINK_NOT_FOLLOWED = "symbolic link: wasmd does not follow links inside a plug-in directory"
+
+
 def _folder_module(folder: Path) -> tuple[Path | None, list[ScanProblem]]:
-    modules = [folder / f"plugin{s}" for s in MODULE_SUFFIXES if (folder / f"plugin{s}").is_file()]
+    modules = [folder / f"plugin{s}" for s in MODULE_SUFFIXES]
+    modules = [path for path in modules if _is_file_entry(path)]
     if not modules:
         manifest = _manifest_in(folder)
         # A folder with neither module nor manifest may be plain data; one with a manifest
@@ -169,7 +198,48 @@ def _folder_module(folder: Path) -> tuple[Path | None, list[ScanProblem]]:
 
 def _manifest_in(folder: Path) -> Path | None:
     manifest = folder / "plugin.toml"
-    return manifest if manifest.is_file() else None
+    return manifest if _is_file_entry(manifest) else None
+
+
+class PluginFileError(OSError):
+    """Raised when one of a plug-in's own files cannot be opened as a regular file."""
+
+
+def open_plugin_file(source: PluginSource, path: Path) -> int:
+    """A read-only descriptor of ``path``, one of ``source``'s module or manifest, opened
+    without following a symbolic link: not the file itself, nor (for a folder plug-in) its
+    folder. Anything but a regular file is refused too (a FIFO would block the reader).
+
+    Raises ``PluginFileError`` whose ``strerror`` says why without quoting the file.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    folder_fd = None
+    try:
+        if source.folder:
+            # The folder is opened on its own so that a link swapped in for it is refused too.
+            folder_fd = os.open(source.root, os.O_RDONLY | os.O_DIRECTORY | flags)
+            fd = os.open(path.name, flags, dir_fd=folder_fd)
+        else:
+            fd = os.open(path, flags)
+    except OSError as exc:
+        target = source.root if folder_fd is None and source.folder else path
+        raise _plugin_file_error(exc, target) from None
+    finally:
+        if folder_fd is not None:
+            os.close(folder_fd)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise PluginFileError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _plugin_file_error(exc: OSError, path: Path) -> PluginFileError:
+    # O_NOFOLLOW reports a link as ELOOP (ENOTDIR for a folder opened with O_DIRECTORY).
+    if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and os.path.islink(path)):
+        return PluginFileError(exc.errno, SYMLINK_NOT_FOLLOWED, str(path))
+    return PluginFileError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def entry_name(directory: Path, filename: str) -> str | None:
@@ -258,10 +328,10 @@ def source_from_path(path: Path) -> PluginSource:
         if module is None:
             raise ConfigError(source, None, "folder holds no plugin.wasm or plugin.wat")
         manifest = _manifest_in(path)
-        root = path
+        root, folder = path, True
     elif path.is_file() and path.suffix in MODULE_SUFFIXES:
-        name, module, root = path.stem, path, path.parent
-        manifest = path.with_suffix(".toml") if path.with_suffix(".toml").is_file() else None
+        name, module, root, folder = path.stem, path, path.parent, False
+        manifest = path.with_suffix(".toml") if _is_file_entry(path.with_suffix(".toml")) else None
     elif path.exists():
         raise ConfigError(source, None, "not a plug-in: expected a .wasm or .wat file or a folder")
     else:
@@ -269,4 +339,4 @@ def source_from_path(path: Path) -> PluginSource:
     reason = name_problem(name)
     if reason is not None:
         raise ConfigError(source, None, reason)
-    return PluginSource(name, module, manifest, root, None)
+    return PluginSource(name, module, manifest, root, None, folder=folder)

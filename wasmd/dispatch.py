@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .errors import ErrorCode, WasmdError
-from .peers import admits
+from .peers import supplementary_groups
 from .registry import Registry
 from .runtime import PoolClosed, Ticket
 from .server import Respond, Session
@@ -60,6 +60,7 @@ class Dispatcher:
             raise WasmdError(
                 ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {method!r}"
             )
+        peer = session.peer
         for _ in range(LOOKUP_ATTEMPTS):
             entry = self.registry.get(name)
             if entry is None:
@@ -69,11 +70,9 @@ class Dispatcher:
                 raise WasmdError(
                     ErrorCode.UNAVAILABLE, f"plug-in {name} failed to load: {entry.error}"
                 )
-            manifest = pool.plugin.manifest
-            if (manifest.access_uids or manifest.access_gids) and not admits(
-                session.peer, manifest.access_uids, manifest.access_gids
+            if not pool.plugin.manifest.admits(
+                peer.uid, peer.gid, lambda: supplementary_groups(peer.pid)
             ):
-                peer = session.peer
                 raise WasmdError(
                     ErrorCode.PERMISSION_DENIED,
                     f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}",

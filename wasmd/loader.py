@@ -31,10 +31,10 @@ from typing import Any
 
 import anyio
 
-from .discovery import PluginSource, ScanProblem, Shadowed, scan, scan_name
+from .discovery import PluginSource, ScanProblem, Shadowed, open_plugin_file, scan, scan_name
 from .errors import ConfigError, PluginLoadError
 from .events import EventBus
-from .manifest import DEFAULT_MANIFEST, parse_manifest, read_toml_text
+from .manifest import DEFAULT_MANIFEST, parse_manifest, read_toml_fd
 from .registry import Entry, Registry
 from .runtime import Engines, EventSink, PluginPool, compile_plugin, module_binary
 
@@ -52,15 +52,20 @@ class Snapshot:
 
 
 def take_snapshot(source: PluginSource) -> Snapshot:
-    """Read the module and manifest (blocking). Raises PluginLoadError or ConfigError."""
+    """Read the module and manifest (blocking). Raises PluginLoadError or ConfigError.
+
+    Neither is read through a symbolic link (``open_plugin_file``); a manifest that is there
+    but cannot be read fails the version, it is never taken for "no manifest".
+    """
+    path = source.module_path
     try:
-        module_bytes = source.module_path.read_bytes()
+        with open(open_plugin_file(source, path), "rb") as module_file:
+            module_bytes = module_file.read()
     except OSError as exc:
-        path = source.module_path
         raise PluginLoadError(source.name, f"cannot read {path}: {exc.strerror or exc}") from None
     manifest_text = None
     if source.manifest_path is not None:
-        manifest_text = read_toml_text(source.manifest_path, kind="manifest")
+        manifest_text = _read_manifest(source, source.manifest_path)
     digest = hashlib.sha256()
     for part in (str(source.module_path), str(source.manifest_path)):
         digest.update(part.encode() + b"\0")
@@ -69,13 +74,25 @@ def take_snapshot(source: PluginSource) -> Snapshot:
     return Snapshot(source, module_bytes, manifest_text, digest.hexdigest())
 
 
+def _read_manifest(source: PluginSource, path: Path) -> str:
+    try:
+        fd = open_plugin_file(source, path)
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read manifest: {exc.strerror}") from None
+    return read_toml_fd(fd, source=str(path), kind="manifest")
+
+
 def build_pool(
     snapshot: Snapshot,
     engines: Engines,
     on_event: EventSink,
     allow_absolute_preopens: bool = False,
+    plugin_dirs: Sequence[Path] = (),
 ) -> PluginPool:
-    """Compile a snapshot and start its instances (blocking). Raises PluginLoadError."""
+    """Compile a snapshot and start its instances (blocking). Raises PluginLoadError.
+
+    ``plugin_dirs``: the search path, on which no preopen may grant anything.
+    """
     source = snapshot.source
     manifest = DEFAULT_MANIFEST
     if snapshot.manifest_text is not None:
@@ -91,6 +108,7 @@ def build_pool(
         wasm,
         snapshot.manifest_text,
         allow_absolute_preopens=allow_absolute_preopens,
+        plugin_dirs=plugin_dirs,
     )
     pool = PluginPool(plugin, engines, on_event)
     pool.start()
@@ -237,6 +255,7 @@ class Loader:
                     self.engines,
                     self.bus.emit_threadsafe,
                     self.allow_absolute_preopens,
+                    self.dirs,
                     limiter=self._compile_slots,
                 )
             except PluginLoadError as exc:

@@ -6,6 +6,10 @@ with exact types (a TOML ``true`` is not an integer) and ranges. The first probl
 ``ConfigError`` naming the file and the dotted key (``plugin.timeout_ms``,
 ``wasi.preopens[0].guest``). No manifest means ``DEFAULT_MANIFEST``: nothing granted.
 
+Values of ``[config]``, ``[wasi].env`` and ``[wasi].args`` may be secrets (a database
+password), so no error message quotes them, only their type; ``Manifest.admits`` says who may
+see them (``to_dict(with_values=False)`` for everyone else).
+
 The result holds only immutable, order-normalised values (tables become tuples sorted by key),
 so two loads of equivalent text compare equal and a reload can tell that nothing changed.
 Preopen path checks (resolution, escaping the plug-in folder) need the plug-in's root and the
@@ -22,12 +26,13 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .peers import allowed
 
 ABIS = ("auto", "core", "msgpack", "command", "extism")
 MODES = ("persistent", "per-call")
@@ -64,22 +69,50 @@ class Manifest:
     def config_dict(self) -> dict[str, str]:
         return dict(self.config)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The manifest as plain msgpack-able values, in the TOML file's own shape."""
+    def admits(self, uid: int, gid: int, groups: Callable[[], Iterable[int]]) -> bool:
+        """Whether a caller may call this plug-in (DESIGN.md section 8): anyone, without
+        ``[access]`` lists; else root, a listed uid, or a listed gid as the caller's primary or
+        supplementary group (``groups()``, read only when the cheap checks said no)."""
+        if not self.access_uids and not self.access_gids:
+            return True
+        return allowed(uid, gid, self.access_uids, self.access_gids, groups)
+
+    def to_dict(self, *, with_values: bool = True) -> dict[str, Any]:
+        """The manifest as plain msgpack-able values, in the TOML file's own shape.
+
+        ``with_values=False`` replaces what may be secret (the values of ``[config]`` and
+        ``[wasi].env``, each of ``[wasi].args``) by ``HIDDEN``; key names stay visible.
+        """
+
+        def shown(value: str) -> str:
+            return value if with_values else HIDDEN
+
         plugin = {k: getattr(self, k) for k in _SECTIONS["plugin"]}
         plugin["exports"] = list(self.exports)
-        wasi: dict[str, Any] = {"args": list(self.wasi_args), "env": dict(self.wasi_env)}
+        wasi: dict[str, Any] = {
+            "args": [shown(a) for a in self.wasi_args],
+            "env": {k: shown(v) for k, v in self.wasi_env},
+        }
         wasi["preopens"] = [asdict(p) for p in self.preopens]
         return {
             "plugin": plugin,
             "wasi": wasi,
-            "config": dict(self.config),
+            "config": {k: shown(v) for k, v in self.config},
             "access": {"uids": list(self.access_uids), "gids": list(self.access_gids)},
             "extism": {"allowed_hosts": list(self.extism_allowed_hosts)},
         }
 
 
 DEFAULT_MANIFEST = Manifest()
+HIDDEN = "<hidden>"  # a value shown only to callers the plug-in admits
+
+
+def kind_of(value: object) -> str:
+    """A TOML value's type, for "got ..." where the value itself may be a secret."""
+    if isinstance(value, bool):
+        return "true/false"
+    kinds = {int: "an integer", float: "a float", str: "a string", list: "an array"}
+    return kinds.get(type(value), "a table" if isinstance(value, dict) else "a date/time")
 
 
 def describe(value: object) -> str:
@@ -126,12 +159,19 @@ class Checker:
         return value
 
     def string(
-        self, value: Any, key: str, choices: Collection[str] = (), empty: bool = True
+        self,
+        value: Any,
+        key: str,
+        choices: Collection[str] = (),
+        empty: bool = True,
+        secret: bool = False,
     ) -> str:
+        """A string; ``secret``: errors name its type only, never the value."""
         if choices and value not in choices:
             raise self.fail(key, f"must be one of {', '.join(choices)}, got {describe(value)}")
         if not isinstance(value, str):
-            raise self.fail(key, f"must be a string, got {describe(value)}")
+            got = kind_of(value) if secret else describe(value)
+            raise self.fail(key, f"must be a string, got {got}")
         if not empty and not value:
             raise self.fail(key, "must not be empty")
         # Strings reach C APIs (WASI args, env, paths), where an embedded NUL would cut them short.
@@ -189,9 +229,17 @@ def read_toml(path: Path, *, kind: str) -> dict[str, Any]:
 
 def read_toml_text(path: Path, *, kind: str) -> str:
     """The text of a TOML file of at most 1 MiB; every failure is a ``ConfigError``."""
-    source = str(path)
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read {kind}: {exc.strerror or exc}") from None
+    return read_toml_fd(fd, source=str(path), kind=kind)
+
+
+def read_toml_fd(fd: int, *, source: str, kind: str) -> str:
+    """The text of the TOML file open at ``fd`` (closed here), as ``read_toml_text``."""
+    try:
+        with open(fd, "rb", closefd=True) as f:
             # A runaway file must not be pulled into memory; the +1 catches one that grows.
             size = os.fstat(f.fileno()).st_size
             data = f.read(MAX_TOML_BYTES + 1) if size <= MAX_TOML_BYTES else b""
@@ -245,10 +293,10 @@ def _manifest_from_doc(doc: dict[str, Any], check: Checker) -> Manifest:
     fields = _plugin_fields(section["plugin"], check) | _wasi_fields(section["wasi"], check)
     for key, value in section["config"].items():
         # A common slip is `retries = 3`; the host API hands the guest strings only.
-        hint = f' (quote it: "{value}")' if type(value) in (int, float) else ""
+        hint = " (quote it)" if type(value) in (int, float) else ""
         if not isinstance(value, str):
-            raise check.fail(f"config.{key}", f"must be a string, got {describe(value)}{hint}")
-        check.string(value, f"config.{key}")
+            raise check.fail(f"config.{key}", f"must be a string, got {kind_of(value)}{hint}")
+        check.string(value, f"config.{key}", secret=True)
     fields["config"] = tuple(sorted(section["config"].items()))
     for name in ("uids", "gids"):
         key = f"access.{name}"
@@ -288,7 +336,7 @@ def _wasi_fields(table: dict[str, Any], check: Checker) -> dict[str, Any]:
     args = check.array(table.get("args", []), "wasi.args", "strings")
     env = check.table(table.get("env", {}), "wasi.env")
     for name, value in env.items():
-        check.string(value, f"wasi.env.{name}")
+        check.string(value, f"wasi.env.{name}", secret=True)
         if not name or "=" in name or "\0" in name:
             raise check.fail(f"wasi.env.{name}", "is not a valid environment variable name")
     preopens: list[Preopen] = []
@@ -307,7 +355,9 @@ def _wasi_fields(table: dict[str, Any], check: Checker) -> dict[str, Any]:
         writable = check.boolean(entry.get("writable", False), f"{key}.writable")
         preopens.append(Preopen(host, guest, writable))
     return {
-        "wasi_args": tuple(check.string(a, f"wasi.args[{i}]") for i, a in enumerate(args)),
+        "wasi_args": tuple(
+            check.string(a, f"wasi.args[{i}]", secret=True) for i, a in enumerate(args)
+        ),
         "wasi_env": tuple(sorted(env.items())),
         "preopens": tuple(preopens),
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import NamedTuple
 
 _UCRED = struct.Struct("3i")
@@ -40,7 +40,18 @@ def supplementary_groups(pid: int) -> frozenset[int]:
 
 def admits(peer: Peer, uids: Collection[int], gids: Collection[int]) -> bool:
     """Root, a listed uid, or a listed group (primary or supplementary)."""
-    if peer.uid == 0 or peer.uid in uids or peer.gid in gids:
+    return allowed(peer.uid, peer.gid, uids, gids, lambda: supplementary_groups(peer.pid))
+
+
+def allowed(
+    uid: int,
+    gid: int,
+    uids: Collection[int],
+    gids: Collection[int],
+    groups: Callable[[], Iterable[int]],
+) -> bool:
+    """The one allow rule: root, a listed uid, or a listed gid as the primary group or one of
+    ``groups()`` (read only when the cheap checks said no and a group could still admit)."""
+    if uid == 0 or uid in uids or gid in gids:
         return True
-    # Read /proc only when the cheap checks said no and a group could still admit.
-    return bool(gids) and not supplementary_groups(peer.pid).isdisjoint(gids)
+    return bool(gids) and not set(gids).isdisjoint(groups())

@@ -9,7 +9,8 @@ the instantiation itself. Compiling is slow and runs off the event loop.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,9 @@ class CompiledPlugin:
         """Function imports nothing provides: linked as traps that fire if called."""
         return [i for i in self.imports if i.kind == "func" and not _provided(i)]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, *, with_values: bool = True) -> dict[str, Any]:
+        """Everything about this version; ``with_values=False`` hides what may be secret
+        (configuration values, environment values, args), for callers it does not admit."""
         return {
             "name": self.name,
             "version": self.short_version,
@@ -87,14 +90,14 @@ class CompiledPlugin:
             "imports": [imp.to_dict() for imp in self.imports],
             "trapping_imports": [f"{i.module}::{i.name}" for i in self.trapping_imports()],
             "capabilities": {
-                "args": list(self.manifest.wasi_args),
+                "args": self.manifest.to_dict(with_values=with_values)["wasi"]["args"],
                 "env": sorted(key for key, _ in self.manifest.wasi_env),
                 "preopens": [
                     {"host": str(g.host), "guest": g.guest, "writable": g.writable}
                     for g in self.grants
                 ],
             },
-            "manifest": self.manifest.to_dict(),
+            "manifest": self.manifest.to_dict(with_values=with_values),
             "limits": {
                 "timeout_ms": self.manifest.timeout_ms,
                 "memory_max": self.manifest.memory_max,
@@ -159,15 +162,45 @@ def module_binary(path: Path, data: bytes, name: str) -> bytes:
     """``data`` as read from ``path``, as a binary module (WAT text is assembled).
 
     The binary magic decides over the suffix: a binary saved as ``.wat`` is still a binary.
+    A ``.wasm`` without it is refused here: wasmtime would otherwise parse it as WAT text and
+    quote its first line in the error (see ``wat_error``).
     """
-    if path.suffix != ".wat" or data.startswith(WASM_MAGIC):
+    if data.startswith(WASM_MAGIC) or not data:
         return data
+    if path.suffix != ".wat":
+        raise PluginLoadError(
+            name, f"invalid module: {path} is not a WebAssembly binary (no \\0asm header)"
+        )
     try:
         return bytes(wasmtime.wat2wasm(data.decode("utf-8")))
-    except UnicodeDecodeError:
-        raise PluginLoadError(name, f"{path} is not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        raise PluginLoadError(name, f"{path} is not UTF-8 text (byte {exc.start})") from None
     except wasmtime.WasmtimeError as exc:
-        raise PluginLoadError(name, f"{path}: invalid WAT: {cause_of(exc)}") from None
+        raise PluginLoadError(name, f"{path}: invalid WAT{wat_error(exc)}") from None
+
+
+_WAT_POSITION = re.compile(r"--> [^\n]*:(\d+):(\d+)")
+_QUOTED = re.compile(r"`[^`]*`|'[^']*'|\"[^\"]*\"")
+
+
+def wat_error(exc: BaseException) -> str:
+    """The position and kind of a WAT syntax error, without the file's text.
+
+    wasmtime's message quotes the offending source line under a caret, and names tokens of the
+    file in quotes; a file that is not WAT at all (a hard link to ``/etc/shadow``) would then
+    leak into ``wasmd.list`` and the ``plugin.failed`` event. Only the line and column, and
+    the first line with every quoted span blanked (except the parentheses the parser wanted),
+    are kept.
+    """
+    text = str(exc)
+    kind = _QUOTED.sub(_keep_parenthesis, text.splitlines()[0] if text else "").strip()
+    position = _WAT_POSITION.search(text)
+    where = f" at line {position[1]}, column {position[2]}" if position else ""
+    return f"{where}: {kind}" if kind else where
+
+
+def _keep_parenthesis(match: re.Match[str]) -> str:
+    return match[0] if match[0] in ("`(`", "`)`") else "\u2026"
 
 
 def compile_plugin(
@@ -178,6 +211,7 @@ def compile_plugin(
     manifest_text: str | None = None,
     *,
     allow_absolute_preopens: bool = False,
+    plugin_dirs: Sequence[Path] = (),
 ) -> CompiledPlugin:
     name = source.name
     if not wasm:
@@ -203,7 +237,9 @@ def compile_plugin(
             name, f"manifest plugin.exports names {', '.join(missing)}, not exported by the module"
         )
     calls = calls_for(abi, exports, set(manifest.exports) if manifest.exports else None)
-    grants = resolve_preopens(name, manifest, source.root, allow_absolute=allow_absolute_preopens)
+    grants = resolve_preopens(
+        source, manifest, plugin_dirs=plugin_dirs, allow_absolute=allow_absolute_preopens
+    )
 
     imports = module_imports(module)
     uses_wasi = any(i.module in WASI_MODULES for i in imports)

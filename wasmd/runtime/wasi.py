@@ -2,9 +2,16 @@
 
 A Store always gets a WASI context when its module imports WASI (without one, a WASI call
 aborts the whole process); an empty one grants nothing. The manifest's ``[wasi]`` adds args,
-environment variables and preopened directories. Preopen host paths are resolved against the
-plug-in's folder when the plug-in loads, symlinks included, and refused if they lead outside
-it — unless the daemon's config allows absolute roots, and then only for absolute paths.
+environment variables and preopened directories.
+
+Preopens (DESIGN.md section 2) are settled once, when the plug-in loads. A relative host path
+is allowed only to a folder plug-in and must lead strictly inside its own ``NAME/`` folder: a
+flat ``NAME.wasm`` shares its directory with every other plug-in, and the folder itself holds
+the plug-in's module and manifest. An absolute path needs the daemon's
+``allow_absolute_preopens``. No grant may be a plug-in directory, hold one, or (absolute) lie
+inside one, whatever links lead there. Each granted directory is opened at load and the checks
+are made on the path of what was opened; instances then preopen that descriptor through
+``/proc/self/fd/N``, so a link swapped in for the folder later grants nothing new.
 
 Standard streams are memfd files handed to wasmtime as ``/proc/self/fd/N`` (its custom-output
 callbacks run on a foreign thread and abort the process at exit, DESIGN.md section 4). After
@@ -15,13 +22,16 @@ file offset runs on, so later writes land past a hole that costs no memory.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import wasmtime
 
+from ..discovery import PluginSource
 from ..errors import PluginLoadError
-from ..manifest import Manifest
+from ..manifest import Manifest, Preopen
 
 
 @dataclass(frozen=True)
@@ -31,35 +41,95 @@ class Grant:
     host: Path
     guest: str
     writable: bool
+    # The directory as opened at load (O_PATH); closed when the grant is garbage.
+    fd: int | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def preopen_path(self) -> str:
+        """What an instance preopens: the directory checked at load, not whatever has the
+        same name now."""
+        return f"/proc/self/fd/{self.fd}" if self.fd is not None else str(self.host)
 
 
 def resolve_preopens(
-    name: str, manifest: Manifest, root: Path, *, allow_absolute: bool
+    source: PluginSource,
+    manifest: Manifest,
+    *,
+    plugin_dirs: Iterable[Path] = (),
+    allow_absolute: bool = False,
 ) -> tuple[Grant, ...]:
-    grants = []
-    real_root = root.resolve()
-    for preopen in manifest.preopens:
-        host = Path(preopen.host)
-        if host.is_absolute() and not allow_absolute:
-            raise PluginLoadError(
-                name,
-                f"preopen {preopen.host!r} is an absolute path; only folders inside the "
-                f"plug-in's folder {root} may be granted (daemon config: allow_absolute_preopens)",
+    """The manifest's preopens, opened and checked; ``PluginLoadError`` names the first one
+    that breaks a rule (see the module docstring)."""
+    protected = _protected_dirs(source, plugin_dirs)
+    return tuple(_grant(source, p, protected, allow_absolute) for p in manifest.preopens)
+
+
+def _protected_dirs(source: PluginSource, plugin_dirs: Iterable[Path]) -> frozenset[Path]:
+    """Every plug-in directory, resolved; a plug-in loaded from a path adds the directory that
+    holds it."""
+    holder = source.root.parent if source.folder else source.root
+    dirs = [*plugin_dirs, holder, *([source.search_dir] if source.search_dir else [])]
+    return frozenset(_resolved(d) for d in dirs)
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.normpath(path))
+
+
+def _grant(
+    source: PluginSource, preopen: Preopen, protected: frozenset[Path], allow_absolute: bool
+) -> Grant:
+    name, host = source.name, Path(preopen.host)
+    if host.is_absolute() and not allow_absolute:
+        raise PluginLoadError(
+            name,
+            f"preopen {preopen.host!r} is an absolute path; only subfolders of a folder "
+            f"plug-in's own folder may be granted (daemon config: allow_absolute_preopens)",
+        )
+    if not host.is_absolute() and not source.folder:
+        raise PluginLoadError(
+            name,
+            f"preopen {preopen.host!r}: {source.module_path.name} shares {source.root} with "
+            f"other plug-ins; only a folder plug-in (NAME/plugin.wasm) may preopen folders "
+            f"inside its own",
+        )
+    try:
+        fd = os.open(source.root / host, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except NotADirectoryError:
+        raise PluginLoadError(name, f"preopen {preopen.host!r} is not a directory") from None
+    except OSError as exc:
+        raise PluginLoadError(name, f"preopen {preopen.host!r}: {exc}") from None
+    grant = Grant(Path(os.readlink(f"/proc/self/fd/{fd}")), preopen.guest, preopen.writable, fd)
+    weakref.finalize(grant, os.close, fd)
+    problem = _grant_problem(source, host, grant.host, protected)
+    if problem is not None:
+        raise PluginLoadError(name, f"preopen {preopen.host!r} {problem}")
+    return grant
+
+
+def _grant_problem(
+    source: PluginSource, host: Path, real: Path, protected: frozenset[Path]
+) -> str | None:
+    """Why the opened directory ``real`` may not be granted, or None."""
+    if not host.is_absolute():
+        # The folder's own name is not resolved: if it were a link, the grant leads elsewhere.
+        own = _resolved(source.root.parent) / source.root.name
+        if real == own:
+            return f"is the plug-in's folder {own} itself, which holds its module and manifest"
+        if not real.is_relative_to(own):
+            return (
+                f"resolves to {real}, outside the plug-in's folder {own} "
+                "(through '..' or a symbolic link)"
             )
-        try:
-            real = (root / host).resolve(strict=True)
-        except (OSError, RuntimeError) as exc:
-            raise PluginLoadError(name, f"preopen {preopen.host!r}: {exc}") from None
-        if not host.is_absolute() and not real.is_relative_to(real_root):
-            raise PluginLoadError(
-                name,
-                f"preopen {preopen.host!r} resolves to {real}, outside the plug-in's folder "
-                f"{real_root} (through '..' or a symbolic link)",
-            )
-        if not real.is_dir():
-            raise PluginLoadError(name, f"preopen {preopen.host!r} is not a directory")
-        grants.append(Grant(real, preopen.guest, preopen.writable))
-    return tuple(grants)
+    for directory in sorted(protected):
+        if directory.is_relative_to(real):
+            return f"resolves to {real}, which is or holds the plug-in directory {directory}"
+        if host.is_absolute() and real.is_relative_to(directory):
+            return f"resolves to {real}, inside the plug-in directory {directory}"
+    return None
 
 
 class MemFile:
@@ -106,7 +176,7 @@ def make_wasi_config(
     if manifest.wasi_env:
         config.env = [list(pair) for pair in manifest.wasi_env]
     for grant in grants:
-        config.preopen_dir(str(grant.host), grant.guest, grant.writable)
+        config.preopen_dir(grant.preopen_path, grant.guest, grant.writable)
     if stdin is not None:
         config.stdin_file = stdin.path
     if stdout is not None:
