@@ -10,10 +10,11 @@ from typing import Any
 import anyio
 import pytest
 
-from wasmd import Client, WasmdError
+from wasmd import Client, ErrorCode, WasmdError
+from wasmd.runtime import host
 
 from .conftest import running_daemon, write_plugins
-from .hostile import CATALOG, Hostile
+from .hostile import CATALOG, UNREACHABLE, Hostile
 from .test_reload import replace_atomically, subscribe
 from .wat import ARITH, COUNTER
 
@@ -106,3 +107,44 @@ async def test_catalog_dropped_in_live_while_the_neighbour_works(short_tmp: Path
                 done.set()
             assert failures == []
             shutil.rmtree(daemon.plugins_dir)
+
+
+LOGS_ONCE = """(module
+  (import "wasmd" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "hello")
+  (func (export "hello") (result i32)
+    (call $log (i32.const 1) (i32.const 0) (i32.const 5))
+    (i32.const 1)))"""
+
+
+class HostBug(BaseException):
+    """Raised by a host function on purpose: not even an ``Exception``."""
+
+
+async def test_host_function_that_raises_is_a_trap_on_both_call_paths(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raising host function never reaches wasmtime-py: both call paths answer the same
+    trap, the worker lives on, and nothing stale surfaces in the next call that traps (the
+    autouse fixture also checks wasmtime-py's global afterwards)."""
+
+    def broken(*args: object) -> str:
+        raise HostBug("a bug in a host function")
+
+    monkeypatch.setattr(host, "_read_text", broken)
+    plugins = {"logs.wat": LOGS_ONCE, "boom.wat": UNREACHABLE}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        with anyio.fail_after(10):
+            for _ in range(2):  # the second call runs on the replacement instance
+                with pytest.raises(WasmdError) as caught:
+                    await client.call("logs.hello")
+                assert caught.value.code == ErrorCode.TRAP
+                assert caught.value.message == (
+                    "host import wasmd.log failed: HostBug('a bug in a host function')"
+                )
+                assert caught.value.data == {"kind": "abi_violation"}
+            with pytest.raises(WasmdError) as caught:
+                await client.call("boom.boom")
+            assert caught.value.code == ErrorCode.TRAP
+            assert "unreachable" in caught.value.message

@@ -13,7 +13,8 @@ non-zero return or ``error_set`` is a guest error.
 
 The Python functions read and write the kernel through ``extism_state``, a thread-local set
 by the instance before each call (the plug-in and its host calls run on one worker thread).
-Like all host functions here, they never raise (see host.py): faults go to ``call_state``.
+Like all host functions here, they are wrapped by ``host_function`` and never raise into
+wasmtime (see host.py): faults go to ``call_state``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import wasmtime
 
-from .host import HostContext, _fault, call_state
+from .host import HostContext, call_state, host_function
 
 KERNEL_WAT = files("wasmd.runtime").joinpath("extism_kernel.wat").read_text()
 ENV = "extism:host/env"
@@ -122,57 +123,48 @@ def _write(caller: wasmtime.Caller, data: bytes) -> int:
     return offs
 
 
+@host_function(f"{ENV}.config_get", fallback=0)
 def _config_get(caller: wasmtime.Caller, key_offs: int) -> int:
-    try:
-        value = _state().ctx.config.get(_read(caller, key_offs).decode())
-        return 0 if value is None else _write(caller, value.encode())
-    except Exception as exc:
-        _fault("config_get", exc)
-        return 0
+    value = _state().ctx.config.get(_read(caller, key_offs).decode())
+    return 0 if value is None else _write(caller, value.encode())
 
 
+@host_function(f"{ENV}.var_get", fallback=0)
 def _var_get(caller: wasmtime.Caller, key_offs: int) -> int:
-    try:
-        value = _state().vars.get(_read(caller, key_offs).decode())
-        return 0 if value is None else _write(caller, value)
-    except Exception as exc:
-        _fault("var_get", exc)
-        return 0
+    value = _state().vars.get(_read(caller, key_offs).decode())
+    return 0 if value is None else _write(caller, value)
 
 
+@host_function(f"{ENV}.var_set")
 def _var_set(caller: wasmtime.Caller, key_offs: int, value_offs: int) -> None:
-    try:
-        state = _state()
-        key = _read(caller, key_offs).decode()
-        if value_offs == 0:
-            state.vars.pop(key, None)
-            return
-        value = _read(caller, value_offs)
-        used = sum(len(k) + len(v) for k, v in state.vars.items() if k != key)
-        if used + len(key) + len(value) > MAX_VAR_BYTES:
-            raise ValueError(f"vars would pass their limit of {MAX_VAR_BYTES} bytes")
-        state.vars[key] = value
-    except Exception as exc:
-        _fault("var_set", exc)
+    state = _state()
+    key = _read(caller, key_offs).decode()
+    if value_offs == 0:
+        state.vars.pop(key, None)
+        return
+    value = _read(caller, value_offs)
+    used = sum(len(k) + len(v) for k, v in state.vars.items() if k != key)
+    if used + len(key) + len(value) > MAX_VAR_BYTES:
+        raise ValueError(f"vars would pass their limit of {MAX_VAR_BYTES} bytes")
+    state.vars[key] = value
 
 
 def _logger(name: str) -> Any:
     level = _LEVELS[name]
 
+    @host_function(f"{ENV}.{name}")
     def log(caller: wasmtime.Caller, offs: int) -> None:
-        try:
-            ctx = _state().ctx
-            allowed, dropped = ctx.budget.take()
-            if dropped:
-                ctx.log.warning("(%d log lines dropped: too many a second)", dropped)
-            if allowed:
-                ctx.log.log(level, "%s", _read(caller, offs).decode("utf-8", "replace"))
-        except Exception as exc:
-            _fault(name, exc)
+        ctx = _state().ctx
+        allowed, dropped = ctx.budget.take()
+        if dropped:
+            ctx.log.warning("(%d log lines dropped: too many a second)", dropped)
+        if allowed:
+            ctx.log.log(level, "%s", _read(caller, offs).decode("utf-8", "replace"))
 
     return log
 
 
+@host_function(f"{ENV}.get_log_level", fallback=4)
 def _get_log_level(caller: wasmtime.Caller) -> int:
     # Extism's numbering: 0 trace, 1 debug, 2 info, 3 warn, 4 error.
     state = extism_state.state
@@ -180,45 +172,44 @@ def _get_log_level(caller: wasmtime.Caller) -> int:
     return {logging.DEBUG: 1, logging.INFO: 2, logging.WARNING: 3}.get(effective, 4)
 
 
+@host_function(f"{ENV}.http_request", fallback=0)
 def _http_request(caller: wasmtime.Caller, req_offs: int, body_offs: int) -> int:
-    try:
-        state = _state()
-        request = json.loads(_read(caller, req_offs))
-        url = str(request["url"])
-        host = urllib.parse.urlsplit(url).hostname or ""
-        if host not in state.allowed_hosts:
-            state.permission_denied = (
-                f"http_request to {host or url!r} is not allowed (manifest: [extism] allowed_hosts)"
-            )
-            call_state.fault = state.permission_denied
-            return 0
-        outgoing = urllib.request.Request(
-            url,
-            data=_read(caller, body_offs) or None,
-            method=str(request.get("method", "GET")),
-            headers=request.get("headers") or {},
+    state = _state()
+    request = json.loads(_read(caller, req_offs))
+    url = str(request["url"])
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host not in state.allowed_hosts:
+        state.permission_denied = (
+            f"http_request to {host or url!r} is not allowed (manifest: [extism] allowed_hosts)"
         )
-        try:
-            # The URL's host was checked against the allow list above.
-            with urllib.request.urlopen(outgoing, timeout=10) as response:
-                state.http_status = response.status
-                body = response.read(MAX_HTTP_RESPONSE + 1)
-        except urllib.error.HTTPError as exc:
-            state.http_status = exc.code
-            body = exc.read(MAX_HTTP_RESPONSE + 1)
-        if len(body) > MAX_HTTP_RESPONSE:
-            raise ValueError(f"the response is over {MAX_HTTP_RESPONSE} bytes")
-        return _write(caller, body)
-    except Exception as exc:
-        _fault("http_request", exc)
+        call_state.fault = state.permission_denied
         return 0
+    outgoing = urllib.request.Request(
+        url,
+        data=_read(caller, body_offs) or None,
+        method=str(request.get("method", "GET")),
+        headers=request.get("headers") or {},
+    )
+    try:
+        # The URL's host was checked against the allow list above.
+        with urllib.request.urlopen(outgoing, timeout=10) as response:
+            state.http_status = response.status
+            body = response.read(MAX_HTTP_RESPONSE + 1)
+    except urllib.error.HTTPError as exc:
+        state.http_status = exc.code
+        body = exc.read(MAX_HTTP_RESPONSE + 1)
+    if len(body) > MAX_HTTP_RESPONSE:
+        raise ValueError(f"the response is over {MAX_HTTP_RESPONSE} bytes")
+    return _write(caller, body)
 
 
+@host_function(f"{ENV}.http_status_code", fallback=0)
 def _http_status_code(caller: wasmtime.Caller) -> int:
     state = extism_state.state
     return state.http_status if state else 0
 
 
+@host_function(f"{ENV}.http_headers", fallback=0)
 def _http_headers(caller: wasmtime.Caller) -> int:
     return 0  # response headers are not offered (Extism's default too)
 
