@@ -10,6 +10,7 @@ returns the exit code and output.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgpack
@@ -110,6 +111,7 @@ class Instance:
         self.extism = ExtismState(
             plugin.host, plugin.manifest.extism_allowed_hosts, memory, alloc, length
         )
+        self.extism.deadline = self._default_deadline()  # start code may make requests
         calls = {}
         for name, params, results in (
             ("wasmd_begin", ("i64",), ("i64",)),
@@ -127,19 +129,28 @@ class Instance:
         )
         return linker.instantiate(store, plugin.module)
 
-    def call(self, export: str, args: Any) -> Any:
-        """Run one call of the plug-in's ABI; raises what wasmtime raises, or WasmdError."""
+    def call(self, export: str, args: Any, *, deadline: float | None = None) -> Any:
+        """Run one call of the plug-in's ABI; raises what wasmtime raises, or WasmdError.
+
+        ``deadline`` (``time.monotonic()``) is the one the Store's epoch deadline was set
+        from: host functions that wait (Extism's http_request) keep to it. Without it, the
+        call gets its plug-in's whole ``timeout_ms`` from now.
+        """
         call_state.reset()
         try:
             if self.plugin.abi == "msgpack":
                 return self._call_msgpack(export, args)
             if self.extism is not None:
+                self.extism.deadline = deadline or self._default_deadline()
                 return self._call_extism(export, args)
             result = self.callers[export](*args)
             _raise_host_outcome()
             return result
         finally:
             self.forward_output()
+
+    def _default_deadline(self) -> float:
+        return time.monotonic() + self.plugin.manifest.timeout_ms / 1000
 
     def _call_msgpack(self, export: str, payload: bytes) -> Any:
         store, memory, alloc = self.store, self.memory, self.alloc
@@ -180,11 +191,18 @@ class Instance:
             )
         if payload:
             state.memory.write(store, payload, offs)
+        state.permission_denied = state.past_deadline = None
         status = self.callers[export]()
         if state.permission_denied is not None:
             message, state.permission_denied = state.permission_denied, None
             call_state.fault = None
             raise WasmdError(ErrorCode.PERMISSION_DENIED, message)
+        if state.past_deadline is not None:
+            raise WasmdError(
+                ErrorCode.TIMEOUT,
+                f"call exceeded its deadline of {self.plugin.manifest.timeout_ms} ms "
+                f"({state.past_deadline})",
+            )
         _raise_host_outcome()
         error = int(calls["wasmd_error"]())
         if error or status != 0:
