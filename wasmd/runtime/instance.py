@@ -108,22 +108,27 @@ class Instance:
 
     def _new_wasi_context(self) -> None:
         """Give the Store a WASI context with fresh streams (and close the old streams)."""
-        plugin, old = self.plugin, self.streams
-        capacity = PERSISTENT_STREAM_CAPACITY
-        self.streams = (
+        plugin, capacity = self.plugin, PERSISTENT_STREAM_CAPACITY
+        streams = (
             MemFile(f"{plugin.name}-out", capacity=capacity),
             MemFile(f"{plugin.name}-err", capacity=capacity),
         )
-        # Deny by default: the context grants only what the manifest lists.
-        self.store.set_wasi(
-            make_wasi_config(
-                plugin.manifest,
-                plugin.grants,
-                argv=[plugin.name, *plugin.manifest.wasi_args],  # argv[0]: the program
-                stdout=self.streams[0],
-                stderr=self.streams[1],
+        try:
+            # Deny by default: the context grants only what the manifest lists.
+            self.store.set_wasi(
+                make_wasi_config(
+                    plugin.manifest,
+                    plugin.grants,
+                    argv=[plugin.name, *plugin.manifest.wasi_args],  # argv[0]: the program
+                    stdout=streams[0],
+                    stderr=streams[1],
+                )
             )
-        )
+        except BaseException:
+            for stream in streams:
+                stream.close()
+            raise
+        old, self.streams = self.streams, streams
         for stream in old or ():
             stream.close()
 
