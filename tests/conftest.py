@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import pytest
+from wasmtime import _func as wasmtime_func
 
 from wasmd.client import Client, open_client
 from wasmd.config import DaemonConfig
@@ -21,6 +22,15 @@ from wasmd.runtime import fastcall
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def no_stale_host_exception() -> Iterator[None]:
+    """A host function that raised into wasmtime-py leaves its exception in a global, where
+    the next call that traps, on any thread, would raise it: none may be left after a test."""
+    yield
+    stale, wasmtime_func.LAST_EXCEPTION = wasmtime_func.LAST_EXCEPTION, None
+    assert stale is None, f"a host function raised into wasmtime: {stale!r}"
 
 
 @pytest.fixture(params=["fast-calls", "public-api-calls"])

@@ -31,6 +31,9 @@ class Hostile:
     # Entries that are not plain files (links, FIFOs): each makes its path.
     specials: dict[str, Callable[[Path], None]] = field(default_factory=dict)
     absent: str | None = None  # must appear in no error message, listing or event
+    # The most the daemon's peak RSS may grow during the call, for the cases that try to
+    # make the host hold memory outside the guest's linear memory.
+    rss_growth_max: int | None = None
 
 
 # The first line of a file only root may read, as /etc/shadow's would be.
@@ -101,6 +104,38 @@ FUEL_BURNER = """(module (func (export "burn") (result i32)
     (br_if $more (i32.lt_u (local.get $i) (i32.const 100000000))))
   (local.get $i)))"""
 
+# Grows its table by a million elements at a time, 64 times (~512 MiB of host memory) unless
+# a grow fails first: then it aborts. Without a table limit it returns the table's size.
+TABLE_GROW_BOMB = """(module
+  (table $t 1 funcref)
+  (func (export "grow") (result i32)
+    (local $i i32)
+    (loop $more
+      (if (i32.eq (table.grow $t (ref.null func) (i32.const 1000000)) (i32.const -1))
+        (then unreachable))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $i) (i32.const 64))))
+    (table.size $t)))"""
+
+# A persistent WASI guest writing 64 KiB to stdout 8,192 times (512 MiB) in one call, until a
+# write fails: it returns how many writes succeeded in full.
+FD_WRITE_FLOOD = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "flood") (result i32)
+    (local $i i32)
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 65536))
+    (block $failed
+      (loop $more
+        (br_if $failed (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (br_if $failed (i32.ne (i32.load (i32.const 8)) (i32.const 65536)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $more (i32.lt_u (local.get $i) (i32.const 8192)))))
+    (local.get $i)))"""
+
+MiB = 1024 * 1024
+
 CATALOG = [
     Hostile(
         "infinite-loop",
@@ -143,6 +178,31 @@ CATALOG = [
         {"h.wat": LOG_FLOOD, "h.toml": "[plugin]\ntimeout_ms = 30000\n"},
         "flood",
         result=5000,
+    ),
+    Hostile(
+        "table-grow-bomb",
+        {"h.wat": TABLE_GROW_BOMB},
+        "grow",
+        fragment="unreachable",
+        rss_growth_max=64 * MiB,
+    ),
+    # The stream is sealed: the writes past its room fail inside the guest as they happen.
+    # A fresh instance's stdout has room for 2 x 16 MiB + one page: 512 whole writes.
+    Hostile(
+        "fd-write-flood",
+        {"h.wat": FD_WRITE_FLOOD, "h.toml": "[plugin]\ntimeout_ms = 30000\n"},
+        "flood",
+        result=512,
+        rss_growth_max=64 * MiB,
+    ),
+    Hostile(
+        "fd-write-flood-command",
+        {"h.wat": flood_command(8192), "h.toml": "[plugin]\ntimeout_ms = 30000\n"},
+        "run",
+        [""],
+        code=ErrorCode.RESOURCE_EXHAUSTED,
+        fragment="(the writes past it failed)",
+        rss_growth_max=64 * MiB,
     ),
     Hostile("wasi-without-grants", {"h.wat": WASI_UNGRANTED}, "try", result=8),  # EBADF
     Hostile("unknown-import", {"h.wat": UNKNOWN_IMPORT}, "uses", fragment="env::exotic"),

@@ -9,9 +9,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from wasmd import ErrorCode, WasmdError
+from wasmd.runtime.extism import host_allowed
 
 from .conftest import running_daemon
 from .test_reload import replace_atomically, subscribe
@@ -101,10 +103,30 @@ async def test_runaway_loop_and_memory_limit(short_tmp: Path) -> None:
 
 @pytest.fixture
 def local_http() -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1: ``/`` answers GETs, ``/elsewhere`` redirects to
+    ``localhost`` (another host name for the same server), ``/nearby`` redirects to ``/``,
+    and ``/slow`` answers only when the test is over."""
+    released = threading.Event()
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = b"served locally"
-            self.send_response(200)
+            port = self.server.server_address[1]
+            if self.path == "/elsewhere":
+                self._answer(302, b"", f"http://localhost:{port}/secret")
+            elif self.path == "/nearby":
+                self._answer(302, b"", "/")
+            elif self.path == "/secret":
+                self._answer(200, b"a secret on localhost")
+            elif self.path == "/slow":
+                released.wait()
+                self._answer(200, b"too late")
+            else:
+                self._answer(200, b"served locally")
+
+        def _answer(self, status: int, body: bytes, location: str | None = None) -> None:
+            self.send_response(status)
+            if location is not None:
+                self.send_header("Location", location)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -112,10 +134,12 @@ def local_http() -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
+    released.set()
     server.shutdown()
     server.server_close()
 
@@ -167,3 +191,93 @@ async def test_hot_reload_of_an_extism_plugin(short_tmp: Path) -> None:
         failed = await events.next()
         assert failed["type"] == "plugin.failed"
         assert await c.call("ex.greeting") == b"new"  # the old version keeps serving
+
+
+async def test_http_request_is_http_and_https_only(short_tmp: Path, local_http: str) -> None:
+    allowed = '[extism]\nallowed_hosts = ["localhost", "127.0.0.1"]\n'
+    plugins = {
+        "file.wat": extism_guest("file://localhost/etc/passwd"),
+        "file.toml": allowed,
+        "ftp.wat": extism_guest(local_http.replace("http:", "ftp:")),
+        "ftp.toml": allowed,
+        "creds.wat": extism_guest(local_http.replace("//", "//localhost@")),
+        "creds.toml": allowed,
+    }
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        for name, fragment in [("file", "file:"), ("ftp", "ftp:"), ("creds", "user info")]:
+            with pytest.raises(WasmdError) as caught:
+                await client.call(f"{name}.fetch")
+            assert caught.value.code == ErrorCode.PERMISSION_DENIED, (name, caught.value)
+            assert fragment in caught.value.message
+
+
+async def test_http_redirects_are_checked_hop_by_hop(short_tmp: Path, local_http: str) -> None:
+    allowed = '[extism]\nallowed_hosts = ["127.0.0.1"]\n'
+    plugins = {
+        "away.wat": extism_guest(local_http + "elsewhere"),
+        "away.toml": allowed,
+        "near.wat": extism_guest(local_http + "nearby"),
+        "near.toml": allowed,
+    }
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        with pytest.raises(WasmdError) as caught:
+            await client.call("away.fetch")
+        assert caught.value.code == ErrorCode.PERMISSION_DENIED
+        assert "'localhost' is not allowed" in caught.value.message
+        assert await client.call("near.fetch") == b"served locally"
+
+
+async def test_http_request_without_a_method_is_a_get(short_tmp: Path, local_http: str) -> None:
+    plugins = {
+        "ex.wat": extism_guest(local_http, method=None),
+        "ex.toml": '[extism]\nallowed_hosts = ["127.0.0.1"]\n',
+    }
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        assert await client.call("ex.fetch") == b"served locally"
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("api.example.com", True),
+        ("a.b.example.com", True),
+        ("API.Example.COM", True),
+        ("example.com", False),  # as in Extism: *.NAME is what is below NAME
+        ("evilexample.com", False),
+        ("example.com.evil.org", False),
+        ("localhost", False),
+    ],
+)
+def test_wildcard_allowed_hosts(host: str, allowed: bool) -> None:
+    assert host_allowed(host, ["*.example.com"]) is allowed
+    assert host_allowed(host, ["*"]) is True
+    assert host_allowed(host, []) is False
+
+
+async def test_http_wildcard_through_the_daemon(short_tmp: Path, local_http: str) -> None:
+    plugins = {
+        # 127.0.0.1 is below "0.0.1" as far as the pattern goes: loopback only, no DNS.
+        "ex.wat": extism_guest(local_http),
+        "ex.toml": '[extism]\nallowed_hosts = ["*.0.0.1"]\n',
+        "bare.wat": extism_guest(local_http.replace("127.0.0.1", "localhost")),
+        "bare.toml": '[extism]\nallowed_hosts = ["*.localhost"]\n',
+    }
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        assert await client.call("ex.fetch") == b"served locally"
+        with pytest.raises(WasmdError) as caught:
+            await client.call("bare.fetch")
+        assert caught.value.code == ErrorCode.PERMISSION_DENIED
+
+
+async def test_http_request_keeps_the_call_deadline(short_tmp: Path, local_http: str) -> None:
+    plugins = {
+        "ex.wat": extism_guest(local_http + "slow"),
+        "ex.toml": '[plugin]\ntimeout_ms = 300\n[extism]\nallowed_hosts = ["127.0.0.1"]\n',
+    }
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        with anyio.fail_after(5):  # the old fixed 10 s timeout would hold the call that long
+            with pytest.raises(WasmdError) as caught:
+                await client.call("ex.fetch")
+        assert caught.value.code == ErrorCode.TIMEOUT
+        assert "deadline of 300 ms" in caught.value.message
+        assert await client.call("ex.count_calls") == b"1"

@@ -11,10 +11,11 @@ from typing import Any
 import anyio
 import pytest
 
-from wasmd import Client, WasmdError
+from wasmd import Client, ErrorCode, WasmdError
+from wasmd.runtime import host
 
 from .conftest import running_daemon
-from .hostile import CATALOG, Hostile
+from .hostile import CATALOG, FD_WRITE_FLOOD, UNREACHABLE, Hostile
 from .test_reload import replace_atomically, subscribe
 from .wat import ARITH, COUNTER
 
@@ -53,6 +54,7 @@ async def test_hostile_plugin(short_tmp: Path, hostile: Hostile) -> None:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(keep_calling)
                 try:
+                    baseline = _reset_peak_rss()
                     if hostile.code is not None and hostile.result is None:
                         with pytest.raises(WasmdError) as caught:
                             await client.call(f"h.{hostile.method}", *hostile.params)
@@ -65,11 +67,31 @@ async def test_hostile_plugin(short_tmp: Path, hostile: Hostile) -> None:
                         assert await client.call(f"h.{hostile.method}", *hostile.params) == (
                             hostile.result
                         )
+                    if hostile.rss_growth_max is not None:
+                        growth = _peak_rss() - baseline
+                        assert growth < hostile.rss_growth_max, f"RSS grew by {growth} bytes"
                     assert await client.ping() == "pong"
                 finally:
                     done.set()
             assert neighbour_calls
             assert set(neighbour_calls) == {4}  # every neighbour call succeeded
+
+
+def _reset_peak_rss() -> int:
+    """Start measuring the daemon's (this process's) peak RSS afresh; the RSS now."""
+    Path("/proc/self/clear_refs").write_text("5")  # 5: reset VmHWM to the current RSS
+    return _status_bytes("VmRSS")
+
+
+def _peak_rss() -> int:
+    return _status_bytes("VmHWM")
+
+
+def _status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024  # in kB
+    raise AssertionError(f"no {field} in /proc/self/status")
 
 
 async def test_plugin_named_like_the_builtins_is_refused(short_tmp: Path) -> None:
@@ -116,3 +138,60 @@ async def test_catalog_dropped_in_live_while_the_neighbour_works(short_tmp: Path
                 done.set()
             assert failures == []
             shutil.rmtree(daemon.plugins_dir)
+
+
+LOGS_ONCE = """(module
+  (import "wasmd" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "hello")
+  (func (export "hello") (result i32)
+    (call $log (i32.const 1) (i32.const 0) (i32.const 5))
+    (i32.const 1)))"""
+
+
+class HostBug(BaseException):
+    """Raised by a host function on purpose: not even an ``Exception``."""
+
+
+async def test_host_function_that_raises_is_a_trap_on_both_call_paths(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raising host function never reaches wasmtime-py: both call paths answer the same
+    trap, the worker lives on, and nothing stale surfaces in the next call that traps (the
+    autouse fixture also checks wasmtime-py's global afterwards)."""
+
+    def broken(*args: object) -> str:
+        raise HostBug("a bug in a host function")
+
+    monkeypatch.setattr(host, "_read_text", broken)
+    plugins = {"logs.wat": LOGS_ONCE, "boom.wat": UNREACHABLE}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        with anyio.fail_after(10):
+            for _ in range(2):  # the second call runs on the replacement instance
+                with pytest.raises(WasmdError) as caught:
+                    await client.call("logs.hello")
+                assert caught.value.code == ErrorCode.TRAP
+                assert caught.value.message == (
+                    "host import wasmd.log failed: HostBug('a bug in a host function')"
+                )
+                assert caught.value.data == {"kind": "abi_violation"}
+            with pytest.raises(WasmdError) as caught:
+                await client.call("boom.boom")
+            assert caught.value.code == ErrorCode.TRAP
+            assert "unreachable" in caught.value.message
+
+
+async def test_flooded_streams_are_replaced_between_calls(
+    short_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A persistent instance whose stdout filled up gets fresh streams before its next call:
+    the same instance floods again, hits the same wall, and still answers."""
+    plugins = {"h.wat": FD_WRITE_FLOOD, "h.toml": "[plugin]\ntimeout_ms = 30000\n"}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        assert [await client.call("h.flood") for _ in range(3)] == [512, 512, 512]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "wasmd.plugin.h"]
+    assert (
+        warnings
+        == ["(33558528 bytes of output in one call: writes past 16777216 bytes may have failed)"]
+        * 3
+    )

@@ -1,11 +1,13 @@
 """Extism-style plug-ins in WAT: they import extism:host/env exactly as Extism's PDKs do."""
 
 import json
+from typing import Any
 
 
-def extism_guest(url: str = "http://example.com/") -> str:
-    """The guest below, fetching ``url`` in its ``fetch`` export."""
-    request = json.dumps({"url": url, "method": "GET"})
+def extism_guest(url: str = "http://example.com/", **request_fields: Any) -> str:
+    """The guest below, fetching ``url`` in its ``fetch`` export: a GET unless
+    ``request_fields`` say otherwise (``method=None`` sends ``"method": null``, as PDKs do)."""
+    request = json.dumps({"url": url, "method": "GET", **request_fields})
     escaped = request.replace('"', '\\"')
     return EXTISM_GUEST.replace("REQUEST_JSON", escaped).replace(
         "REQUEST_LENGTH", str(len(request.encode()))

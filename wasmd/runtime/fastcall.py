@@ -12,6 +12,11 @@ returns the public API, and ``WASMD_FAST_CALLS=0`` forces that too. Type checks 
 they were (the ABI's ``convert`` runs before either path), and traps are raised as the same
 ``wasmtime.Trap`` / ``WasmtimeError`` objects the public API raises: the test suite runs
 through both paths to prove it.
+
+A host function that raises leaves its exception in wasmtime-py's ``LAST_EXCEPTION`` global,
+where the public API would raise it from the next call on any thread that traps. wasmd's host
+functions never raise (host.py), and a fast call that ends in a trap clears the global all
+the same, so nothing stale can outlive the call that left it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ ENABLED = SUPPORTED and os.environ.get("WASMD_FAST_CALLS") != "0"
 
 if SUPPORTED:
     from wasmtime import _bindings
+    from wasmtime import _func as _wasmtime_func
 
     _func_call = _bindings._wasmtime_func_call
     _set_deadline = _bindings._wasmtime_context_set_epoch_deadline
@@ -103,8 +109,10 @@ class FastCaller:
             self._trap_ref,
         )
         if error:
+            _wasmtime_func.LAST_EXCEPTION = None
             raise wasmtime.WasmtimeError._from_ptr(error)
         if self._trap:
+            _wasmtime_func.LAST_EXCEPTION = None
             trap = wasmtime.Trap._from_ptr(self._trap)  # takes ownership of the pointer
             self._trap = _TRAP_PTR()
             self._trap_ref = ctypes.byref(self._trap)

@@ -1,21 +1,25 @@
 """The host imports every plug-in may use, module ``wasmd``: log, emit, error, config_get.
 
 Hazard (DESIGN.md section 4): wasmtime-py passes a host function's exception back through one
-module-level global, so with several worker threads the wrong exception could surface in the
-wrong call. These functions therefore never raise. What a call needs to know afterwards — the
-guest's own error message, or a misuse of an import such as a pointer out of bounds — goes
-into ``CallState``, a thread-local: a guest and the host functions it calls run on the same
-worker thread, and the worker reads the state once the call returns.
+module-level global (``wasmtime._func.LAST_EXCEPTION``), so with several worker threads the
+wrong exception could surface in the wrong call, and one left there surfaces in the next
+call that traps. Every host function wasmd defines is therefore wrapped by ``host_function``,
+which catches everything (``BaseException`` too) and returns a fallback value instead. What a
+call needs to know afterwards — the guest's own error message, or a misuse of an import such
+as a pointer out of bounds — goes into ``CallState``, a thread-local: a guest and the host
+functions it calls run on the same worker thread, and the worker reads the state once the
+call returns.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 import wasmtime
@@ -30,6 +34,9 @@ MAX_EVENT = 1024 * 1024
 LOG_LINES_PER_SECOND = 200
 
 EventSink = Callable[[str, dict[str, Any]], None]
+
+HostFunction = TypeVar("HostFunction", bound=Callable[..., Any])
+log = logging.getLogger("wasmd.runtime")
 
 _LOG_LEVELS = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
 _I32, _I64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
@@ -115,67 +122,86 @@ def _read(caller: wasmtime.Caller, ptr: int, length: int, limit: int) -> bytes:
     return bytes(memory.read(caller, ptr, ptr + length))
 
 
-def _fault(where: str, exc: BaseException) -> None:
-    if call_state.fault is None:
-        call_state.fault = f"host import wasmd.{where} was misused: {exc}"
+def host_function(name: str, fallback: Any = None) -> Callable[[HostFunction], HostFunction]:
+    """Make ``func`` safe to hand to wasmtime as the host import ``name``.
+
+    Nothing it raises reaches wasmtime-py (see the module docstring): the first failure of
+    a call is recorded in ``call_state.fault`` (the call is answered as an ``abi_violation``
+    trap, and the instance replaced) and logged; the guest gets ``fallback`` back.
+    """
+
+    def wrap(func: HostFunction) -> HostFunction:
+        @functools.wraps(func)
+        def guarded(*args: Any) -> Any:
+            try:
+                return func(*args)
+            except BaseException as exc:  # anything, or it reaches wasmtime-py
+                _fault(name, exc)
+                return fallback
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap
+
+
+def _fault(name: str, exc: BaseException) -> None:
+    if call_state.fault is not None:
+        return  # only the first fault of a call: a guest looping on a misuse logs once
+    if isinstance(exc, Exception):
+        call_state.fault = f"host import {name} was misused: {exc}"
+        log.debug("%s", call_state.fault)
+    else:  # not a misuse a guest can cause: a bug of ours, worth a traceback
+        call_state.fault = f"host import {name} failed: {exc!r}"
+        log.error("host import %s raised %r", name, exc, exc_info=exc)
 
 
 def _log(ctx: HostContext) -> Callable[..., None]:
+    @host_function("wasmd.log")
     def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
-        try:
-            text = _read_text(caller, ptr, length)
-            allowed, dropped = ctx.budget.take()
-            if dropped:
-                ctx.log.warning(
-                    "(%d log lines or events dropped: over %d a second)",
-                    dropped,
-                    LOG_LINES_PER_SECOND,
-                )
-            if allowed:
-                ctx.log.log(_LOG_LEVELS.get(level, logging.INFO), "%s", text.rstrip("\n"))
-        except Exception as exc:
-            _fault("log", exc)
+        text = _read_text(caller, ptr, length)
+        allowed, dropped = ctx.budget.take()
+        if dropped:
+            ctx.log.warning(
+                "(%d log lines or events dropped: over %d a second)",
+                dropped,
+                LOG_LINES_PER_SECOND,
+            )
+        if allowed:
+            ctx.log.log(_LOG_LEVELS.get(level, logging.INFO), "%s", text.rstrip("\n"))
 
     return log
 
 
 def _emit(ctx: HostContext) -> Callable[..., None]:
+    @host_function("wasmd.emit")
     def emit(caller: wasmtime.Caller, ptr: int, length: int) -> None:
-        try:
-            data = msgpack.unpackb(_read(caller, ptr, length, MAX_EVENT), strict_map_key=False)
-            if not isinstance(data, dict):
-                raise ValueError("the event must be a msgpack map")
-            allowed, _ = ctx.budget.take()
-            if allowed and ctx.on_event is not None:
-                ctx.on_event("plugin.custom", {"plugin": ctx.plugin, "data": data})
-        except Exception as exc:
-            _fault("emit", exc)
+        data = msgpack.unpackb(_read(caller, ptr, length, MAX_EVENT), strict_map_key=False)
+        if not isinstance(data, dict):
+            raise ValueError("the event must be a msgpack map")
+        allowed, _ = ctx.budget.take()
+        if allowed and ctx.on_event is not None:
+            ctx.on_event("plugin.custom", {"plugin": ctx.plugin, "data": data})
 
     return emit
 
 
 def _error(ctx: HostContext) -> Callable[..., None]:
+    @host_function("wasmd.error")
     def error(caller: wasmtime.Caller, ptr: int, length: int) -> None:
-        try:
-            text = _read_text(caller, ptr, length)
-            call_state.guest_error = text or "the plug-in reported an error"
-        except Exception as exc:
-            _fault("error", exc)
+        text = _read_text(caller, ptr, length)
+        call_state.guest_error = text or "the plug-in reported an error"
 
     return error
 
 
 def _config_get(ctx: HostContext) -> Callable[..., int]:
+    @host_function("wasmd.config_get", fallback=-1)
     def config_get(caller: wasmtime.Caller, kptr: int, klen: int) -> int:
-        try:
-            key = _read(caller, kptr, klen, MAX_TEXT).decode("utf-8")
-            value = ctx.config.get(key)
-            if value is None:
-                return -1
-            return write_guest_bytes(caller, value.encode())
-        except Exception as exc:
-            _fault("config_get", exc)
+        key = _read(caller, kptr, klen, MAX_TEXT).decode("utf-8")
+        value = ctx.config.get(key)
+        if value is None:
             return -1
+        return write_guest_bytes(caller, value.encode())
 
     return config_get
 

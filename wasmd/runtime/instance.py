@@ -1,8 +1,12 @@
 """One live instance of a plug-in version, and how each ABI calls into it.
 
 An ``Instance`` is a Store plus the exports requests may reach; it lives on one worker thread.
-When the module uses WASI, its stdout and stderr are memfd files whose new lines are logged,
-tagged with the plug-in's name, after every call. The command ABI has no lasting instance:
+Its Store caps everything a guest can make the host hold: each linear memory (``memory_max``),
+table elements, and the number of instances, tables and memories. When the module uses WASI,
+its stdout and stderr are sealed memfd files (wasi.py) whose new lines are logged, tagged
+with the plug-in's name, after every call; a stream that has room for less than one more
+call's ``OUTPUT_LIMIT`` is replaced, with the whole WASI context (guest-opened files close;
+preopens come back at the same descriptors). The command ABI has no lasting instance:
 ``run_command`` makes one per call, with the request's stdin and args, runs ``_start``, and
 returns the exit code and output.
 """
@@ -28,8 +32,17 @@ from .wasi import MemFile, make_wasi_config
 if TYPE_CHECKING:
     from .plugin import CompiledPlugin
 
-# A command's stdout or stderr beyond this is refused as resource_exhausted.
+# What one call may write to stdout or to stderr: a command's output beyond it is refused as
+# resource_exhausted; the writes past it fail inside the guest.
 OUTPUT_LIMIT = 16 * 1024 * 1024
+# A persistent instance's streams have room for two calls' worth: at least one whole call.
+PERSISTENT_STREAM_CAPACITY = 2 * OUTPUT_LIMIT + 1
+# Store limits besides memory_max (DESIGN.md section 4). Each table element costs the host
+# 8 bytes or more: a million is ~8 MiB a table; modules of real programs have a few thousand.
+TABLE_ELEMENTS_MAX = 1_000_000
+TABLES_MAX = 4
+MEMORIES_MAX = 2  # the module's own, and an Extism plug-in's kernel
+INSTANCES_MAX = 2  # the module, and an Extism plug-in's kernel
 # Guest output logged per call and stream, at most; the rest is counted, not logged.
 LOG_OUTPUT_LIMIT = 64 * 1024
 
@@ -48,7 +61,13 @@ def _new_store(
     plugin: CompiledPlugin, deadline: Deadline
 ) -> tuple[wasmtime.Store, EpochGuard | None]:
     store = wasmtime.Store(plugin.engine)
-    store.set_limits(memory_size=plugin.manifest.memory_max)
+    store.set_limits(
+        memory_size=plugin.manifest.memory_max,
+        table_elements=TABLE_ELEMENTS_MAX,
+        instances=INSTANCES_MAX,
+        tables=TABLES_MAX,
+        memories=MEMORIES_MAX,
+    )
     guard = install_guard(store)
     # Start functions and _initialize run during instantiation: bounded like any call.
     _arm(store, guard, deadline)
@@ -96,21 +115,11 @@ class Instance:
         store = self.store
         self.streams: tuple[MemFile, MemFile] | None = None
         if plugin.uses_wasi:
-            # Deny by default: the context grants only what the manifest lists.
-            self.streams = (MemFile(f"{plugin.name}-out"), MemFile(f"{plugin.name}-err"))
-            store.set_wasi(
-                make_wasi_config(
-                    plugin.manifest,
-                    plugin.grants,
-                    argv=[plugin.name, *plugin.manifest.wasi_args],  # argv[0]: the program
-                    stdout=self.streams[0],
-                    stderr=self.streams[1],
-                )
-            )
+            self._new_wasi_context()
         self.extism: ExtismState | None = None
         try:
             with _guarded(self.guard):
-                instance = self._instantiate(plugin, store)
+                instance = self._instantiate(plugin, store, deadline.at)
                 exports = instance.exports(store)
                 initialize = exports.get("_initialize")
                 if isinstance(initialize, wasmtime.Func):
@@ -132,7 +141,35 @@ class Instance:
             else None
         )
 
-    def _instantiate(self, plugin: CompiledPlugin, store: wasmtime.Store) -> wasmtime.Instance:
+    def _new_wasi_context(self) -> None:
+        """Give the Store a WASI context with fresh streams (and close the old streams)."""
+        plugin, capacity = self.plugin, PERSISTENT_STREAM_CAPACITY
+        streams = (
+            MemFile(f"{plugin.name}-out", capacity=capacity),
+            MemFile(f"{plugin.name}-err", capacity=capacity),
+        )
+        try:
+            # Deny by default: the context grants only what the manifest lists.
+            self.store.set_wasi(
+                make_wasi_config(
+                    plugin.manifest,
+                    plugin.grants,
+                    argv=[plugin.name, *plugin.manifest.wasi_args],  # argv[0]: the program
+                    stdout=streams[0],
+                    stderr=streams[1],
+                )
+            )
+        except BaseException:
+            for stream in streams:
+                stream.close()
+            raise
+        old, self.streams = self.streams, streams
+        for stream in old or ():
+            stream.close()
+
+    def _instantiate(
+        self, plugin: CompiledPlugin, store: wasmtime.Store, deadline_at: float
+    ) -> wasmtime.Instance:
         if plugin.kernel is None:
             assert plugin.template is not None
             return plugin.template.instantiate(store)
@@ -146,6 +183,7 @@ class Instance:
         self.extism = ExtismState(
             plugin.host, plugin.manifest.extism_allowed_hosts, memory, alloc, length
         )
+        self.extism.deadline = deadline_at  # start code may make requests
         calls = {}
         for name, params, results in (
             ("wasmd_begin", ("i64",), ("i64",)),
@@ -164,13 +202,17 @@ class Instance:
         return linker.instantiate(store, plugin.module)
 
     def arm(self, deadline: Deadline) -> None:
-        """Bound the next call: it ends at ``deadline`` (or when its call is cancelled)."""
+        """Bound the next call: it ends at ``deadline`` (or when its call is cancelled).
+        Host functions that wait (Extism's http_request) keep to the same deadline."""
         _arm(self.store, self.guard, deadline)
+        if self.extism is not None:
+            self.extism.deadline = deadline.at
         if self.plugin.manifest.fuel:
             self.store.set_fuel(self.plugin.manifest.fuel)
 
     def call(self, export: str, args: Any) -> Any:
-        """Run one call of the plug-in's ABI; raises what wasmtime raises, or WasmdError."""
+        """Run one call of the plug-in's ABI (after ``arm``); raises what wasmtime raises,
+        or WasmdError."""
         call_state.reset()
         try:
             if self.plugin.abi == "msgpack":
@@ -227,11 +269,18 @@ class Instance:
             )
         if payload:
             state.memory.write(store, payload, offs)
+        state.permission_denied = state.past_deadline = None
         status = self.callers[export]()
         if state.permission_denied is not None:
             message, state.permission_denied = state.permission_denied, None
             call_state.fault = None
             raise WasmdError(ErrorCode.PERMISSION_DENIED, message)
+        if state.past_deadline is not None:
+            raise WasmdError(
+                ErrorCode.TIMEOUT,
+                f"call exceeded its deadline of {self.plugin.manifest.timeout_ms} ms "
+                f"({state.past_deadline})",
+            )
         _raise_host_outcome()
         error = int(calls["wasmd_error"]())
         if error or status != 0:
@@ -261,12 +310,20 @@ class Instance:
         if self.streams is None:
             return
         for stream, level in zip(self.streams, (logging.INFO, logging.WARNING), strict=True):
-            data = stream.take(LOG_OUTPUT_LIMIT)
-            if data is None:
+            count, data = stream.take(LOG_OUTPUT_LIMIT)
+            if count > OUTPUT_LIMIT:
+                self.log.warning(
+                    "(%d bytes of output in one call: writes past %d bytes may have failed)",
+                    count,
+                    OUTPUT_LIMIT,
+                )
+            elif data is None:
                 self.log.log(level, "(more than %d bytes of output, not logged)", LOG_OUTPUT_LIMIT)
             elif data:
                 for line in data.decode("utf-8", errors="replace").splitlines():
                     self.log.log(level, "%s", line)
+        if any(s.capacity - s.end() <= OUTPUT_LIMIT for s in self.streams):
+            self._new_wasi_context()
 
     def close(self) -> None:
         if self.streams is not None:
@@ -295,7 +352,11 @@ def _run_start(
     plugin: CompiledPlugin, store: wasmtime.Store, args: tuple[bytes, list[str]]
 ) -> dict[str, Any]:
     stdin_bytes, argv = args
-    streams = (MemFile("stdin", stdin_bytes), MemFile("stdout"), MemFile("stderr"))
+    streams = (
+        MemFile("stdin", stdin_bytes),
+        MemFile("stdout", capacity=OUTPUT_LIMIT + 1),
+        MemFile("stderr", capacity=OUTPUT_LIMIT + 1),
+    )
     try:
         store.set_wasi(
             make_wasi_config(
@@ -316,12 +377,14 @@ def _run_start(
             start(store)
         except wasmtime.ExitTrap as exc:
             exit_code = exc.code
-        stdout, stderr = streams[1].take(OUTPUT_LIMIT), streams[2].take(OUTPUT_LIMIT)
+        _, stdout = streams[1].take(OUTPUT_LIMIT)
+        _, stderr = streams[2].take(OUTPUT_LIMIT)
         if stdout is None or stderr is None:
             which = "stdout" if stdout is None else "stderr"
             raise WasmdError(
                 ErrorCode.RESOURCE_EXHAUSTED,
-                f"{plugin.name} wrote more than {OUTPUT_LIMIT} bytes to {which}",
+                f"{plugin.name} wrote more than {OUTPUT_LIMIT} bytes to {which} "
+                "(the writes past it failed)",
             )
         return {"exit_code": exit_code, "stdout": stdout, "stderr": stderr}
     finally:

@@ -14,13 +14,20 @@ are made on the path of what was opened; instances then preopen that descriptor 
 ``/proc/self/fd/N``, so a link swapped in for the folder later grants nothing new.
 
 Standard streams are memfd files handed to wasmtime as ``/proc/self/fd/N`` (its custom-output
-callbacks run on a foreign thread and abort the process at exit, DESIGN.md section 4). After
-a call the new bytes are read; truncating the file then frees them, while wasmtime's own
-file offset runs on, so later writes land past a hole that costs no memory.
+callbacks run on a foreign thread and abort the process at exit, DESIGN.md section 4).
+wasmtime opens that path itself, with its own file offset. An output stream is then sealed at
+a fixed size (``F_SEAL_GROW`` and ``F_SEAL_SHRINK`` over a sparse file): a guest's writes past
+it fail inside the guest as they happen (the kernel refuses them with EPERM), so a guest
+looping on ``fd_write`` cannot make the daemon hold more than that. How far the guest got is
+wasmtime's offset, read with ``lseek`` on wasmtime's descriptor (found by the file's inode).
+After a call the new bytes are read and their pages freed (a punched hole), while the offset
+runs on; ``end()`` tells the owner when the file is spent and must be replaced.
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import os
 import weakref
 from collections.abc import Iterable
@@ -132,30 +139,66 @@ def _grant_problem(
     return None
 
 
-class MemFile:
-    """An in-memory file for one standard stream."""
+PAGE = os.sysconf("SC_PAGE_SIZE")
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long)
 
-    def __init__(self, label: str, content: bytes = b"") -> None:
-        self.fd = os.memfd_create(f"wasmd-{label}", os.MFD_CLOEXEC)
+
+class MemFile:
+    """An in-memory file for one standard stream: input ``content``, or an output stream
+    that holds at most ``capacity`` bytes (rounded up to whole pages) once ``seal``-ed."""
+
+    def __init__(self, label: str, content: bytes = b"", *, capacity: int = 0) -> None:
+        self.fd = os.memfd_create(f"wasmd-{label}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         if content:
             os.write(self.fd, content)
+        self.capacity = -(-capacity // PAGE) * PAGE
+        self._writer: int | None = None  # wasmtime's descriptor of this file
         self._consumed = 0
 
     @property
     def path(self) -> str:
         return f"/proc/self/fd/{self.fd}"
 
-    def size(self) -> int:
-        return os.fstat(self.fd).st_size
+    def seal(self) -> None:
+        """Fix the size at ``capacity``, once wasmtime has opened ``path`` (and truncated it)."""
+        self._writer = self._find_writer()
+        os.ftruncate(self.fd, self.capacity)
+        fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK)
 
-    def take(self, limit: int) -> bytes | None:
-        """The bytes written since the last take, or None if there are more than ``limit``."""
-        end = self.size()
+    def _find_writer(self) -> int:
+        mine = os.fstat(self.fd)
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd == self.fd:
+                continue
+            try:
+                other = os.fstat(fd)
+            except OSError:
+                continue  # closed meanwhile, or the listing's own descriptor
+            if (other.st_dev, other.st_ino) == (mine.st_dev, mine.st_ino):
+                return fd
+        raise RuntimeError(f"wasmtime holds no descriptor of {self.path}")
+
+    def end(self) -> int:
+        """Where the guest's next write would land: all it wrote so far ends here."""
+        if self._writer is None:
+            return os.fstat(self.fd).st_size
+        return os.lseek(self._writer, 0, os.SEEK_CUR)
+
+    def take(self, limit: int) -> tuple[int, bytes | None]:
+        """How many bytes were written since the last take, and those bytes (None if more
+        than ``limit``); their memory is freed."""
+        end = self.end()
         count = end - self._consumed
         data = None if count > limit else os.pread(self.fd, count, self._consumed)
+        if count and _libc.fallocate(
+            self.fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, self._consumed, count
+        ):
+            raise OSError(ctypes.get_errno(), "cannot free a stream's pages")
         self._consumed = end
-        os.ftruncate(self.fd, 0)
-        return data
+        return count, data
 
     def close(self) -> None:
         os.close(self.fd)
@@ -179,8 +222,8 @@ def make_wasi_config(
         config.preopen_dir(grant.preopen_path, grant.guest, grant.writable)
     if stdin is not None:
         config.stdin_file = stdin.path
-    if stdout is not None:
-        config.stdout_file = stdout.path
-    if stderr is not None:
-        config.stderr_file = stderr.path
+    for stream, name in ((stdout, "stdout_file"), (stderr, "stderr_file")):
+        if stream is not None:
+            setattr(config, name, stream.path)  # wasmtime opens (and truncates) it now
+            stream.seal()
     return config
