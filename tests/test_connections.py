@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import sys
-import textwrap
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgpack
@@ -17,6 +15,7 @@ from wasmd import Client, ErrorCode, WasmdError
 from wasmd.protocol import NEED_DATA, Connection, Notification, Response
 
 from .conftest import running_daemon
+from .other_uid import call_as, needs_root_and_setpriv
 from .wat import ARITH, SPIN
 
 
@@ -176,10 +175,10 @@ def test_socket_mode_is_0660_by_default(short_tmp: Path) -> None:
     assert anyio.run(check) == 0o660
 
 
-SETPRIV = shutil.which("setpriv")
+REFUSED = ErrorCode.PERMISSION_DENIED
 
 
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+@needs_root_and_setpriv
 async def test_peer_outside_the_allow_list_is_refused(short_tmp: Path) -> None:
     """A client running as another uid connects (the socket is 0666) and is refused."""
     plugins = {
@@ -188,73 +187,31 @@ async def test_peer_outside_the_allow_list_is_refused(short_tmp: Path) -> None:
         "private.toml": "[access]\nuids = [4242]\n",
     }
     short_tmp.chmod(0o755)
-    script = textwrap.dedent(
-        """
-        import sys
-        from wasmd import SyncClient, WasmdError
-        try:
-            with SyncClient(sys.argv[1]) as client:
-                print("result", client.call(sys.argv[2], 1, 2))
-        except WasmdError as exc:
-            print("error", int(exc.code), exc.message)
-        """
-    )
-
-    async def run_as(uid: int, method: str) -> str:
-        command = [
-            SETPRIV,
-            f"--reuid={uid}",
-            f"--regid={uid}",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            script,
-            str(socket_path),
-            method,
-        ]
-        result = await anyio.run_process(command, check=False)
-        return result.stdout.decode().strip() + result.stderr.decode()
-
     async with running_daemon(short_tmp, plugins, socket_mode=0o666, allow_uids=(4242,)) as daemon:
-        socket_path = daemon.socket
-        assert (await run_as(4343, "arith.add")).startswith("error 9 uid 4343")
-        assert await run_as(4242, "arith.add") == "result 3"
-        assert await run_as(4242, "private.add") == "result 3"
+        (refused,) = await call_as(4343, daemon.socket, [("arith.add", [1, 2])])
+        assert refused["error"][0] == REFUSED
+        assert refused["error"][1].startswith("uid 4343")
+        allowed = [("arith.add", [1, 2]), ("private.add", [1, 2])]
+        assert await call_as(4242, daemon.socket, allowed) == [{"result": 3}, {"result": 3}]
         async with daemon.client() as client:  # root is always allowed
             assert await client.call("private.add", 1, 2) == 3
             stats = await client.stats()
         assert stats["daemon"]["connections_refused"] == 1
 
 
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+@needs_root_and_setpriv
 async def test_manifest_access_narrows_who_may_call(short_tmp: Path) -> None:
     plugins = {"private.wat": ARITH, "private.toml": "[access]\nuids = [4242]\n"}
     short_tmp.chmod(0o755)
     async with running_daemon(
         short_tmp, plugins, socket_mode=0o666, allow_uids=(4242, 4343)
     ) as daemon:
-        script = (
-            "import sys\nfrom wasmd import SyncClient, WasmdError\n"
-            "with SyncClient(sys.argv[1]) as c:\n"
-            "    try: print(c.call('private.add', 1, 2))\n"
-            "    except WasmdError as e: print(int(e.code), e.message)\n"
-            "    print(c.call('wasmd.ping'))\n"
-        )
-        command = [
-            SETPRIV,
-            "--reuid=4343",
-            "--regid=4343",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            script,
-            str(daemon.socket),
-        ]
-        result = await anyio.run_process(command, check=False)
-        lines = result.stdout.decode().splitlines()
-        assert lines[0].startswith("9 uid 4343"), result.stderr.decode()
-        assert "may not call plug-in private" in lines[0]
-        assert lines[1] == "pong"
+        calls = [("private.add", [1, 2]), ("wasmd.ping", [])]
+        refused, pinged = await call_as(4343, daemon.socket, calls)
+    assert refused["error"][0] == REFUSED
+    assert refused["error"][1].startswith("uid 4343")
+    assert "may not call plug-in private" in refused["error"][1]
+    assert pinged == {"result": "pong"}  # the same connection serves on
 
 
 async def test_half_closed_client_still_gets_every_response(short_tmp: Path) -> None:
@@ -301,37 +258,21 @@ async def test_oversized_message_closes_the_connection(short_tmp: Path) -> None:
             assert await client.call("arith.add", 1, 2) == 3
 
 
-async def _add_as_uid_4343(socket_path: Path, method: str, *groups: str) -> str:
-    """Call ``method`` (1, 2) as uid 4343 with ``groups`` (setpriv flags): result or code."""
-    script = (
-        "import sys\nfrom wasmd import SyncClient, WasmdError\n"
-        "try:\n    print(SyncClient(sys.argv[1]).call(sys.argv[2], 1, 2))\n"
-        "except WasmdError as e: print(int(e.code))\n"
-    )
-    assert SETPRIV is not None
-    command = [
-        SETPRIV,
-        "--reuid=4343",
-        "--regid=4343",
-        *groups,
-        sys.executable,
-        "-c",
-        script,
-        str(socket_path),
-        method,
-    ]
-    return (await anyio.run_process(command, check=False)).stdout.decode().strip()
+async def _add_as_uid_4343(socket_path: Path, method: str, groups: Sequence[int]) -> Any:
+    """Call ``method`` (1, 2) as uid 4343 with ``groups``: the result, or the error code."""
+    (outcome,) = await call_as(4343, socket_path, [(method, [1, 2])], groups=groups)
+    return outcome["result"] if "result" in outcome else outcome["error"][0]
 
 
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+@needs_root_and_setpriv
 async def test_supplementary_group_is_enough_to_connect(short_tmp: Path) -> None:
     """SO_PEERCRED shows only the primary gid; membership as a supplementary group counts."""
     short_tmp.chmod(0o755)
     async with running_daemon(
         short_tmp, {"arith.wat": ARITH}, socket_mode=0o666, allow_gids=(5555,)
     ) as daemon:
-        assert await _add_as_uid_4343(daemon.socket, "arith.add", "--groups=5555") == "3"
-        assert await _add_as_uid_4343(daemon.socket, "arith.add", "--clear-groups") == "9"
+        assert await _add_as_uid_4343(daemon.socket, "arith.add", [5555]) == 3
+        assert await _add_as_uid_4343(daemon.socket, "arith.add", []) == REFUSED
 
 
 async def test_pulley_interpreter_engine(short_tmp: Path) -> None:
@@ -343,10 +284,10 @@ async def test_pulley_interpreter_engine(short_tmp: Path) -> None:
             assert caught.value.code == ErrorCode.TRAP
 
 
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+@needs_root_and_setpriv
 async def test_manifest_access_counts_supplementary_groups(short_tmp: Path) -> None:
     short_tmp.chmod(0o755)
     plugins = {"private.wat": ARITH, "private.toml": "[access]\ngids = [5555]\n"}
     async with running_daemon(short_tmp, plugins, socket_mode=0o666, allow_uids=(4343,)) as daemon:
-        assert await _add_as_uid_4343(daemon.socket, "private.add", "--groups=5555") == "3"
-        assert await _add_as_uid_4343(daemon.socket, "private.add", "--clear-groups") == "9"
+        assert await _add_as_uid_4343(daemon.socket, "private.add", [5555]) == 3
+        assert await _add_as_uid_4343(daemon.socket, "private.add", []) == REFUSED
