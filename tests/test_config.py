@@ -41,6 +41,7 @@ def test_defaults() -> None:
     assert config.log_level == "info"
     assert config.shutdown_timeout_ms == 10_000
     assert config.allow_absolute_preopens is False
+    assert (config.events_buffer, config.events_outbox_limit) == (1024, 64 * KiB)
 
 
 def test_empty_file_is_the_defaults(tmp_path: Path) -> None:
@@ -64,6 +65,8 @@ cache_dir = "/var/cache/wasmd"
 log_level = "debug"
 shutdown_timeout_ms = 0
 allow_absolute_preopens = true
+events_buffer = 16
+events_outbox_limit = "8 KiB"
 """,
     )
     assert load_config(path) == DaemonConfig(
@@ -80,6 +83,8 @@ allow_absolute_preopens = true
         log_level="debug",
         shutdown_timeout_ms=0,
         allow_absolute_preopens=True,
+        events_buffer=16,
+        events_outbox_limit=8 * KiB,
     )
 
 
@@ -160,6 +165,10 @@ def test_decimal_socket_mode_gets_a_hint(tmp_path: Path) -> None:
         ('socket = ""', "socket"),
         ("cache_dir = 3", "cache_dir"),
         ('allow_absolute_preopens = "yes"', "allow_absolute_preopens"),
+        ("events_buffer = 0", "events_buffer"),
+        ("events_buffer = 1000001", "events_buffer"),
+        ("events_outbox_limit = -1", "events_outbox_limit"),
+        ('events_outbox_limit = "2 GiB"', "events_outbox_limit"),
         ('sockt = "/x"', "sockt"),
         ("[daemon]\ntick_ms = 5", "daemon"),
     ],

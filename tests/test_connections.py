@@ -10,10 +10,11 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgpack
@@ -24,6 +25,7 @@ from wasmd.protocol import NEED_DATA, Connection, Notification, Response
 from wasmd.runtime import fastcall
 
 from .conftest import running_daemon, serve_command, write_plugins
+from .other_uid import SETPRIV, call_as, needs_root_and_setpriv, require_wasmd_as
 from .test_reload import subscribe
 from .wat import ARITH, SPIN
 
@@ -43,6 +45,8 @@ async def _read_responses(stream: anyio.abc.ByteStream, count: int) -> list[Resp
             responses.append(event)
     return responses
 
+
+REFUSED = ErrorCode.PERMISSION_DENIED
 
 # Room for every call a connection may have in flight (128), so none is refused as busy.
 ROOMY_ARITH = {"arith.wat": ARITH, "arith.toml": "[plugin]\nqueue = 1024\n"}
@@ -192,10 +196,7 @@ def test_socket_mode_is_0660_by_default(short_tmp: Path) -> None:
     assert anyio.run(check) == 0o660
 
 
-SETPRIV = shutil.which("setpriv")
-
-
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+@needs_root_and_setpriv
 async def test_peer_outside_the_allow_list_is_refused(short_tmp: Path) -> None:
     """A client running as another uid connects (the socket is 0666) and is refused."""
     plugins = {
@@ -242,7 +243,7 @@ async def test_peer_outside_the_allow_list_is_refused(short_tmp: Path) -> None:
         assert stats["daemon"]["connections_refused"] == 1
 
 
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+@needs_root_and_setpriv
 async def test_manifest_access_narrows_who_may_call(short_tmp: Path) -> None:
     plugins = {"private.wat": ARITH, "private.toml": "[access]\nuids = [4242]\n"}
     short_tmp.chmod(0o755)
@@ -317,37 +318,21 @@ async def test_oversized_message_closes_the_connection(short_tmp: Path) -> None:
             assert await client.call("arith.add", 1, 2) == 3
 
 
-async def _add_as_uid_4343(socket_path: Path, method: str, *groups: str) -> str:
-    """Call ``method`` (1, 2) as uid 4343 with ``groups`` (setpriv flags): result or code."""
-    script = (
-        "import sys\nfrom wasmd import SyncClient, WasmdError\n"
-        "try:\n    print(SyncClient(sys.argv[1]).call(sys.argv[2], 1, 2))\n"
-        "except WasmdError as e: print(int(e.code))\n"
-    )
-    assert SETPRIV is not None
-    command = [
-        SETPRIV,
-        "--reuid=4343",
-        "--regid=4343",
-        *groups,
-        sys.executable,
-        "-c",
-        script,
-        str(socket_path),
-        method,
-    ]
-    return (await anyio.run_process(command, check=False)).stdout.decode().strip()
+async def _add_as_uid_4343(socket_path: Path, method: str, groups: Sequence[int]) -> Any:
+    """Call ``method`` (1, 2) as uid 4343 with ``groups``: the result, or the error code."""
+    (outcome,) = await call_as(4343, socket_path, [(method, [1, 2])], groups=groups)
+    return outcome["result"] if "result" in outcome else outcome["error"][0]
 
 
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+@needs_root_and_setpriv
 async def test_supplementary_group_is_enough_to_connect(short_tmp: Path) -> None:
     """SO_PEERCRED shows only the primary gid; membership as a supplementary group counts."""
     short_tmp.chmod(0o755)
     async with running_daemon(
         short_tmp, {"arith.wat": ARITH}, socket_mode=0o666, allow_gids=(5555,)
     ) as daemon:
-        assert await _add_as_uid_4343(daemon.socket, "arith.add", "--groups=5555") == "3"
-        assert await _add_as_uid_4343(daemon.socket, "arith.add", "--clear-groups") == "9"
+        assert await _add_as_uid_4343(daemon.socket, "arith.add", [5555]) == 3
+        assert await _add_as_uid_4343(daemon.socket, "arith.add", []) == REFUSED
 
 
 async def test_pulley_interpreter_engine(short_tmp: Path) -> None:
@@ -359,13 +344,13 @@ async def test_pulley_interpreter_engine(short_tmp: Path) -> None:
             assert caught.value.code == ErrorCode.TRAP
 
 
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+@needs_root_and_setpriv
 async def test_manifest_access_counts_supplementary_groups(short_tmp: Path) -> None:
     short_tmp.chmod(0o755)
     plugins = {"private.wat": ARITH, "private.toml": "[access]\ngids = [5555]\n"}
     async with running_daemon(short_tmp, plugins, socket_mode=0o666, allow_uids=(4343,)) as daemon:
-        assert await _add_as_uid_4343(daemon.socket, "private.add", "--groups=5555") == "3"
-        assert await _add_as_uid_4343(daemon.socket, "private.add", "--clear-groups") == "9"
+        assert await _add_as_uid_4343(daemon.socket, "private.add", [5555]) == 3
+        assert await _add_as_uid_4343(daemon.socket, "private.add", []) == REFUSED
 
 
 async def test_stale_socket_of_ours_is_replaced(short_tmp: Path) -> None:
@@ -395,6 +380,7 @@ class Started:
 def serving_as(uid: int, plugins: Path, *flags: str, env: dict[str, str]) -> Iterator[Started]:
     """`wasmd serve` as ``uid``, returning once it is ready or has exited; stopped on exit."""
     assert SETPRIV is not None
+    require_wasmd_as(uid)
     command = [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
     command += serve_command(plugins, *flags)
     env = {**env, "PYTHONUNBUFFERED": "1"}
@@ -526,29 +512,11 @@ SECRETS = {
 
 async def _introspect_as(uid: int, socket_path: Path) -> str:
     """``wasmd.describe private`` and ``wasmd.list`` as ``uid``, as JSON text."""
-    script = (
-        "import json, sys\nfrom wasmd import SyncClient\n"
-        "with SyncClient(sys.argv[1]) as c:\n"
-        "    seen = [c.call('wasmd.describe', 'private'), c.call('wasmd.list')]\n"
-        "print(json.dumps(seen, default=str))\n"
-    )
-    assert SETPRIV is not None
-    command = [
-        SETPRIV,
-        f"--reuid={uid}",
-        f"--regid={uid}",
-        "--clear-groups",
-        sys.executable,
-        "-c",
-        script,
-        str(socket_path),
-    ]
-    result = await anyio.run_process(command, check=False)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
+    calls = [("wasmd.describe", ["private"]), ("wasmd.list", [])]
+    return json.dumps(await call_as(uid, socket_path, calls), default=str)
 
 
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+@needs_root_and_setpriv
 async def test_describe_shows_values_only_to_callers_the_plugin_admits(short_tmp: Path) -> None:
     """A uid that may connect but not call still learns what the plug-in is, never its
     secrets: configuration and environment values and args are hidden, names are not."""
@@ -573,7 +541,7 @@ async def test_describe_shows_values_only_to_callers_the_plugin_admits(short_tmp
         assert seen["capabilities"]["args"] == ["--token=hunter2-arg"]
 
 
-@pytest.mark.skipif(os.getuid() != 0 or SETPRIV is None, reason="needs root and setpriv")
+@needs_root_and_setpriv
 async def test_manifest_replaced_by_a_dangling_link_keeps_its_access_list(
     short_tmp: Path,
 ) -> None:
@@ -582,7 +550,7 @@ async def test_manifest_replaced_by_a_dangling_link_keeps_its_access_list(
     short_tmp.chmod(0o755)
     plugins = {"private.wat": ARITH, "private.toml": "[access]\nuids = [4242]\n"}
     async with running_daemon(short_tmp, plugins, socket_mode=0o666, allow_uids=(4343,)) as daemon:
-        assert await _add_as_uid_4343(daemon.socket, "private.add", "--clear-groups") == "9"
+        assert await _add_as_uid_4343(daemon.socket, "private.add", []) == REFUSED
         async with daemon.client() as client:
             events = await subscribe(client, "plugin.")
             link = daemon.plugins_dir / "private.toml.tmp"
@@ -592,4 +560,4 @@ async def test_manifest_replaced_by_a_dangling_link_keeps_its_access_list(
         assert (event["type"], event["plugin"]) == ("plugin.failed", "private"), event
         assert "cannot read manifest: symbolic link" in event["error"]
         assert "kept_version" in event
-        assert await _add_as_uid_4343(daemon.socket, "private.add", "--clear-groups") == "9"
+        assert await _add_as_uid_4343(daemon.socket, "private.add", []) == REFUSED

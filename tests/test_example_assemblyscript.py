@@ -18,6 +18,8 @@ from wasmd import ErrorCode, WasmdError
 from .conftest import running_daemon
 from .toolchains import build_example
 
+pytestmark = pytest.mark.toolchain
+
 
 @pytest.fixture(scope="module")
 def asdemo(tmp_path_factory: pytest.TempPathFactory) -> bytes:

@@ -16,8 +16,8 @@ from .conftest import running_daemon
 from .test_reload import subscribe
 from .toolchains import build_example, guest_error, load_build_script
 
-# The first run may install clang and wasi-libc from Debian: minutes, inside the fixture.
-pytestmark = pytest.mark.timeout(900)
+# Built with zig cc (no Debian clang), the first build compiles wasi-libc: minutes.
+pytestmark = [pytest.mark.toolchain, pytest.mark.timeout(900)]
 
 GREET_TOML = '[config]\ngreeting = "hi"\n'
 INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1

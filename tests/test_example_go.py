@@ -14,6 +14,8 @@ import pytest
 from .conftest import running_daemon
 from .toolchains import build_example
 
+pytestmark = pytest.mark.toolchain
+
 
 @pytest.fixture(scope="module")
 def wc_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:

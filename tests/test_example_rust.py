@@ -21,6 +21,8 @@ from .conftest import running_daemon
 from .test_reload import subscribe
 from .toolchains import build_example
 
+pytestmark = pytest.mark.toolchain
+
 
 @pytest.fixture(scope="module")
 def textops(tmp_path_factory: pytest.TempPathFactory) -> bytes:

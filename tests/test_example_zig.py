@@ -19,8 +19,8 @@ from .test_example_c import VALUES
 from .test_reload import subscribe
 from .toolchains import build_example, guest_error, load_build_script
 
-# The first run may install Zig from PyPI and compile its std: inside the fixture.
-pytestmark = pytest.mark.timeout(900)
+# The first build compiles Zig's std (minutes on a cold cache), inside the fixture.
+pytestmark = [pytest.mark.toolchain, pytest.mark.timeout(900)]
 
 INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 

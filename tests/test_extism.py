@@ -59,6 +59,8 @@ async def test_echo_and_count_vowels(short_tmp: Path, caplog: pytest.LogCaptureF
     ]
 
 
+# slow: 1.05 s measured per call path (waits out the default 1 s deadline)
+@pytest.mark.slow
 async def test_config_and_vars_that_survive_calls(short_tmp: Path) -> None:
     plugins = {"ex.wat": GUEST, "ex.toml": '[config]\ngreeting = "bonjour"\n'}
     async with running_daemon(short_tmp, plugins) as daemon:

@@ -85,6 +85,8 @@ def test_client_that_never_reads_its_responses(short_tmp: Path) -> None:
             assert caught.value.code == ErrorCode.METHOD_NOT_FOUND
 
 
+# slow: 4.3 s measured (a soak, by design)
+@pytest.mark.slow
 def test_soak_for_a_few_seconds() -> None:
     report = soak(4)
     assert report["unexpected_failures"] == 0, report["first_failures"]

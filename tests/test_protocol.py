@@ -571,6 +571,8 @@ def splits(data: bytes, points: Sequence[int]) -> list[bytes]:
     return split_at(data, [p % (len(data) + 1) for p in points])
 
 
+# slow: 3.0 s measured (hypothesis examples)
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(st.lists(events, max_size=8), st.lists(st.integers(0, 10_000), max_size=20))
 def test_any_stream_of_events_round_trips_under_any_split(
@@ -589,6 +591,8 @@ streams = st.binary(max_size=300) | st.lists(
 ).map(b"".join)
 
 
+# slow: 1.1 s measured (hypothesis examples)
+@pytest.mark.slow
 @PROPERTY_SETTINGS
 @given(
     streams,

@@ -29,8 +29,11 @@ from wasmd import SyncClient, WasmdError
 from wasmd.protocol import EOF, NEED_DATA, Connection, Notification, Response
 
 from .nspawn import Container, NspawnUnavailable, booted, wait_until
-from .toolchains import REPO, ToolchainUnavailable, apt_install
+from .toolchains import REPO, toolchain_missing
 from .wat import WORK
+
+# Boots a container with a real systemd, once for the module: the system tier.
+pytestmark = pytest.mark.system
 
 SERVICE = "wasmd.service"
 SOCKET = "/run/wasmd/wasmd.sock"
@@ -210,10 +213,8 @@ def _install(container: Container) -> None:
 
 @pytest.fixture(scope="module")
 def wasmd_unit() -> Iterator[Installed]:
-    try:
-        apt_install("systemd-container")
-    except ToolchainUnavailable as exc:
-        pytest.skip(f"systemd-nspawn: {exc}")
+    if shutil.which("systemd-nspawn") is None:
+        toolchain_missing("systemd-nspawn (Debian's systemd-container) is not installed")
     _check_python()
     try:
         # Nothing of the host's but /usr: wasmd is copied in, as install.sh would put it.

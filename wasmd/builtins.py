@@ -18,11 +18,6 @@ from .registry import Registry
 from .runtime import WASMTIME_VERSION
 from .server import ServerCounters, Session
 
-# Events yield to responses: once this much waits unsent for a subscriber, its events stay in
-# its bounded subscription buffer (which drops the oldest) until the peer reads again.
-EVENTS_OUTBOX_LIMIT = 64 * 1024
-
-
 # The built-ins that touch the event loop's state run there; the rest answer on the thread
 # that read the request.
 LOOP_BUILTINS = frozenset({"subscribe", "unsubscribe", "reload"})
@@ -41,6 +36,8 @@ class Builtins:
         counters: ServerCounters,
         reload: Callable[[set[str] | None], Awaitable[ReloadReport]],
         cache_stats: Callable[[], dict[str, int] | None] = lambda: None,
+        *,
+        events_outbox_limit: int,
     ) -> None:
         self.registry = registry
         self.bus = bus
@@ -49,6 +46,10 @@ class Builtins:
         self._cache_stats = cache_stats
         self.started = time.time()
         self._subscriptions: dict[int, Subscription] = {}
+        # Events yield to responses: once more than this waits unsent for a subscriber, its
+        # events stay in its bounded subscription buffer (which drops the oldest) until the
+        # peer reads again.
+        self.events_outbox_limit = events_outbox_limit
 
     def table(self) -> dict[str, Builtin]:
         return {
@@ -140,7 +141,7 @@ class Builtins:
         def pump() -> None:
             # Only hand events to the connection while it keeps up; otherwise they wait in
             # the subscription's bounded buffer, which drops the oldest.
-            if key not in self._subscriptions or session.outbox_bytes > EVENTS_OUTBOX_LIMIT:
+            if key not in self._subscriptions or session.outbox_bytes > self.events_outbox_limit:
                 return
             for event in subscription.take():
                 session.notify("wasmd.event", [event])

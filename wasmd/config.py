@@ -55,6 +55,10 @@ class DaemonConfig:
     # "cranelift" compiles to native code; "pulley" interprets (slower, but works under
     # systemd's MemoryDenyWriteExecute=yes, which forbids JIT code).
     engine: str = "cranelift"
+    # A subscriber that does not keep up: its events wait while more than events_outbox_limit
+    # bytes are unsent to it, in a buffer of events_buffer events that then drops the oldest.
+    events_buffer: int = 1024
+    events_outbox_limit: int = 64 * KiB
 
     def with_overrides(self, **changes: Any) -> DaemonConfig:
         """A copy with command-line values applied, checked as the file's values are.
@@ -75,6 +79,7 @@ _INTS = {
     "max_in_flight": (1, 65536),
     "max_connections": (1, 1_000_000),
     "shutdown_timeout_ms": (0, 3_600_000),
+    "events_buffer": (1, 1_000_000),
 }
 
 
@@ -109,6 +114,8 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = _mode(value, check)
         elif key == "max_message_size":
             out[key] = check.size(value, key, 1 * KiB, 1 * GiB)
+        elif key == "events_outbox_limit":
+            out[key] = check.size(value, key, 0, 1 * GiB)
         elif key == "log_level":
             level = value.lower() if isinstance(value, str) else value
             out[key] = check.string(level, key, LOG_LEVELS)

@@ -101,7 +101,7 @@ async def serve(
 ) -> None:
     """Run the daemon until cancelled (abrupt) or until ``Daemon.stop()`` (graceful: the
     socket stops accepting, calls in flight finish within ``shutdown_timeout_ms``)."""
-    bus = EventBus()
+    bus = EventBus(buffer_limit=config.events_buffer)
     bus.bind(asyncio.get_running_loop())
     registry = Registry()
     target = "pulley64" if config.engine == "pulley" else None
@@ -124,7 +124,14 @@ async def serve(
                     await tg.start(watcher.run)
                 await loader.initial_scan()
                 counters = ServerCounters()
-                builtins = Builtins(registry, bus, counters, daemon.reload, engines.cache_stats)
+                builtins = Builtins(
+                    registry,
+                    bus,
+                    counters,
+                    daemon.reload,
+                    engines.cache_stats,
+                    events_outbox_limit=config.events_outbox_limit,
+                )
                 server: RpcServer
 
                 def on_loop(func: Callable[..., object], *args: Any) -> None:

