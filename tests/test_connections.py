@@ -513,7 +513,8 @@ SECRETS = {
 async def _introspect_as(uid: int, socket_path: Path) -> str:
     """``wasmd.describe private`` and ``wasmd.list`` as ``uid``, as JSON text."""
     calls = [("wasmd.describe", ["private"]), ("wasmd.list", [])]
-    return json.dumps(await call_as(uid, socket_path, calls), default=str)
+    outcomes = await call_as(uid, socket_path, calls)
+    return json.dumps([outcome["result"] for outcome in outcomes], default=str)
 
 
 @needs_root_and_setpriv
