@@ -45,6 +45,14 @@ class DaemonConfig:
     max_message_size: int = 16 * MiB
     max_in_flight: int = 128  # per connection
     max_connections: int = 1024
+    # One uid's share of max_connections (root and the daemon's own uid are not limited, and
+    # keep CONNECTION_RESERVE places that no other uid may take).
+    max_connections_per_uid: int = 128
+    # A message that has started must be complete within this, or its connection is closed.
+    frame_timeout_ms: int = 10_000
+    # Bytes of unfinished messages held across all connections; past it, the connection
+    # whose message grows is closed.
+    max_buffered: int = 256 * MiB
     allow_uids: tuple[int, ...] | None = None  # None -> the daemon's own uid (and root)
     allow_gids: tuple[int, ...] = ()
     allow_groups: tuple[str, ...] = ()  # group names, resolved when the daemon starts
@@ -78,6 +86,8 @@ _INTS = {
     "tick_ms": (1, 1000),
     "max_in_flight": (1, 65536),
     "max_connections": (1, 1_000_000),
+    "max_connections_per_uid": (1, 1_000_000),
+    "frame_timeout_ms": (1, 3_600_000),
     "shutdown_timeout_ms": (0, 3_600_000),
     "events_buffer": (1, 1_000_000),
 }
@@ -114,6 +124,8 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = _mode(value, check)
         elif key == "max_message_size":
             out[key] = check.size(value, key, 1 * KiB, 1 * GiB)
+        elif key == "max_buffered":
+            out[key] = check.size(value, key, 1 * KiB, 64 * GiB)
         elif key == "events_outbox_limit":
             out[key] = check.size(value, key, 0, 1 * GiB)
         elif key == "log_level":

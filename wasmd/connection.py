@@ -68,6 +68,12 @@ log = logging.getLogger("wasmd.server")
 
 OUTBOX_HIGH_WATER = 4 * 1024 * 1024
 RECEIVE_SIZE = 256 * 1024
+# The reader's held-back answers are written once they reach this much, batch or not.
+BATCH_LIMIT = 64 * 1024
+
+
+class _Overdue(Exception):
+    """The peer began a message and did not complete it within ``frame_timeout``."""
 
 
 class ClientConnection:
@@ -87,6 +93,8 @@ class ClientConnection:
         self._outbox = bytearray()
         self._writer_scheduled = False
         self._batch: list[bytes] = []  # the reader's answers not yet written
+        self._batch_bytes = 0
+        self._frame_deadline: float | None = None  # when the message begun must be complete
         self._reader_turn = 0  # bumped by each hand-off; a reader holds one turn
         self._reader_ident: int | None = None
         self._inline: Ticket | None = None  # the request the reader is inside, if any
@@ -189,10 +197,25 @@ class ClientConnection:
             if event is NEED_DATA:
                 self._flush_batch()
                 self._wait_for_room()
-                protocol.receive_data(self._receive())
+                refusal = self._hold_partial()
+                if refusal is not None:
+                    self._refuse(refusal)
+                    return True
+                try:
+                    protocol.receive_data(self._receive())
+                except _Overdue:
+                    timeout = self.server.limits.frame_timeout
+                    self._refuse(f"message not completed within {timeout * 1000:.0f} ms")
+                    return True
             elif event is EOF:
                 return True
             elif type(event) is Request:
+                self._frame_deadline = None
+                if self._outbox_full():
+                    # A flood of requests in one read must not outrun a peer that does not
+                    # read its answers: the outbox limit holds per request, not per read.
+                    self._flush_batch()
+                    self._wait_for_room()
                 if not self._serve(event, turn):
                     return False
             elif type(event) is BadRequest:
@@ -243,17 +266,48 @@ class ClientConnection:
                 log.debug("pid %d cancelled %r, which is not in flight", self.peer.pid, msgid)
         # Other notifications from a client are ignored (pynvim sends nvim_set_client_info).
 
+    def _hold_partial(self) -> str | None:
+        """Account for the unfinished message the peer has begun; why to close, if so."""
+        held = self.protocol.buffered
+        if not held:
+            self._frame_deadline = None
+            self.server.buffered(self, 0)
+            return None
+        if not self.server.buffered(self, held):
+            limit = self.server.limits.max_buffered
+            return f"the daemon holds its limit of {limit} bytes of unfinished messages"
+        if self._frame_deadline is None:
+            self._frame_deadline = time.monotonic() + self.server.limits.frame_timeout
+        return None
+
+    def _refuse(self, reason: str) -> None:
+        log.warning("closing pid %d's connection: %s", self.peer.pid, reason)
+        self.notify("wasmd.error", [[int(ErrorCode.INVALID_REQUEST), reason]])
+
     def _receive(self) -> bytes:
-        """The next bytes from the peer; ``b""`` at its end (or the end of a drain)."""
+        """The next bytes from the peer; ``b""`` at its end (or the end of a drain).
+        Raises ``_Overdue`` when a begun message's deadline passes."""
         while True:
             try:
                 return self.sock.recv(RECEIVE_SIZE)
             except BlockingIOError:
-                self._poll.poll()
+                if not self._wait_readable():
+                    raise _Overdue from None
             except InterruptedError:
                 continue
             except OSError:
                 return b""
+
+    def _wait_readable(self) -> bool:
+        """Wait for bytes; False if a begun message's deadline passed first."""
+        if self._frame_deadline is None:
+            self._poll.poll()
+            return True
+        left_ms = (self._frame_deadline - time.monotonic()) * 1000
+        return left_ms > 0 and bool(self._poll.poll(max(1, int(left_ms) + 1)))
+
+    def _outbox_full(self) -> bool:
+        return len(self._outbox) >= OUTBOX_HIGH_WATER
 
     def _wait_for_room(self) -> None:
         """Backpressure: read no more while too much is in flight or unread by the peer."""
@@ -269,9 +323,14 @@ class ClientConnection:
         if self.peer_hung_up():
             self._cancel_all()
         self._flush_batch()
+        give_up = time.monotonic() + self.server.limits.frame_timeout
         with self._lock:
-            while not self._closed and (self._in_flight or self._outbox):
+            # Calls end by their deadlines; a peer that never reads its answers is given as
+            # long as a message to finish (it may be gone, or hostile).
+            while not self._closed and self._in_flight:
                 self._changed.wait()
+            while not self._closed and self._outbox and time.monotonic() < give_up:
+                self._changed.wait(max(0.0, give_up - time.monotonic()))
             self._closed = True
         self.server.watcher.leave(self)
         self.server.on_loop(self._close_on_loop)
@@ -321,18 +380,25 @@ class ClientConnection:
             self._in_flight -= 1
             if ticket is not None and self._tickets.get(msgid) is ticket:
                 del self._tickets[msgid]
-            if self._reader_ident == threading.get_ident():
+            if self._reader_ident == threading.get_ident() and self._batch_bytes < BATCH_LIMIT:
                 self._batch.append(data)  # written with the rest when the reader next reads
+                self._batch_bytes += len(data)
             else:
+                self._flush_batch_locked()
                 self._write_locked(data)
             self._changed.notify_all()
 
     def _flush_batch(self) -> None:
         if self._batch:
             with self._lock:
-                data = b"".join(self._batch)
-                self._batch.clear()
-                self._write_locked(data)
+                self._flush_batch_locked()
+
+    def _flush_batch_locked(self) -> None:
+        if self._batch:
+            data = b"".join(self._batch)
+            self._batch.clear()
+            self._batch_bytes = 0
+            self._write_locked(data)
 
     def _write(self, data: bytes) -> None:
         with self._lock:

@@ -213,6 +213,11 @@ class Connection:
         self._tell = unpacker.tell
 
     @property
+    def buffered(self) -> int:
+        """Bytes held of a message not complete yet (what a stalled peer makes us keep)."""
+        return self._fed - self._start + sum(len(chunk) for chunk in self._pending)
+
+    @property
     def closed(self) -> bool:
         """True once the peer's EOF (``receive_data(b"")``) was seen."""
         return self._closed

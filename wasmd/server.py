@@ -17,8 +17,10 @@ wasm stack (512 KiB by default) and the host frames below and above it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable, Coroutine
@@ -73,6 +75,14 @@ class ServerLimits:
     max_message_size: int = 16 * 1024 * 1024
     max_in_flight: int = 128
     max_connections: int = 1024
+    max_connections_per_uid: int = 128
+    frame_timeout: float = 10.0  # seconds for a started message to complete
+    max_buffered: int = 256 * 1024 * 1024  # unfinished messages' bytes, all connections
+
+
+# Places of max_connections that only root and the daemon's own uid may take, so a flood of
+# connections from one user never locks out the administrator.
+CONNECTION_RESERVE = 16
 
 
 @dataclass
@@ -110,6 +120,11 @@ class RpcServer:
         self._none_open = anyio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tg: anyio.abc.TaskGroup | None = None
+        self._own_uid = os.getuid()
+        self._per_uid: collections.Counter[int] = collections.Counter()
+        self._buffered: dict[ClientConnection, int] = {}
+        self._buffered_total = 0
+        self._buffered_lock = threading.Lock()
 
     async def serve(self, listen_sock: socket.socket) -> None:
         """Accept connections until cancelled; a cancelled ``serve`` aborts the open ones."""
@@ -178,13 +193,31 @@ class RpcServer:
         if self._tg is not None:
             self._tg.start_soon(func)
 
+    def buffered(self, connection: ClientConnection, size: int) -> bool:
+        """Any thread: ``connection`` now holds ``size`` bytes of an unfinished message;
+        False if that would take the daemon past ``max_buffered`` (then it is not counted)."""
+        with self._buffered_lock:
+            total = self._buffered_total - self._buffered.get(connection, 0) + size
+            if size and total > self.limits.max_buffered:
+                return False
+            self._buffered_total = total
+            if size:
+                self._buffered[connection] = size
+            else:
+                self._buffered.pop(connection, None)
+            return True
+
     def connection_closed(self, connection: ClientConnection) -> None:
         """On the loop: ``connection`` has closed its socket."""
         counters = self.counters
+        self.buffered(connection, 0)
         if connection in counters.open:
             counters.open.discard(connection)
             counters.connections -= 1
             counters.requests_of_closed += connection.requests
+            self._per_uid[connection.peer.uid] -= 1
+            if not self._per_uid[connection.peer.uid]:
+                del self._per_uid[connection.peer.uid]
         if not counters.open:
             self._none_open.set()
 
@@ -205,6 +238,7 @@ class RpcServer:
         self.counters.connections_total += 1
         connection = ClientConnection(self, sock, peer)
         self.counters.open.add(connection)
+        self._per_uid[peer.uid] += 1
         self._none_open = anyio.Event() if self._none_open.is_set() else self._none_open
         connection.start()
         if self._accepting.cancel_called:
@@ -216,13 +250,23 @@ class RpcServer:
         return sum(1 for c in list(self.counters.open) if not c.peer_hung_up())
 
     def _refusal(self, peer: Peer) -> WasmdError | None:
-        if self.counters.connections >= self.limits.max_connections and self._live() >= (
-            self.limits.max_connections
-        ):
-            limit = self.limits.max_connections
-            return WasmdError(ErrorCode.BUSY, f"too many connections (limit {limit})")
-        if admits(peer, self.allow_uids, self.allow_gids):
-            return None
-        return WasmdError(
-            ErrorCode.PERMISSION_DENIED, f"uid {peer.uid} (gid {peer.gid}) may not connect"
-        )
+        if not admits(peer, self.allow_uids, self.allow_gids):
+            return WasmdError(
+                ErrorCode.PERMISSION_DENIED, f"uid {peer.uid} (gid {peer.gid}) may not connect"
+            )
+        limits = self.limits
+        privileged = peer.uid in (0, self._own_uid)
+        limit = limits.max_connections
+        if not privileged:
+            limit = max(1, limit - CONNECTION_RESERVE)
+        if self.counters.connections >= limit and self._live() >= limit:
+            return WasmdError(
+                ErrorCode.BUSY, f"too many connections (limit {limits.max_connections})"
+            )
+        if not privileged and self._per_uid[peer.uid] >= limits.max_connections_per_uid:
+            return WasmdError(
+                ErrorCode.BUSY,
+                f"too many connections from uid {peer.uid} "
+                f"(limit {limits.max_connections_per_uid} per uid)",
+            )
+        return None
