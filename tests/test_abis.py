@@ -106,6 +106,30 @@ async def test_host_imports_log_emit_and_config(
     assert ("wasmd.plugin.mp", "a line from the guest") in lines
 
 
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ({"blob": "x" * 20_000}, "over the limit of 16384"),
+        ({"deep": [[] for _ in range(300)]}, "more than 256 maps and arrays"),
+        ("not a map", "the event must be a msgpack map, got str"),
+    ],
+    ids=["too-big", "too-many-containers", "not-a-map"],
+)
+async def test_emit_keeps_custom_events_small(
+    short_tmp: Path, payload: object, fragment: str
+) -> None:
+    """What a subscriber keeps until it reads is small: a 1 MiB event per call to a
+    subscriber that never read took the daemon to 5.6 GiB."""
+    async with running_daemon(short_tmp, {"mp.wat": MSGPACK_GUEST}) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call("mp.emit_after_header", payload)
+            assert caught.value.code == ErrorCode.TRAP
+            assert caught.value.data == {"kind": "abi_violation"}
+            assert fragment in caught.value.message
+            assert await client.call("mp.emit_after_header", {"small": [1, 2]}) is None
+
+
 async def test_config_get_of_a_missing_key(short_tmp: Path) -> None:
     async with running_daemon(short_tmp, {"mp.wat": MSGPACK_GUEST}) as daemon:
         async with daemon.client() as client:

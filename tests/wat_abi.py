@@ -51,6 +51,11 @@ MSGPACK_GUEST = r"""(module
     (i32.store8 (local.get $header) (i32.or (i32.const 0xa0) (local.get $len)))
     (call $pack (local.get $header) (i32.add (local.get $len) (i32.const 1))))
 
+  ;; Emits its input minus the params array's header: the bytes the caller packed after it.
+  (func (export "emit_after_header") (param $p i32) (param $n i32) (result i64)
+    (call $emit (i32.add (local.get $p) (i32.const 1)) (i32.sub (local.get $n) (i32.const 1)))
+    (i64.const 0))
+
   (func (export "bad_pointer") (param $p i32) (param $n i32) (result i64)
     (call $pack (i32.const 0xffff0000) (i32.const 100)))
 

@@ -28,11 +28,24 @@ _LEVELS = {
 }
 
 
+# A log line shows this much of each field's value: events may carry guest data.
+LOG_FIELD_LIMIT = 512
+
+
 def format_event(event: Event) -> str:
     fields = " ".join(
-        f"{key}={value!r}" for key, value in event.items() if key not in ("type", "seq", "time")
+        f"{key}={_shown(value)}"
+        for key, value in event.items()
+        if key not in ("type", "seq", "time")
     )
     return f"{event['type']} {fields}".rstrip()
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)  # repr: a newline in a guest's string cannot split the log line
+    if len(text) > LOG_FIELD_LIMIT:
+        return f"{text[:LOG_FIELD_LIMIT]}... ({len(text)} characters)"
+    return text
 
 
 class Subscription:

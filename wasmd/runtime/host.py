@@ -29,7 +29,10 @@ from ..errors import PluginLoadError
 # Generous for a log line or an error message, small enough that a guest cannot make the
 # daemon copy its whole memory per call.
 MAX_TEXT = 64 * 1024
-MAX_EVENT = 1024 * 1024
+# A custom event is kept, decoded, in every subscriber's buffer until read: small, with few
+# containers (16 KiB of empty arrays would decode to 16,384 lists, about 1 MiB).
+MAX_EVENT = 16 * 1024
+MAX_EVENT_CONTAINERS = 256
 # Log lines and custom events per plug-in per second (with a burst of as many).
 LOG_LINES_PER_SECOND = 200
 
@@ -175,14 +178,35 @@ def _log(ctx: HostContext) -> Callable[..., None]:
 def _emit(ctx: HostContext) -> Callable[..., None]:
     @host_function("wasmd.emit")
     def emit(caller: wasmtime.Caller, ptr: int, length: int) -> None:
-        data = msgpack.unpackb(_read(caller, ptr, length, MAX_EVENT), strict_map_key=False)
-        if not isinstance(data, dict):
-            raise ValueError("the event must be a msgpack map")
+        data = _decode_event(_read(caller, ptr, length, MAX_EVENT))
         allowed, _ = ctx.budget.take()
         if allowed and ctx.on_event is not None:
             ctx.on_event("plugin.custom", {"plugin": ctx.plugin, "data": data})
 
     return emit
+
+
+def _decode_event(raw: bytes) -> dict[Any, Any]:
+    containers = 0
+
+    def count(container: Any) -> Any:
+        nonlocal containers
+        containers += 1
+        if containers > MAX_EVENT_CONTAINERS:
+            raise ValueError(f"the event has more than {MAX_EVENT_CONTAINERS} maps and arrays")
+        return container
+
+    try:
+        data = msgpack.unpackb(raw, strict_map_key=False, list_hook=count, object_hook=count)
+    except ValueError as exc:
+        if "maps and arrays" in str(exc):
+            raise
+        raise ValueError(f"the event is not one msgpack value ({type(exc).__name__})") from None
+    except Exception as exc:
+        raise ValueError(f"the event is not one msgpack value ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"the event must be a msgpack map, got {type(data).__name__}")
+    return data
 
 
 def _error(ctx: HostContext) -> Callable[..., None]:
