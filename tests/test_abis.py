@@ -49,6 +49,7 @@ async def test_msgpack_round_trip_of_every_kind_of_value(short_tmp: Path) -> Non
         "bad_log",
         "bad_pointer",
         "echo",
+        "emit_after_header",
         "fail",
         "greeting",
         "not_msgpack",
