@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,12 @@ class Context:
     def rounds(self) -> int:
         """Interleaved repetitions of each wasmd / baseline pair."""
         return 2 if self.quick else 5
+
+    @property
+    def pin_cpu(self) -> int:
+        """The CPU of the pinned row sets: the server under test, its baseline and the load
+        generator all on this one."""
+        return min(os.sched_getaffinity(0))
 
     def pick(self, full: int, quick: int) -> int:
         return quick if self.quick else full

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .servers import REPO, child_env
+from .servers import REPO, child_env, pinned
 
 SOURCE = Path(__file__).with_name("loadgen.c")
 
@@ -36,11 +36,14 @@ class LoadGen:
         warmup: int,
         calls: int = 0,
         seconds: float = 0.0,
+        cpu: int | None = None,
     ) -> dict[str, Any]:
-        """One connection, one call at a time, ``calls`` of them or for ``seconds``:
+        """One connection, one call at a time, ``calls`` of them or for ``seconds``, on CPU
+        ``cpu`` only if given:
         {calls, errors, mean_ns, min_ns, p50_ns, p90_ns, p99_ns, p999_ns, max_ns}."""
         count = f"{seconds}s" if seconds > 0 else str(calls)
-        return self._run("latency", str(sock), method, str(warmup), count, *map(str, params))
+        args = ("latency", str(sock), method, str(warmup), count, *map(str, params))
+        return self._run(args, cpu)
 
     def throughput(
         self,
@@ -52,15 +55,16 @@ class LoadGen:
         depth: int,
         warmup_s: float,
         seconds: float,
+        cpu: int | None = None,
     ) -> dict[str, Any]:
-        """``conns`` connections with ``depth`` calls in flight each: {calls_per_s, errors, ...}."""
-        args = (str(conns), str(depth), str(warmup_s), str(seconds))
-        return self._run("throughput", str(sock), method, *args, *map(str, params))
+        """``conns`` connections with ``depth`` calls in flight each, on CPU ``cpu`` only if
+        given: {calls_per_s, errors, ...}."""
+        shape = (str(conns), str(depth), str(warmup_s), str(seconds))
+        return self._run(("throughput", str(sock), method, *shape, *map(str, params)), cpu)
 
-    def _run(self, *args: str) -> dict[str, Any]:
-        done = subprocess.run(
-            [*self.command, *args], capture_output=True, text=True, env=child_env(), cwd=REPO
-        )
+    def _run(self, args: tuple[str, ...], cpu: int | None) -> dict[str, Any]:
+        command = pinned([*self.command, *args], cpu)
+        done = subprocess.run(command, capture_output=True, text=True, env=child_env(), cwd=REPO)
         if done.returncode != 0:
             raise RuntimeError(f"loadgen {args[0]} failed: {done.stderr.strip()}")
         result: dict[str, Any] = json.loads(done.stdout)

@@ -57,10 +57,26 @@ def wasmd_command(
     return command
 
 
-def write_config(path: Path, cache_dir: Path | None = None) -> Path:
-    """A config file of the bench's own, so that no /etc/wasmd/wasmd.toml leaks in."""
-    path.write_text("" if cache_dir is None else f'cache_dir = "{cache_dir}"\n')
+def write_config(path: Path, cache_dir: Path | None = None, extra: str = "") -> Path:
+    """A config file of the bench's own, so that no /etc/wasmd/wasmd.toml leaks in;
+    ``extra`` is more TOML (``key = value`` lines)."""
+    path.write_text(("" if cache_dir is None else f'cache_dir = "{cache_dir}"\n') + extra)
     return path
+
+
+# Sets the CPU affinity, then execs the command: every thread the command ever starts
+# inherits it (``taskset -c CPU``, without depending on util-linux).
+_PIN = (
+    "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])}); "
+    "os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+def pinned(command: Sequence[str], cpu: int | None) -> list[str]:
+    """``command`` confined to CPU ``cpu`` (the process keeps its pid); as is for None."""
+    if cpu is None:
+        return list(command)
+    return [sys.executable, "-c", _PIN, str(cpu), *command]
 
 
 def spawn_ready(command: Sequence[str], sock: Path, log: Path) -> Server:
@@ -125,9 +141,15 @@ def running(command: Sequence[str], sock: Path, log: Path) -> Iterator[Server]:
 
 @contextlib.contextmanager
 def wasmd(
-    workdir: Path, plugins: Mapping[str, str | bytes], name: str = "wasmd"
+    workdir: Path,
+    plugins: Mapping[str, str | bytes],
+    name: str = "wasmd",
+    *,
+    cpu: int | None = None,
+    config: str = "",
 ) -> Iterator[Server]:
-    """A daemon serving ``plugins`` (file name -> WAT text, TOML text, or wasm bytes)."""
+    """A daemon serving ``plugins`` (file name -> WAT text, TOML text, or wasm bytes), on
+    CPU ``cpu`` only if given, with ``config`` (TOML lines) in its config file."""
     folder = workdir / f"{name}-plugins"
     folder.mkdir()
     for filename, content in plugins.items():
@@ -137,19 +159,22 @@ def wasmd(
         else:
             path.write_text(content)
     sock = workdir / f"{name}.sock"
-    config = write_config(workdir / f"{name}.toml")
+    config_file = write_config(workdir / f"{name}.toml", extra=config)
     modules = [f for f in plugins if f.endswith((".wat", ".wasm"))]
-    with running(wasmd_command(folder, sock, config), sock, workdir / f"{name}.log") as server:
+    command = pinned(wasmd_command(folder, sock, config_file), cpu)
+    with running(command, sock, workdir / f"{name}.log") as server:
         server.plugins = folder
         check_loaded(sock, len(modules))
         yield server
 
 
 @contextlib.contextmanager
-def echo_server(workdir: Path, name: str = "floor", *, batched: bool = True) -> Iterator[Server]:
+def echo_server(
+    workdir: Path, name: str = "floor", *, batched: bool = True, cpu: int | None = None
+) -> Iterator[Server]:
     sock = workdir / f"{name}.sock"
     command = [sys.executable, "-m", "bench.echo_server", str(sock)]
     if not batched:
         command.insert(3, "--unbatched")
-    with running(command, sock, workdir / f"{name}.log") as server:
+    with running(pinned(command, cpu), sock, workdir / f"{name}.log") as server:
         yield server

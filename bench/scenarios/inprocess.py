@@ -3,10 +3,12 @@
 (a) wasmtime-py's public ``Func.__call__``: types looked up, values boxed, every call.
 (b) the floor: wasmtime's C API through wasmtime-py's ctypes bindings,
     ``_ffi.wasmtime_func_call`` with the argument and result arrays allocated once.
-(c) wasmd's per-call runtime cost: what a worker does per call once it holds the job — set the
-    epoch deadline, ``Instance.call(export, args)`` — timed on a thread that is not the main one.
-(d) wasmd's pool: ``PluginPool.submit(...)`` from the main thread until its ``reply`` arrives,
-    so the handoff to the worker thread and back is included.
+(c) wasmd's per-call runtime cost once it holds an instance: arm the call's deadline
+    (``Deadline`` + ``Instance.arm``), ``Instance.call(export, args)`` — timed on a thread that
+    is not the main one, as a connection's reader is.
+(d) wasmd's pool: ``PluginPool.call(...)`` on the calling thread until its ``reply`` has run:
+    what a reader does per call beyond (c) — the ``Ticket``, converting the params, taking and
+    giving back an instance under the pool's lock, the stats.
 (e) the Extism Python SDK calling an Extism-ABI module that does the same addition: the
     comparison the target is about, since Extism is what one would otherwise embed.
 (f) for information, wasmd's ``Instance.call`` on that same Extism-ABI module (wasmd runs
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import queue
 import subprocess
 import sys
 import threading
@@ -35,8 +36,8 @@ from wasmtime import _ffi as ffi
 
 from wasmd.discovery import PluginSource
 from wasmd.loader import build_pool, take_snapshot
-from wasmd.runtime import Engines, PluginPool
-from wasmd.runtime.instance import Instance
+from wasmd.runtime import Engines, PluginPool, Ticket
+from wasmd.runtime.instance import Deadline, Instance
 
 from .. import plugins
 from ..context import Context
@@ -82,16 +83,19 @@ def _raw_call(store: wasmtime.Store, add: wasmtime.Func) -> Measure:
 
 def _instance_call(pool: PluginPool, engines: Engines, params: list[Any], expect: Any) -> Measure:
     plugin = pool.plugin
-    ticks = engines.ticks_for(plugin.manifest.timeout_ms)
+    timeout_ms = plugin.manifest.timeout_ms
     args = plugin.calls["add"].convert(params)
 
+    def deadline() -> Deadline:
+        """What the pool arms before every call: the deadline as a time and as ticks."""
+        return Deadline(time.monotonic() + timeout_ms / 1000, engines.ticks_for(timeout_ms))
+
     def on_thread(calls: int, out: list[float]) -> None:
-        instance = Instance(plugin, ticks)
-        store = instance.store
+        instance = Instance(plugin, deadline())
         assert instance.call("add", args) == expect
         start = time.perf_counter_ns()
         for _ in range(calls):
-            store.set_epoch_deadline(ticks)
+            instance.arm(deadline())
             instance.call("add", args)
         out.append((time.perf_counter_ns() - start) / calls)
         instance.close()
@@ -108,21 +112,29 @@ def _instance_call(pool: PluginPool, engines: Engines, params: list[Any], expect
     return measure
 
 
-def _pool_round_trip(pool: PluginPool) -> Measure:
-    replies: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
+def _pool_call(pool: PluginPool) -> Measure:
+    """``PluginPool.call`` on this thread, as a connection's reader makes it: the reply runs
+    before ``call`` returns."""
+    answers: list[Any] = []
 
     def reply(error: Any, result: Any) -> None:
-        replies.put((error, result))
+        answers.append((error, result))
 
-    pool.submit("add", [2, 3], reply)
-    assert replies.get(timeout=10) == (None, 5)
+    owner = object()  # one connection
+    pool.call("add", [2, 3], Ticket(owner, time.monotonic()), reply)
+    assert answers == [(None, 5)], answers
 
     def measure(calls: int) -> float:
+        call, params, monotonic = pool.call, [2, 3], time.monotonic
         start = time.perf_counter_ns()
         for _ in range(calls):
-            pool.submit("add", [2, 3], reply)
-            replies.get()
-        return (time.perf_counter_ns() - start) / calls
+            call("add", params, Ticket(owner, monotonic()), reply)
+        elapsed = time.perf_counter_ns() - start
+        if len(answers) != calls + 1 or answers[-1] != (None, 5):
+            raise RuntimeError(f"PluginPool.call answered {answers[-1]!r}")
+        answers.clear()
+        answers.append((None, 5))
+        return elapsed / calls
 
     return measure
 
@@ -216,7 +228,7 @@ def run(ctx: Context) -> list[Row]:
                 "a": (_func_call(store, add), calls),
                 "b": (_raw_call(store, add), calls),
                 "c": (_instance_call(pool, engines, [2, 3], 5), calls),
-                "d": (_pool_round_trip(pool), calls // 10),
+                "d": (_pool_call(pool), calls),
             }
             if extism is not None:
                 measures["e"] = (extism.measure, calls)
@@ -249,8 +261,11 @@ def _rows(s: dict[str, Spread], extism: _Extism | None, problem: str | None) -> 
     a = Row("3a", "Func.__call__ (wasmtime-py public API)", "us", s["a"], raw, "raw C API")
     a.ratio, a.ratio_means = s["a"].median / raw.median, "Func.__call__ / raw C API call"
     c = Row("3c", "wasmd Instance.call on a thread", "us", s["c"])
-    d = Row("3d", "wasmd PluginPool.submit -> reply", "us", s["d"])
-    d.notes.append("from the main thread to a worker and back: includes the thread handoff")
+    d = Row("3d", "wasmd PluginPool.call on the calling thread", "us", s["d"])
+    d.notes.append(
+        "what a connection's reader spends per call: (c) plus the ticket, the params check, "
+        "lending the instance under the pool's lock, the stats and the reply"
+    )
     rows = [a, c, d]
     if "e" in s and extism is not None:
         ext = s["e"]
