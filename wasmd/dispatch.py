@@ -70,7 +70,8 @@ class Dispatcher:
                 raise WasmdError(
                     ErrorCode.UNAVAILABLE, f"plug-in {name} failed to load: {entry.error}"
                 )
-            if not pool.plugin.manifest.admits(
+            manifest = pool.plugin.manifest
+            if (manifest.access_uids or manifest.access_gids) and not manifest.admits(
                 peer.uid, peer.gid, lambda: supplementary_groups(peer.pid)
             ):
                 raise WasmdError(

@@ -123,6 +123,7 @@ class PluginPool:
         plugin.host.on_event = on_event  # wasmd.emit reports through the same sink
         manifest = plugin.manifest
         self._timeout_s = manifest.timeout_ms / 1000
+        self._calls_by_name = plugin.calls
         self._queue = manifest.queue
         # A command is instantiated afresh by every call; the other ABIs keep one instance.
         self._keeps_instance = plugin.abi != "command"
@@ -182,31 +183,45 @@ class PluginPool:
         Raises ``WasmdError`` instead when the call cannot start: no such export, bad
         params, ``busy``, a deadline or a cancellation while waiting, ``PoolClosed``.
         """
-        call = self.plugin.calls.get(export)
+        call = self._calls_by_name.get(export)
         if call is None:
             raise self._no_such_export(export)
         args = call.convert(params)
         deadline_at = ticket.started + self._timeout_s
-        try:
-            slot = self._acquire(ticket, deadline_at)
-        except PoolClosed:
-            raise
-        except WasmdError as exc:
-            self._finished(ticket, exc)
-            raise
+        owner = ticket.owner
+        with self._lock:  # the common case, inline: a free instance and nobody waiting
+            if self._free and not self._waiters and not self._closing:
+                slot = self._free.pop()
+                self._owners[owner] = self._owners.get(owner, 0) + 1
+                self._pending += 1
+            else:
+                slot = None
+        if slot is None:
+            try:
+                slot = self._acquire(ticket, deadline_at)
+            except PoolClosed:
+                raise
+            except WasmdError as exc:
+                self._finished(ticket, exc)
+                raise
         try:
             error, result, faulted = self._run(slot, export, args, ticket, deadline_at)
         except BaseException:
-            self._release(slot, ticket.owner)
+            self._release(slot, owner)
             raise
-        self._finished(ticket, error)
-        if faulted:
-            assert error is not None
-            self._report(export, error)  # after the stats count it: a reader of both agrees
-        try:
+        if faulted or self._fresh_each_call:
+            # The answer goes first; then the slot gets its fresh instance and is lent again.
+            self._finished(ticket, error)
+            if faulted:
+                assert error is not None
+                self._report(export, error)  # after the stats count it: readers of both agree
+            try:
+                reply(error, result)
+            finally:
+                self._release(slot, owner)
+        else:
+            self._release(slot, owner, ticket, error)  # stats and the slot: one lock
             reply(error, result)
-        finally:
-            self._release(slot, ticket.owner)
 
     def _acquire(self, ticket: Ticket, deadline_at: float) -> _Slot:
         owner = ticket.owner
@@ -282,12 +297,26 @@ class PluginPool:
         else:
             del self._owners[owner]
 
-    def _release(self, slot: _Slot, owner: object) -> None:
+    def _release(
+        self,
+        slot: _Slot,
+        owner: object,
+        finished: Ticket | None = None,
+        error: WasmdError | None = None,
+    ) -> None:
+        """Give ``slot`` back (a fresh instance first, if it needs one); with ``finished``,
+        count that call in the stats under the same lock."""
         if self._keeps_instance and (self._fresh_each_call or slot.instance is None):
             reason = self._instantiate(slot)
             if reason is not None:
                 log.error("%s: %s", self.plugin.name, reason)
+        elapsed = 0.0 if finished is None else time.monotonic() - finished.started
         with self._lock:
+            if finished is not None:
+                self._calls += 1
+                self._latencies.append(elapsed)
+                if error is not None:
+                    self._errors[ErrorCode(error.code).name.lower()] += 1
             self._forget(owner)
             if self._waiters and not self._closing:
                 waiter = self._waiters.popleft()
