@@ -3,10 +3,10 @@
 (a) wasmtime-py's public ``Func.__call__``: types looked up, values boxed, every call.
 (b) the floor: wasmtime's C API through wasmtime-py's ctypes bindings,
     ``_ffi.wasmtime_func_call`` with the argument and result arrays allocated once.
-(c) wasmd's per-call runtime cost: what a worker does per call once it holds the job — set the
-    epoch deadline, ``Instance.call(export, args)`` — timed on a thread that is not the main one.
-(d) wasmd's pool: ``PluginPool.submit(...)`` from the main thread until its ``reply`` arrives,
-    so the handoff to the worker thread and back is included.
+(c) wasmd's per-call runtime cost: what the pool does per call once it holds an instance —
+    arm the deadline, ``Instance.call(export, args)`` — timed on a thread that is not the main one.
+(d) wasmd's pool: ``PluginPool.call(...)`` until its ``respond`` has run: conversion, taking and
+    giving back the instance, and the statistics (the call runs on the calling thread).
 (e) the Extism Python SDK calling an Extism-ABI module that does the same addition: the
     comparison the target is about, since Extism is what one would otherwise embed.
 (f) for information, wasmd's ``Instance.call`` on that same Extism-ABI module (wasmd runs
@@ -35,8 +35,8 @@ from wasmtime import _ffi as ffi
 
 from wasmd.discovery import PluginSource
 from wasmd.loader import build_pool, take_snapshot
-from wasmd.runtime import Engines, PluginPool
-from wasmd.runtime.instance import Instance
+from wasmd.runtime import Engines, PluginPool, Ticket
+from wasmd.runtime.instance import Deadline, Instance
 
 from .. import plugins
 from ..context import Context
@@ -86,12 +86,13 @@ def _instance_call(pool: PluginPool, engines: Engines, params: list[Any], expect
     args = plugin.calls["add"].convert(params)
 
     def on_thread(calls: int, out: list[float]) -> None:
-        instance = Instance(plugin, ticks)
-        store = instance.store
+        deadline = Deadline(time.monotonic() + 3600, ticks)
+        instance = Instance(plugin, deadline)
+        instance.arm(deadline)
         assert instance.call("add", args) == expect
         start = time.perf_counter_ns()
         for _ in range(calls):
-            store.set_epoch_deadline(ticks)
+            instance.arm(deadline)
             instance.call("add", args)
         out.append((time.perf_counter_ns() - start) / calls)
         instance.close()
@@ -114,13 +115,13 @@ def _pool_round_trip(pool: PluginPool) -> Measure:
     def reply(error: Any, result: Any) -> None:
         replies.put((error, result))
 
-    pool.submit("add", [2, 3], reply)
+    pool.call("add", [2, 3], Ticket(None, time.monotonic()), reply)
     assert replies.get(timeout=10) == (None, 5)
 
     def measure(calls: int) -> float:
         start = time.perf_counter_ns()
         for _ in range(calls):
-            pool.submit("add", [2, 3], reply)
+            pool.call("add", [2, 3], Ticket(None, time.monotonic()), reply)
             replies.get()
         return (time.perf_counter_ns() - start) / calls
 
@@ -249,8 +250,8 @@ def _rows(s: dict[str, Spread], extism: _Extism | None, problem: str | None) -> 
     a = Row("3a", "Func.__call__ (wasmtime-py public API)", "us", s["a"], raw, "raw C API")
     a.ratio, a.ratio_means = s["a"].median / raw.median, "Func.__call__ / raw C API call"
     c = Row("3c", "wasmd Instance.call on a thread", "us", s["c"])
-    d = Row("3d", "wasmd PluginPool.submit -> reply", "us", s["d"])
-    d.notes.append("from the main thread to a worker and back: includes the thread handoff")
+    d = Row("3d", "wasmd PluginPool.call -> respond", "us", s["d"])
+    d.notes.append("on the calling thread: conversion, lending the instance, statistics")
     rows = [a, c, d]
     if "e" in s and extism is not None:
         ext = s["e"]
