@@ -34,9 +34,10 @@ import anyio
 from .discovery import PluginSource, ScanProblem, Shadowed, open_plugin_file, scan, scan_name
 from .errors import ConfigError, PluginLoadError
 from .events import EventBus
-from .manifest import DEFAULT_MANIFEST, parse_manifest, read_toml_fd
+from .manifest import DEFAULT_MANIFEST, parse_manifest
 from .registry import Entry, Registry
 from .runtime import Engines, EventSink, PluginPool, compile_plugin, module_binary
+from .tomlcheck import read_toml_fd
 
 log = logging.getLogger("wasmd.loader")
 
