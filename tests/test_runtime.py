@@ -23,7 +23,7 @@ from wasmd.runtime import (
     fastcall,
     read_module_bytes,
 )
-from wasmd.runtime.abi import CONVERTERS
+from wasmd.runtime.abis.core import CONVERTERS
 
 from .wat import ARITH, COUNTER, SPIN
 

@@ -289,7 +289,7 @@ class Loader:
             self.bus.emit("plugin.reloaded", fields)
         else:
             fields.update(
-                version=plugin.short_version, abi=plugin.abi, exports=sorted(plugin.calls)
+                version=plugin.short_version, abi=plugin.abi.name, exports=sorted(plugin.calls)
             )
             self.bus.emit("plugin.loaded", fields)
 

@@ -24,12 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .peers import allowed
 from .tomlcheck import Checker, GiB, KiB, MiB, describe, kind_of, parse_toml, read_toml
 
-ABIS = ("auto", "core", "msgpack", "command", "extism")
+# The ABIs (DESIGN.md section 3); each has its module in wasmd.runtime.abis.
+AbiName = Literal["core", "msgpack", "command", "extism"]
+ABIS = ("auto", *get_args(AbiName))
 MODES = ("persistent", "per-call")
 
 
@@ -42,7 +44,7 @@ class Preopen:
 
 @dataclass(frozen=True)
 class Manifest:
-    abi: str = "auto"
+    abi: AbiName | Literal["auto"] = "auto"
     timeout_ms: int = 1000
     memory_max: int = 64 * MiB  # bytes, per linear memory
     instances: int = 1

@@ -4,12 +4,13 @@
 (b) the floor: wasmtime's C API through wasmtime-py's ctypes bindings,
     ``_ffi.wasmtime_func_call`` with the argument and result arrays allocated once.
 (c) wasmd's per-call runtime cost: what the pool does per call once it holds an instance —
-    arm the deadline, ``Instance.call(export, args)`` — timed on a thread that is not the main one.
+    ``Instance.run(export, args, deadline)`` (arm the deadline, call the ABI, forward output) —
+    timed on a thread that is not the main one.
 (d) wasmd's pool: ``PluginPool.call(...)`` until its ``respond`` has run: conversion, taking and
     giving back the instance, and the statistics (the call runs on the calling thread).
 (e) the Extism Python SDK calling an Extism-ABI module that does the same addition: the
     comparison the target is about, since Extism is what one would otherwise embed.
-(f) for information, wasmd's ``Instance.call`` on that same Extism-ABI module (wasmd runs
+(f) for information, wasmd's ``Instance.run`` on that same Extism-ABI module (wasmd runs
     Extism plug-ins unchanged): both runtimes on identical guest code.
 
 All five run in every round, in a rotated order; each is a mean over many calls (a call is a
@@ -88,12 +89,10 @@ def _instance_call(pool: PluginPool, engines: Engines, params: list[Any], expect
     def on_thread(calls: int, out: list[float]) -> None:
         deadline = Deadline(time.monotonic() + 3600, ticks)
         instance = Instance(plugin, deadline)
-        instance.arm(deadline)
-        assert instance.call("add", args) == expect
+        assert instance.run("add", args, deadline) == expect
         start = time.perf_counter_ns()
         for _ in range(calls):
-            instance.arm(deadline)
-            instance.call("add", args)
+            instance.run("add", args, deadline)
         out.append((time.perf_counter_ns() - start) / calls)
         instance.close()
 
@@ -103,7 +102,7 @@ def _instance_call(pool: PluginPool, engines: Engines, params: list[Any], expect
         thread.start()
         thread.join()
         if not out:
-            raise RuntimeError("Instance.call failed on its thread")
+            raise RuntimeError("Instance.run failed on its thread")
         return out[0]
 
     return measure
@@ -249,7 +248,7 @@ def _rows(s: dict[str, Spread], extism: _Extism | None, problem: str | None) -> 
     raw = s["b"]
     a = Row("3a", "Func.__call__ (wasmtime-py public API)", "us", s["a"], raw, "raw C API")
     a.ratio, a.ratio_means = s["a"].median / raw.median, "Func.__call__ / raw C API call"
-    c = Row("3c", "wasmd Instance.call on a thread", "us", s["c"])
+    c = Row("3c", "wasmd Instance.run on a thread", "us", s["c"])
     d = Row("3d", "wasmd PluginPool.call -> respond", "us", s["d"])
     d.notes.append("on the calling thread: conversion, lending the instance, statistics")
     rows = [a, c, d]
@@ -278,7 +277,7 @@ def _rows(s: dict[str, Spread], extism: _Extism | None, problem: str | None) -> 
 
 
 def _wasmd_extism_row(samples: dict[str, list[float]], problem: str) -> Row:
-    title = "wasmd Instance.call, same Extism-ABI module"
+    title = "wasmd Instance.run, same Extism-ABI module"
     if "f" not in samples:
         return skipped("3f", title, problem)
     row = Row("3f", title, "us", Spread.of(samples["f"]))

@@ -38,7 +38,7 @@ import wasmtime
 
 from ..errors import ErrorCode, PluginLoadError, WasmdError
 from .engine import Engines
-from .instance import Deadline, Instance, run_command
+from .instance import Deadline, Instance
 from .plugin import CompiledPlugin
 from .traps import CallEnded, call_error, cause_of
 
@@ -124,8 +124,9 @@ class PluginPool:
         manifest = plugin.manifest
         self._timeout_s = manifest.timeout_ms / 1000
         self._queue = manifest.queue
-        # A command is instantiated afresh by every call; the other ABIs keep one instance.
-        self._keeps_instance = plugin.abi != "command"
+        # Most ABIs keep an instance per slot; one that does not (command) instantiates
+        # afresh in every call.
+        self._keeps_instance = plugin.abi.keeps_instance
         self._fresh_each_call = manifest.mode == "per-call"
         self._slots = [_Slot() for _ in range(manifest.instances)]
         self._free = list(self._slots)
@@ -345,10 +346,9 @@ class PluginPool:
                 return WasmdError(ErrorCode.UNAVAILABLE, f"{plugin.name}: {reason}"), None, False
             instance = slot.instance
         try:
-            if instance is None:
-                return None, run_command(plugin, args, deadline), False
-            instance.arm(deadline)
-            return None, instance.call(export, args), False
+            if instance is None:  # the ABI keeps no instance: a bare one for this call alone
+                instance = Instance(plugin, deadline)
+            return None, instance.run(export, args, deadline), False
         except WasmdError as exc:
             return exc, None, False  # the guest's own error, or output over the limit
         except Exception as exc:
@@ -378,7 +378,7 @@ class PluginPool:
         if export in plugin.exports and plugin.exports[export].callable:
             why = "which its manifest does not allow"
         elif export in plugin.exports:
-            why = f"whose signature the {plugin.abi} ABI cannot call"
+            why = f"whose signature the {plugin.abi.name} ABI cannot call"
         else:
             why = "which does not exist"
         known = ", ".join(sorted(plugin.calls)) or "none"
