@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from wasmd import ErrorCode, PluginLoadError, WasmdError
-from wasmd.discovery import PluginSource
 from wasmd.manifest import Manifest
 from wasmd.runtime import (
     Engines,
+    PluginFiles,
     PluginPool,
     PoolClosed,
     Ticket,
@@ -44,10 +44,15 @@ def make_pool(
 ) -> PluginPool:
     path = tmp_path / "p.wat"
     path.write_text(wat)
-    source = PluginSource("p", path, None, tmp_path, tmp_path)
-    compiled = compile_plugin(source, manifest or Manifest(), engines, read_module_bytes(path, "p"))
     events: list[tuple[str, dict[str, Any]]] = []
-    pool = PluginPool(compiled, engines, lambda kind, fields: events.append((kind, fields)))
+    compiled = compile_plugin(
+        PluginFiles("p", path, None, tmp_path, folder=False, protected=(tmp_path,)),
+        manifest or Manifest(),
+        engines,
+        read_module_bytes(path, "p"),
+        on_event=lambda kind, fields: events.append((kind, fields)),
+    )
+    pool = PluginPool(compiled, engines)
     pool.events = events  # type: ignore[attr-defined]
     pool.start()
     return pool
@@ -199,9 +204,9 @@ def test_a_cancelled_waiter_leaves_at_once(engines: Engines, tmp_path: Path) -> 
 def test_compile_errors_name_the_plugin(engines: Engines, tmp_path: Path) -> None:
     path = tmp_path / "p.wasm"
     path.write_bytes(b"\x00asm\x01\x00\x00\x00\x01")
-    source = PluginSource("p", path, None, tmp_path, tmp_path)
+    files = PluginFiles("p", path, None, tmp_path, folder=False)
     with pytest.raises(PluginLoadError) as caught:
-        compile_plugin(source, Manifest(), engines, path.read_bytes())
+        compile_plugin(files, Manifest(), engines, path.read_bytes(), on_event=lambda *_: None)
     assert caught.value.name == "p"
     assert "invalid module" in caught.value.reason
 

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
-from ..discovery import PluginSource
 from ..errors import PluginLoadError
 from ..manifest import Manifest
 from .abis import ABIS, Abi, Method, detect_abi
 from .engine import Engines
-from .host import HostContext
+from .host import EventSink, HostContext
 from .linker import WASI_MODULES, is_provided
 from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
 from .traps import cause_of
@@ -31,10 +30,26 @@ from .wasi import Grant, resolve_preopens
 WASM_MAGIC = b"\0asm"
 
 
+@dataclass(frozen=True)
+class PluginFiles:
+    """Where a plug-in version's files are, as far as the runtime cares: what ``describe``
+    shows and what its preopens are checked against (wasi.py). The loader makes one from
+    what discovery found."""
+
+    name: str
+    module_path: Path  # the .wasm or .wat file
+    manifest_path: Path | None
+    root: Path  # what relative preopens resolve against
+    folder: bool  # root is the plug-in's own NAME/ folder (else a directory it shares)
+    # Plug-in directories, and the one holding this plug-in: no preopen may grant, hold or
+    # (absolute) lie inside one.
+    protected: tuple[Path, ...] = ()
+
+
 @dataclass(frozen=True, eq=False)
 class CompiledPlugin:
     name: str
-    source: PluginSource
+    files: PluginFiles
     manifest: Manifest
     wasm: bytes = field(repr=False)
     module: wasmtime.Module = field(repr=False)
@@ -49,7 +64,8 @@ class CompiledPlugin:
     calls: Mapping[str, Method]  # what requests may call, by method name after the dot
     uses_wasi: bool
     grants: tuple[Grant, ...]  # preopened directories, resolved
-    host: HostContext
+    host: HostContext  # holds ``on_event`` too, for wasmd.emit
+    on_event: EventSink  # where the pool reports traps, timeouts and cancellations
     version: str  # see version_of
 
     @property
@@ -66,8 +82,8 @@ class CompiledPlugin:
         return {
             "name": self.name,
             "version": self.short_version,
-            "path": str(self.source.module_path),
-            "manifest_path": str(self.source.manifest_path) if self.source.manifest_path else None,
+            "path": str(self.files.module_path),
+            "manifest_path": str(self.files.manifest_path) if self.files.manifest_path else None,
             "abi": self.abi.name,
             "size": len(self.wasm),
             "exports": [
@@ -160,18 +176,22 @@ def _keep_parenthesis(match: re.Match[str]) -> str:
 
 
 def compile_plugin(
-    source: PluginSource,
+    files: PluginFiles,
     manifest: Manifest,
     engines: Engines,
     wasm: bytes,
     manifest_text: str | None = None,
     *,
+    on_event: EventSink,
     allow_absolute_preopens: bool = False,
-    plugin_dirs: Sequence[Path] = (),
 ) -> CompiledPlugin:
-    name = source.name
+    """Compile, check and link one version (blocking). Raises ``PluginLoadError``.
+
+    ``on_event`` receives what happens to it later: wasmd.emit's custom events, and the
+    pool's reports of traps, timeouts and cancellations."""
+    name = files.name
     if not wasm:
-        raise PluginLoadError(name, f"{source.module_path} is empty")
+        raise PluginLoadError(name, f"{files.module_path} is empty")
     engine = engines.for_manifest(manifest.fuel)
     try:
         module = engines.compile(engine, wasm)
@@ -190,13 +210,11 @@ def compile_plugin(
             name, f"manifest plugin.exports names {', '.join(missing)}, not exported by the module"
         )
     calls = abi.methods(exports, set(manifest.exports) if manifest.exports else None)
-    grants = resolve_preopens(
-        source, manifest, plugin_dirs=plugin_dirs, allow_absolute=allow_absolute_preopens
-    )
+    grants = resolve_preopens(files, manifest, allow_absolute=allow_absolute_preopens)
 
     imports = module_imports(module)
     uses_wasi = any(i.module in WASI_MODULES for i in imports)
-    host = HostContext(name, manifest.config_dict())
+    host = HostContext(name, manifest.config_dict(), on_event)
     try:
         template, kernel = abi.link(engines, engine, module, host, uses_wasi)
     except wasmtime.WasmtimeError as exc:
@@ -204,7 +222,7 @@ def compile_plugin(
 
     return CompiledPlugin(
         name=name,
-        source=source,
+        files=files,
         manifest=manifest,
         wasm=wasm,
         module=module,
@@ -218,5 +236,6 @@ def compile_plugin(
         uses_wasi=uses_wasi,
         grants=grants,
         host=host,
+        on_event=on_event,
         version=version_of(wasm, manifest_text),
     )

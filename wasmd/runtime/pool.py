@@ -45,7 +45,6 @@ from .traps import CallEnded, call_error, cause_of
 log = logging.getLogger("wasmd.runtime")
 
 Reply = Callable[[WasmdError | None, Any], None]
-EventSink = Callable[[str, dict[str, Any]], None]
 
 LATENCY_SAMPLES = 2048
 
@@ -116,11 +115,9 @@ class _Waiter:
 class PluginPool:
     """The running form of one ``CompiledPlugin``."""
 
-    def __init__(self, plugin: CompiledPlugin, engines: Engines, on_event: EventSink) -> None:
+    def __init__(self, plugin: CompiledPlugin, engines: Engines) -> None:
         self.plugin = plugin
         self._engines = engines
-        self._on_event = on_event
-        plugin.host.on_event = on_event  # wasmd.emit reports through the same sink
         manifest = plugin.manifest
         self._timeout_s = manifest.timeout_ms / 1000
         self._queue = manifest.queue
@@ -406,7 +403,7 @@ class PluginPool:
         if error.code == ErrorCode.INTERNAL:
             log.error("%s.%s: %s", plugin.name, export, error.message)
         try:
-            self._on_event(event, fields)
+            plugin.on_event(event, fields)
         except Exception:
             log.exception("%s: emitting %s failed", plugin.name, event)
 
