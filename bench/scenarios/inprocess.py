@@ -111,16 +111,16 @@ def _instance_call(pool: PluginPool, engines: Engines, params: list[Any], expect
 def _pool_round_trip(pool: PluginPool) -> Measure:
     replies: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
 
-    def reply(error: Any, result: Any) -> None:
+    def respond(error: Any, result: Any) -> None:
         replies.put((error, result))
 
-    pool.call("add", [2, 3], Ticket(None, time.monotonic()), reply)
+    pool.call("add", [2, 3], Ticket(None, time.monotonic()), respond)
     assert replies.get(timeout=10) == (None, 5)
 
     def measure(calls: int) -> float:
         start = time.perf_counter_ns()
         for _ in range(calls):
-            pool.call("add", [2, 3], Ticket(None, time.monotonic()), reply)
+            pool.call("add", [2, 3], Ticket(None, time.monotonic()), respond)
             replies.get()
         return (time.perf_counter_ns() - start) / calls
 

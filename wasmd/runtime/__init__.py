@@ -14,7 +14,7 @@ from .cache import default_cache_dir
 from .engine import Engines
 from .host import EventSink
 from .plugin import CompiledPlugin, PluginFiles, compile_plugin, module_binary, read_module_bytes
-from .pool import PluginPool, PoolClosed, PoolStats, Reply, Ticket, percentiles_ms
+from .pool import PluginPool, PoolClosed, PoolStats, Respond, Ticket, percentiles_ms
 
 WASMTIME_VERSION = version("wasmtime")
 
@@ -27,7 +27,7 @@ __all__ = [
     "PluginPool",
     "PoolClosed",
     "PoolStats",
-    "Reply",
+    "Respond",
     "Ticket",
     "compile_plugin",
     "default_cache_dir",

@@ -1,7 +1,7 @@
 """A plug-in version's instances, lent for one call at a time to the thread that brings it.
 
 Theory of operation. A call runs on the thread that decoded it: ``PluginPool.call`` takes a
-free instance, calls the export, answers through ``reply`` on the same thread, then gives
+free instance, calls the export, answers through ``respond`` on the same thread, then gives
 the instance back. No hand-off between threads on the way, which is what a call used to
 cost most. A Store is not thread-safe, but it may move between threads as long as one
 thread uses it at a time: the pool's lock makes lending exclusive. ``instances`` in the
@@ -44,7 +44,8 @@ from .traps import CallEnded, call_error, cause_of
 
 log = logging.getLogger("wasmd.runtime")
 
-Reply = Callable[[WasmdError | None, Any], None]
+# How a call's outcome goes back to whoever made it: (error, None) or (None, result).
+Respond = Callable[[WasmdError | None, Any], None]
 
 LATENCY_SAMPLES = 2048
 
@@ -174,8 +175,8 @@ class PluginPool:
 
     # --- calls (any thread) ----------------------------------------------------------------
 
-    def call(self, export: str, params: Sequence[Any], ticket: Ticket, reply: Reply) -> None:
-        """Run one call on this thread and answer it through ``reply``, also on this thread.
+    def call(self, export: str, params: Sequence[Any], ticket: Ticket, respond: Respond) -> None:
+        """Run one call on this thread and answer it through ``respond``, also on this thread.
 
         Raises ``WasmdError`` instead when the call cannot start: no such export, bad
         params, ``busy``, a deadline or a cancellation while waiting, ``PoolClosed``.
@@ -202,7 +203,7 @@ class PluginPool:
             assert error is not None
             self._report(export, error)  # after the stats count it: a reader of both agrees
         try:
-            reply(error, result)
+            respond(error, result)
         finally:
             self._release(slot, ticket.owner)
 
