@@ -18,6 +18,8 @@ from wasmd.cli import main, parse_arg
 
 from .conftest import running_daemon, serve_command
 from .wat import ARITH, COUNTER, UNKNOWN_IMPORT
+from .wat_abi import CAT_COMMAND, MSGPACK_GUEST
+from .wat_extism import extism_guest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -280,3 +282,22 @@ async def test_serve_on_a_served_socket_fails_in_one_line(short_tmp: Path) -> No
         )
         async with daemon.client() as client:
             assert await client.call("arith.add", 2, 3) == 5
+
+
+@pytest.mark.parametrize(
+    ("wat", "described"),
+    [
+        (ARITH, "ABI core (typed numeric params, range-checked)"),
+        (MSGPACK_GUEST, "ABI msgpack (params array in, any msgpack value out)"),
+        (CAT_COMMAND, "ABI command (run [stdin, args] -> {exit_code, stdout, stderr})"),
+        (extism_guest(), "ABI extism ([input: bin|str] in, output bytes out)"),
+    ],
+)
+def test_check_says_how_each_abi_is_called(
+    short_tmp: Path, capsys: pytest.CaptureFixture[str], wat: str, described: str
+) -> None:
+    path = short_tmp / "p.wat"
+    path.write_text(wat)
+    code, out, _ = run_cli(["check", str(path)], capsys)
+    assert code == 0
+    assert f"plug-in p, {described}, version" in out

@@ -12,7 +12,7 @@ from wasmd.config import (
     load_config,
 )
 from wasmd.errors import ConfigError
-from wasmd.manifest import GiB, KiB, MiB
+from wasmd.tomlcheck import GiB, KiB, MiB
 
 
 def write(tmp_path: Path, text: str) -> Path:

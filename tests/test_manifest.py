@@ -10,15 +10,12 @@ from wasmd.errors import ConfigError
 from wasmd.manifest import (
     DEFAULT_MANIFEST,
     HIDDEN,
-    GiB,
-    KiB,
     Manifest,
-    MiB,
     Preopen,
     load_manifest,
     parse_manifest,
-    parse_size,
 )
+from wasmd.tomlcheck import GiB, KiB, MiB, parse_size
 
 SOURCE = "plugins.d/foo.toml"
 

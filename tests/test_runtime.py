@@ -7,15 +7,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+import wasmtime
 
 from wasmd import ErrorCode, PluginLoadError, WasmdError
-from wasmd.discovery import PluginSource
-from wasmd.manifest import Manifest
+from wasmd.manifest import AbiName, Manifest
 from wasmd.runtime import (
     Engines,
+    PluginFiles,
     PluginPool,
     PoolClosed,
     Ticket,
@@ -23,7 +24,9 @@ from wasmd.runtime import (
     fastcall,
     read_module_bytes,
 )
-from wasmd.runtime.abi import CONVERTERS
+from wasmd.runtime.abis import ABIS, detect_abi
+from wasmd.runtime.abis.core import CONVERTERS
+from wasmd.runtime.signatures import function_exports
 
 from .wat import ARITH, COUNTER, SPIN
 
@@ -44,10 +47,15 @@ def make_pool(
 ) -> PluginPool:
     path = tmp_path / "p.wat"
     path.write_text(wat)
-    source = PluginSource("p", path, None, tmp_path, tmp_path)
-    compiled = compile_plugin(source, manifest or Manifest(), engines, read_module_bytes(path, "p"))
     events: list[tuple[str, dict[str, Any]]] = []
-    pool = PluginPool(compiled, engines, lambda kind, fields: events.append((kind, fields)))
+    compiled = compile_plugin(
+        PluginFiles("p", path, None, tmp_path, folder=False, protected=(tmp_path,)),
+        manifest or Manifest(),
+        engines,
+        read_module_bytes(path, "p"),
+        on_event=lambda kind, fields: events.append((kind, fields)),
+    )
+    pool = PluginPool(compiled, engines)
     pool.events = events  # type: ignore[attr-defined]
     pool.start()
     return pool
@@ -199,9 +207,9 @@ def test_a_cancelled_waiter_leaves_at_once(engines: Engines, tmp_path: Path) -> 
 def test_compile_errors_name_the_plugin(engines: Engines, tmp_path: Path) -> None:
     path = tmp_path / "p.wasm"
     path.write_bytes(b"\x00asm\x01\x00\x00\x00\x01")
-    source = PluginSource("p", path, None, tmp_path, tmp_path)
+    files = PluginFiles("p", path, None, tmp_path, folder=False)
     with pytest.raises(PluginLoadError) as caught:
-        compile_plugin(source, Manifest(), engines, path.read_bytes())
+        compile_plugin(files, Manifest(), engines, path.read_bytes(), on_event=lambda *_: None)
     assert caught.value.name == "p"
     assert "invalid module" in caught.value.reason
 
@@ -242,3 +250,37 @@ def test_converters_refuse(type_name: str, value: Any) -> None:
         CONVERTERS[type_name](value, 3)
     assert caught.value.code == ErrorCode.INVALID_PARAMS
     assert caught.value.message.startswith(f"param 3 ({type_name})")
+
+
+def test_every_abi_name_has_its_module() -> None:
+    assert list(ABIS) == ["extism", "msgpack", "command", "core"]  # the detection order
+    assert set(ABIS) == set(get_args(AbiName))
+    assert all(abi.name == name and abi.describe() for name, abi in ABIS.items())
+
+
+_COMMAND_START = '(func (export "_start"))'
+
+
+@pytest.mark.parametrize(
+    ("body", "abi"),
+    [
+        # DESIGN.md section 3's order: extism imports win over wasmd_alloc, which wins over
+        # a lone _start; anything else is core.
+        (
+            '(import "extism:host/env" "output_set" (func (param i64 i64)))'
+            '(func (export "wasmd_alloc") (param i32) (result i32) i32.const 0)',
+            "extism",
+        ),
+        (
+            '(memory (export "memory") 1)'
+            '(func (export "wasmd_alloc") (param i32) (result i32) i32.const 0)' + _COMMAND_START,
+            "msgpack",
+        ),
+        (_COMMAND_START, "command"),
+        (_COMMAND_START + '(func (export "add") (param i32 i32) (result i32) i32.const 0)', "core"),
+        ("", "core"),
+    ],
+)
+def test_detection_order(engines: Engines, body: str, abi: str) -> None:
+    module = wasmtime.Module(engines.default, f"(module {body})")
+    assert detect_abi(module, function_exports(module)).name == abi

@@ -23,6 +23,7 @@ from .daemon import Daemon, serve
 from .discovery import search_path
 from .errors import ConfigError, SocketPathError, WasmdError
 from .runtime import default_cache_dir
+from .runtime.abis import describe_abi
 from .systemd import JournalFormatter, Notifier, activated_socket, watchdog_interval
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -165,17 +166,10 @@ def _request_for(args: argparse.Namespace) -> tuple[str, list[Any]]:
     return f"wasmd.{args.command}", []
 
 
-_ABI_CALLING = {
-    "core": "typed numeric params, range-checked",
-    "msgpack": "params array in, any msgpack value out",
-    "command": "run [stdin, args] -> {exit_code, stdout, stderr}",
-}
-
-
 def _check_lines(path: str, d: dict[str, Any]) -> list[str]:
     """`wasmd check`'s human report: ABI, methods, imports that trap, capabilities."""
     lines = [
-        f"{path}: ok — plug-in {d['name']}, ABI {d['abi']} ({_ABI_CALLING.get(d['abi'], '')}),"
+        f"{path}: ok — plug-in {d['name']}, ABI {d['abi']} ({describe_abi(d['abi'])}),"
         f" version {d['version']}"
     ]
     signatures = {e["name"]: e for e in d["exports"]}

@@ -24,10 +24,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .config import default_socket_path
 from .errors import ErrorCode, WasmdError
+from .events import LifecycleEvent
 from .protocol import EOF, NEED_DATA, Connection, Notification, Request, Response
 from .sockets import receive_some, send_all
-
-Event = dict[str, Any]
 
 
 def resolve_socket(path: str | os.PathLike[str] | None) -> Path:
@@ -58,9 +57,9 @@ class Client:
         self._closed = anyio.Event()
         self._subscribed = False
         self._send_lock = anyio.Lock()
-        send, receive = anyio.create_memory_object_stream[Event](1024)
-        self._event_send: MemoryObjectSendStream[Event] = send
-        self._event_receive: MemoryObjectReceiveStream[Event] = receive
+        send, receive = anyio.create_memory_object_stream[LifecycleEvent](1024)
+        self._event_send: MemoryObjectSendStream[LifecycleEvent] = send
+        self._event_receive: MemoryObjectReceiveStream[LifecycleEvent] = receive
 
     async def call(self, method: str, *params: Any) -> Any:
         """Call ``method`` with ``params``; its result, or ``WasmdError``."""
@@ -119,7 +118,7 @@ class Client:
         await self.call("wasmd.subscribe", *([list(prefixes)] if prefixes else []))
         self._subscribed = True
 
-    async def events(self, prefixes: Sequence[str] = ()) -> AsyncIterator[Event]:
+    async def events(self, prefixes: Sequence[str] = ()) -> AsyncIterator[LifecycleEvent]:
         """Yield lifecycle events as they come, subscribing first unless ``subscribe`` was."""
         if not self._subscribed:
             await self.subscribe(prefixes)
@@ -208,7 +207,7 @@ class SyncClient:
         self._protocol = Connection()
         self._msgids = itertools.count()
         self._results: dict[int, Response] = {}
-        self._events: list[Event] = []
+        self._events: list[LifecycleEvent] = []
 
     def call(self, method: str, *params: Any) -> Any:
         msgid = next(self._msgids) & 0xFFFFFFFF
@@ -228,7 +227,7 @@ class SyncClient:
             raise WasmdError.from_wire(response.error)
         return response.result
 
-    def next_event(self) -> Event:
+    def next_event(self) -> LifecycleEvent:
         """Block until the next lifecycle event (after ``call("wasmd.subscribe")``)."""
         while not self._events:
             self._pump()

@@ -2,10 +2,10 @@
 
 Theory of operation: the config file is TOML with flat top-level keys, one per field of
 ``DaemonConfig``; every key is optional and an unknown one is an error naming file and key.
-Values are checked by the same ``Checker`` as plug-in manifests, so both files word their
-errors alike. Relative paths in the file resolve against the file's own folder, never the
-daemon's working directory: a unit file and a shell started in different places must read the
-same config the same way.
+Values are checked by the same ``Checker`` (``wasmd.tomlcheck``) as plug-in manifests, so both
+files word their errors alike. Relative paths in the file resolve against the file's own folder,
+never the daemon's working directory: a unit file and a shell started in different places must
+read the same config the same way.
 
 Command-line flags override the file through ``DaemonConfig.with_overrides``, which runs the
 values through the same checks (relative paths there resolve against the working directory,
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .manifest import Checker, GiB, KiB, MiB, describe, read_toml
+from .tomlcheck import Checker, GiB, KiB, MiB, describe, read_toml
 
 DEFAULT_CONFIG_PATH = Path("/etc/wasmd/wasmd.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -8,7 +8,6 @@ stop it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -102,7 +101,7 @@ async def serve(
     """Run the daemon until cancelled (abrupt) or until ``Daemon.stop()`` (graceful: the
     socket stops accepting, calls in flight finish within ``shutdown_timeout_ms``)."""
     bus = EventBus(buffer_limit=config.events_buffer)
-    bus.bind(asyncio.get_running_loop())
+    bus.bind()
     registry = Registry()
     target = "pulley64" if config.engine == "pulley" else None
     with Engines(tick_ms=config.tick_ms, target=target, cache_dir=config.cache_dir) as engines:

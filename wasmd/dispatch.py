@@ -18,8 +18,8 @@ from typing import Any
 from .errors import ErrorCode, WasmdError
 from .peers import supplementary_groups
 from .registry import Registry
-from .runtime import PoolClosed, Ticket
-from .server import Respond, Session
+from .runtime import PoolClosed, Respond, Ticket
+from .server import Session
 
 log = logging.getLogger("wasmd.dispatch")
 

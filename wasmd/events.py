@@ -8,6 +8,8 @@ through an ``events.dropped`` event.
 
 from __future__ import annotations
 
+# asyncio, not anyio: emit_threadsafe hands an event to the loop without waiting (anyio's
+# from_thread.run_sync waits for the result; a BlockingPortal would start a task per event).
 import asyncio
 import collections
 import itertools
@@ -18,7 +20,9 @@ from typing import Any
 
 log = logging.getLogger("wasmd.events")
 
-Event = dict[str, Any]
+# One lifecycle event as subscribers get it: "type", "seq", "time" and the event's fields.
+# (Not to be confused with protocol.Event, a decoded MessagePack-RPC message.)
+LifecycleEvent = dict[str, Any]
 
 _LEVELS = {
     "plugin.failed": logging.WARNING,
@@ -32,7 +36,7 @@ _LEVELS = {
 LOG_FIELD_LIMIT = 512
 
 
-def format_event(event: Event) -> str:
+def format_event(event: LifecycleEvent) -> str:
     fields = " ".join(
         f"{key}={_shown(value)}"
         for key, value in event.items()
@@ -53,7 +57,7 @@ class Subscription:
 
     def __init__(self, prefixes: tuple[str, ...], limit: int, wake: Callable[[], None]) -> None:
         self.prefixes = prefixes
-        self.buffer: collections.deque[Event] = collections.deque()
+        self.buffer: collections.deque[LifecycleEvent] = collections.deque()
         self.limit = limit
         self.dropped = 0
         self._wake = wake
@@ -61,7 +65,7 @@ class Subscription:
     def wants(self, event_type: str) -> bool:
         return not self.prefixes or event_type.startswith(self.prefixes)
 
-    def offer(self, event: Event) -> bool:
+    def offer(self, event: LifecycleEvent) -> bool:
         """Buffer ``event``; False if the oldest had to be dropped to make room."""
         dropped = len(self.buffer) >= self.limit
         if dropped:
@@ -71,7 +75,7 @@ class Subscription:
         self._wake()
         return not dropped
 
-    def take(self) -> list[Event]:
+    def take(self) -> list[LifecycleEvent]:
         """Everything buffered, preceded by an ``events.dropped`` note if any were lost."""
         events = list(self.buffer)
         self.buffer.clear()
@@ -89,11 +93,12 @@ class EventBus:
         self.buffer_limit = buffer_limit
         self.dropped = 0  # events lost by slow subscribers, all time
 
-    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def bind(self) -> None:
+        """Deliver ``emit_threadsafe``'s events on the running event loop (call it there)."""
+        self._loop = asyncio.get_running_loop()
 
-    def emit(self, event_type: str, fields: dict[str, Any] | None = None) -> Event:
-        event: Event = {"type": event_type, "seq": next(self._seq), "time": time.time()}
+    def emit(self, event_type: str, fields: dict[str, Any] | None = None) -> LifecycleEvent:
+        event: LifecycleEvent = {"type": event_type, "seq": next(self._seq), "time": time.time()}
         if fields:
             event.update(fields)
         log.log(_LEVELS.get(event_type, logging.INFO), "%s", format_event(event))

@@ -34,9 +34,10 @@ import anyio
 from .discovery import PluginSource, ScanProblem, Shadowed, open_plugin_file, scan, scan_name
 from .errors import ConfigError, PluginLoadError
 from .events import EventBus
-from .manifest import DEFAULT_MANIFEST, parse_manifest, read_toml_fd
+from .manifest import DEFAULT_MANIFEST, parse_manifest
 from .registry import Entry, Registry
-from .runtime import Engines, EventSink, PluginPool, compile_plugin, module_binary
+from .runtime import Engines, EventSink, PluginFiles, PluginPool, compile_plugin, module_binary
+from .tomlcheck import read_toml_fd
 
 log = logging.getLogger("wasmd.loader")
 
@@ -102,17 +103,33 @@ def build_pool(
             raise PluginLoadError(source.name, f"bad manifest: {exc}") from None
     wasm = module_binary(source.module_path, snapshot.module_bytes, source.name)
     plugin = compile_plugin(
-        source,
+        plugin_files(source, plugin_dirs),
         manifest,
         engines,
         wasm,
         snapshot.manifest_text,
+        on_event=on_event,
         allow_absolute_preopens=allow_absolute_preopens,
-        plugin_dirs=plugin_dirs,
     )
-    pool = PluginPool(plugin, engines, on_event)
+    pool = PluginPool(plugin, engines)
     pool.start()
     return pool
+
+
+def plugin_files(source: PluginSource, plugin_dirs: Sequence[Path] = ()) -> PluginFiles:
+    """What the runtime needs to know of where ``source`` is. No preopen may grant a plug-in
+    directory: those of the search path, and the one that holds this plug-in (which is not
+    on the search path when it is loaded from a path)."""
+    holder = source.root.parent if source.folder else source.root
+    protected = (*plugin_dirs, holder, *([source.search_dir] if source.search_dir else []))
+    return PluginFiles(
+        source.name,
+        source.module_path,
+        source.manifest_path,
+        source.root,
+        source.folder,
+        protected,
+    )
 
 
 def load_source(source: PluginSource, engines: Engines, on_event: EventSink) -> PluginPool:
@@ -288,7 +305,7 @@ class Loader:
             self.bus.emit("plugin.reloaded", fields)
         else:
             fields.update(
-                version=plugin.short_version, abi=plugin.abi, exports=sorted(plugin.calls)
+                version=plugin.short_version, abi=plugin.abi.name, exports=sorted(plugin.calls)
             )
             self.bus.emit("plugin.loaded", fields)
 

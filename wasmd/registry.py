@@ -47,7 +47,7 @@ class Entry:
         stats = self.pool.stats()
         summary.update(
             version=plugin.short_version,
-            abi=plugin.abi,
+            abi=plugin.abi.name,
             exports=sorted(plugin.calls),
             calls=stats.calls,
             errors=sum(stats.errors.values()),

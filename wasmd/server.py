@@ -35,7 +35,7 @@ from .errors import ErrorCode, WasmdError
 from .handoff import HandoffWatcher
 from .peers import Peer, admits, peer_credentials
 from .protocol import encode_notification
-from .runtime import Ticket
+from .runtime import Respond, Ticket
 
 log = logging.getLogger("wasmd.server")
 
@@ -47,8 +47,6 @@ HANDOFF_PERIOD = 0.002
 # How long an aborted connection's reader may take to finish before its socket is closed
 # under it (a running call ends at the next epoch tick; a host function may take longer).
 ABORT_WAIT = 1.0
-
-Respond = Callable[[WasmdError | None, Any], None]
 
 
 class Session(Protocol):

@@ -3,8 +3,8 @@
 (a) wasmtime-py's public ``Func.__call__``: types looked up, values boxed, every call.
 (b) the floor: wasmtime's C API through wasmtime-py's ctypes bindings,
     ``_ffi.wasmtime_func_call`` with the argument and result arrays allocated once.
-(c) wasmd's per-call runtime cost once it holds an instance: arm the call's deadline
-    (``Deadline`` + ``Instance.arm``), ``Instance.call(export, args)`` — timed on a thread that
+(c) wasmd's per-call runtime cost once it holds an instance: the call's ``Deadline`` and
+    ``Instance.run(export, args, deadline)`` — timed on a thread that
     is not the main one, as a connection's reader is.
 (d) wasmd's pool: ``PluginPool.call(...)`` on the calling thread until its ``reply`` has run:
     what a reader does per call beyond (c) — the ``Ticket``, converting the params, taking and
@@ -92,11 +92,10 @@ def _instance_call(pool: PluginPool, engines: Engines, params: list[Any], expect
 
     def on_thread(calls: int, out: list[float]) -> None:
         instance = Instance(plugin, deadline())
-        assert instance.call("add", args) == expect
+        assert instance.run("add", args, deadline()) == expect
         start = time.perf_counter_ns()
         for _ in range(calls):
-            instance.arm(deadline())
-            instance.call("add", args)
+            instance.run("add", args, deadline())
         out.append((time.perf_counter_ns() - start) / calls)
         instance.close()
 

@@ -12,8 +12,9 @@ from importlib.metadata import version
 
 from .cache import default_cache_dir
 from .engine import Engines
-from .plugin import CompiledPlugin, compile_plugin, module_binary, read_module_bytes
-from .pool import EventSink, PluginPool, PoolClosed, PoolStats, Reply, Ticket, percentiles_ms
+from .host import EventSink
+from .plugin import CompiledPlugin, PluginFiles, compile_plugin, module_binary, read_module_bytes
+from .pool import PluginPool, PoolClosed, PoolStats, Respond, Ticket, percentiles_ms
 
 WASMTIME_VERSION = version("wasmtime")
 
@@ -22,10 +23,11 @@ __all__ = [
     "CompiledPlugin",
     "Engines",
     "EventSink",
+    "PluginFiles",
     "PluginPool",
     "PoolClosed",
     "PoolStats",
-    "Reply",
+    "Respond",
     "Ticket",
     "compile_plugin",
     "default_cache_dir",

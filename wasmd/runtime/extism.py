@@ -1,4 +1,5 @@
-"""The Extism ABI: modules built with an Extism PDK run unchanged (issue 8).
+"""The host side of the Extism ABI (issue 8): its kernel and host functions. How a request
+calls an Extism plug-in is ``abis/extism.py``.
 
 Theory of operation. An Extism plug-in imports its memory management and I/O from
 ``extism:host/env`` and addresses "Extism memory" with 64-bit offsets. wasmd implements that
@@ -7,9 +8,7 @@ beside each plug-in and linked to its imports, so the plug-in's loads and stores
 wasm to wasm. Python provides only what needs the host: ``config_get``, ``var_get`` and
 ``var_set`` (vars live with the instance and survive its calls), the ``log_*`` functions,
 ``get_log_level``, and ``http_request`` — refused unless the URL's host is in the manifest's
-``[extism] allowed_hosts``. A call (``NAME.EXPORT [input: bin|str]``) resets the kernel,
-writes the input into it, runs the export (``() -> i32``) and returns the output bytes; a
-non-zero return or ``error_set`` is a guest error.
+``[extism] allowed_hosts``.
 
 The Python functions read and write the kernel through ``extism_state``, a thread-local set
 by the instance before each call (the plug-in and its host calls run on one worker thread).

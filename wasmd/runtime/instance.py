@@ -1,14 +1,15 @@
-"""One live instance of a plug-in version, and how each ABI calls into it.
+"""One live instance of a plug-in version: a Store, and the exports requests may reach.
 
-An ``Instance`` is a Store plus the exports requests may reach; it lives on one worker thread.
+An ``Instance`` is used by one thread at a time; its plug-in's ABI (``wasmd.runtime.abis``)
+instantiates the module in it and makes each call (``run``).
 Its Store caps everything a guest can make the host hold: each linear memory (``memory_max``),
 table elements, and the number of instances, tables and memories. When the module uses WASI,
 its stdout and stderr are sealed memfd files (wasi.py) whose new lines are logged, tagged
 with the plug-in's name, after every call; a stream that has room for less than one more
 call's ``OUTPUT_LIMIT`` is replaced, with the whole WASI context (guest-opened files close;
-preopens come back at the same descriptors). The command ABI has no lasting instance:
-``run_command`` makes one per call, with the request's stdin and args, runs ``_start``, and
-returns the exit code and output.
+preopens come back at the same descriptors). An ABI that keeps no instance (command) gets
+a bare Instance per call: the Store and its limits, and nothing instantiated in it until its
+``call`` does.
 """
 
 from __future__ import annotations
@@ -18,15 +19,12 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import msgpack
 import wasmtime
 
-from ..errors import ErrorCode, WasmdError
-from .extism import ExtismState, extism_state, kernel_block
+from .extism import ExtismState
 from .fastcall import Caller, Cancellable, EpochGuard, install_guard, make_caller, set_deadline
 from .host import call_state
-from .plugin import make_linker
-from .traps import CallEnded, GuestFault
+from .traps import CallEnded
 from .wasi import MemFile, make_wasi_config
 
 if TYPE_CHECKING:
@@ -96,6 +94,7 @@ def _guarded(guard: EpochGuard | None) -> Iterator[None]:
 
 class Instance:
     __slots__ = (
+        "abi_call",
         "alloc",
         "callers",
         "extism",
@@ -112,14 +111,23 @@ class Instance:
         self.plugin = plugin
         self.log = logging.getLogger(f"wasmd.plugin.{plugin.name}")
         self.store, self.guard = _new_store(plugin, deadline)
-        store = self.store
+        self.abi_call = plugin.abi.call  # a plain function: no layer on the hot path
         self.streams: tuple[MemFile, MemFile] | None = None
+        self.extism: ExtismState | None = None  # an Extism plug-in's kernel and host state
+        self.kernel_calls: dict[str, Caller] = {}
+        self.callers: dict[str, Caller] = {}
+        self.memory: wasmtime.Memory | None = None
+        self.alloc: Caller | None = None
+        if plugin.abi.keeps_instance:
+            self._instantiate(deadline)
+
+    def _instantiate(self, deadline: Deadline) -> None:
+        plugin, store = self.plugin, self.store
         if plugin.uses_wasi:
             self._new_wasi_context()
-        self.extism: ExtismState | None = None
         try:
             with _guarded(self.guard):
-                instance = self._instantiate(plugin, store, deadline.at)
+                instance = plugin.abi.instantiate(self, deadline.at)
                 exports = instance.exports(store)
                 initialize = exports.get("_initialize")
                 if isinstance(initialize, wasmtime.Func):
@@ -127,7 +135,6 @@ class Instance:
         except BaseException:
             self.close()
             raise
-        self.callers: dict[str, Caller] = {}
         for name in plugin.calls:
             func = exports[name]
             assert isinstance(func, wasmtime.Func)  # plugin.calls holds function exports only
@@ -135,11 +142,8 @@ class Instance:
             self.callers[name] = make_caller(store, func, sig.params, sig.results)
         memory, alloc = exports.get("memory"), exports.get("wasmd_alloc")
         self.memory = memory if isinstance(memory, wasmtime.Memory) else None
-        self.alloc = (
-            make_caller(store, alloc, ("i32",), ("i32",))
-            if isinstance(alloc, wasmtime.Func)
-            else None
-        )
+        if isinstance(alloc, wasmtime.Func):
+            self.alloc = make_caller(store, alloc, ("i32",), ("i32",))
 
     def _new_wasi_context(self) -> None:
         """Give the Store a WASI context with fresh streams (and close the old streams)."""
@@ -167,61 +171,19 @@ class Instance:
         for stream in old or ():
             stream.close()
 
-    def _instantiate(
-        self, plugin: CompiledPlugin, store: wasmtime.Store, deadline_at: float
-    ) -> wasmtime.Instance:
-        if plugin.kernel is None:
-            assert plugin.template is not None
-            return plugin.template.instantiate(store)
-        # Extism: the kernel first, in this Store, then the plug-in linked against it.
-        kernel = wasmtime.Instance(store, plugin.kernel, [])
-        k = kernel.exports(store)
-        memory, alloc, length = k["memory"], k["alloc"], k["length"]
-        assert isinstance(memory, wasmtime.Memory)
-        assert isinstance(alloc, wasmtime.Func)
-        assert isinstance(length, wasmtime.Func)
-        self.extism = ExtismState(
-            plugin.host, plugin.manifest.extism_allowed_hosts, memory, alloc, length
-        )
-        self.extism.deadline = deadline_at  # start code may make requests
-        calls = {}
-        for name, params, results in (
-            ("wasmd_begin", ("i64",), ("i64",)),
-            ("wasmd_output_offset", (), ("i64",)),
-            ("wasmd_output_length", (), ("i64",)),
-            ("wasmd_error", (), ("i64",)),
-        ):
-            func = k[name]
-            assert isinstance(func, wasmtime.Func)
-            calls[name] = make_caller(store, func, params, results)
-        self.kernel_calls = calls
-        extism_state.state = self.extism  # start code may already use the host functions
-        linker = make_linker(
-            plugin.engine, plugin.module, plugin.host, plugin.uses_wasi, (store, kernel)
-        )
-        return linker.instantiate(store, plugin.module)
-
-    def arm(self, deadline: Deadline) -> None:
-        """Bound the next call: it ends at ``deadline`` (or when its call is cancelled).
-        Host functions that wait (Extism's http_request) keep to the same deadline."""
+    def run(self, export: str, args: Any, deadline: Deadline) -> Any:
+        """One call of the plug-in's ABI, bounded by ``deadline`` (it ends then, or when its
+        call is cancelled; host functions that wait, Extism's http_request, keep to it too).
+        Raises what wasmtime raises, ``GuestFault``, ``CallEnded``, or ``WasmdError``."""
         _arm(self.store, self.guard, deadline)
         if self.extism is not None:
             self.extism.deadline = deadline.at
-        if self.plugin.manifest.fuel:
-            self.store.set_fuel(self.plugin.manifest.fuel)
-
-    def call(self, export: str, args: Any) -> Any:
-        """Run one call of the plug-in's ABI (after ``arm``); raises what wasmtime raises,
-        or WasmdError."""
+        fuel = self.plugin.manifest.fuel
+        if fuel:
+            self.store.set_fuel(fuel)
         call_state.reset()
         try:
-            if self.plugin.abi == "msgpack":
-                return self._call_msgpack(export, args)
-            if self.extism is not None:
-                return self._call_extism(export, args)
-            result = self.callers[export](*args)
-            _raise_host_outcome()
-            return result
+            return self.abi_call(self, export, args)
         except wasmtime.WasmtimeError:  # inline rather than _guarded: this is the hot path
             guard = self.guard
             if guard is not None and guard.ended is not None:
@@ -229,71 +191,6 @@ class Instance:
             raise
         finally:
             self.forward_output()
-
-    def _call_msgpack(self, export: str, payload: bytes) -> Any:
-        store, memory, alloc = self.store, self.memory, self.alloc
-        assert memory is not None  # msgpack_problems checked both when compiling
-        assert alloc is not None
-        ptr = alloc(len(payload)) & 0xFFFFFFFF
-        if ptr + len(payload) > memory.data_len(store):
-            raise GuestFault(f"wasmd_alloc({len(payload)}) returned {ptr}, outside memory")
-        if payload:
-            memory.write(store, payload, ptr)
-        packed = self.callers[export](ptr, len(payload)) & 0xFFFFFFFFFFFFFFFF
-        _raise_host_outcome()
-        if packed == 0:
-            return None
-        out_ptr, out_len = packed >> 32, packed & 0xFFFFFFFF
-        if out_ptr + out_len > memory.data_len(store):
-            raise GuestFault(
-                f"{export} returned bytes {out_ptr}..{out_ptr + out_len}, outside memory"
-            )
-        try:
-            return msgpack.unpackb(
-                bytes(memory.read(store, out_ptr, out_ptr + out_len)), strict_map_key=False
-            )
-        except Exception as exc:
-            message = f"{export} returned bytes that are not one msgpack value: {exc}"
-            raise GuestFault(message) from None
-
-    def _call_extism(self, export: str, payload: bytes) -> bytes:
-        state, store, calls = self.extism, self.store, self.kernel_calls
-        assert state is not None
-        assert state.memory is not None
-        extism_state.state = state
-        offs = int(calls["wasmd_begin"](len(payload)))
-        if offs == 0:
-            raise WasmdError(
-                ErrorCode.RESOURCE_EXHAUSTED,
-                f"no room for a {len(payload)}-byte input in Extism memory",
-            )
-        if payload:
-            state.memory.write(store, payload, offs)
-        state.permission_denied = state.past_deadline = None
-        status = self.callers[export]()
-        if state.permission_denied is not None:
-            message, state.permission_denied = state.permission_denied, None
-            call_state.fault = None
-            raise WasmdError(ErrorCode.PERMISSION_DENIED, message)
-        if state.past_deadline is not None:
-            raise WasmdError(
-                ErrorCode.TIMEOUT,
-                f"call exceeded its deadline of {self.plugin.manifest.timeout_ms} ms "
-                f"({state.past_deadline})",
-            )
-        _raise_host_outcome()
-        error = int(calls["wasmd_error"]())
-        if error or status != 0:
-            message = kernel_block(state, store, error).decode("utf-8", "replace")
-            raise WasmdError(
-                ErrorCode.TRAP,
-                message or f"{export} returned {status}",
-                {"kind": "guest_error", "status": status},
-            )
-        out, size = int(calls["wasmd_output_offset"]()), int(calls["wasmd_output_length"]())
-        if out + size > state.memory.data_len(store):
-            raise GuestFault(f"{export} set output outside Extism memory")
-        return bytes(state.memory.read(store, out, out + size)) if size else b""
 
     def memory_at_limit(self) -> bool:
         """Whether the memory is within a quarter of memory_max.
@@ -330,63 +227,3 @@ class Instance:
             for stream in self.streams:
                 stream.close()
             self.streams = None
-
-
-def _raise_host_outcome() -> None:
-    if call_state.fault is not None:
-        raise GuestFault(call_state.fault)
-    if call_state.guest_error is not None:
-        raise WasmdError(ErrorCode.TRAP, call_state.guest_error, {"kind": "guest_error"})
-
-
-def run_command(
-    plugin: CompiledPlugin, args: tuple[bytes, list[str]], deadline: Deadline
-) -> dict[str, Any]:
-    """The command ABI: a fresh instance runs ``_start`` with this request's stdin and args."""
-    store, guard = _new_store(plugin, deadline)
-    with _guarded(guard):
-        return _run_start(plugin, store, args)
-
-
-def _run_start(
-    plugin: CompiledPlugin, store: wasmtime.Store, args: tuple[bytes, list[str]]
-) -> dict[str, Any]:
-    stdin_bytes, argv = args
-    streams = (
-        MemFile("stdin", stdin_bytes),
-        MemFile("stdout", capacity=OUTPUT_LIMIT + 1),
-        MemFile("stderr", capacity=OUTPUT_LIMIT + 1),
-    )
-    try:
-        store.set_wasi(
-            make_wasi_config(
-                plugin.manifest,
-                plugin.grants,
-                argv=[plugin.name, *plugin.manifest.wasi_args, *argv],
-                stdin=streams[0],
-                stdout=streams[1],
-                stderr=streams[2],
-            )
-        )
-        exit_code = 0
-        try:
-            assert plugin.template is not None  # a command is never an Extism plug-in
-            instance = plugin.template.instantiate(store)
-            start = instance.exports(store)["_start"]
-            assert isinstance(start, wasmtime.Func)
-            start(store)
-        except wasmtime.ExitTrap as exc:
-            exit_code = exc.code
-        _, stdout = streams[1].take(OUTPUT_LIMIT)
-        _, stderr = streams[2].take(OUTPUT_LIMIT)
-        if stdout is None or stderr is None:
-            which = "stdout" if stdout is None else "stderr"
-            raise WasmdError(
-                ErrorCode.RESOURCE_EXHAUSTED,
-                f"{plugin.name} wrote more than {OUTPUT_LIMIT} bytes to {which} "
-                "(the writes past it failed)",
-            )
-        return {"exit_code": exit_code, "stdout": stdout, "stderr": stderr}
-    finally:
-        for stream in streams:
-            stream.close()

@@ -10,58 +10,62 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
-from ..discovery import PluginSource
 from ..errors import PluginLoadError
 from ..manifest import Manifest
-from .abi import (
-    AnyCall,
-    ExportSignature,
-    ImportInfo,
-    calls_for,
-    command_problems,
-    detect_abi,
-    function_exports,
-    module_imports,
-    msgpack_problems,
-)
+from .abis import ABIS, Abi, Method, detect_abi
 from .engine import Engines
-from .extism import ENV, KERNEL_EXPORTS, USER
-from .extism import HOST_FUNCTIONS as EXTISM_HOST_FUNCTIONS
-from .extism import define_host_functions as define_extism_host_functions
-from .host import HOST_IMPORTS, HostContext, define_host_imports
+from .host import EventSink, HostContext
+from .linker import WASI_MODULES, is_provided
+from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
 from .traps import cause_of
 from .wasi import Grant, resolve_preopens
 
-WASI_MODULES = frozenset({"wasi_snapshot_preview1", "wasi_unstable"})
-SUPPORTED_ABIS = frozenset({"core", "msgpack", "command", "extism"})
 WASM_MAGIC = b"\0asm"
+
+
+@dataclass(frozen=True)
+class PluginFiles:
+    """Where a plug-in version's files are, as far as the runtime cares: what ``describe``
+    shows and what its preopens are checked against (wasi.py). The loader makes one from
+    what discovery found."""
+
+    name: str
+    module_path: Path  # the .wasm or .wat file
+    manifest_path: Path | None
+    root: Path  # what relative preopens resolve against
+    folder: bool  # root is the plug-in's own NAME/ folder (else a directory it shares)
+    # Plug-in directories, and the one holding this plug-in: no preopen may grant, hold or
+    # (absolute) lie inside one.
+    protected: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
 class CompiledPlugin:
     name: str
-    source: PluginSource
+    files: PluginFiles
     manifest: Manifest
     wasm: bytes = field(repr=False)
     module: wasmtime.Module = field(repr=False)
     engine: wasmtime.Engine = field(repr=False)
-    # Imports resolved once; None for extism, whose kernel is linked per instance.
+    # What ``abi.link`` made: the imports resolved once, or (Extism) a kernel module each
+    # instance links against.
     template: wasmtime.InstancePre | None = field(repr=False)
-    kernel: wasmtime.Module | None = field(repr=False)  # the Extism kernel, for extism
-    abi: str
+    kernel: wasmtime.Module | None = field(repr=False)
+    abi: Abi
     exports: Mapping[str, ExportSignature]
     imports: tuple[ImportInfo, ...]
-    calls: Mapping[str, AnyCall]  # what requests may call, by method name after the dot
+    calls: Mapping[str, Method]  # what requests may call, by method name after the dot
     uses_wasi: bool
     grants: tuple[Grant, ...]  # preopened directories, resolved
-    host: HostContext
+    host: HostContext  # holds ``on_event`` too, for wasmd.emit
+    on_event: EventSink  # where the pool reports traps, timeouts and cancellations
     version: str  # see version_of
 
     @property
@@ -70,7 +74,7 @@ class CompiledPlugin:
 
     def trapping_imports(self) -> list[ImportInfo]:
         """Function imports nothing provides: linked as traps that fire if called."""
-        return [i for i in self.imports if i.kind == "func" and not _provided(i)]
+        return [i for i in self.imports if i.kind == "func" and not is_provided(i)]
 
     def describe(self, *, with_values: bool = True) -> dict[str, Any]:
         """Everything about this version; ``with_values=False`` hides what may be secret
@@ -78,9 +82,9 @@ class CompiledPlugin:
         return {
             "name": self.name,
             "version": self.short_version,
-            "path": str(self.source.module_path),
-            "manifest_path": str(self.source.manifest_path) if self.source.manifest_path else None,
-            "abi": self.abi,
+            "path": str(self.files.module_path),
+            "manifest_path": str(self.files.manifest_path) if self.files.manifest_path else None,
+            "abi": self.abi.name,
             "size": len(self.wasm),
             "exports": [
                 {**sig.to_dict(), "callable": name in self.calls}
@@ -107,38 +111,6 @@ class CompiledPlugin:
                 "fuel": self.manifest.fuel,
             },
         }
-
-
-def make_linker(
-    engine: wasmtime.Engine,
-    module: wasmtime.Module,
-    host: HostContext,
-    uses_wasi: bool,
-    extism: tuple[wasmtime.Store, wasmtime.Instance] | None = None,
-) -> wasmtime.Linker:
-    """A linker for ``module``: WASI, the wasmd imports, and for Extism plug-ins their
-    kernel (``extism``: the store and the kernel instance in it) and host functions."""
-    linker = wasmtime.Linker(engine)
-    if uses_wasi:
-        linker.define_wasi()
-    define_host_imports(linker, module, host)
-    if extism is not None:
-        store, kernel = extism
-        define_extism_host_functions(linker)
-        for name, item in kernel.exports(store).items():
-            if name in KERNEL_EXPORTS:
-                linker.define(store, ENV, name, item)
-    # Anything nobody provides still links, and traps with a message naming it if called.
-    linker.define_unknown_imports_as_traps(module)
-    return linker
-
-
-def _provided(item: ImportInfo) -> bool:
-    if item.module in WASI_MODULES:
-        return True
-    if item.module == ENV:
-        return item.name in KERNEL_EXPORTS or item.name in EXTISM_HOST_FUNCTIONS
-    return item.module in ("wasmd", USER) and item.name in HOST_IMPORTS and item.kind == "func"
 
 
 def version_of(wasm: bytes, manifest_text: str | None) -> str:
@@ -204,18 +176,22 @@ def _keep_parenthesis(match: re.Match[str]) -> str:
 
 
 def compile_plugin(
-    source: PluginSource,
+    files: PluginFiles,
     manifest: Manifest,
     engines: Engines,
     wasm: bytes,
     manifest_text: str | None = None,
     *,
+    on_event: EventSink,
     allow_absolute_preopens: bool = False,
-    plugin_dirs: Sequence[Path] = (),
 ) -> CompiledPlugin:
-    name = source.name
+    """Compile, check and link one version (blocking). Raises ``PluginLoadError``.
+
+    ``on_event`` receives what happens to it later: wasmd.emit's custom events, and the
+    pool's reports of traps, timeouts and cancellations."""
+    name = files.name
     if not wasm:
-        raise PluginLoadError(name, f"{source.module_path} is empty")
+        raise PluginLoadError(name, f"{files.module_path} is empty")
     engine = engines.for_manifest(manifest.fuel)
     try:
         module = engines.compile(engine, wasm)
@@ -223,38 +199,30 @@ def compile_plugin(
         raise PluginLoadError(name, f"invalid module: {cause_of(exc)}") from None
 
     exports = function_exports(module)
-    abi = detect_abi(module, exports) if manifest.abi == "auto" else manifest.abi
-    if abi not in SUPPORTED_ABIS:
-        raise PluginLoadError(name, f"the {abi} ABI is not supported by this wasmd yet")
-    check_abi = {"msgpack": msgpack_problems, "command": command_problems}.get(abi)
-    problems = check_abi(module, exports) if check_abi is not None else []
+    abi = detect_abi(module, exports) if manifest.abi == "auto" else ABIS[manifest.abi]
+    problems = abi.problems(module, exports)
     if problems:
-        raise PluginLoadError(name, f"not a {abi}-ABI module: {'; '.join(problems)}")
+        raise PluginLoadError(name, f"not a {abi.name}-ABI module: {'; '.join(problems)}")
 
     missing = [e for e in manifest.exports if e not in exports]
     if missing:
         raise PluginLoadError(
             name, f"manifest plugin.exports names {', '.join(missing)}, not exported by the module"
         )
-    calls = calls_for(abi, exports, set(manifest.exports) if manifest.exports else None)
-    grants = resolve_preopens(
-        source, manifest, plugin_dirs=plugin_dirs, allow_absolute=allow_absolute_preopens
-    )
+    calls = abi.methods(exports, set(manifest.exports) if manifest.exports else None)
+    grants = resolve_preopens(files, manifest, allow_absolute=allow_absolute_preopens)
 
     imports = module_imports(module)
     uses_wasi = any(i.module in WASI_MODULES for i in imports)
-    host = HostContext(name, manifest.config_dict())
-    kernel = engines.extism_kernel(engine) if abi == "extism" else None
-    template = None
+    host = HostContext(name, manifest.config_dict(), on_event)
     try:
-        if kernel is None:
-            template = make_linker(engine, module, host, uses_wasi).instantiate_pre(module)
+        template, kernel = abi.link(engines, engine, module, host, uses_wasi)
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"cannot link: {cause_of(exc)}") from None
 
     return CompiledPlugin(
         name=name,
-        source=source,
+        files=files,
         manifest=manifest,
         wasm=wasm,
         module=module,
@@ -268,5 +236,6 @@ def compile_plugin(
         uses_wasi=uses_wasi,
         grants=grants,
         host=host,
+        on_event=on_event,
         version=version_of(wasm, manifest_text),
     )

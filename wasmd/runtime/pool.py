@@ -1,7 +1,7 @@
 """A plug-in version's instances, lent for one call at a time to the thread that brings it.
 
 Theory of operation. A call runs on the thread that decoded it: ``PluginPool.call`` takes a
-free instance, calls the export, answers through ``reply`` on the same thread, then gives
+free instance, calls the export, answers through ``respond`` on the same thread, then gives
 the instance back. No hand-off between threads on the way, which is what a call used to
 cost most. A Store is not thread-safe, but it may move between threads as long as one
 thread uses it at a time: the pool's lock makes lending exclusive. ``instances`` in the
@@ -38,14 +38,14 @@ import wasmtime
 
 from ..errors import ErrorCode, PluginLoadError, WasmdError
 from .engine import Engines
-from .instance import Deadline, Instance, run_command
+from .instance import Deadline, Instance
 from .plugin import CompiledPlugin
 from .traps import CallEnded, call_error, cause_of
 
 log = logging.getLogger("wasmd.runtime")
 
-Reply = Callable[[WasmdError | None, Any], None]
-EventSink = Callable[[str, dict[str, Any]], None]
+# How a call's outcome goes back to whoever made it: (error, None) or (None, result).
+Respond = Callable[[WasmdError | None, Any], None]
 
 LATENCY_SAMPLES = 2048
 
@@ -116,17 +116,16 @@ class _Waiter:
 class PluginPool:
     """The running form of one ``CompiledPlugin``."""
 
-    def __init__(self, plugin: CompiledPlugin, engines: Engines, on_event: EventSink) -> None:
+    def __init__(self, plugin: CompiledPlugin, engines: Engines) -> None:
         self.plugin = plugin
         self._engines = engines
-        self._on_event = on_event
-        plugin.host.on_event = on_event  # wasmd.emit reports through the same sink
         manifest = plugin.manifest
         self._timeout_s = manifest.timeout_ms / 1000
         self._calls_by_name = plugin.calls
         self._queue = manifest.queue
-        # A command is instantiated afresh by every call; the other ABIs keep one instance.
-        self._keeps_instance = plugin.abi != "command"
+        # Most ABIs keep an instance per slot; one that does not (command) instantiates
+        # afresh in every call.
+        self._keeps_instance = plugin.abi.keeps_instance
         self._fresh_each_call = manifest.mode == "per-call"
         self._slots = [_Slot() for _ in range(manifest.instances)]
         self._free = list(self._slots)
@@ -177,8 +176,8 @@ class PluginPool:
 
     # --- calls (any thread) ----------------------------------------------------------------
 
-    def call(self, export: str, params: Sequence[Any], ticket: Ticket, reply: Reply) -> None:
-        """Run one call on this thread and answer it through ``reply``, also on this thread.
+    def call(self, export: str, params: Sequence[Any], ticket: Ticket, respond: Respond) -> None:
+        """Run one call on this thread and answer it through ``respond``, also on this thread.
 
         Raises ``WasmdError`` instead when the call cannot start: no such export, bad
         params, ``busy``, a deadline or a cancellation while waiting, ``PoolClosed``.
@@ -216,12 +215,12 @@ class PluginPool:
                 assert error is not None
                 self._report(export, error)  # after the stats count it: readers of both agree
             try:
-                reply(error, result)
+                respond(error, result)
             finally:
                 self._release(slot, owner)
         else:
             self._release(slot, owner, ticket, error)  # stats and the slot: one lock
-            reply(error, result)
+            respond(error, result)
 
     def _acquire(self, ticket: Ticket, deadline_at: float) -> _Slot:
         owner = ticket.owner
@@ -374,10 +373,9 @@ class PluginPool:
                 return WasmdError(ErrorCode.UNAVAILABLE, f"{plugin.name}: {reason}"), None, False
             instance = slot.instance
         try:
-            if instance is None:
-                return None, run_command(plugin, args, deadline), False
-            instance.arm(deadline)
-            return None, instance.call(export, args), False
+            if instance is None:  # the ABI keeps no instance: a bare one for this call alone
+                instance = Instance(plugin, deadline)
+            return None, instance.run(export, args, deadline), False
         except WasmdError as exc:
             return exc, None, False  # the guest's own error, or output over the limit
         except Exception as exc:
@@ -407,7 +405,7 @@ class PluginPool:
         if export in plugin.exports and plugin.exports[export].callable:
             why = "which its manifest does not allow"
         elif export in plugin.exports:
-            why = f"whose signature the {plugin.abi} ABI cannot call"
+            why = f"whose signature the {plugin.abi.name} ABI cannot call"
         else:
             why = "which does not exist"
         known = ", ".join(sorted(plugin.calls)) or "none"
@@ -435,7 +433,7 @@ class PluginPool:
         if error.code == ErrorCode.INTERNAL:
             log.error("%s.%s: %s", plugin.name, export, error.message)
         try:
-            self._on_event(event, fields)
+            plugin.on_event(event, fields)
         except Exception:
             log.exception("%s: emitting %s failed", plugin.name, event)
 

@@ -30,15 +30,17 @@ import ctypes
 import fcntl
 import os
 import weakref
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import wasmtime
 
-from ..discovery import PluginSource
 from ..errors import PluginLoadError
 from ..manifest import Manifest, Preopen
+
+if TYPE_CHECKING:
+    from .plugin import PluginFiles
 
 
 @dataclass(frozen=True)
@@ -59,24 +61,12 @@ class Grant:
 
 
 def resolve_preopens(
-    source: PluginSource,
-    manifest: Manifest,
-    *,
-    plugin_dirs: Iterable[Path] = (),
-    allow_absolute: bool = False,
+    files: PluginFiles, manifest: Manifest, *, allow_absolute: bool = False
 ) -> tuple[Grant, ...]:
     """The manifest's preopens, opened and checked; ``PluginLoadError`` names the first one
     that breaks a rule (see the module docstring)."""
-    protected = _protected_dirs(source, plugin_dirs)
-    return tuple(_grant(source, p, protected, allow_absolute) for p in manifest.preopens)
-
-
-def _protected_dirs(source: PluginSource, plugin_dirs: Iterable[Path]) -> frozenset[Path]:
-    """Every plug-in directory, resolved; a plug-in loaded from a path adds the directory that
-    holds it."""
-    holder = source.root.parent if source.folder else source.root
-    dirs = [*plugin_dirs, holder, *([source.search_dir] if source.search_dir else [])]
-    return frozenset(_resolved(d) for d in dirs)
+    protected = frozenset(_resolved(d) for d in files.protected)
+    return tuple(_grant(files, p, protected, allow_absolute) for p in manifest.preopens)
 
 
 def _resolved(path: Path) -> Path:
@@ -87,43 +77,43 @@ def _resolved(path: Path) -> Path:
 
 
 def _grant(
-    source: PluginSource, preopen: Preopen, protected: frozenset[Path], allow_absolute: bool
+    files: PluginFiles, preopen: Preopen, protected: frozenset[Path], allow_absolute: bool
 ) -> Grant:
-    name, host = source.name, Path(preopen.host)
+    name, host = files.name, Path(preopen.host)
     if host.is_absolute() and not allow_absolute:
         raise PluginLoadError(
             name,
             f"preopen {preopen.host!r} is an absolute path; only subfolders of a folder "
             f"plug-in's own folder may be granted (daemon config: allow_absolute_preopens)",
         )
-    if not host.is_absolute() and not source.folder:
+    if not host.is_absolute() and not files.folder:
         raise PluginLoadError(
             name,
-            f"preopen {preopen.host!r}: {source.module_path.name} shares {source.root} with "
+            f"preopen {preopen.host!r}: {files.module_path.name} shares {files.root} with "
             f"other plug-ins; only a folder plug-in (NAME/plugin.wasm) may preopen folders "
             f"inside its own",
         )
     try:
-        fd = os.open(source.root / host, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(files.root / host, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except NotADirectoryError:
         raise PluginLoadError(name, f"preopen {preopen.host!r} is not a directory") from None
     except OSError as exc:
         raise PluginLoadError(name, f"preopen {preopen.host!r}: {exc}") from None
     grant = Grant(Path(os.readlink(f"/proc/self/fd/{fd}")), preopen.guest, preopen.writable, fd)
     weakref.finalize(grant, os.close, fd)
-    problem = _grant_problem(source, host, grant.host, protected)
+    problem = _grant_problem(files, host, grant.host, protected)
     if problem is not None:
         raise PluginLoadError(name, f"preopen {preopen.host!r} {problem}")
     return grant
 
 
 def _grant_problem(
-    source: PluginSource, host: Path, real: Path, protected: frozenset[Path]
+    files: PluginFiles, host: Path, real: Path, protected: frozenset[Path]
 ) -> str | None:
     """Why the opened directory ``real`` may not be granted, or None."""
     if not host.is_absolute():
         # The folder's own name is not resolved: if it were a link, the grant leads elsewhere.
-        own = _resolved(source.root.parent) / source.root.name
+        own = _resolved(files.root.parent) / files.root.name
         if real == own:
             return f"is the plug-in's folder {own} itself, which holds its module and manifest"
         if not real.is_relative_to(own):
