@@ -12,7 +12,7 @@ import pytest
 from wasmd import ErrorCode, WasmdError
 
 from .conftest import running_daemon, write_plugins
-from .test_reload import subscribe
+from .helpers import subscribe
 from .wat_abi import (
     CAT_COMMAND,
     EXITING_CORE,
