@@ -141,3 +141,18 @@ async def test_one_connection_past_capacity_gets_backpressure_not_busy(short_tmp
                 for i in range(1000):
                     tg.start_soon(call, i)
             assert results == {i: i + 3 for i in range(1000)}
+
+
+async def test_many_exports_instantiate_in_linear_time(short_tmp: Path) -> None:
+    """Issue 13: listing an instance's exports was quadratic in wasmtime (20,000 exports took
+    15 s per instantiation, paid after every trap and per call in per-call mode)."""
+    funcs = "".join(f'(func (export "f{i}") (result i32) (i32.const {i}))' for i in range(20_000))
+    plugins = {"many.wat": f"(module {funcs})", "many.toml": '[plugin]\nmode = "per-call"\n'}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("many.f7") == 7  # a fresh instance is made after it
+            started = time.monotonic()
+            assert await client.call("many.f19999") == 19_999  # waits for that instance
+            assert await client.call("many.f1") == 1
+            # Linear: ~0.5 s on a loaded 2-core machine; quadratic it was 30 s.
+            assert time.monotonic() - started < 5

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 
 from .extism import ExtismState
-from .fastcall import Caller, Cancellable, EpochGuard, install_guard, make_caller, set_deadline
+from .fastcall import (
+    Caller,
+    Cancellable,
+    EpochGuard,
+    export,
+    install_guard,
+    make_caller,
+    set_deadline,
+)
 from .host import call_state
 from .traps import CallEnded
 from .wasi import MemFile, make_wasi_config
@@ -92,6 +100,25 @@ def _guarded(guard: EpochGuard | None) -> Iterator[None]:
         raise
 
 
+class _Exports:
+    """An instance's exports, looked up by name as they are needed (``fastcall.export``):
+    listing them all is quadratic in wasmtime."""
+
+    __slots__ = ("instance", "store")
+
+    def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+        self.store, self.instance = store, instance
+
+    def get(self, name: str) -> Any:
+        return export(self.store, self.instance, name)
+
+    def __getitem__(self, name: str) -> Any:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+
 class Instance:
     __slots__ = (
         "abi_call",
@@ -128,7 +155,7 @@ class Instance:
         try:
             with _guarded(self.guard):
                 instance = plugin.abi.instantiate(self, deadline.at)
-                exports = instance.exports(store)
+                exports = _Exports(store, instance)
                 initialize = exports.get("_initialize")
                 if isinstance(initialize, wasmtime.Func):
                     initialize(store)  # a WASI reactor's constructors

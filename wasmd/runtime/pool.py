@@ -405,12 +405,15 @@ class PluginPool:
 
     def _no_such_export(self, export: str) -> WasmdError:
         plugin = self.plugin
-        if export in plugin.exports and plugin.exports[export].callable:
-            why = "which its manifest does not allow"
-        elif export in plugin.exports:
-            why = f"whose signature the {plugin.abi.name} ABI cannot call"
-        else:
+        signature, allowed = plugin.exports.get(export), plugin.manifest.exports
+        if signature is None:
             why = "which does not exist"
+        elif allowed and export not in allowed:
+            why = "which its manifest does not allow"
+        elif signature.callable:  # _start, _initialize, wasmd_alloc, or another ABI's shape
+            why = f"which is not a method under the {plugin.abi.name} ABI"
+        else:
+            why = f"whose signature the {plugin.abi.name} ABI cannot call"
         known = ", ".join(sorted(plugin.calls)) or "none"
         return WasmdError(
             ErrorCode.METHOD_NOT_FOUND,
