@@ -94,12 +94,16 @@ async def test_deep_recursion_is_a_trap_not_a_crash(short_tmp: Path) -> None:
 
 
 async def test_start_functions_that_trap_or_spin_fail_the_load(short_tmp: Path) -> None:
+    """Start code has the daemon's start_timeout_ms, not the manifest's timeout_ms: a start
+    function spinning under timeout_ms = 20000 kept the socket absent for 20 s (issue 13)."""
     plugins = {
         "boom.wat": START_TRAPS,
         "hang.wat": START_SPINS,
-        "hang.toml": "[plugin]\ntimeout_ms = 100\n",
+        "hang.toml": "[plugin]\ntimeout_ms = 20000\n",
     }
-    async with running_daemon(short_tmp, plugins) as daemon:
+    started = time.monotonic()
+    async with running_daemon(short_tmp, plugins, start_timeout_ms=100) as daemon:
+        assert time.monotonic() - started < 10  # ready long before the call deadline
         async with daemon.client() as client:
             listing = {item["name"]: item for item in await client.list()}
             assert listing["boom"]["state"] == "failed"

@@ -338,3 +338,76 @@ async def test_slow_subscriber_is_told_how_many_events_it_lost(short_tmp: Path) 
     # The notice comes first with what the full buffer kept: the newest events_buffer events.
     after_the_notice = received[received.index("events.dropped") + 1 :]
     assert after_the_notice == ["plugin.trapped"] * SMALL_EVENT_LIMITS["events_buffer"]
+
+
+TiB = 1 << 40
+
+
+def sparse_file(path: Path, size: int) -> None:
+    """A file of ``size`` bytes that takes no disk space: what a hostile writer grows."""
+    with open(path, "wb") as file:
+        file.truncate(size)
+
+
+def padded_module(payload: int) -> bytes:
+    """A valid empty module carrying ``payload`` bytes in a custom section."""
+    name = b"\x03pad"
+    size, leb = len(name) + payload, bytearray()
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        leb.append(byte | (0x80 if size else 0))
+        if not size:
+            break
+    return b"\0asm\1\0\0\0" + b"\0" + bytes(leb) + name + bytes(payload)
+
+
+def bytes_read() -> int:
+    """Bytes this process (the daemon) has read through system calls so far."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+async def test_huge_module_at_start_up_fails_without_being_read(short_tmp: Path) -> None:
+    """Issue 13: a 1 TiB sparse big.wasm killed the daemon (MemoryError) at start-up."""
+    plugins_dir = short_tmp / "plugins.d"
+    plugins_dir.mkdir()
+    sparse_file(plugins_dir / "big.wasm", TiB)
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon, daemon.client() as c:
+        listing = {item["name"]: item for item in await c.list()}
+        assert listing["big"]["state"] == "failed"
+        assert f"big.wasm is {TiB} bytes, over the limit of {256 << 20}" in listing["big"]["error"]
+        assert await c.call("arith.add", 1, 2) == 3
+
+
+async def test_huge_module_dropped_in_live_fails_and_is_reported_once(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        temporary = daemon.plugins_dir / "big.wasm.part"
+        sparse_file(temporary, TiB)
+        temporary.rename(daemon.plugins_dir / "big.wasm")
+        failed = await events.next()
+        assert (failed["type"], failed["plugin"]) == ("plugin.failed", "big")
+        assert "over the limit" in failed["error"]
+        assert "max_module_size" in failed["error"]
+        assert (await c.call("wasmd.reload"))["failed"] == [
+            "big"
+        ]  # still failed; not reported again
+        (daemon.plugins_dir / "calc.wat").write_text(versioned(1))
+        loaded = await events.next()
+        assert (loaded["type"], loaded["plugin"]) == ("plugin.loaded", "calc")
+        assert await c.call("arith.add", 1, 2) == 3
+
+
+async def test_rescan_does_not_read_unchanged_modules_again(short_tmp: Path) -> None:
+    plugins = {"padded.wasm": padded_module(32 << 20), "arith.wat": ARITH}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+        before = bytes_read()
+        for _ in range(3):
+            assert (await c.call("wasmd.reload"))["unchanged"] == ["arith", "padded"]
+        assert bytes_read() - before < 4 << 20  # three reads of padded.wasm would be 96 MiB
+        # A change is still seen: same size, new bytes.
+        replace_atomically(daemon.plugins_dir / "arith.wat", ARITH.replace("add", "sum", 1))
+        assert "arith" in (await c.call("wasmd.reload"))["reloaded"]
+        assert await c.call("arith.sum", 1, 2) == 3

@@ -67,6 +67,11 @@ class DaemonConfig:
     # bytes are unsent to it, in a buffer of events_buffer events that then drops the oldest.
     events_buffer: int = 1024
     events_outbox_limit: int = 64 * KiB
+    # A module file bigger than this fails to load without being read.
+    max_module_size: int = 256 * MiB
+    # The deadline of every instantiation (start functions, _initialize), whatever a
+    # manifest's timeout_ms: start code must not hold up start-up, reloads or shutdown.
+    start_timeout_ms: int = 5000
 
     def with_overrides(self, **changes: Any) -> DaemonConfig:
         """A copy with command-line values applied, checked as the file's values are.
@@ -90,6 +95,7 @@ _INTS = {
     "frame_timeout_ms": (1, 3_600_000),
     "shutdown_timeout_ms": (0, 3_600_000),
     "events_buffer": (1, 1_000_000),
+    "start_timeout_ms": (1, 3_600_000),
 }
 
 
@@ -124,7 +130,7 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = _mode(value, check)
         elif key == "max_message_size":
             out[key] = check.size(value, key, 1 * KiB, 1 * GiB)
-        elif key == "max_buffered":
+        elif key in ("max_buffered", "max_module_size"):
             out[key] = check.size(value, key, 1 * KiB, 64 * GiB)
         elif key == "events_outbox_limit":
             out[key] = check.size(value, key, 0, 1 * GiB)

@@ -111,6 +111,8 @@ async def serve(
             bus=bus,
             dirs=plugin_dirs,
             allow_absolute_preopens=config.allow_absolute_preopens,
+            max_module_size=config.max_module_size,
+            start_timeout_ms=config.start_timeout_ms,
         )
         daemon = Daemon(registry, bus, loader, notifier)
         try:
