@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,11 +15,14 @@ import msgpack
 import pytest
 
 from wasmd import Client, ErrorCode, WasmdError
+from wasmd.client import open_client
+from wasmd.config import DaemonConfig
+from wasmd.daemon import Daemon, serve
 from wasmd.protocol import Connection, Notification
 
 from .conftest import running_daemon
-from .helpers import replace_atomically, subscribe
-from .wat import ARITH, COUNTER, SPIN
+from .helpers import Events, replace_atomically, subscribe
+from .wat import ARITH, COUNTER, SPIN, START_LOGS_THEN_SPINS
 
 
 def versioned(version: int) -> str:
@@ -401,7 +407,7 @@ async def test_huge_module_dropped_in_live_fails_and_is_reported_once(short_tmp:
 
 
 async def test_rescan_does_not_read_unchanged_modules_again(short_tmp: Path) -> None:
-    plugins = {"padded.wasm": padded_module(32 << 20), "arith.wat": ARITH}
+    plugins: dict[str, str | bytes] = {"padded.wasm": padded_module(32 << 20), "arith.wat": ARITH}
     async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
         before = bytes_read()
         for _ in range(3):
@@ -411,3 +417,102 @@ async def test_rescan_does_not_read_unchanged_modules_again(short_tmp: Path) -> 
         replace_atomically(daemon.plugins_dir / "arith.wat", ARITH.replace("add", "sum", 1))
         assert "arith" in (await c.call("wasmd.reload"))["reloaded"]
         assert await c.call("arith.sum", 1, 2) == 3
+
+
+NOT_UTF8 = os.fsdecode(b"y\xfe")
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+@pytest.mark.parametrize("when", ["at-start-up", "dropped-in-live"])
+async def test_names_that_are_not_utf8_are_ignored_and_the_watch_goes_on(
+    short_tmp: Path, kind: str, when: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13: watchfiles raised WatchfilesRustInternalError on such a name, and the
+    daemon exited."""
+    plugins_dir = short_tmp / "plugins.d"
+    plugins_dir.mkdir()
+
+    def make_bad_name() -> None:
+        bad = plugins_dir / (NOT_UTF8 + (".wat" if kind == "file" else ""))
+        bad.write_text(ARITH) if kind == "file" else bad.mkdir()
+
+    if when == "at-start-up":
+        make_bad_name()
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        if when == "dropped-in-live":
+            make_bad_name()
+        replace_atomically(daemon.plugins_dir / "calc.wat", versioned(1))
+        loaded = await events.next()
+        assert (loaded["type"], loaded["plugin"]) == ("plugin.loaded", "calc")
+        assert [item["name"] for item in await c.list()] == ["arith", "calc"]
+        assert await c.call("arith.add", 1, 2) == 3
+    assert all(NOT_UTF8 not in record.getMessage() for record in caplog.records)
+
+
+async def test_slow_plugin_does_not_hold_up_another_drop_in(short_tmp: Path) -> None:
+    """Issue 13: the watcher awaited each batch in turn, so a new plug-in waited behind one
+    whose loading was slow (start code here; a big compile alike)."""
+    spinning = threading.Event()
+
+    class SpinSeen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "start code spins" in record.getMessage():
+                spinning.set()
+
+    handler = SpinSeen()
+    logging.getLogger("wasmd.plugin.slow").addHandler(handler)
+    try:
+        async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+            async with daemon.client() as c:
+                events = await subscribe(c)
+                replace_atomically(
+                    daemon.plugins_dir / "slow.toml", "[plugin]\ntimeout_ms = 4000\n"
+                )
+                replace_atomically(daemon.plugins_dir / "slow.wat", START_LOGS_THEN_SPINS)
+                assert await anyio.to_thread.run_sync(spinning.wait, 10)
+                replace_atomically(daemon.plugins_dir / "small.wat", versioned(1))
+                first = await events.next()
+                assert (first["type"], first["plugin"]) == ("plugin.loaded", "small")
+                failed = await events.next()
+                assert (failed["type"], failed["plugin"]) == ("plugin.failed", "slow")
+    finally:
+        logging.getLogger("wasmd.plugin.slow").removeHandler(handler)
+
+
+async def next_plugin_event(events: Events) -> tuple[str, str]:
+    """The next plug-in event's type and plug-in, past the rescans of re-arms (a re-arm may
+    happen more than once while folders come back)."""
+    event = await events.next()
+    while event["type"] == "daemon.reloading":
+        event = await events.next()
+    return event["type"], event["plugin"]
+
+
+async def test_watch_survives_its_parent_being_removed_and_recreated(short_tmp: Path) -> None:
+    """Issue 13: with the plug-in directory's parent removed and recreated, the watch was dead
+    for good (a watch on a removed folder sees nothing of its successor)."""
+    parent = short_tmp / "p"
+    plugins_dir = parent / "plugins.d"
+    plugins_dir.mkdir(parents=True)
+    (plugins_dir / "arith.wat").write_text(ARITH)
+    config = DaemonConfig(socket=short_tmp / "wasmd.sock")
+    async with anyio.create_task_group() as tg:
+        info = await tg.start(
+            lambda task_status: serve(config, plugin_dirs=[plugins_dir], task_status=task_status)
+        )
+        assert isinstance(info, Daemon)
+        async with open_client(short_tmp / "wasmd.sock") as c:
+            events = await subscribe(c, "plugin.", "daemon.reloading")
+            shutil.rmtree(parent)
+            # The watcher re-arms over what exists now (nothing) and rescans: wait for both.
+            seen: set[str] = set()
+            while seen != {"plugin.unloaded", "daemon.reloading"}:
+                seen.add((await events.next())["type"])
+            plugins_dir.mkdir(parents=True)
+            replace_atomically(plugins_dir / "calc.wat", versioned(1))
+            assert await next_plugin_event(events) == ("plugin.loaded", "calc")
+            # And the new watch follows changes, not just the rescan after re-arming.
+            replace_atomically(plugins_dir / "calc.wat", versioned(2))
+            assert await next_plugin_event(events) == ("plugin.reloaded", "calc")
+        tg.cancel_scope.cancel()

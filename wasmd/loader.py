@@ -42,7 +42,15 @@ from typing import Any, TypeVar
 
 import anyio
 
-from .discovery import PluginSource, ScanProblem, Shadowed, open_plugin_file, scan, scan_name
+from .discovery import (
+    PluginSource,
+    ScanProblem,
+    Shadowed,
+    open_plugin_file,
+    printable,
+    scan,
+    scan_name,
+)
 from .errors import ConfigError, PluginLoadError
 from .events import EventBus
 from .manifest import DEFAULT_MANIFEST, parse_manifest
@@ -362,7 +370,7 @@ class Loader:
         for problem in problems:
             if (problem.path, problem.reason) not in self._problems:
                 self._problems.add((problem.path, problem.reason))
-                log.warning("%s: %s", problem.path, problem.reason)
+                log.warning("%s: %s", printable(problem.path), problem.reason)
         for twin in shadowed:
             if (twin.name, twin.loser) not in self._shadowed:
                 self._shadowed.add((twin.name, twin.loser))
