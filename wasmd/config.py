@@ -57,6 +57,8 @@ class DaemonConfig:
     allow_gids: tuple[int, ...] = ()
     allow_groups: tuple[str, ...] = ()  # group names, resolved when the daemon starts
     cache_dir: Path | None = None  # None -> no compiled-module cache
+    # The compile cache's size on disk; past it the least recently used entries go.
+    cache_max_size: int = 1 * GiB
     log_level: str = "info"
     shutdown_timeout_ms: int = 10_000
     allow_absolute_preopens: bool = False
@@ -130,6 +132,8 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = _mode(value, check)
         elif key == "max_message_size":
             out[key] = check.size(value, key, 1 * KiB, 1 * GiB)
+        elif key == "cache_max_size":
+            out[key] = check.size(value, key, 1 * MiB, 1024 * GiB)
         elif key in ("max_buffered", "max_module_size"):
             out[key] = check.size(value, key, 1 * KiB, 64 * GiB)
         elif key == "events_outbox_limit":

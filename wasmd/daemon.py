@@ -109,7 +109,12 @@ async def serve(
     bus.bind()
     registry = Registry()
     target = "pulley64" if config.engine == "pulley" else None
-    with Engines(tick_ms=config.tick_ms, target=target, cache_dir=config.cache_dir) as engines:
+    with Engines(
+        tick_ms=config.tick_ms,
+        target=target,
+        cache_dir=config.cache_dir,
+        cache_max_bytes=config.cache_max_size,
+    ) as engines:
         loader = Loader(
             engines=engines,
             registry=registry,
