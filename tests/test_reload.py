@@ -14,7 +14,7 @@ import anyio
 import msgpack
 import pytest
 
-from wasmd import Client, ErrorCode, WasmdError
+from wasmd import Client, ErrorCode, WasmdError, watcher
 from wasmd.client import open_client
 from wasmd.config import DaemonConfig
 from wasmd.daemon import Daemon, serve
@@ -489,9 +489,15 @@ async def next_plugin_event(events: Events) -> tuple[str, str]:
     return event["type"], event["plugin"]
 
 
-async def test_watch_survives_its_parent_being_removed_and_recreated(short_tmp: Path) -> None:
+@pytest.mark.parametrize("rearmed_by", ["the-periodic-check", "a-rescan"])
+async def test_watch_survives_its_parent_being_removed_and_recreated(
+    short_tmp: Path, rearmed_by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 13: with the plug-in directory's parent removed and recreated, the watch was dead
-    for good (a watch on a removed folder sees nothing of its successor)."""
+    for good (a watch on a removed folder sees nothing of its successor), and SIGHUP did not
+    re-arm it."""
+    if rearmed_by == "a-rescan":
+        monkeypatch.setattr(watcher, "MOVED_CHECK_INTERVAL", 3600.0)
     parent = short_tmp / "p"
     plugins_dir = parent / "plugins.d"
     plugins_dir.mkdir(parents=True)
@@ -511,6 +517,8 @@ async def test_watch_survives_its_parent_being_removed_and_recreated(short_tmp: 
                 seen.add((await events.next())["type"])
             plugins_dir.mkdir(parents=True)
             replace_atomically(plugins_dir / "calc.wat", versioned(1))
+            if rearmed_by == "a-rescan":
+                await c.call("wasmd.reload")  # what SIGHUP does
             assert await next_plugin_event(events) == ("plugin.loaded", "calc")
             # And the new watch follows changes, not just the rescan after re-arming.
             replace_atomically(plugins_dir / "calc.wat", versioned(2))
