@@ -241,7 +241,10 @@ CATALOG = [
         fragment="deadline of 200 ms",
     ),
     Hostile(
-        "emit-garbage", {"h.wat": EMIT_GARBAGE}, "emit", fragment="emit was misused: FormatError"
+        "emit-garbage",
+        {"h.wat": EMIT_GARBAGE},
+        "emit",
+        fragment="emit was misused: the event is not one msgpack value",
     ),
     Hostile("wasi-without-grants", {"h.wat": WASI_UNGRANTED}, "try", result=8),  # EBADF
     Hostile("unknown-import", {"h.wat": UNKNOWN_IMPORT}, "uses", fragment="env::exotic"),

@@ -157,9 +157,7 @@ def _fault(name: str, exc: BaseException) -> None:
     if call_state.fault is not None:
         return  # only the first fault of a call: a guest looping on a misuse logs once
     if isinstance(exc, Exception):
-        # Some errors carry no text (msgpack's FormatError for bytes that are no value):
-        # their type is the reason then.
-        call_state.fault = f"host import {name} was misused: {str(exc) or type(exc).__name__}"
+        call_state.fault = f"host import {name} was misused: {exc}"
         log.debug("%s", call_state.fault)
     else:  # not a misuse a guest can cause: a bug of ours, worth a traceback
         call_state.fault = f"host import {name} failed: {exc!r}"
