@@ -158,5 +158,5 @@ async def test_many_exports_instantiate_in_linear_time(short_tmp: Path) -> None:
             started = time.monotonic()
             assert await client.call("many.f19999") == 19_999  # waits for that instance
             assert await client.call("many.f1") == 1
-            # Linear: ~0.5 s on a loaded 2-core machine; quadratic it was 30 s.
+            # Callers made on first use: milliseconds; quadratic it was 30 s.
             assert time.monotonic() - started < 5

@@ -119,6 +119,25 @@ class _Exports:
         return found
 
 
+class _Callers(dict[str, Caller]):
+    """An instance's callers by export name, each made on its first call: making 20,000 of
+    them took half a second, paid by every instantiation (after a trap, per call in
+    per-call mode) for exports that may never be called."""
+
+    __slots__ = ("exports", "plugin", "store")
+
+    def __init__(self, plugin: CompiledPlugin, store: wasmtime.Store, exports: _Exports) -> None:
+        super().__init__()
+        self.plugin, self.store, self.exports = plugin, store, exports
+
+    def __missing__(self, name: str) -> Caller:
+        func = self.exports[name]
+        assert isinstance(func, wasmtime.Func)  # plugin.calls holds function exports only
+        sig = self.plugin.exports[name]
+        caller = self[name] = make_caller(self.store, func, sig.params, sig.results)
+        return caller
+
+
 class Instance:
     __slots__ = (
         "abi_call",
@@ -142,7 +161,7 @@ class Instance:
         self.streams: tuple[MemFile, MemFile] | None = None
         self.extism: ExtismState | None = None  # an Extism plug-in's kernel and host state
         self.kernel_calls: dict[str, Caller] = {}
-        self.callers: dict[str, Caller] = {}
+        self.callers: dict[str, Caller] = {}  # _Callers once instantiated
         self.memory: wasmtime.Memory | None = None
         self.alloc: Caller | None = None
         if plugin.abi.keeps_instance:
@@ -162,11 +181,7 @@ class Instance:
         except BaseException:
             self.close()
             raise
-        for name in plugin.calls:
-            func = exports[name]
-            assert isinstance(func, wasmtime.Func)  # plugin.calls holds function exports only
-            sig = plugin.exports[name]
-            self.callers[name] = make_caller(store, func, sig.params, sig.results)
+        self.callers = _Callers(plugin, store, exports)
         memory, alloc = exports.get("memory"), exports.get("wasmd_alloc")
         self.memory = memory if isinstance(memory, wasmtime.Memory) else None
         if isinstance(alloc, wasmtime.Func):
