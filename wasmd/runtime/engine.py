@@ -34,7 +34,7 @@ class Engines:
     """Owns the engines and the ticker thread; use as a context manager."""
 
     def __init__(
-        self, *, tick_ms: int = 10, target: str | None = None, cache_dir: Path | None = None
+        self, *, tick_ms: int = 5, target: str | None = None, cache_dir: Path | None = None
     ) -> None:
         if tick_ms < 1:
             raise ValueError("tick_ms must be at least 1")
