@@ -93,7 +93,7 @@ async def test_text_prints_as_itself_and_bytes_as_text(
     async with running_daemon(short_tmp, PLUGINS) as daemon:
         cli = cli_for(daemon.socket, capsys)
         # msgpack echo returns its params array: JSON, with "é" as itself.
-        assert await cli("call", "mp.echo", "café") == (EXIT_OK, '[\n  "café"\n]\n', "")
+        assert await cli("call", "mp.echo", "café") == (EXIT_OK, '["café"]\n', "")
         assert await cli("--json", "call", "mp.echo", "naïve") == (EXIT_OK, '[\n  "naïve"\n]\n', "")
         # An Extism function returns bytes: printed as text when they are UTF-8.
         assert await cli("call", "ex.echo", "héllo wörld") == (EXIT_OK, "héllo wörld\n", "")
@@ -102,9 +102,9 @@ async def test_text_prints_as_itself_and_bytes_as_text(
 def test_bytes_that_are_not_utf8_print_as_base64(capsys: pytest.CaptureFixture[str]) -> None:
     _print_result(b"\xff\x00ok")
     _print_result({"out": b"\xfe"})
-    assert (
-        capsys.readouterr().out
-        == '{\n  "base64": "/wBvaw=="\n}\n{\n  "out": {\n    "base64": "/g=="\n  }\n}\n'
+    _print_result({"long": "x" * 80})  # past one line: indented
+    assert capsys.readouterr().out == (
+        '{"base64": "/wBvaw=="}\n{"out": {"base64": "/g=="}}\n{\n  "long": "' + "x" * 80 + '"\n}\n'
     )
 
 

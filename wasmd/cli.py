@@ -52,6 +52,9 @@ answers on the socket; 4 `check` has warnings: the plug-in loads, but has no cal
 methods."""
 
 
+ONE_LINE = 80
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         try:
@@ -75,9 +78,14 @@ def _print_json(value: Any) -> None:
 
 
 def _print_result(value: Any) -> None:
-    """A result as a person reads it: text as text (bytes too, if UTF-8), the rest as JSON."""
+    """A result as a person reads it: text as text (bytes too, if UTF-8), the rest as JSON,
+    on one line if it fits in ``ONE_LINE`` characters."""
     text = _jsonable(value)
-    print(text if isinstance(text, str) else _dumps(text, indent=2))
+    if not isinstance(text, str):
+        text = _dumps(text)
+        if len(text) > ONE_LINE:
+            text = _dumps(value, indent=2)
+    print(text)
 
 
 def _format_event(event: dict[str, Any], *, as_json: bool) -> str:
@@ -236,6 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"wasmd: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `wasmd describe math | head`: the reader has what it wanted. Point stdout at
+        # /dev/null so that the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 def _check(args: argparse.Namespace) -> int:
