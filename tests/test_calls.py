@@ -131,7 +131,10 @@ async def test_manifest_exports_restrict_what_is_callable(short_tmp: Path) -> No
 
 
 async def test_failed_plugin_answers_unavailable(short_tmp: Path) -> None:
-    plugins = {"broken.wasm": b"\x00asm\x01\x00\x00\x00garbage", "arith.wat": ARITH}
+    plugins: dict[str, str | bytes] = {
+        "broken.wasm": b"\x00asm\x01\x00\x00\x00garbage",
+        "arith.wat": ARITH,
+    }
     async with running_daemon(short_tmp, plugins) as daemon:
         assert (daemon.info.plugins, daemon.info.failed) == (2, 1)
         async with daemon.client() as client:

@@ -111,7 +111,7 @@ async def test_start_functions_that_trap_or_spin_fail_the_load(short_tmp: Path) 
 async def test_full_queue_answers_busy_to_other_connections(short_tmp: Path) -> None:
     plugins = {"spin.wat": SPIN, "spin.toml": "[plugin]\ntimeout_ms = 300\nqueue = 2\n"}
     async with running_daemon(short_tmp, plugins) as daemon:
-        results: list[object] = []
+        results: list[int] = []
 
         async def call() -> None:
             async with daemon.client() as client:

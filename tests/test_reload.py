@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from wasmd import Client, ErrorCode, WasmdError
 from wasmd.protocol import Connection, Notification
 
 from .conftest import running_daemon
+from .helpers import replace_atomically, subscribe
 from .wat import ARITH, COUNTER, SPIN
 
 
@@ -27,30 +27,6 @@ def versioned(version: int) -> str:
       (func (export "add") (param i32 i32) (result i32)
         (i32.add (i32.add (local.get 0) (local.get 1)) (i32.const {version * 1000})))
     )"""
-
-
-def replace_atomically(path: Path, content: str | bytes) -> None:
-    """What careful tools do: write a temporary name (ignored by wasmd), then rename."""
-    temporary = path.with_name(path.name + ".tmp")
-    data = content.encode() if isinstance(content, str) else content
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-
-
-class Events:
-    """A subscription's stream with a bounded wait for the next event."""
-
-    def __init__(self, stream: AsyncIterator[dict[str, Any]]) -> None:
-        self.stream = stream
-
-    async def next(self, within: float = 10) -> dict[str, Any]:
-        with anyio.fail_after(within):
-            return await anext(self.stream)
-
-
-async def subscribe(client: Client, *prefixes: str) -> Events:
-    await client.subscribe(list(prefixes) or ["plugin."])
-    return Events(client.events())
 
 
 async def test_drop_in_replace_and_remove(short_tmp: Path) -> None:
@@ -105,7 +81,7 @@ async def test_broken_new_versions_leave_the_old_one_serving(short_tmp: Path) ->
         good = (await c.describe("calc"))["version"]
         wat = daemon.plugins_dir / "calc.wat"
         manifest = daemon.plugins_dir / "calc.toml"
-        breakages = [
+        breakages: list[tuple[Callable[[], object], str]] = [
             (lambda: replace_atomically(wat, "(module (func (export"), "invalid WAT"),
             (lambda: replace_atomically(wat, b"\x00asm\x01\x00\x00\x00\x7f"), "invalid module"),
             (lambda: manifest.write_text("[plugin]\ntimeout_ms = -1\n"), "plugin.timeout_ms"),
@@ -280,7 +256,7 @@ START_TRAPS = """(module (func $boom unreachable) (start $boom)
 
 # A subscriber's events wait once anything is unsent to it, in a buffer of 8: a few hundred
 # events (what the kernel's socket buffer holds, then 8) are enough to make it lose some.
-SMALL_EVENT_LIMITS = {"events_buffer": 8, "events_outbox_limit": 0}
+SMALL_EVENT_LIMITS: dict[str, Any] = {"events_buffer": 8, "events_outbox_limit": 0}
 
 
 async def _trap_until_events_are_dropped(client: Client) -> int:

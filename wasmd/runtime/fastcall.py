@@ -68,9 +68,9 @@ class FastCaller:
         "_func",
         "_nparams",
         "_nresults",
-        "_param_fields",
+        "_param_slots",
         "_params",
-        "_result_fields",
+        "_result_slots",
         "_results",
         "_trap",
         "_trap_ref",
@@ -90,19 +90,24 @@ class FastCaller:
         self._results = (_VAL * max(1, len(results)))()
         for i, kind in enumerate(params):
             self._params[i].kind = _KINDS[kind][0]  # type: ignore[assignment]  # ctypes converts
-        self._param_fields = tuple(_KINDS[kind][1] for kind in params)
-        self._result_fields = tuple(_KINDS[kind][1] for kind in results)
+        # Each value's union, looked up once: indexing a ctypes array makes a new object
+        # every time (0.27 us a value, against 0.10 us through a kept one).
+        self._param_slots = tuple(
+            (self._params[i].of, _KINDS[kind][1]) for i, kind in enumerate(params)
+        )
+        self._result_slots = tuple(
+            (self._results[i].of, _KINDS[kind][1]) for i, kind in enumerate(results)
+        )
         self._trap = _TRAP_PTR()
         self._trap_ref = ctypes.byref(self._trap)
 
     def __call__(self, *args: Any) -> Any:
-        params = self._params
-        for i, field in enumerate(self._param_fields):
-            setattr(params[i].of, field, args[i])
+        for (union, field), value in zip(self._param_slots, args, strict=True):
+            setattr(union, field, value)
         error = _func_call(
             self._ctx,
             self._func,
-            params,
+            self._params,
             self._nparams,
             self._results,
             self._nresults,
@@ -117,13 +122,13 @@ class FastCaller:
             self._trap = _TRAP_PTR()
             self._trap_ref = ctypes.byref(self._trap)
             raise trap
-        fields = self._result_fields
-        if not fields:
+        slots = self._result_slots
+        if len(slots) == 1:
+            union, field = slots[0]
+            return getattr(union, field)
+        if not slots:
             return None
-        results = self._results
-        if len(fields) == 1:
-            return getattr(results[0].of, fields[0])
-        return [getattr(results[i].of, field) for i, field in enumerate(fields)]
+        return [getattr(union, field) for union, field in slots]
 
 
 def make_caller(

@@ -365,13 +365,16 @@ class PluginPool:
                 None,
                 False,
             )
-        deadline = Deadline(deadline_at, self._engines.ticks_for(remaining_ms), ticket)
         instance = slot.instance
         if self._keeps_instance and instance is None:
             reason = self._instantiate(slot)
             if reason is not None:
                 return WasmdError(ErrorCode.UNAVAILABLE, f"{plugin.name}: {reason}"), None, False
             instance = slot.instance
+        # Ticks matter only to a Store whose deadline traps (no EpochGuard): skip the sum.
+        guarded = instance is not None and instance.guard is not None
+        ticks = 1 if guarded else self._engines.ticks_for(remaining_ms)
+        deadline = Deadline(deadline_at, ticks, ticket)
         try:
             if instance is None:  # the ABI keeps no instance: a bare one for this call alone
                 instance = Instance(plugin, deadline)
