@@ -129,16 +129,19 @@ def test_readme_live_directory_example(readme_daemon: tuple[Path, dict[str, str]
         assert follower.stdout is not None
         events: queue.Queue[dict[str, object]] = queue.Queue()
         stream = follower.stdout
-        threading.Thread(
-            target=lambda: [events.put(json.loads(line)) for line in stream], daemon=True
-        ).start()
+
+        def read() -> None:
+            for line in stream:
+                events.put(json.loads(line))
+
+        threading.Thread(target=read, daemon=True).start()
         try:
             with SyncClient(env["WASMD_SOCKET"], timeout=10) as client:
                 while client.call("wasmd.stats")["daemon"]["subscribers"] == 0:
                     client.call("wasmd.ping")  # until the follower is subscribed
             for command, expected in live_directory_steps():
                 subprocess.run(["sh", "-c", command], cwd=cwd, check=True, timeout=30)
-                seen = []
+                seen: list[tuple[object, object]] = []
                 while not seen or seen[-1] != (expected, "calc"):
                     event = events.get(timeout=30)
                     seen.append((event["type"], event.get("plugin")))
