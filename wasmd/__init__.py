@@ -1,20 +1,44 @@
-"""wasmd: a daemon hosting hot-reloadable WebAssembly plug-ins behind a MessagePack-RPC socket."""
+"""wasmd: a daemon hosting hot-reloadable WebAssembly plug-ins behind a MessagePack-RPC socket,
+and a library that loads the same plug-ins into a program (``Loader``, docs/embedding.md).
+
+The library is imported eagerly; the daemon and the socket clients are imported on first use,
+so ``import wasmd`` pulls in nothing Linux-specific (peer credentials, systemd, inotify).
+"""
 
 from __future__ import annotations
 
-from .client import Client, SyncClient, open_client
-from .config import DaemonConfig
-from .daemon import Daemon, serve
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
+from .library import Export, Loader, Plugin
+
+if TYPE_CHECKING:
+    from .client import Client, SyncClient, open_client
+    from .config import DaemonConfig
+    from .daemon import Daemon, serve
 
 __version__ = "0.1.0"
+
+# name -> the module that defines it, imported when the name is first asked for.
+_LAZY = {
+    "Client": "client",
+    "SyncClient": "client",
+    "open_client": "client",
+    "DaemonConfig": "config",
+    "Daemon": "daemon",
+    "serve": "daemon",
+}
 
 __all__ = [
     "Client",
     "ConfigError",
-    "DaemonConfig",
     "Daemon",
+    "DaemonConfig",
     "ErrorCode",
+    "Export",
+    "Loader",
+    "Plugin",
     "PluginLoadError",
     "SyncClient",
     "WasmdError",
@@ -22,3 +46,12 @@ __all__ = [
     "open_client",
     "serve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wasmd' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -36,7 +36,15 @@ from .errors import ConfigError, PluginLoadError
 from .events import EventBus
 from .manifest import DEFAULT_MANIFEST, parse_manifest
 from .registry import Entry, Registry
-from .runtime import Engines, EventSink, PluginFiles, PluginPool, compile_plugin, module_binary
+from .runtime import (
+    Engines,
+    EventSink,
+    PluginFiles,
+    PluginPool,
+    PluginResolver,
+    compile_plugin,
+    module_binary,
+)
 from .tomlcheck import read_toml_fd
 
 log = logging.getLogger("wasmd.loader")
@@ -89,10 +97,12 @@ def build_pool(
     on_event: EventSink,
     allow_absolute_preopens: bool = False,
     plugin_dirs: Sequence[Path] = (),
+    plugins: PluginResolver | None = None,
 ) -> PluginPool:
     """Compile a snapshot and start its instances (blocking). Raises PluginLoadError.
 
-    ``plugin_dirs``: the search path, on which no preopen may grant anything.
+    ``plugin_dirs``: the search path, on which no preopen may grant anything. ``plugins``:
+    how its ``wasmd.call`` finds other plug-ins (the registry it will be installed in).
     """
     source = snapshot.source
     manifest = DEFAULT_MANIFEST
@@ -110,6 +120,7 @@ def build_pool(
         snapshot.manifest_text,
         on_event=on_event,
         allow_absolute_preopens=allow_absolute_preopens,
+        plugins=plugins,
     )
     pool = PluginPool(plugin, engines)
     pool.start()
@@ -273,6 +284,7 @@ class Loader:
                     self.bus.emit_threadsafe,
                     self.allow_absolute_preopens,
                     self.dirs,
+                    self.registry.pool_of,
                     limiter=self._compile_slots,
                 )
             except PluginLoadError as exc:

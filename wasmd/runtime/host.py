@@ -1,4 +1,4 @@
-"""The host imports every plug-in may use, module ``wasmd``: log, emit, error, config_get.
+"""The host imports every plug-in may use, module ``wasmd``: log, emit, error, config_get, call.
 
 Hazard (DESIGN.md section 4): wasmtime-py passes a host function's exception back through one
 module-level global (``wasmtime._func.LAST_EXCEPTION``), so with several worker threads the
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import msgpack
 import wasmtime
 
-from ..errors import PluginLoadError
+from ..errors import ErrorCode, PluginLoadError, WasmdError
 
 # Generous for a log line or an error message, small enough that a guest cannot make the
 # daemon copy its whole memory per call.
@@ -50,10 +50,21 @@ class CallState(threading.local):
 
     guest_error: str | None = None
     fault: str | None = None
+    # The running call's deadline and its cancellation (``Instance.run`` sets them), and how
+    # many plug-in-to-plug-in calls deep it is: what ``wasmd.call`` hands on (nested.py).
+    deadline_at: float | None = None
+    cancellable: Any = None
+    depth: int = 0
 
     def reset(self) -> None:
         self.guest_error = None
         self.fault = None
+
+    def save(self) -> tuple[str | None, str | None, float | None, Any, int]:
+        return self.guest_error, self.fault, self.deadline_at, self.cancellable, self.depth
+
+    def restore(self, saved: tuple[str | None, str | None, float | None, Any, int]) -> None:
+        self.guest_error, self.fault, self.deadline_at, self.cancellable, self.depth = saved
 
 
 call_state = CallState()
@@ -61,11 +72,13 @@ call_state = CallState()
 
 @dataclass
 class HostContext:
-    """Per plug-in version: what its host functions need. ``on_event`` is set by the pool."""
+    """Per plug-in version: what its host functions need. ``plugins`` finds the callee of a
+    ``wasmd.call`` (None: the import answers ``unavailable``)."""
 
     plugin: str
     config: dict[str, str]
     on_event: EventSink | None = None
+    plugins: Callable[[str], Any] | None = None  # a nested.PluginResolver
     log: logging.Logger = field(init=False)
     budget: RateLimit = field(init=False)
 
@@ -230,6 +243,59 @@ def _config_get(ctx: HostContext) -> Callable[..., int]:
     return config_get
 
 
+# A wasmd.call's params and its result, encoded, at most (as a request's message size).
+MAX_CALL_BYTES = 16 * 1024 * 1024
+
+
+def _call(ctx: HostContext) -> Callable[..., int]:
+    from . import nested  # nested imports the pool, which imports this module
+
+    @host_function("wasmd.call", fallback=0)
+    def call(caller: wasmtime.Caller, nptr: int, nlen: int, aptr: int, alen: int) -> int:
+        method = _read(caller, nptr, nlen, MAX_TEXT).decode("utf-8")
+        params = _decode_params(_read(caller, aptr, alen, MAX_CALL_BYTES))
+        error: WasmdError | None
+        if ctx.plugins is None:
+            error, result = WasmdError(ErrorCode.UNAVAILABLE, "no plug-ins to call here"), None
+        elif call_state.depth >= nested.MAX_CALL_DEPTH:
+            error = WasmdError(
+                ErrorCode.RESOURCE_EXHAUSTED,
+                f"plug-in calls nested more than {nested.MAX_CALL_DEPTH} deep",
+            )
+            result = None
+        else:
+            saved = call_state.save()
+            call_state.depth += 1
+            try:
+                error, result = nested.call_plugin(
+                    ctx.plugins,
+                    ctx.plugin,
+                    method,
+                    params,
+                    deadline_at=saved[2],
+                    outer=saved[3],
+                )
+            finally:
+                call_state.restore(saved)
+        answer = [None if error is None else error.to_wire(), result]
+        encoded = msgpack.packb(answer, use_bin_type=True)
+        if len(encoded) > MAX_CALL_BYTES:
+            raise ValueError(f"the result is over the limit of {MAX_CALL_BYTES} bytes")
+        return write_guest_bytes(caller, encoded)
+
+    return call
+
+
+def _decode_params(raw: bytes) -> list[Any]:
+    try:
+        params = msgpack.unpackb(raw, strict_map_key=False)
+    except Exception as exc:
+        raise ValueError(f"the params are not one msgpack value ({type(exc).__name__})") from None
+    if not isinstance(params, list):
+        raise ValueError(f"the params must be a msgpack array, got {type(params).__name__}")
+    return params
+
+
 def write_guest_bytes(caller: wasmtime.Caller, data: bytes) -> int:
     """Place ``data`` in guest memory through its ``wasmd_alloc``; ``ptr << 32 | len``.
     Empty data is ``0`` (no allocation: ``wasmd_alloc(0)`` need not be supported)."""
@@ -254,6 +320,7 @@ HOST_IMPORTS: dict[
     "emit": ([_I32, _I32], [], _emit),
     "error": ([_I32, _I32], [], _error),
     "config_get": ([_I32, _I32], [_I64], _config_get),
+    "call": ([_I32, _I32, _I32, _I32], [_I64], _call),
 }
 
 

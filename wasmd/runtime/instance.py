@@ -182,6 +182,7 @@ class Instance:
         if fuel:
             self.store.set_fuel(fuel)
         call_state.reset()
+        call_state.deadline_at, call_state.cancellable = deadline.at, deadline.call
         try:
             return self.abi_call(self, export, args)
         except wasmtime.WasmtimeError:  # inline rather than _guarded: this is the hot path
