@@ -50,6 +50,9 @@ class CallState(threading.local):
 
     guest_error: str | None = None
     fault: str | None = None
+    # "timeout" or "cancelled": a host function found the call over (wasmd.call, when the
+    # callee used up the caller's time); the call ends so, as if the epoch guard had ended it.
+    ended: str | None = None
     # The running call's deadline and its cancellation (``Instance.run`` sets them), and how
     # many plug-in-to-plug-in calls deep it is: what ``wasmd.call`` hands on (nested.py).
     deadline_at: float | None = None
@@ -59,12 +62,35 @@ class CallState(threading.local):
     def reset(self) -> None:
         self.guest_error = None
         self.fault = None
+        self.ended = None
 
-    def save(self) -> tuple[str | None, str | None, float | None, Any, int]:
-        return self.guest_error, self.fault, self.deadline_at, self.cancellable, self.depth
+    def save(self) -> tuple[Any, ...]:
+        return (
+            self.guest_error,
+            self.fault,
+            self.ended,
+            self.deadline_at,
+            self.cancellable,
+            self.depth,
+        )
 
-    def restore(self, saved: tuple[str | None, str | None, float | None, Any, int]) -> None:
-        self.guest_error, self.fault, self.deadline_at, self.cancellable, self.depth = saved
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        (
+            self.guest_error,
+            self.fault,
+            self.ended,
+            self.deadline_at,
+            self.cancellable,
+            self.depth,
+        ) = saved
+
+    def over(self) -> str | None:
+        """Whether the running call is over: "cancelled", "timeout", or None."""
+        if self.cancellable is not None and self.cancellable.cancelled:
+            return "cancelled"
+        if self.deadline_at is not None and time.monotonic() >= self.deadline_at:
+            return "timeout"
+        return None
 
 
 call_state = CallState()
@@ -272,8 +298,8 @@ def _call(ctx: HostContext) -> Callable[..., int]:
                     ctx.plugin,
                     method,
                     params,
-                    deadline_at=saved[2],
-                    outer=saved[3],
+                    deadline_at=call_state.deadline_at,
+                    outer=call_state.cancellable,
                 )
             finally:
                 call_state.restore(saved)
@@ -281,7 +307,16 @@ def _call(ctx: HostContext) -> Callable[..., int]:
         encoded = msgpack.packb(answer, use_bin_type=True)
         if len(encoded) > MAX_CALL_BYTES:
             raise ValueError(f"the result is over the limit of {MAX_CALL_BYTES} bytes")
-        return write_guest_bytes(caller, encoded)
+        try:
+            if call_state.over() is None:
+                return write_guest_bytes(caller, encoded)
+        except Exception:
+            if call_state.over() is None:
+                raise
+        # The callee used up the caller's time (or the caller was cancelled meanwhile): the
+        # caller's wasmd_alloc would be ended by the epoch guard; the caller's call ends.
+        call_state.ended = call_state.over()
+        return 0
 
     return call
 
