@@ -118,6 +118,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("prefixes", nargs="*", help="event type prefixes, e.g. plugin.")
     p = commands.add_parser("reload", parents=[common], help="rescan plug-in directories")
     p.add_argument("name", nargs="?")
+    p = commands.add_parser(
+        "load", parents=[common], help="load a plug-in file or folder into the running daemon"
+    )
+    p.add_argument("path", type=Path)
+    p = commands.add_parser("unload", parents=[common], help="drain and remove a plug-in")
+    p.add_argument("name")
     p = commands.add_parser("check", parents=[common], help="validate a plug-in offline")
     p.add_argument("path", type=Path)
     return parser
@@ -163,6 +169,10 @@ def _request_for(args: argparse.Namespace) -> tuple[str, list[Any]]:
         return "wasmd.describe", [args.name]
     if args.command == "reload":
         return "wasmd.reload", [args.name] if args.name else []
+    if args.command == "load":
+        return "wasmd.load", [str(args.path.absolute())]  # the daemon's cwd is not ours
+    if args.command == "unload":
+        return "wasmd.unload", [args.name]
     return f"wasmd.{args.command}", []
 
 

@@ -13,6 +13,11 @@ manifest, read together and fingerprinted), and compares it with the registry:
   in the new version fails, the old version keeps serving and ``plugin.failed`` says why;
 - the same fingerprint          -> nothing, and no event.
 
+Two requests change this (wasmd/loading.py): a plug-in loaded from a path (``wasmd.load``)
+holds its name until it is unloaded, whatever the search path holds; a plug-in unloaded on
+request (``wasmd.unload``) stays away while the search path's bytes for its name are the
+ones it was unloaded with (``unloaded``: name -> that fingerprint, None if there were none).
+
 A name is reconciled by one task at a time (a lock per name), so racing batches cannot
 interleave; each simply re-reads the disk. The blocking half (``build_pool``) runs in worker
 threads, at most one per core, because compiling is CPU-bound.
@@ -166,7 +171,7 @@ class ReloadReport:
         return {key: sorted(value) for key, value in vars(self).items()}
 
 
-def _winners(
+def search_path_winners(
     dirs: Sequence[Path], names: Iterable[str]
 ) -> tuple[dict[str, PluginSource | None], list[Shadowed], list[ScanProblem]]:
     """Each name's source on the search path now (blocking): first directory wins."""
@@ -208,6 +213,11 @@ class Loader:
         self._rejected: dict[str, str] = {}  # name -> fingerprint of a version that failed
         self._shadowed: set[tuple[str, Path]] = set()
         self._problems: set[tuple[Path, str]] = set()
+        self.unloaded: dict[str, str | None] = {}  # see the module docstring
+
+    def lock_for(self, name: str) -> anyio.Lock:
+        """The lock under which NAME is reconciled, loaded or unloaded."""
+        return self._locks.setdefault(name, anyio.Lock())
 
     async def initial_scan(self) -> ReloadReport:
         """Load every plug-in on the search path; returns when each has loaded or failed."""
@@ -223,7 +233,7 @@ class Loader:
             shadowed, problems = list(result.shadowed), list(result.problems)
         else:
             winners, shadowed, problems = await anyio.to_thread.run_sync(
-                _winners, self.dirs, sorted(set(names))
+                search_path_winners, self.dirs, sorted(set(names))
             )
         self._report_scan(shadowed, problems)
         report = ReloadReport()
@@ -249,15 +259,21 @@ class Loader:
     async def _reconcile_one(
         self, name: str, source: PluginSource | None, report: ReloadReport
     ) -> None:
-        lock = self._locks.setdefault(name, anyio.Lock())
+        lock = self.lock_for(name)
         waited = lock.locked()
         async with lock:
             if waited:
                 # Another reconcile of this name ran meanwhile; the disk may have moved on.
-                winners, _, _ = await anyio.to_thread.run_sync(_winners, self.dirs, [name])
+                winners, _, _ = await anyio.to_thread.run_sync(
+                    search_path_winners, self.dirs, [name]
+                )
                 source = winners[name]
             current = self.registry.get(name)
+            if current is not None and current.source.search_dir is None:
+                report.unchanged.append(name)  # loaded from a path: it holds the name
+                return
             if source is None:
+                self.unloaded.pop(name, None)  # gone from disk: its next file is a change
                 if current is None:
                     return
                 self._unload(current)
@@ -270,6 +286,11 @@ class Loader:
                 self._failed(name, source, current, reason, fingerprint=None)
                 report.failed.append(name)
                 return
+            if name in self.unloaded:
+                if self.unloaded[name] == snapshot.fingerprint:
+                    report.unchanged.append(name)  # unloaded on request; the disk is as it was
+                    return
+                del self.unloaded[name]
             if current is not None and current.fingerprint == snapshot.fingerprint:
                 report.unchanged.append(name)
                 return
@@ -277,16 +298,7 @@ class Loader:
                 report.unchanged.append(name)  # the same broken bytes: reported already
                 return
             try:
-                pool = await anyio.to_thread.run_sync(
-                    build_pool,
-                    snapshot,
-                    self.engines,
-                    self.bus.emit_threadsafe,
-                    self.allow_absolute_preopens,
-                    self.dirs,
-                    self.registry.pool_of,
-                    limiter=self._compile_slots,
-                )
+                pool = await self.build(snapshot)
             except PluginLoadError as exc:
                 self._failed(name, source, current, exc.reason, snapshot.fingerprint)
                 report.failed.append(name)
@@ -304,11 +316,29 @@ class Loader:
                 name
             )
 
-    def _install(self, entry: Entry, previous: Entry | None) -> None:
+    async def build(self, snapshot: Snapshot) -> PluginPool:
+        """``build_pool`` in a worker thread, at most one per core. Raises PluginLoadError."""
+        return await anyio.to_thread.run_sync(
+            build_pool,
+            snapshot,
+            self.engines,
+            self.bus.emit_threadsafe,
+            self.allow_absolute_preopens,
+            self.dirs,
+            self.registry.pool_of,
+            limiter=self._compile_slots,
+        )
+
+    def _install(
+        self, entry: Entry, previous: Entry | None, how: dict[str, Any] | None = None
+    ) -> None:
+        """``how``: fields that say how it came (``{"how": "load", "uid": ...}``); by default
+        ``{"how": "search_path"}``."""
         self.registry.install(entry)
         assert entry.pool is not None
         plugin = entry.pool.plugin
         fields: dict[str, Any] = {"plugin": entry.name, "path": str(entry.source.module_path)}
+        fields.update(how or {"how": "search_path"})
         if previous is not None and previous.pool is not None:
             old = previous.pool.plugin
             # Closing lets the calls already queued on the old version finish there.
@@ -338,10 +368,11 @@ class Loader:
             self.registry.install(Entry(name, source, None, reason, fingerprint=fingerprint))
         self.bus.emit("plugin.failed", fields)
 
-    def _unload(self, entry: Entry) -> None:
+    def _unload(self, entry: Entry, how: dict[str, Any] | None = None) -> None:
         self.registry.remove(entry.name)
         self._rejected.pop(entry.name, None)
         fields: dict[str, Any] = {"plugin": entry.name, "path": str(entry.source.module_path)}
+        fields.update(how or {"how": "search_path"})
         if entry.pool is not None:
             entry.pool.close()
             fields["version"] = entry.pool.plugin.short_version
