@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.conftest import running_daemon, write_plugins
@@ -158,3 +159,17 @@ async def test_over_the_socket(short_tmp: Path) -> None:
         assert answer[0][0] == ErrorCode.BUSY
         answer = await client.call("relay.to_private")
         assert answer[0][0] == ErrorCode.PERMISSION_DENIED
+
+
+async def test_cancelling_the_caller_cancels_the_callee(tmp_path: Path) -> None:
+    write_plugins(tmp_path, plugins(relay="[plugin]\ntimeout_ms = 60000\n[access]\nplugins = []\n"))
+    with Loader([tmp_path], environ={}, include_defaults=False) as loader:
+        relay, slow = loader.load("relay"), loader.load("slow")
+        loader.load("callee")
+        with anyio.move_on_after(0.2):
+            await relay.acall("to_spin")
+        # Both guests stopped at the next epoch tick, not at their 60 s deadlines.
+        with anyio.fail_after(10):
+            assert await relay.acall("to_echo", 1) == [None, [1]]
+        assert slow.describe()["stats"]["errors"] == {"cancelled": 1}
+        assert relay.describe()["stats"]["errors"] == {"cancelled": 1}
