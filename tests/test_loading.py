@@ -77,6 +77,11 @@ async def test_bad_loads_are_refused_with_a_reason(short_tmp: Path) -> None:
         broken = str(short_tmp / "elsewhere" / "broken.wat")
         with pytest.raises(WasmdError, match="invalid WAT"):
             await client.call("wasmd.load", broken)
+        # A link is not followed, as on the search path (the target may be a root-only file).
+        (short_tmp / "elsewhere" / "link.wat").symlink_to(short_tmp / "elsewhere" / "broken.wat")
+        with pytest.raises(WasmdError, match="symbolic link") as info:
+            await client.call("wasmd.load", str(short_tmp / "elsewhere" / "link.wat"))
+        assert info.value.code == ErrorCode.INVALID_PARAMS
         assert await client.list() == []  # a failed load takes no name
         assert await client.ping() == "pong"
 

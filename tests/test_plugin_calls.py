@@ -133,18 +133,26 @@ def test_the_callee_inherits_the_callers_deadline(loader: Loader) -> None:
 def test_a_misused_import_is_the_callers_abi_violation(tmp_path: Path) -> None:
     bad = """(module
       (import "wasmd" "call" (func $call (param i32 i32 i32 i32) (result i64)))
-      (memory (export "memory") 1)
+      (memory (export "memory") 2)
       (data (i32.const 16) "callee.echo")
       (data (i32.const 32) "\\c1")
-      (func (export "wasmd_alloc") (param i32) (result i32) (i32.const 1024))
+      (data (i32.const 1024) "\\dd\\00\\01\\00\\01")  ;; an array of 65,537 ...
+      (func (export "wasmd_alloc") (param i32) (result i32) (i32.const 200))
       (func (export "not_array") (param i32 i32) (result i64)
         (call $call (i32.const 16) (i32.const 11) (i32.const 16) (i32.const 1)))
       (func (export "out_of_bounds") (param i32 i32) (result i64)
-        (call $call (i32.const 0xfffff000) (i32.const 11) (i32.const 32) (i32.const 1))))"""
-    write_plugins(tmp_path, {"bad.wat": bad, "callee.wat": MSGPACK_GUEST})
+        (call $call (i32.const 0xfffff000) (i32.const 11) (i32.const 32) (i32.const 1)))
+      (func (export "container_bomb") (param i32 i32) (result i64)
+        (memory.fill (i32.const 1029) (i32.const 0x90) (i32.const 65537))  ;; ... empty arrays
+        (call $call (i32.const 16) (i32.const 11) (i32.const 1024) (i32.const 65542))))"""
+    callee_toml = '[access]\nplugins = ["bad"]\n'
+    write_plugins(
+        tmp_path, {"bad.wat": bad, "callee.wat": MSGPACK_GUEST, "callee.toml": callee_toml}
+    )
     with Loader([tmp_path], environ={}, include_defaults=False) as loader:
         plugin = loader.load("bad")
-        for export in ("not_array", "out_of_bounds"):
+        loader.load("callee")
+        for export in ("not_array", "out_of_bounds", "container_bomb"):
             with pytest.raises(WasmdError) as info:
                 plugin.call(export)
             assert info.value.data == {"kind": "abi_violation"}

@@ -226,26 +226,32 @@ def _emit(ctx: HostContext) -> Callable[..., None]:
 
 
 def _decode_event(raw: bytes) -> dict[Any, Any]:
+    data = _decode_bounded(raw, MAX_EVENT_CONTAINERS, "the event")
+    if not isinstance(data, dict):
+        raise ValueError(f"the event must be a msgpack map, got {type(data).__name__}")
+    return data
+
+
+def _decode_bounded(raw: bytes, max_containers: int, what: str) -> Any:
+    """One msgpack value holding at most ``max_containers`` maps and arrays: each costs the
+    host some 60 bytes or more for one byte of the guest's."""
     containers = 0
 
     def count(container: Any) -> Any:
         nonlocal containers
         containers += 1
-        if containers > MAX_EVENT_CONTAINERS:
-            raise ValueError(f"the event has more than {MAX_EVENT_CONTAINERS} maps and arrays")
+        if containers > max_containers:
+            raise ValueError(f"{what} has more than {max_containers} maps and arrays")
         return container
 
     try:
-        data = msgpack.unpackb(raw, strict_map_key=False, list_hook=count, object_hook=count)
+        return msgpack.unpackb(raw, strict_map_key=False, list_hook=count, object_hook=count)
     except ValueError as exc:
         if "maps and arrays" in str(exc):
             raise
-        raise ValueError(f"the event is not one msgpack value ({type(exc).__name__})") from None
+        raise ValueError(f"{what} is not one msgpack value ({type(exc).__name__})") from None
     except Exception as exc:
-        raise ValueError(f"the event is not one msgpack value ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"the event must be a msgpack map, got {type(data).__name__}")
-    return data
+        raise ValueError(f"{what} is not one msgpack value ({type(exc).__name__})") from None
 
 
 def _error(ctx: HostContext) -> Callable[..., None]:
@@ -269,8 +275,12 @@ def _config_get(ctx: HostContext) -> Callable[..., int]:
     return config_get
 
 
-# A wasmd.call's params and its result, encoded, at most (as a request's message size).
-MAX_CALL_BYTES = 16 * 1024 * 1024
+# A wasmd.call's params, encoded, at most, and the maps and arrays in them: what the guest
+# can make the host hold decoded stays within a few tens of MiB.
+MAX_CALL_ARGS = 1024 * 1024
+MAX_CALL_CONTAINERS = 65_536
+# Its answer, encoded, at most (a request's default message size).
+MAX_CALL_ANSWER = 16 * 1024 * 1024
 
 
 def _call(ctx: HostContext) -> Callable[..., int]:
@@ -279,7 +289,7 @@ def _call(ctx: HostContext) -> Callable[..., int]:
     @host_function("wasmd.call", fallback=0)
     def call(caller: wasmtime.Caller, nptr: int, nlen: int, aptr: int, alen: int) -> int:
         method = _read(caller, nptr, nlen, MAX_TEXT).decode("utf-8")
-        params = _decode_params(_read(caller, aptr, alen, MAX_CALL_BYTES))
+        params = _decode_params(_read(caller, aptr, alen, MAX_CALL_ARGS))
         error: WasmdError | None
         if ctx.plugins is None:
             error, result = WasmdError(ErrorCode.UNAVAILABLE, "no plug-ins to call here"), None
@@ -305,8 +315,8 @@ def _call(ctx: HostContext) -> Callable[..., int]:
                 call_state.restore(saved)
         answer = [None if error is None else error.to_wire(), result]
         encoded = msgpack.packb(answer, use_bin_type=True)
-        if len(encoded) > MAX_CALL_BYTES:
-            raise ValueError(f"the result is over the limit of {MAX_CALL_BYTES} bytes")
+        if len(encoded) > MAX_CALL_ANSWER:
+            raise ValueError(f"the answer is over the limit of {MAX_CALL_ANSWER} bytes")
         try:
             if call_state.over() is None:
                 return write_guest_bytes(caller, encoded)
@@ -322,10 +332,7 @@ def _call(ctx: HostContext) -> Callable[..., int]:
 
 
 def _decode_params(raw: bytes) -> list[Any]:
-    try:
-        params = msgpack.unpackb(raw, strict_map_key=False)
-    except Exception as exc:
-        raise ValueError(f"the params are not one msgpack value ({type(exc).__name__})") from None
+    params = _decode_bounded(raw, MAX_CALL_CONTAINERS, "the params")
     if not isinstance(params, list):
         raise ValueError(f"the params must be a msgpack array, got {type(params).__name__}")
     return params
