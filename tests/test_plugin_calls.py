@@ -13,13 +13,17 @@ import pytest
 from tests.conftest import running_daemon, write_plugins
 from tests.wat_abi import MSGPACK_GUEST, relay_guest
 from wasmd import ErrorCode, Loader, WasmdError
-from wasmd.runtime import MAX_CALL_DEPTH
+from wasmd.runtime import MAX_CALL_DEPTH, fastcall
 
 SPIN_MSGPACK = """(module
   (memory (export "memory") 1)
   (func (export "wasmd_alloc") (param i32) (result i32) (i32.const 1024))
   (func (export "spin") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))
 )"""
+
+needs_guard = pytest.mark.skipif(
+    not fastcall.ENABLED, reason="interrupting a running call needs the epoch-deadline callback"
+)
 
 
 def plugins(**manifests: str) -> dict[str, str]:
@@ -169,6 +173,7 @@ async def test_over_the_socket(short_tmp: Path) -> None:
         assert answer[0][0] == ErrorCode.PERMISSION_DENIED
 
 
+@needs_guard
 async def test_cancelling_the_caller_cancels_the_callee(tmp_path: Path) -> None:
     write_plugins(tmp_path, plugins(relay="[plugin]\ntimeout_ms = 60000\n[access]\nplugins = []\n"))
     with Loader([tmp_path], environ={}, include_defaults=False) as loader:
