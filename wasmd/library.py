@@ -39,8 +39,8 @@ import anyio.to_thread
 
 from .discovery import PluginSource, name_problem, scan_name, search_path, source_from_path
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
-from .loader import build_pool, take_snapshot
-from .runtime import Engines, PluginPool, PoolClosed, Ticket
+from .loader import DEFAULT_MAX_MODULE_SIZE, build_pool, take_snapshot
+from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
 
 log = logging.getLogger("wasmd.library")
 
@@ -81,6 +81,8 @@ class Loader:
         engine: str = "cranelift",
         cache_dir: str | os.PathLike[str] | None = None,
         allow_absolute_preopens: bool = False,
+        max_module_size: int = DEFAULT_MAX_MODULE_SIZE,
+        start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
         on_event: EventCallback = _log_event,
     ) -> None:
         if engine not in ("cranelift", "pulley"):
@@ -92,6 +94,8 @@ class Loader:
             include_defaults=include_defaults,
         )
         self.allow_absolute_preopens = allow_absolute_preopens
+        self.max_module_size = max_module_size
+        self.start_timeout_ms = start_timeout_ms
         self._on_event = on_event
         self._engines = Engines(
             tick_ms=tick_ms,
@@ -165,7 +169,7 @@ class Loader:
 
     def _build(self, source: PluginSource) -> PluginPool:
         try:
-            snapshot = take_snapshot(source)
+            snapshot = take_snapshot(source, self.max_module_size)
         except ConfigError as exc:
             raise PluginLoadError(source.name, f"bad manifest: {exc}") from None
         return build_pool(
@@ -174,6 +178,7 @@ class Loader:
             self._on_event,
             self.allow_absolute_preopens,
             self.search_path,
+            self.start_timeout_ms,
             plugins=self._resolve,
         )
 

@@ -120,7 +120,7 @@ async def _from_search_path(loader: Loader, name: str) -> dict[str, Any]:
 
 async def _build(loader: Loader, source: PluginSource) -> Entry:
     try:
-        snapshot = await anyio.to_thread.run_sync(take_snapshot, source)
+        snapshot = await anyio.to_thread.run_sync(take_snapshot, source, loader.max_module_size)
         pool = await loader.build(snapshot)
     except ConfigError as exc:
         raise WasmdError(ErrorCode.INVALID_PARAMS, f"{source.name}: bad manifest: {exc}") from None
@@ -149,7 +149,7 @@ def _disk_fingerprint(loader: Loader, name: str) -> str | None:
     if source is None:
         return None
     try:
-        return take_snapshot(source).fingerprint
+        return take_snapshot(source, loader.max_module_size).fingerprint
     except (PluginLoadError, ConfigError):
         return None
 

@@ -15,11 +15,20 @@ from .engine import Engines
 from .host import EventSink
 from .nested import MAX_CALL_DEPTH, PluginResolver
 from .plugin import CompiledPlugin, PluginFiles, compile_plugin, module_binary, read_module_bytes
-from .pool import PluginPool, PoolClosed, PoolStats, Respond, Ticket, percentiles_ms
+from .pool import (
+    DEFAULT_START_TIMEOUT_MS,
+    PluginPool,
+    PoolClosed,
+    PoolStats,
+    Respond,
+    Ticket,
+    percentiles_ms,
+)
 
 WASMTIME_VERSION = version("wasmtime")
 
 __all__ = [
+    "DEFAULT_START_TIMEOUT_MS",
     "WASMTIME_VERSION",
     "CompiledPlugin",
     "Engines",

@@ -58,17 +58,22 @@ class CallState(threading.local):
     deadline_at: float | None = None
     cancellable: Any = None
     depth: int = 0
+    # What a call back into the guest raised (config_get's wasmd_alloc): a trap there, or
+    # the deadline ending the call there, is the call's outcome, not a misused import.
+    guest_trap: BaseException | None = None
 
     def reset(self) -> None:
         self.guest_error = None
         self.fault = None
         self.ended = None
+        self.guest_trap = None
 
     def save(self) -> tuple[Any, ...]:
         return (
             self.guest_error,
             self.fault,
             self.ended,
+            self.guest_trap,
             self.deadline_at,
             self.cancellable,
             self.depth,
@@ -79,6 +84,7 @@ class CallState(threading.local):
             self.guest_error,
             self.fault,
             self.ended,
+            self.guest_trap,
             self.deadline_at,
             self.cancellable,
             self.depth,
@@ -187,6 +193,8 @@ def host_function(name: str, fallback: Any = None) -> Callable[[HostFunction], H
 
 
 def _fault(name: str, exc: BaseException) -> None:
+    if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError) and call_state.guest_trap is None:
+        call_state.guest_trap = exc
     if call_state.fault is not None:
         return  # only the first fault of a call: a guest looping on a misuse logs once
     if isinstance(exc, Exception):
