@@ -160,7 +160,7 @@ async def test_unload_drains_calls_in_flight(short_tmp: Path) -> None:
             results: list[int] = []
 
             async def call() -> None:
-                results.append(await caller.call("slow.wait_then", 200_000_000))
+                results.append(await caller.call("slow.wait_then", 1_000_000_000))
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(call)
@@ -168,7 +168,9 @@ async def test_unload_drains_calls_in_flight(short_tmp: Path) -> None:
                     while (await admin.stats())["plugins"]["slow"]["in_flight"] == 0:
                         await anyio.wait_all_tasks_blocked()
                 await admin.unload("slow")
-            assert results == [7]  # the call that was running finished on the unloaded version
+                assert results == []  # unloaded while the call ran...
+                assert await code_of(admin, "slow.wait_then", 1) == ErrorCode.METHOD_NOT_FOUND
+            assert results == [7]  # ...which finished on the unloaded version
 
 
 async def test_load_uids_decides_who_may(short_tmp: Path) -> None:
