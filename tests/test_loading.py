@@ -14,6 +14,7 @@ from tests.other_uid import call_as, needs_root_and_setpriv
 from wasmd.cli import main
 from wasmd.client import Client
 from wasmd.errors import ErrorCode, WasmdError
+from wasmd.loading import default_load_uids
 
 ONE = '(module (func (export "who") (result i32) i32.const 1))'
 TWO = '(module (func (export "who") (result i32) i32.const 2))'
@@ -183,6 +184,12 @@ async def test_load_uids_decides_who_may(short_tmp: Path) -> None:
             assert info.value.code == ErrorCode.PERMISSION_DENIED
             assert await code_of(client, "wasmd.unload", "x") == ErrorCode.PERMISSION_DENIED
             assert await client.call("x.who") == 1
+
+
+def test_default_load_uids() -> None:
+    assert default_load_uids(None, 1000) == {0, 1000}
+    assert default_load_uids((), 1000) == set()  # an empty list: nobody
+    assert default_load_uids((4242,), 1000) == {4242}
 
 
 @needs_root_and_setpriv
