@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -257,17 +259,20 @@ def _serve(args: argparse.Namespace) -> int:
     dirs = search_path(
         args.plugins, os.environ, config.plugin_dirs, include_defaults=not args.no_default_dirs
     )
-    options = {
-        "plugin_dirs": dirs,
-        "watch": not args.no_watch,
-        "force_polling": args.poll,
-        "listen_socket": activated_socket(os.environ),
-        "notifier": Notifier.from_environ(os.environ),
-        "watchdog_interval": watchdog_interval(os.environ),
-    }
+    config = dataclasses.replace(
+        config,
+        plugin_dirs=tuple(dirs),
+        watch=config.watch and not args.no_watch,
+        poll=config.poll or args.poll,
+    )
+    systemd = SystemdContext(
+        listen_socket=activated_socket(os.environ),
+        notifier=Notifier.from_environ(os.environ),
+        watchdog_interval=watchdog_interval(os.environ),
+    )
     refusal: SocketPathError | None = None
     try:
-        anyio.run(_serve_until_signalled, config, options)
+        anyio.run(_serve_until_signalled, config, systemd)
     except* SocketPathError as group:
         refusal = _first_leaf(group)
     if refusal is not None:
@@ -285,20 +290,35 @@ def _first_leaf(group: BaseExceptionGroup[SocketPathError]) -> SocketPathError:
     return error
 
 
-async def _serve_until_signalled(config: DaemonConfig, options: dict[str, Any]) -> None:
+@dataclasses.dataclass(frozen=True)
+class SystemdContext:
+    """What systemd handed the process: a listening socket, a notify socket, a watchdog."""
+
+    listen_socket: socket.socket | None
+    notifier: Notifier | None
+    watchdog_interval: float | None
+
+
+async def _serve_until_signalled(config: DaemonConfig, systemd: SystemdContext) -> None:
     """SIGTERM/SIGINT stop gracefully, a second one at once; SIGHUP rescans. Signals are
     handled from the start: one during the initial scan stops the daemon at once (nothing
     is served yet), and a rescan runs beside the handler, so a SIGTERM is never queued
     behind a slow reload."""
     log = logging.getLogger("wasmd")
-    dirs = options["plugin_dirs"]
+    dirs = config.plugin_dirs
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with anyio.create_task_group() as tg:
             handler = _SignalHandler(tg, log)
             tg.start_soon(handler.run, signals)
 
             async def run(*, task_status: anyio.abc.TaskStatus[Daemon]) -> None:
-                await serve(config, **options, task_status=task_status)
+                await serve(
+                    config,
+                    listen_socket=systemd.listen_socket,
+                    notifier=systemd.notifier,
+                    watchdog_interval=systemd.watchdog_interval,
+                    task_status=task_status,
+                )
                 tg.cancel_scope.cancel()  # stopped: no more signals to wait for
 
             info: Daemon = await tg.start(run)
