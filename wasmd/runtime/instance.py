@@ -171,6 +171,10 @@ class Instance:
         plugin, store = self.plugin, self.store
         if plugin.uses_wasi:
             self._new_wasi_context()
+        # Start code may call other plug-ins (wasmd.call): under this deadline, not the one
+        # of whatever call ran last on this thread.
+        outer = call_state.deadline_at, call_state.cancellable
+        call_state.deadline_at, call_state.cancellable = deadline.at, deadline.call
         try:
             with _guarded(self.guard):
                 instance = plugin.abi.instantiate(self, deadline.at)
@@ -181,6 +185,8 @@ class Instance:
         except BaseException:
             self.close()
             raise
+        finally:
+            call_state.deadline_at, call_state.cancellable = outer
         self.callers = _Callers(plugin, store, exports)
         memory, alloc = exports.get("memory"), exports.get("wasmd_alloc")
         self.memory = memory if isinstance(memory, wasmtime.Memory) else None
@@ -224,6 +230,7 @@ class Instance:
         if fuel:
             self.store.set_fuel(fuel)
         call_state.reset()
+        call_state.deadline_at, call_state.cancellable = deadline.at, deadline.call
         try:
             return self.abi_call(self, export, args)
         except wasmtime.WasmtimeError:  # inline rather than _guarded: this is the hot path

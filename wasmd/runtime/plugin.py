@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
@@ -26,6 +26,9 @@ from .linker import WASI_MODULES, is_provided
 from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
 from .traps import cause_of
 from .wasi import Grant, resolve_preopens
+
+if TYPE_CHECKING:
+    from .nested import PluginResolver
 
 WASM_MAGIC = b"\0asm"
 
@@ -189,11 +192,13 @@ def compile_plugin(
     *,
     on_event: EventSink,
     allow_absolute_preopens: bool = False,
+    plugins: PluginResolver | None = None,
 ) -> CompiledPlugin:
     """Compile, check and link one version (blocking). Raises ``PluginLoadError``.
 
     ``on_event`` receives what happens to it later: wasmd.emit's custom events, and the
-    pool's reports of traps, timeouts and cancellations."""
+    pool's reports of traps, timeouts and cancellations. ``plugins`` finds the plug-ins its
+    ``wasmd.call`` may reach (None: none)."""
     name = files.name
     if not wasm:
         raise PluginLoadError(name, f"{files.module_path} is empty")
@@ -219,7 +224,7 @@ def compile_plugin(
 
     imports = module_imports(module)
     uses_wasi = any(i.module in WASI_MODULES for i in imports)
-    host = HostContext(name, manifest.config_dict(), on_event)
+    host = HostContext(name, manifest.config_dict(), on_event, plugins)
     try:
         template, kernel = abi.link(engines, engine, module, host, uses_wasi)
     except wasmtime.WasmtimeError as exc:

@@ -13,7 +13,7 @@ from ...manifest import AbiName
 from ..host import HostContext, call_state
 from ..linker import make_linker
 from ..signatures import ExportSignature
-from ..traps import GuestFault
+from ..traps import CallEnded, GuestFault
 
 if TYPE_CHECKING:
     from ..engine import Engines
@@ -117,6 +117,8 @@ def instantiate_template(instance: Instance, deadline_at: float) -> wasmtime.Ins
 
 def raise_host_outcome() -> None:
     """Raise what the host functions recorded during the call that just returned."""
+    if call_state.ended is not None:
+        raise CallEnded(call_state.ended)
     if call_state.guest_trap is not None:
         raise call_state.guest_trap  # classified as any trap of the call (a timeout, say)
     if call_state.fault is not None:
