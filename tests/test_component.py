@@ -22,6 +22,7 @@ from wasmd.runtime.abis.component import is_component
 
 from .components import build
 from .conftest import running_daemon
+from .test_cli import run_cli
 from .test_reload import subscribe
 from .wat import ARITH
 
@@ -97,6 +98,16 @@ async def test_describe_shows_wit_signatures(short_tmp: Path) -> None:
     assert imports == {("wasmd:host/api@0.1.0", "interface")}
 
 
+def test_check_prints_wit_signatures(short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = short_tmp / "k.wat"
+    path.write_text(KITCHEN)
+    code, out, _ = run_cli(["check", str(path)], capsys)
+    assert code == 0
+    assert "plug-in k, ABI component (typed WIT params and result" in out
+    assert "method k.math.add  add: func(a: u32, b: u32) -> u32" in out
+    assert "method k.echo-maybe  echo-maybe: func(v: option<u32>) -> option<u32>" in out
+
+
 @pytest.mark.parametrize(
     ("method", "params", "fragment"),
     [
@@ -140,6 +151,20 @@ async def test_wrong_values_are_invalid_params(
             assert caught.value.code == ErrorCode.INVALID_PARAMS
             assert fragment in caught.value.message
             assert await client.call("k.count") == 1  # nothing reached the guest
+
+
+async def test_functions_using_resources_are_refused_clearly(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"k.wat": KITCHEN}) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call("k.things.make")
+            assert caught.value.code == ErrorCode.METHOD_NOT_FOUND
+            assert "whose signature the component ABI cannot call" in caught.value.message
+            described = await client.describe("k")
+    exports = {e["name"]: e for e in described["exports"]}
+    assert exports["things.make"]["callable"] is False
+    assert exports["things.make"]["refusal"] == "its result: resources are not supported yet"
+    assert exports["things.size"]["refusal"] == "its param b: resources are not supported yet"
 
 
 async def test_result_err_is_a_guest_error_and_keeps_the_instance(short_tmp: Path) -> None:

@@ -176,10 +176,12 @@ def _check_lines(path: str, d: dict[str, Any]) -> list[str]:
     for method in d["methods"]:
         export = signatures.get(method) or signatures.get("_start", {})
         params, results = ", ".join(export.get("params", [])), ", ".join(export.get("results", []))
-        lines.append(f"  method {d['name']}.{method}  export ({params}) -> ({results})")
+        shown = export.get("wit") or f"export ({params}) -> ({results})"  # a component's WIT
+        lines.append(f"  method {d['name']}.{method}  {shown}")
     for export in d["exports"]:
         if export["name"] not in d["methods"]:
-            lines.append(f"  export {export['name']} (not callable as a method)")
+            why = export.get("refusal") or "not callable as a method"
+            lines.append(f"  export {export['name']} ({why})")
     for name in d["trapping_imports"]:
         lines.append(f"  import {name} is provided by nothing: calling it traps")
     caps = d["capabilities"]

@@ -4,6 +4,8 @@
   (import "wasmd:host/api@0.1.0" "log" (func $log (param i32 i32 i32)))
   (import "wasmd:host/api@0.1.0" "emit" (func $emit (param i32 i32)))
   (import "wasmd:host/api@0.1.0" "config-get" (func $config_get (param i32 i32 i32)))
+  (import "[export]wasmd:kitchen/things@0.1.0" "[resource-new]blob"
+    (func $blob_new (param i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 512) "division by zero")
   (global $heap (mut i32) (i32.const 4096))
@@ -23,6 +25,8 @@
     (i32.const 16))
   (func (export "wasmd:kitchen/math@0.1.0#add") (param i32 i32) (result i32)
     (i32.add (local.get 0) (local.get 1)))
+  (func (export "wasmd:kitchen/things@0.1.0#make") (result i32) (call $blob_new (i32.const 7)))
+  (func (export "wasmd:kitchen/things@0.1.0#size") (param i32) (result i32) (local.get 0))
   (func (export "echo-bool") (param i32) (result i32) (local.get 0))
   (func (export "echo-u8") (param i32) (result i32) (local.get 0))
   (func (export "echo-s8") (param i32) (result i32) (local.get 0))

@@ -51,7 +51,7 @@ def is_component(wasm: bytes) -> bool:
 
 
 def describe() -> str:
-    return "typed WIT params and result (docs/abi.md); IFACE.FUNC for an interface's functions"
+    return "typed WIT params and result; IFACE.FUNC for an interface's functions"
 
 
 def detect(module: wasmtime.Module, functions: Mapping[str, ExportSignature]) -> bool:
@@ -170,18 +170,20 @@ def _method(method: str, func_name: str, ty: wc.FuncType, index: wc.ExportIndex)
     params: list[tuple[str, Codec]] = []
     result: Codec | None = None
     refusal = ""
-    shown_params: list[str] = []
+    where = ""
     try:
         for param, param_ty in ty.params:
+            where = f"param {param}"
             params.append((param, codec_for(param_ty)))
+        where = "result"
         result_ty = ty.result
         result = None if result_ty is None else codec_for(result_ty)
         shown_params = [f"{n}: {c.wit}" for n, c in params]
         wit = f"{func_name}: func({', '.join(shown_params)})"
         wit += f" -> {result.wit}" if result is not None else ""
     except Unsupported as exc:
-        refusal = f"{exc}: wasmd cannot call it"
-        wit = f"{func_name}: func(...) (uses a type wasmd does not support)"
+        refusal = f"its {where}: {exc}"
+        wit = f"{func_name}: func(...)"
     signature = WitSignature(
         method,
         tuple(c.wit for _, c in params),
