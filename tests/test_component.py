@@ -29,6 +29,7 @@ from .wat import ARITH
 pytestmark = pytest.mark.usefixtures("call_path")
 
 KITCHEN = (Path(__file__).parent / "components" / "kitchen.component.wat").read_text()
+ENVIRON = (Path(__file__).parent / "components" / "environ.component.wat").read_text()
 
 ROUND_TRIPS: list[tuple[str, Any]] = [
     ("echo-bool", True),
@@ -237,6 +238,33 @@ async def test_host_api_log_emit_and_config(
     assert (event["plugin"], event["data"]) == ("k", {"kind": "hello"})
     lines = [r.getMessage() for r in caplog.records if r.name == "wasmd.plugin.k"]
     assert "a line from the component" in lines
+
+
+async def test_an_import_nothing_provides_fails_the_call_only(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"k.wat": KITCHEN}) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("k.count") == 1
+            with pytest.raises(WasmdError) as caught:
+                await client.call("k.call-elsewhere")
+            assert caught.value.code == ErrorCode.TRAP
+            assert "called wasmd:kitchen/elsewhere@0.1.0#ping, which nothing provides" in (
+                caught.value.message
+            )
+            assert await client.call("k.count") == 1  # a fresh instance after the fault
+
+
+async def test_wasi_preview2_gets_the_manifest_grants_only(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WASMD_TEST_SECRET", "the daemon's own")
+    manifest = '[wasi]\nargs = ["--flag"]\nenv = { KEY = "value" }\n'
+    plugins = {"granted.wat": ENVIRON, "granted.toml": manifest, "bare.wat": ENVIRON}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        assert await client.call("granted.arguments") == ["granted", "--flag"]
+        assert await client.call("granted.environment") == [["KEY", "value"]]
+        # deny by default: no args but the name, none of the daemon's environment
+        assert await client.call("bare.arguments") == ["bare"]
+        assert await client.call("bare.environment") == []
 
 
 async def test_manifest_exports_limit_the_methods(short_tmp: Path) -> None:

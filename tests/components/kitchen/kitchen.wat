@@ -6,6 +6,7 @@
   (import "wasmd:host/api@0.1.0" "config-get" (func $config_get (param i32 i32 i32)))
   (import "[export]wasmd:kitchen/things@0.1.0" "[resource-new]blob"
     (func $blob_new (param i32) (result i32)))
+  (import "wasmd:kitchen/elsewhere@0.1.0" "ping" (func $ping (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 512) "division by zero")
   (global $heap (mut i32) (i32.const 4096))
@@ -81,5 +82,6 @@
   (func (export "setting") (param i32 i32) (result i32)
     (call $config_get (local.get 0) (local.get 1) (i32.const 32))
     (i32.const 32))
+  (func (export "call-elsewhere") (result i32) (call $ping))
   (func (export "announce") (param i32 i32) (call $emit (local.get 0) (local.get 1)))
 )

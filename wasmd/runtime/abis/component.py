@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import wasmtime
 from wasmtime import component as wc
 
-from ...errors import ErrorCode, WasmdError
+from ...errors import ErrorCode, PluginLoadError, WasmdError
 from ..component_host import HOST_INTERFACE, define_host_interface
 from ..host import HostContext
 from ..signatures import ExportSignature, ImportInfo
@@ -226,17 +226,51 @@ def link_component(
     engine: wasmtime.Engine, component: wc.Component, host: HostContext, wasi: bool
 ) -> wc.Linker:
     """Once per version: WASI preview 2 (if imported), ``wasmd:host/api``, traps for the rest.
-    Raises ``wasmtime.WasmtimeError``."""
+    Raises ``wasmtime.WasmtimeError``, or ``PluginLoadError`` for an import it cannot stub."""
     linker = wc.Linker(engine)
     if wasi:
         linker.add_wasip2()
-    imported = component.type.imports(engine)
-    if any(n.partition("@")[0] == HOST_INTERFACE for n in imported):
-        define_host_interface(
-            linker, next(n for n in imported if n.startswith(HOST_INTERFACE)), host
-        )
-    linker.define_unknown_imports_as_traps(component)
+    unknown = {}
+    for import_name, item in component.type.imports(engine).items():
+        if import_name.partition("@")[0] == HOST_INTERFACE:
+            define_host_interface(linker, import_name, host)
+        elif not (wasi and import_name.startswith("wasi:")):
+            unknown[import_name] = item.ty
+    # Not ``define_unknown_imports_as_traps``: it also replaces the WASI functions that
+    # add_wasip2 provides to a component importing an older 0.2.x version.
+    with linker.root() as root:
+        for import_name, ty in unknown.items():
+            _define_traps(root, import_name, ty, engine, host.plugin)
     return linker
+
+
+def _define_traps(
+    root: wc.LinkerInstance, import_name: str, ty: Any, engine: wasmtime.Engine, plugin: str
+) -> None:
+    """Functions that fail the call that reaches them, for an import nothing provides."""
+    if isinstance(ty, wc.FuncType):
+        root.add_func(import_name, _trap(import_name))
+        return
+    if not isinstance(ty, wc.ComponentInstanceType):
+        raise PluginLoadError(plugin, f"imports {import_name}, which wasmd does not provide")
+    with root.add_instance(import_name) as instance:
+        for func_name, func_item in ty.exports(engine).items():
+            if not isinstance(func_item.ty, wc.FuncType):
+                raise PluginLoadError(
+                    plugin,
+                    f"imports {import_name}, which wasmd does not provide and cannot stub "
+                    f"(it has a resource or type {func_name})",
+                )
+            instance.add_func(func_name, _trap(f"{import_name}#{func_name}"))
+
+
+def _trap(import_name: str) -> Any:
+    def trap(_store: Any, *_args: Any) -> None:
+        # wasmtime-py hands a WasmtimeError raised here back to wasmtime as the call's
+        # error; any other exception would go through its process-wide LAST_EXCEPTION.
+        raise wasmtime.WasmtimeError(f"the plug-in called {import_name}, which nothing provides")
+
+    return trap
 
 
 def instantiate(instance: Instance, deadline_at: float) -> wc.Instance:
