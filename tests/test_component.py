@@ -96,7 +96,11 @@ async def test_describe_shows_wit_signatures(short_tmp: Path) -> None:
     assert exports["echo-point"]["params"] == ["record {x: s32, y: s32}"]
     assert {"math.add", "spin"} <= set(described["methods"])
     imports = {(i["module"], i["kind"]) for i in described["imports"]}
-    assert imports == {("wasmd:host/api@0.1.0", "interface")}
+    assert imports == {
+        ("wasmd:host/api@0.1.0", "interface"),
+        ("wasmd:kitchen/elsewhere@0.1.0", "interface"),
+    }
+    assert described["trapping_imports"] == ["wasmd:kitchen/elsewhere@0.1.0"]
 
 
 def test_check_prints_wit_signatures(short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -77,6 +77,8 @@ class CompiledPlugin:
 
     def trapping_imports(self) -> list[ImportInfo]:
         """Function imports nothing provides: linked as traps that fire if called."""
+        if self.component is not None:
+            return [i for i in self.imports if not component_abi.is_provided(i)]
         return [i for i in self.imports if i.kind == "func" and not is_provided(i)]
 
     def describe(self, *, with_values: bool = True) -> dict[str, Any]:
@@ -95,7 +97,9 @@ class CompiledPlugin:
             ],
             "methods": sorted(self.calls),
             "imports": [imp.to_dict() for imp in self.imports],
-            "trapping_imports": [f"{i.module}::{i.name}" for i in self.trapping_imports()],
+            "trapping_imports": [
+                f"{i.module}::{i.name}" if i.name else i.module for i in self.trapping_imports()
+            ],
             "capabilities": {
                 "args": self.manifest.to_dict(with_values=with_values)["wasi"]["args"],
                 "env": sorted(key for key, _ in self.manifest.wasi_env),

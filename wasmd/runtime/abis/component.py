@@ -208,6 +208,11 @@ def uses_wasi(imports: Sequence[ImportInfo]) -> bool:
     return any(i.module.startswith("wasi:") for i in imports)
 
 
+def is_provided(item: ImportInfo) -> bool:
+    """Whether wasmd provides this import of a component (the rest is stubbed by traps)."""
+    return item.module.startswith("wasi:") or item.module.partition("@")[0] == HOST_INTERFACE
+
+
 def methods(exports: Mapping[str, ExportSignature], allowed: set[str] | None) -> dict[str, Method]:
     raise NotImplementedError("components are compiled by compile_component, not as modules")
 
@@ -234,7 +239,7 @@ def link_component(
     for import_name, item in component.type.imports(engine).items():
         if import_name.partition("@")[0] == HOST_INTERFACE:
             define_host_interface(linker, import_name, host)
-        elif not (wasi and import_name.startswith("wasi:")):
+        elif not import_name.startswith("wasi:"):
             unknown[import_name] = item.ty
     # Not ``define_unknown_imports_as_traps``: it also replaces the WASI functions that
     # add_wasip2 provides to a component importing an older 0.2.x version.
