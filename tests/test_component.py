@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgpack
 import pytest
 
@@ -23,7 +24,7 @@ from wasmd.runtime.abis.component import is_component
 from .components import build
 from .conftest import running_daemon
 from .test_cli import run_cli
-from .test_reload import subscribe
+from .test_reload import replace_atomically, subscribe
 from .wat import ARITH
 
 pytestmark = pytest.mark.usefixtures("call_path")
@@ -269,6 +270,39 @@ async def test_wasi_preview2_gets_the_manifest_grants_only(
         # deny by default: no args but the name, none of the daemon's environment
         assert await client.call("bare.arguments") == ["bare"]
         assert await client.call("bare.environment") == []
+
+
+async def test_hot_reload_under_load_fails_no_call(short_tmp: Path) -> None:
+    versions = [KITCHEN, KITCHEN.replace("division by zero", "division by nil!")]
+    plugins = {"k.wat": versions[0], "k.toml": "[plugin]\ninstances = 2\n"}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as watcher:
+        events = await subscribe(watcher, "plugin.")
+        failures: list[str] = []
+        calls = 0
+        stop = anyio.Event()
+
+        async def caller() -> None:
+            nonlocal calls
+            async with daemon.client() as client:
+                while not stop.is_set():
+                    try:
+                        assert await client.call("k.math.add", 2, 3) == 5
+                        calls += 1
+                    except WasmdError as exc:
+                        failures.append(str(exc))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(caller)
+            for round_ in range(1, 7):
+                replace_atomically(daemon.plugins_dir / "k.wat", versions[round_ % 2])
+                event = await events.next()
+                assert (event["type"], event["plugin"]) == ("plugin.reloaded", "k"), event
+            stop.set()
+        with pytest.raises(WasmdError, match="division by zero"):
+            await watcher.call("k.divide", 1, 0)  # the last version is serving
+    assert failures == []
+    assert calls > 6
 
 
 async def test_manifest_exports_limit_the_methods(short_tmp: Path) -> None:

@@ -41,9 +41,10 @@ TABLE_ELEMENTS_MAX = 1_000_000
 TABLES_MAX = 4
 MEMORIES_MAX = 2  # the module's own, and an Extism plug-in's kernel
 INSTANCES_MAX = 2  # the module, and an Extism plug-in's kernel
-# A component instantiates several core modules (its own, WASI adapters, shims), each with
-# its tables and perhaps a memory of its own.
-COMPONENT_LIMITS = {"instances": 32, "tables": 16, "memories": 4}
+# A component instantiates several core modules (its own, adapters, the shims and fix-ups
+# wasm-tools adds, a componentize-py build's libraries), each with tables; its memories are
+# capped as a module's are, so the memory ceiling means the same for both.
+COMPONENT_LIMITS = {"instances": 32, "tables": 16, "memories": MEMORIES_MAX}
 # Guest output logged per call and stream, at most; the rest is counted, not logged.
 LOG_OUTPUT_LIMIT = 64 * 1024
 
