@@ -27,6 +27,7 @@ import wasmtime
 from wasmtime import component as wc
 
 from ...errors import ErrorCode, PluginLoadError, WasmdError
+from ..component_call import make_component_caller
 from ..component_host import HOST_INTERFACE, define_host_interface
 from ..host import HostContext
 from ..signatures import ExportSignature, ImportInfo
@@ -287,15 +288,8 @@ def instantiate(instance: Instance, deadline_at: float) -> wc.Instance:
     for method in plugin.calls:
         func = made.get_func(store, linked.methods[method].index)
         assert func is not None  # analyse found it among the exports
-        instance.callers[method] = _bound(store, func)
+        instance.callers[method] = make_component_caller(store, func)
     return made
-
-
-def _bound(store: wasmtime.Store, func: wc.Func) -> Any:
-    def call(*args: Any) -> Any:
-        return func(store, *args)
-
-    return call
 
 
 def call(instance: Instance, export: str, args: list[Any]) -> Any:
