@@ -210,6 +210,35 @@ async def test_trap_and_timeout_get_a_fresh_instance(short_tmp: Path) -> None:
     assert stats["errors"] == {"trap": 1, "timeout": 1}
 
 
+# Returns a list<u32> of n elements from its whole memory (grown to 64 MiB): n large makes
+# wasmtime copy that many values out to the host.
+LIST_BOMB = """(component
+  (core module $m
+    (memory (export "memory") 1)
+    (func (export "many") (param i32) (result i32)
+      (drop (memory.grow (i32.const 1023)))
+      (i32.store (i32.const 0) (i32.const 0))
+      (i32.store (i32.const 4) (local.get 0))
+      (i32.const 0)))
+  (core instance $i (instantiate $m))
+  (alias core export $i "memory" (core memory $mem))
+  (func $many (param "n" u32) (result (list u32))
+    (canon lift (core func $i "many") (memory $mem)))
+  (export "many" (func $many)))"""
+
+
+async def test_a_huge_result_is_refused_by_wasmtime(short_tmp: Path) -> None:
+    """16 million u32s (the guest's whole 64 MiB) would be ~600 MiB of Python ints: wasmtime's
+    limit on what one call copies between host and guest refuses it before any is made."""
+    async with running_daemon(short_tmp, {"bomb.wat": LIST_BOMB}) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call("bomb.many", 16 * 1024 * 1024)
+            assert caught.value.code == ErrorCode.TRAP
+            assert "too much data is being copied" in caught.value.message
+            assert await client.call("bomb.many", 3) == [0, 3, 0]  # its (ptr, len), a zero
+
+
 async def test_memory_ceiling_holds(short_tmp: Path) -> None:
     plugins = {"k.wat": KITCHEN, "k.toml": '[plugin]\nmemory_max = "256 KiB"\n'}
     async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
