@@ -23,8 +23,8 @@ from wasmd.runtime.abis.component import is_component
 
 from .components import build
 from .conftest import running_daemon
+from .helpers import replace_atomically, subscribe
 from .test_cli import run_cli
-from .test_reload import replace_atomically, subscribe
 from .toolchains import build_example
 from .wat import ARITH
 
@@ -407,7 +407,8 @@ async def test_rust_component_example(
 ) -> None:
     caplog.set_level(logging.INFO, logger="wasmd.plugin.textstats")
     # 2 MiB of memory: the calls below would need 8 MB if the guest kept what it is given
-    plugins = {"textstats.wasm": textstats, "textstats.toml": '[plugin]\nmemory_max = "2 MiB"\n'}
+    manifest = '[plugin]\nmemory_max = "2 MiB"\n'
+    plugins: dict[str, str | bytes] = {"textstats.wasm": textstats, "textstats.toml": manifest}
     async with running_daemon(short_tmp, plugins) as daemon:
         async with daemon.client() as client:
             assert await client.call("textstats.text.word-count", "one two  three") == 3

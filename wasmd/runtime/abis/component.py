@@ -285,11 +285,30 @@ def instantiate(instance: Instance, deadline_at: float) -> wc.Instance:
     linked = plugin.component
     assert linked is not None  # compile_component made it
     made = linked.linker.instantiate(store, linked.component)
-    for method in plugin.calls:
-        func = made.get_func(store, linked.methods[method].index)
-        assert func is not None  # analyse found it among the exports
-        instance.callers[method] = make_component_caller(store, func)
+    instance.callers = _Callers(store, made, linked.methods)
     return made
+
+
+class _Callers(dict[str, Any]):
+    """A component instance's callers by method, each made on its first call (as for
+    modules: an instantiation pays nothing per function it does not call)."""
+
+    __slots__ = ("made", "methods", "store")
+
+    def __init__(
+        self,
+        store: wasmtime.Store,
+        made: wc.Instance,
+        methods: Mapping[str, ComponentMethod],
+    ) -> None:
+        super().__init__()
+        self.store, self.made, self.methods = store, made, methods
+
+    def __missing__(self, method: str) -> Any:
+        func = self.made.get_func(self.store, self.methods[method].index)
+        assert func is not None  # analyse found it among the exports
+        caller = self[method] = make_component_caller(self.store, func)
+        return caller
 
 
 def call(instance: Instance, export: str, args: list[Any]) -> Any:
