@@ -430,3 +430,48 @@ async def test_rust_component_example(
     assert described["abi"] == "component"
     lines = [r.getMessage() for r in caplog.records if r.name == "wasmd.plugin.textstats"]
     assert "shouting 6 bytes" in lines
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return build_example("python-component", tmp_path_factory.mktemp("python-component"))
+
+
+@pytest.mark.toolchain
+@pytest.mark.slow
+async def test_python_component_example(
+    short_tmp: Path, notes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="wasmd.plugin.notes")
+    first = {"title": "one", "body": "first", "tags": ["a", "b"]}
+    second = {"title": "two", "body": "second", "tags": ["b"]}
+    cache = short_tmp / "cache"
+    plugins = {"notes.wasm": notes}
+    async with running_daemon(short_tmp, plugins, cache_dir=cache) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("notes.notes.add", first) == 1
+            assert await client.call("notes.notes.add", second) == 2
+            assert await client.call("notes.notes.all", "newest") == [second, first]
+            assert await client.call("notes.notes.find", "a") == first
+            assert await client.call("notes.notes.find", "zzz") is None
+            assert await client.call("notes.notes.remove", 1) == first
+            with pytest.raises(WasmdError) as caught:
+                await client.call("notes.notes.remove", 5)
+            assert caught.value.to_wire() == [
+                4,
+                "no note 5: there are 1",
+                {"kind": "guest_error", "err": "no note 5: there are 1"},
+            ]
+            with pytest.raises(WasmdError) as caught:
+                await client.call("notes.notes.add", {"title": "no body"})
+            assert caught.value.code == ErrorCode.INVALID_PARAMS
+            described = await client.describe("notes")
+    assert "exports.init" not in described["methods"]  # componentize-py's build-time init
+    lines = [r.getMessage() for r in caplog.records if r.name == "wasmd.plugin.notes"]
+    assert "note 2: two" in lines
+    # A restart loads the compiled component from the cache rather than compiling it again.
+    async with running_daemon(short_tmp / "again", plugins, cache_dir=cache) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("notes.notes.all", "oldest") == []
+            stats = await client.stats()
+    assert stats["daemon"]["compile_cache"]["hits"] >= 1

@@ -134,6 +134,13 @@ class LinkedComponent:
     methods: Mapping[str, ComponentMethod]  # every function, callable or not, by method name
 
 
+# Exported interfaces that are a toolchain's plumbing, never a plug-in's methods:
+# componentize-py's ``exports`` interface holds ``init``, which component-init runs once at
+# build time (its snapshot of the Python heap is the component); calling it again would
+# re-initialise a live interpreter.
+PLUMBING = frozenset({"exports"})
+
+
 def _short_name(interface: str) -> str:
     """``wasmd:example/math@0.1.0`` -> ``math``."""
     return interface.rpartition("/")[2].partition("@")[0] or interface
@@ -151,7 +158,7 @@ def analyse(component: wc.Component, engine: wasmtime.Engine) -> dict[str, Compo
             index = component.get_export_index(export)
             assert index is not None  # it was just listed
             found[export] = _method(export, export, ty, index)
-        elif isinstance(ty, wc.ComponentInstanceType):
+        elif isinstance(ty, wc.ComponentInstanceType) and export not in PLUMBING:
             short = _short_name(export)
             prefix = short if shorts.count(short) == 1 else export
             parent = component.get_export_index(export)
