@@ -111,8 +111,10 @@ def test_check_prints_wit_signatures(short_tmp: Path, capsys: pytest.CaptureFixt
     code, out, _ = run_cli(["check", str(path)], capsys)
     assert code == 0
     assert "plug-in k, ABI component (typed WIT params and result" in out
-    assert "method k.math.add  add: func(a: u32, b: u32) -> u32" in out
-    assert "method k.echo-maybe  echo-maybe: func(v: option<u32>) -> option<u32>" in out
+    assert "  k.math.add(a: u32, b: u32) -> u32\n" in out
+    assert "  k.echo-maybe(v: option<u32>) -> option<u32>\n" in out
+    assert "  k.spin()\n" in out
+    assert "  export things.make (its result: resources are not supported yet)\n" in out
 
 
 @pytest.mark.parametrize(

@@ -111,6 +111,12 @@ class ComponentMethod:
             for i, ((param, codec), value) in enumerate(zip(self.params, params, strict=True))
         ]
 
+    def call_signature(self, method: str) -> str:
+        """``math.add(a: u32, b: u32) -> u32``: the WIT params and result of ``method``."""
+        params = ", ".join(f"{name}: {codec.wit}" for name, codec in self.params)
+        result = f" -> {self.result.wit}" if self.result is not None else ""
+        return f"{method}({params}){result}"
+
     def answer(self, raw: Any) -> Any:
         """The msgpack result of the call that returned ``raw``; raises the guest's err."""
         if self.result is None:
