@@ -266,7 +266,7 @@ def test_error_details() -> None:
     assert "unknown section" in str(error("[network]\nallow = true"))
     assert "it belongs under [plugin]" in str(error('abi = "core"'))
     assert "between 64 KiB and 4 GiB" in str(error('[plugin]\nmemory_max = "5 GiB"'))
-    assert "auto, core, msgpack, command, extism" in str(error('[plugin]\nabi = "wasi"'))
+    assert "auto, core, msgpack, command, extism, component" in str(error('[plugin]\nabi = "wasi"'))
 
 
 def test_limits_at_the_edges_are_accepted() -> None:

@@ -31,7 +31,7 @@ from .peers import allowed
 from .tomlcheck import Checker, GiB, KiB, MiB, describe, kind_of, parse_toml, read_toml
 
 # The ABIs (DESIGN.md section 3); each has its module in wasmd.runtime.abis.
-AbiName = Literal["core", "msgpack", "command", "extism"]
+AbiName = Literal["core", "msgpack", "command", "extism", "component"]
 ABIS = ("auto", *get_args(AbiName))
 MODES = ("persistent", "per-call")
 

@@ -208,29 +208,40 @@ def _fault(name: str, exc: BaseException) -> None:
 def _log(ctx: HostContext) -> Callable[..., None]:
     @host_function("wasmd.log")
     def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
-        text = _read_text(caller, ptr, length)
-        allowed, dropped = ctx.budget.take()
-        if dropped:
-            ctx.log.warning(
-                "(%d log lines or events dropped: over %d a second)",
-                dropped,
-                LOG_LINES_PER_SECOND,
-            )
-        if allowed:
-            ctx.log.log(_LOG_LEVELS.get(level, logging.INFO), "%s", text.rstrip("\n"))
+        log_line(ctx, _LOG_LEVELS.get(level, logging.INFO), _read_text(caller, ptr, length))
 
     return log
+
+
+def log_line(ctx: HostContext, level: int, text: str) -> None:
+    """A guest's log line at ``level`` (a ``logging`` level), within the plug-in's budget."""
+    allowed, dropped = ctx.budget.take()
+    if dropped:
+        ctx.log.warning(
+            "(%d log lines or events dropped: over %d a second)",
+            dropped,
+            LOG_LINES_PER_SECOND,
+        )
+    if allowed:
+        ctx.log.log(level, "%s", text.rstrip("\n"))
 
 
 def _emit(ctx: HostContext) -> Callable[..., None]:
     @host_function("wasmd.emit")
     def emit(caller: wasmtime.Caller, ptr: int, length: int) -> None:
-        data = _decode_event(_read(caller, ptr, length, MAX_EVENT))
-        allowed, _ = ctx.budget.take()
-        if allowed and ctx.on_event is not None:
-            ctx.on_event("plugin.custom", {"plugin": ctx.plugin, "data": data})
+        emit_event(ctx, _read(caller, ptr, length, MAX_EVENT))
 
     return emit
+
+
+def emit_event(ctx: HostContext, raw: bytes) -> None:
+    """A guest's custom event (one msgpack map, at most MAX_EVENT bytes), within its budget."""
+    if len(raw) > MAX_EVENT:
+        raise ValueError(f"{len(raw)} bytes is over the limit of {MAX_EVENT}")
+    data = _decode_event(raw)
+    allowed, _ = ctx.budget.take()
+    if allowed and ctx.on_event is not None:
+        ctx.on_event("plugin.custom", {"plugin": ctx.plugin, "data": data})
 
 
 def _decode_event(raw: bytes) -> dict[Any, Any]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import wasmtime
+from wasmtime import component as wc
 
 from ...errors import ErrorCode, WasmdError
 from ...manifest import AbiName
@@ -87,8 +88,11 @@ class Abi(Protocol):
         that each instance links against itself. Raises ``wasmtime.WasmtimeError``."""
         ...
 
-    def instantiate(self, instance: Instance, deadline_at: float) -> wasmtime.Instance:
-        """The plug-in's module instantiated in ``instance.store``."""
+    def instantiate(
+        self, instance: Instance, deadline_at: float
+    ) -> wasmtime.Instance | wc.Instance:
+        """The plug-in's module instantiated in ``instance.store``; a component's ABI binds
+        the methods in ``instance.callers`` itself and returns the component instance."""
         ...
 
     def call(self, instance: Instance, export: str, args: Any) -> Any:
