@@ -73,6 +73,9 @@ class CompiledPlugin:
     on_event: EventSink  # where the pool reports traps, timeouts and cancellations
     version: str  # see version_of
     component: LinkedComponent | None = field(default=None, repr=False)  # abis/component.py
+    # describe()'s answers, by with_values: a version never changes, and a flood of
+    # wasmd.describe must not rebuild thousands of export maps holding the GIL each time.
+    _described: dict[bool, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def short_version(self) -> str:
@@ -86,7 +89,14 @@ class CompiledPlugin:
 
     def describe(self, *, with_values: bool = True) -> dict[str, Any]:
         """Everything about this version; ``with_values=False`` hides what may be secret
-        (configuration values, environment values, args), for callers it does not admit."""
+        (configuration values, environment values, args), for callers it does not admit.
+        Built once per version and kind; callers get their own top-level copy."""
+        described = self._described.get(with_values)
+        if described is None:
+            described = self._described[with_values] = self._describe(with_values)
+        return dict(described)
+
+    def _describe(self, with_values: bool) -> dict[str, Any]:
         return {
             "name": self.name,
             "version": self.short_version,
