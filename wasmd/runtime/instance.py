@@ -102,6 +102,7 @@ class Instance:
         "kernel_calls",
         "log",
         "memory",
+        "output_bytes",
         "plugin",
         "store",
         "streams",
@@ -118,6 +119,8 @@ class Instance:
         self.callers: dict[str, Caller] = {}
         self.memory: wasmtime.Memory | None = None
         self.alloc: Caller | None = None
+        # What the last call's ABI copied out of the guest (ABIs that move bytes set it).
+        self.output_bytes = 0
         if plugin.abi.keeps_instance:
             self._instantiate(deadline)
 
@@ -191,6 +194,17 @@ class Instance:
             raise
         finally:
             self.forward_output()
+
+    def memory_size(self) -> int:
+        """Bytes of linear memory now (0 without an exported memory)."""
+        return 0 if self.memory is None else self.memory.data_len(self.store)
+
+    def fuel_used(self) -> int:
+        """Fuel the last call burnt (with metering on; a trap for lack of it: all of it)."""
+        try:
+            return self.plugin.manifest.fuel - self.store.get_fuel()
+        except wasmtime.WasmtimeError:
+            return 0
 
     def memory_at_limit(self) -> bool:
         """Whether the memory is within a quarter of memory_max.

@@ -21,7 +21,13 @@ waiting at its deadline is answered ``timeout`` without running. A cancelled wai
 at once; a cancelled running call is ended at the next epoch tick by the instance's guard.
 
 After any trap, and after every call in per-call mode, the instance is discarded and a fresh
-one made *after* the answer went out and before the slot is lent again.
+one made *after* the answer went out and before the slot is lent again. A crash loop is
+bounded by the manifest's failure policy (``breaker.py``): past it, calls are refused as
+``unavailable`` and no instance is made until the quarantine ends.
+
+Every call is counted in the plug-in's ``PluginAccount`` (``account.py``), whose lock is the
+pool's: what a call cost (thread CPU time, sampled; fuel; bytes in and out) is left on its
+slot while it runs and added to the account under the lock taken to give the slot back.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from typing import Any
 import wasmtime
 
 from ..errors import ErrorCode, PluginLoadError, WasmdError
+from .account import CPU_SAMPLE_EVERY, PluginAccount
+from .breaker import CircuitBreaker
 from .engine import Engines
 from .instance import Deadline, Instance
 from .plugin import CompiledPlugin
@@ -47,7 +55,7 @@ log = logging.getLogger("wasmd.runtime")
 # How a call's outcome goes back to whoever made it: (error, None) or (None, result).
 Respond = Callable[[WasmdError | None, Any], None]
 
-LATENCY_SAMPLES = 2048
+_CPU_SAMPLE_MASK = CPU_SAMPLE_EVERY - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +65,17 @@ class PoolStats:
     latency_ms: dict[str, float]  # p50, p90, p99, max over the most recent calls
     in_flight: int
     instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """What a pool holds now (read at scrape time)."""
+
+    instances_live: int
+    memory_bytes: int  # linear memory of the live instances (as last seen for busy ones)
+    in_flight: int  # calls running or waiting
+    queued: int  # calls waiting for an instance
+    retry_in: float | None  # seconds until a quarantine ends; None when not quarantined
 
 
 class PoolClosed(WasmdError):
@@ -94,15 +113,29 @@ class Ticket:
 
 
 class _Slot:
-    __slots__ = ("instance",)
+    """One instance place, and what the call running in it has cost so far (written by the
+    thread the slot is lent to, added to the account when it is given back)."""
+
+    __slots__ = ("bytes_in", "bytes_out", "cpu_ns", "fuel", "instance", "memory_bytes")
 
     def __init__(self) -> None:
         self.instance: Instance | None = None
+        self.memory_bytes = 0  # the instance's linear memory when last seen
+        self.cpu_ns = self.fuel = self.bytes_in = self.bytes_out = 0
 
-    def discard(self) -> None:
-        if self.instance is not None:
-            self.instance.close()
-            self.instance = None
+    def discard(self) -> int:
+        """Close the instance; its linear memory size (the most it reached: memory only
+        grows), or 0 without one."""
+        instance, self.instance = self.instance, None
+        if instance is None:
+            return 0
+        try:
+            size = instance.memory_size()
+        except Exception:  # a Store a trap left unusable: its size is unknown
+            size = self.memory_bytes
+        instance.close()
+        self.memory_bytes = 0
+        return size
 
 
 class _Waiter:
@@ -116,7 +149,9 @@ class _Waiter:
 class PluginPool:
     """The running form of one ``CompiledPlugin``."""
 
-    def __init__(self, plugin: CompiledPlugin, engines: Engines) -> None:
+    def __init__(
+        self, plugin: CompiledPlugin, engines: Engines, account: PluginAccount | None = None
+    ) -> None:
         self.plugin = plugin
         self._engines = engines
         manifest = plugin.manifest
@@ -129,16 +164,18 @@ class PluginPool:
         self._fresh_each_call = manifest.mode == "per-call"
         self._slots = [_Slot() for _ in range(manifest.instances)]
         self._free = list(self._slots)
-        self._lock = threading.Lock()
+        # The account's lock: the one a call takes anyway to give its slot back counts it too.
+        self.account = account if account is not None else PluginAccount()
+        self._lock = self.account.lock
+        self._breaker = CircuitBreaker(manifest.failure)
+        self._fuel = manifest.fuel
+        self._sequence = 0  # calls started; picks the ones whose CPU time is measured
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._queued = 0  # waiters that take a queue place (not backpressured ones)
         self._owners: dict[object, int] = {}  # calls running or waiting, per owner
         self._pending = 0
         self._closing = False
         self._drained = threading.Event()
-        self._calls = 0
-        self._errors: collections.Counter[str] = collections.Counter()
-        self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
 
     # --- life cycle (blocking; run off the event loop) ---------------------------------
 
@@ -164,7 +201,7 @@ class PluginPool:
         """Under the lock: once closing and every slot is back, let go of the instances."""
         if self._closing and len(self._free) == len(self._slots) and not self._drained.is_set():
             for slot in self._slots:
-                slot.discard()
+                self.account.note_memory(slot.discard())
             self._drained.set()
 
     def wait_closed(self, timeout: float | None) -> bool:
@@ -186,6 +223,8 @@ class PluginPool:
         if call is None:
             raise self._no_such_export(export)
         args = call.convert(params)
+        if self._breaker.tripped:
+            self._refuse_if_quarantined(ticket)
         deadline_at = ticket.started + self._timeout_s
         owner = ticket.owner
         with self._lock:  # the common case, inline: a free instance and nobody waiting
@@ -208,12 +247,15 @@ class PluginPool:
         except BaseException:
             self._release(slot, owner)
             raise
+        if self._breaker.tripped and not faulted:
+            self._recovered()
         if faulted or self._fresh_each_call:
             # The answer goes first; then the slot gets its fresh instance and is lent again.
             self._finished(ticket, error)
             if faulted:
                 assert error is not None
                 self._report(export, error)  # after the stats count it: readers of both agree
+                self._fault(error)
             try:
                 respond(error, result)
             finally:
@@ -234,7 +276,6 @@ class PluginPool:
                 return self._free.pop()
             backpressured = own > 0 and owner is not None
             if not backpressured and self._queued >= self._queue:
-                self._errors["busy"] += 1
                 raise WasmdError(
                     ErrorCode.BUSY,
                     f"plug-in {self.plugin.name} has {self._pending} calls waiting or running "
@@ -306,16 +347,31 @@ class PluginPool:
         """Give ``slot`` back (a fresh instance first, if it needs one); with ``finished``,
         count that call in the stats under the same lock."""
         if self._keeps_instance and (self._fresh_each_call or slot.instance is None):
-            reason = self._instantiate(slot)
-            if reason is not None:
-                log.error("%s: %s", self.plugin.name, reason)
+            if self._breaker.tripped:
+                # Quarantined (or on probation): the instance is made when a call runs.
+                self._note_memory(slot.discard())
+            else:
+                reason = self._instantiate(slot)
+                if reason is not None:
+                    log.error("%s: %s", self.plugin.name, reason)
+                    self._instance_failed(reason)
         elapsed = 0.0 if finished is None else time.monotonic() - finished.started
         with self._lock:
+            account = self.account
             if finished is not None:
-                self._calls += 1
-                self._latencies.append(elapsed)
-                if error is not None:
-                    self._errors[ErrorCode(error.code).name.lower()] += 1
+                account.count(
+                    elapsed, None if error is None else ErrorCode(error.code).name.lower()
+                )
+            if slot.cpu_ns:
+                account.cpu_ns += slot.cpu_ns * CPU_SAMPLE_EVERY
+                slot.cpu_ns = 0
+            if slot.bytes_in or slot.bytes_out:
+                account.bytes_in += slot.bytes_in
+                account.bytes_out += slot.bytes_out
+                slot.bytes_in = slot.bytes_out = 0
+            if slot.fuel:
+                account.fuel += slot.fuel
+                slot.fuel = 0
             self._forget(owner)
             if self._waiters and not self._closing:
                 waiter = self._waiters.popleft()
@@ -327,7 +383,7 @@ class PluginPool:
 
     def _instantiate(self, slot: _Slot) -> str | None:
         """Give ``slot`` a fresh instance; the reason on failure."""
-        slot.discard()
+        self._note_memory(slot.discard())
         if not self._keeps_instance:
             return None
         plugin = self.plugin
@@ -370,17 +426,32 @@ class PluginPool:
         if self._keeps_instance and instance is None:
             reason = self._instantiate(slot)
             if reason is not None:
+                self._instance_failed(reason)
                 return WasmdError(ErrorCode.UNAVAILABLE, f"{plugin.name}: {reason}"), None, False
             instance = slot.instance
+        self._sequence += 1  # unlocked: a lost increment only shifts which calls are sampled
+        sampled = not self._sequence & _CPU_SAMPLE_MASK
+        cpu_at = time.thread_time_ns() if sampled else 0
         try:
             if instance is None:  # the ABI keeps no instance: a bare one for this call alone
                 instance = Instance(plugin, deadline)
-            return None, instance.run(export, args, deadline), False
+            result = instance.run(export, args, deadline)
+            if sampled:
+                slot.cpu_ns = time.thread_time_ns() - cpu_at
+            slot.bytes_in = _payload_len(args)
+            slot.bytes_out = instance.output_bytes
+            if self._fuel:
+                slot.fuel = instance.fuel_used()
+            return None, result, False
         except WasmdError as exc:
             return exc, None, False  # the guest's own error, or output over the limit
         except Exception as exc:
+            if sampled:
+                slot.cpu_ns = time.thread_time_ns() - cpu_at
+            if self._fuel and instance is not None:
+                slot.fuel = instance.fuel_used()
             at_limit = instance is not None and instance.memory_at_limit()
-            slot.discard()  # its state is suspect after any fault
+            self._note_memory(slot.discard())  # its state is suspect after any fault
             error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
             if at_limit and (error.data or {}).get("trap_code") == "unreachable":
                 # Guests abort (unreachable) when an allocation fails: at the ceiling, that
@@ -395,10 +466,77 @@ class PluginPool:
     def _finished(self, ticket: Ticket, error: WasmdError | None) -> None:
         elapsed = time.monotonic() - ticket.started
         with self._lock:
-            self._calls += 1
-            self._latencies.append(elapsed)
-            if error is not None:
-                self._errors[ErrorCode(error.code).name.lower()] += 1
+            self.account.count(
+                elapsed, None if error is None else ErrorCode(error.code).name.lower()
+            )
+
+    def _note_memory(self, size: int) -> None:
+        account = self.account
+        if size > account.memory_peak:  # checked unlocked first: it rarely is
+            with self._lock:
+                account.note_memory(size)
+
+    # --- the failure policy --------------------------------------------------------------
+
+    def _refuse_if_quarantined(self, ticket: Ticket) -> None:
+        with self._lock:
+            breaker = self._breaker
+            retry_in = breaker.refusal(time.monotonic())
+            if retry_in is None:
+                return  # on probation: this call may run
+            reason = breaker.reason
+        retry_ms = max(1, round(retry_in * 1000))
+        error = WasmdError(
+            ErrorCode.UNAVAILABLE,
+            f"plug-in {self.plugin.name} is quarantined ({reason}); it is retried in {retry_ms} ms",
+            {"kind": "quarantined", "reason": reason, "retry_in_ms": retry_ms},
+        )
+        self._finished(ticket, error)
+        raise error
+
+    def _fault(self, error: WasmdError) -> None:
+        """A call faulted and its instance was discarded: count it against the policy."""
+        with self._lock:
+            self.account.restarts += 1
+        if error.code != ErrorCode.CANCELLED:  # the caller's doing, not the plug-in's
+            self._instance_failed(f"{ErrorCode(error.code).name.lower()}: {error.message}")
+
+    def _instance_failed(self, reason: str) -> None:
+        manifest = self.plugin.manifest
+        with self._lock:
+            backoff = self._breaker.fault(time.monotonic(), reason)
+            if backoff is None:
+                return
+            self.account.quarantines += 1
+        log.warning(
+            "%s: quarantined for %d ms after faults (%s)",
+            self.plugin.name,
+            backoff * 1000,
+            reason,
+        )
+        self._emit(
+            "plugin.quarantined",
+            reason=reason,
+            max_faults=manifest.failure.max_faults,
+            window_ms=manifest.failure.window_ms,
+            retry_in_ms=round(backoff * 1000),
+        )
+
+    def _recovered(self) -> None:
+        with self._lock:
+            out_for = self._breaker.success(time.monotonic())
+        if out_for is not None:
+            log.info("%s: recovered after %.3f s in quarantine", self.plugin.name, out_for)
+            self._emit("plugin.recovered", quarantined_ms=round(out_for * 1000))
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        plugin = self.plugin
+        try:
+            plugin.on_event(
+                event, {"plugin": plugin.name, "version": plugin.short_version, **fields}
+            )
+        except Exception:
+            log.exception("%s: emitting %s failed", plugin.name, event)
 
     def _no_such_export(self, export: str) -> WasmdError:
         plugin = self.plugin
@@ -438,10 +576,37 @@ class PluginPool:
             log.exception("%s: emitting %s failed", plugin.name, event)
 
     def stats(self) -> PoolStats:
+        """Counts and latencies since the plug-in's name was first loaded (across reloads)."""
+        seen = self.account.snapshot()
         with self._lock:
-            samples = sorted(self._latencies)
-            calls, errors, pending = self._calls, dict(self._errors), self._pending
-        return PoolStats(calls, errors, percentiles_ms(samples), pending, len(self._slots))
+            pending = self._pending
+        latency = percentiles_ms(sorted(seen.recent_latencies))
+        return PoolStats(seen.calls, seen.errors, latency, pending, len(self._slots))
+
+    def usage(self) -> PoolUsage:
+        """What the pool holds now. Instances not lent out are measured (under the lock,
+        nobody runs them); a lent one counts as it was last seen."""
+        with self._lock:
+            live = memory = 0
+            for slot in self._slots:
+                if slot.instance is None:
+                    continue
+                live += 1
+                if slot in self._free:
+                    slot.memory_bytes = slot.instance.memory_size()
+                    self.account.note_memory(slot.memory_bytes)
+                memory += slot.memory_bytes
+            retry_in = self._breaker.refusal(time.monotonic())
+            return PoolUsage(live, memory, self._pending, len(self._waiters), retry_in)
+
+
+def _payload_len(args: Any) -> int:
+    """Bytes a call hands the guest: msgpack and Extism take bytes, a command (stdin, argv)."""
+    if type(args) is bytes:
+        return len(args)
+    if type(args) is tuple and args and type(args[0]) is bytes:
+        return len(args[0])
+    return 0
 
 
 def percentiles_ms(samples: Sequence[float]) -> dict[str, float]:

@@ -107,6 +107,7 @@ def call(instance: Instance, export: str, args: tuple[bytes, list[str]]) -> dict
                 f"{plugin.name} wrote more than {OUTPUT_LIMIT} bytes to {which} "
                 "(the writes past it failed)",
             )
+        instance.output_bytes = len(stdout) + len(stderr)
         return {"exit_code": exit_code, "stdout": stdout, "stderr": stderr}
     finally:
         for stream in streams:

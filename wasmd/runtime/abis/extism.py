@@ -150,6 +150,7 @@ def call(instance: Instance, export: str, payload: bytes) -> bytes:
             {"kind": "guest_error", "status": status},
         )
     out, size = int(calls["wasmd_output_offset"]()), int(calls["wasmd_output_length"]())
+    instance.output_bytes = size
     if out + size > state.memory.data_len(store):
         raise GuestFault(f"{export} set output outside Extism memory")
     return bytes(state.memory.read(store, out, out + size)) if size else b""

@@ -83,8 +83,10 @@ def call(instance: Instance, export: str, payload: bytes) -> Any:
     packed = instance.callers[export](ptr, len(payload)) & 0xFFFFFFFFFFFFFFFF
     raise_host_outcome()
     if packed == 0:
+        instance.output_bytes = 0
         return None
     out_ptr, out_len = packed >> 32, packed & 0xFFFFFFFF
+    instance.output_bytes = out_len
     if out_ptr + out_len > memory.data_len(store):
         raise GuestFault(f"{export} returned bytes {out_ptr}..{out_ptr + out_len}, outside memory")
     try:
