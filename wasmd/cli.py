@@ -112,6 +112,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("describe", parents=[common], help="describe a plug-in")
     p.add_argument("name")
     commands.add_parser("stats", parents=[common], help="counters and latencies")
+    commands.add_parser("metrics", parents=[common], help="Prometheus metrics (text format)")
     commands.add_parser("version", parents=[common], help="versions of wasmd and wasmtime")
     commands.add_parser("ping", parents=[common], help="check that the daemon answers")
     p = commands.add_parser("events", parents=[common], help="follow lifecycle events")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,12 @@ import anyio
 import anyio.abc
 
 from .builtins import LOOP_BUILTINS, Builtins
-from .config import DaemonConfig, allowed_gids, allowed_uids
+from .config import DaemonConfig, allowed_gids, allowed_uids, trust_policy
 from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
 from .loader import Loader, ReloadReport
+from .metrics import WasmdCollector, collector_registry, render, write_textfile_forever
 from .registry import Registry
 from .runtime import Engines
 from .server import RpcServer, ServerCounters, ServerLimits
@@ -111,6 +113,7 @@ async def serve(
             bus=bus,
             dirs=plugin_dirs,
             allow_absolute_preopens=config.allow_absolute_preopens,
+            trust=trust_policy(config),
         )
         daemon = Daemon(registry, bus, loader, notifier)
         try:
@@ -123,6 +126,18 @@ async def serve(
                     await tg.start(watcher.run)
                 await loader.initial_scan()
                 counters = ServerCounters()
+                metrics = collector_registry(
+                    WasmdCollector(
+                        registry, loader.accounts, lambda: _daemon_readings(daemon), time.time()
+                    )
+                )
+                if config.metrics_textfile is not None:
+                    tg.start_soon(
+                        write_textfile_forever,
+                        config.metrics_textfile,
+                        metrics,
+                        config.metrics_interval_ms / 1000,
+                    )
                 builtins = Builtins(
                     registry,
                     bus,
@@ -130,6 +145,7 @@ async def serve(
                     daemon.reload,
                     engines.cache_stats,
                     events_outbox_limit=config.events_outbox_limit,
+                    metrics=lambda: render(metrics),
                 )
                 server: RpcServer
 
@@ -196,6 +212,25 @@ async def serve(
                 if not daemon._stop.is_set():
                     _stopping(bus, notifier)
                 await loader.aclose(config.shutdown_timeout_ms / 1000)
+
+
+def _daemon_readings(daemon: Daemon) -> dict[str, float]:
+    """The daemon-wide numbers wasmd.metrics exposes (metrics.DAEMON_METRICS)."""
+    readings: dict[str, float] = {
+        "plugins": daemon.plugins,
+        "event_subscribers": daemon.bus.subscribers,
+        "events_dropped_total": daemon.bus.dropped,
+    }
+    if daemon.server is not None:
+        counters = daemon.server.counters
+        readings.update(
+            connections=counters.connections,
+            connections_total=counters.connections_total,
+            connections_refused_total=counters.refused,
+            requests_total=counters.requests,
+            protocol_errors_total=counters.protocol_errors,
+        )
+    return readings
 
 
 def _stopping(bus: EventBus, notifier: Notifier | None) -> None:

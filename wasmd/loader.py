@@ -37,7 +37,9 @@ from .events import EventBus
 from .manifest import DEFAULT_MANIFEST, parse_manifest
 from .registry import Entry, Registry
 from .runtime import Engines, EventSink, PluginFiles, PluginPool, compile_plugin, module_binary
+from .runtime.account import Accounts, PluginAccount
 from .tomlcheck import read_toml_fd
+from .trust import TrustPolicy, TrustRefused, verify_snapshot
 
 log = logging.getLogger("wasmd.loader")
 
@@ -89,6 +91,7 @@ def build_pool(
     on_event: EventSink,
     allow_absolute_preopens: bool = False,
     plugin_dirs: Sequence[Path] = (),
+    account: PluginAccount | None = None,
 ) -> PluginPool:
     """Compile a snapshot and start its instances (blocking). Raises PluginLoadError.
 
@@ -111,7 +114,7 @@ def build_pool(
         on_event=on_event,
         allow_absolute_preopens=allow_absolute_preopens,
     )
-    pool = PluginPool(plugin, engines)
+    pool = PluginPool(plugin, engines, account)
     pool.start()
     return pool
 
@@ -186,8 +189,11 @@ class Loader:
         bus: EventBus,
         dirs: Sequence[Path],
         allow_absolute_preopens: bool = False,
+        trust: TrustPolicy | None = None,
     ) -> None:
         self.engines = engines
+        self.trust = trust or TrustPolicy()
+        self.accounts = Accounts()  # per name, kept across versions (wasmd.metrics reads them)
         self.allow_absolute_preopens = allow_absolute_preopens
         self.registry = registry
         self.bus = bus
@@ -265,6 +271,16 @@ class Loader:
             if self._rejected.get(name) == snapshot.fingerprint:
                 report.unchanged.append(name)  # the same broken bytes: reported already
                 return
+            try:  # before compiling: refused bytes never reach the compiler
+                await anyio.to_thread.run_sync(verify_snapshot, snapshot, self.trust)
+            except PluginLoadError as exc:
+                digests = {}
+                if isinstance(exc, TrustRefused):
+                    digests = {"expected_sha256": exc.expected, "actual_sha256": exc.actual}
+                # No fingerprint: after the trust file changes, a rescan checks again.
+                self._failed(name, source, current, exc.reason, None, digests)
+                report.failed.append(name)
+                return
             try:
                 pool = await anyio.to_thread.run_sync(
                     build_pool,
@@ -273,6 +289,7 @@ class Loader:
                     self.bus.emit_threadsafe,
                     self.allow_absolute_preopens,
                     self.dirs,
+                    self.accounts[name],
                     limiter=self._compile_slots,
                 )
             except PluginLoadError as exc:
@@ -301,6 +318,8 @@ class Loader:
             old = previous.pool.plugin
             # Closing lets the calls already queued on the old version finish there.
             previous.pool.close()
+            with entry.pool.account.lock:
+                entry.pool.account.reloads += 1
             fields.update(old_version=old.short_version, new_version=plugin.short_version)
             self.bus.emit("plugin.reloaded", fields)
         else:
@@ -316,8 +335,13 @@ class Loader:
         current: Entry | None,
         reason: str,
         fingerprint: str | None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         fields: dict[str, Any] = {"plugin": name, "path": str(source.module_path), "error": reason}
+        fields.update(extra or {})
+        account = self.accounts[name]
+        with account.lock:
+            account.load_failures += 1
         if fingerprint is not None:
             self._rejected[name] = fingerprint
         if current is not None and current.pool is not None:
