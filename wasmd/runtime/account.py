@@ -23,6 +23,7 @@ import bisect
 import collections
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 # Upper bounds (seconds) of the call-latency histogram's buckets: 50 us to 10 s, which covers
 # a fast call of a persistent instance and the longest sensible timeout_ms.
@@ -91,6 +92,7 @@ class PluginAccount:
         "lock",
         "memory_peak",
         "ok",
+        "pools",
         "quarantines",
         "reloads",
         "restarts",
@@ -112,6 +114,9 @@ class PluginAccount:
         self.reloads = 0
         self.load_failures = 0
         self.quarantines = 0
+        # The pools counting into this account that have not drained: they hold counts not
+        # folded in yet (PluginPool.unfolded).
+        self.pools: set[Any] = set()
 
     def count(self, seconds: float, error: str | None) -> None:
         """Under ``lock``: one call answered after ``seconds``, with ``error`` or not."""
@@ -130,16 +135,28 @@ class PluginAccount:
 
     def snapshot(self) -> AccountSnapshot:
         with self.lock:
+            cpu_ns, fuel, bytes_in, bytes_out = (
+                self.cpu_ns,
+                self.fuel,
+                self.bytes_in,
+                self.bytes_out,
+            )
+            for pool in self.pools:
+                more = pool.unfolded()
+                cpu_ns += more[0]
+                fuel += more[1]
+                bytes_in += more[2]
+                bytes_out += more[3]
             return AccountSnapshot(
                 ok=self.ok,
                 errors=dict(self.errors),
                 latency_buckets=tuple(self.latency_buckets),
                 latency_sum=self.latency_sum,
                 recent_latencies=tuple(self.latencies),
-                cpu_seconds=self.cpu_ns / 1e9,
-                fuel=self.fuel,
-                bytes_in=self.bytes_in,
-                bytes_out=self.bytes_out,
+                cpu_seconds=cpu_ns / 1e9,
+                fuel=fuel,
+                bytes_in=bytes_in,
+                bytes_out=bytes_out,
                 memory_peak=self.memory_peak,
                 restarts=self.restarts,
                 reloads=self.reloads,

@@ -96,13 +96,14 @@ class Instance:
     __slots__ = (
         "abi_call",
         "alloc",
+        "bytes_in",
+        "bytes_out",
         "callers",
         "extism",
         "guard",
         "kernel_calls",
         "log",
         "memory",
-        "output_bytes",
         "plugin",
         "store",
         "streams",
@@ -119,8 +120,9 @@ class Instance:
         self.callers: dict[str, Caller] = {}
         self.memory: wasmtime.Memory | None = None
         self.alloc: Caller | None = None
-        # What the last call's ABI copied out of the guest (ABIs that move bytes set it).
-        self.output_bytes = 0
+        # Payload bytes the ABI copied into and out of the guest, over this instance's life
+        # (counted by the ABIs that move bytes; the pool adds them up).
+        self.bytes_in = self.bytes_out = 0
         if plugin.abi.keeps_instance:
             self._instantiate(deadline)
 

@@ -26,13 +26,17 @@ bounded by the manifest's failure policy (``breaker.py``): past it, calls are re
 ``unavailable`` and no instance is made until the quarantine ends.
 
 Every call is counted in the plug-in's ``PluginAccount`` (``account.py``), whose lock is the
-pool's: what a call cost (thread CPU time, sampled; fuel; bytes in and out) is left on its
-slot while it runs and added to the account under the lock taken to give the slot back.
+pool's, under the lock taken anyway to give the slot back. What calls cost is kept where
+only the thread running the call writes it, so the hot path takes no lock for it: thread CPU
+time (sampled) and fuel add up on the slot, payload bytes on the instance (the ABI counts
+them). A reader adds those to the account's totals (``unfolded``); they are folded into the
+account when an instance is discarded and when the pool has drained.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
@@ -113,29 +117,23 @@ class Ticket:
 
 
 class _Slot:
-    """One instance place, and what the call running in it has cost so far (written by the
-    thread the slot is lent to, added to the account when it is given back)."""
+    """One instance place, and what the calls run in it have cost (written only by the
+    thread the slot is lent to; read by anyone, folded into the account at the end)."""
 
-    __slots__ = ("bytes_in", "bytes_out", "cpu_ns", "fuel", "instance", "memory_bytes")
+    __slots__ = ("cpu_ns", "fuel", "instance", "memory_bytes")
 
     def __init__(self) -> None:
         self.instance: Instance | None = None
         self.memory_bytes = 0  # the instance's linear memory when last seen
-        self.cpu_ns = self.fuel = self.bytes_in = self.bytes_out = 0
+        self.cpu_ns = 0  # estimated: see account.py
+        self.fuel = 0
 
-    def discard(self) -> int:
-        """Close the instance; its linear memory size (the most it reached: memory only
-        grows), or 0 without one."""
+    def discard(self) -> Instance | None:
+        """Close the instance and return it (for its counters), if there is one."""
         instance, self.instance = self.instance, None
-        if instance is None:
-            return 0
-        try:
-            size = instance.memory_size()
-        except Exception:  # a Store a trap left unusable: its size is unknown
-            size = self.memory_bytes
-        instance.close()
-        self.memory_bytes = 0
-        return size
+        if instance is not None:
+            instance.close()
+        return instance
 
 
 class _Waiter:
@@ -170,6 +168,8 @@ class PluginPool:
         self._breaker = CircuitBreaker(manifest.failure)
         self._fuel = manifest.fuel
         self._sequence = 0  # calls started; picks the ones whose CPU time is measured
+        with self._lock:
+            self.account.pools.add(self)
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._queued = 0  # waiters that take a queue place (not backpressured ones)
         self._owners: dict[object, int] = {}  # calls running or waiting, per owner
@@ -200,8 +200,13 @@ class PluginPool:
     def _finish_closing(self) -> None:
         """Under the lock: once closing and every slot is back, let go of the instances."""
         if self._closing and len(self._free) == len(self._slots) and not self._drained.is_set():
+            account = self.account
             for slot in self._slots:
-                self.account.note_memory(slot.discard())
+                self._fold(slot.discard(), slot.memory_bytes)
+                account.cpu_ns += slot.cpu_ns
+                account.fuel += slot.fuel
+                slot.cpu_ns = slot.fuel = 0
+            account.pools.discard(self)
             self._drained.set()
 
     def wait_closed(self, timeout: float | None) -> bool:
@@ -349,7 +354,7 @@ class PluginPool:
         if self._keeps_instance and (self._fresh_each_call or slot.instance is None):
             if self._breaker.tripped:
                 # Quarantined (or on probation): the instance is made when a call runs.
-                self._note_memory(slot.discard())
+                self._retire(slot)
             else:
                 reason = self._instantiate(slot)
                 if reason is not None:
@@ -362,16 +367,6 @@ class PluginPool:
                 account.count(
                     elapsed, None if error is None else ErrorCode(error.code).name.lower()
                 )
-            if slot.cpu_ns:
-                account.cpu_ns += slot.cpu_ns * CPU_SAMPLE_EVERY
-                slot.cpu_ns = 0
-            if slot.bytes_in or slot.bytes_out:
-                account.bytes_in += slot.bytes_in
-                account.bytes_out += slot.bytes_out
-                slot.bytes_in = slot.bytes_out = 0
-            if slot.fuel:
-                account.fuel += slot.fuel
-                slot.fuel = 0
             self._forget(owner)
             if self._waiters and not self._closing:
                 waiter = self._waiters.popleft()
@@ -383,7 +378,7 @@ class PluginPool:
 
     def _instantiate(self, slot: _Slot) -> str | None:
         """Give ``slot`` a fresh instance; the reason on failure."""
-        self._note_memory(slot.discard())
+        self._retire(slot)
         if not self._keeps_instance:
             return None
         plugin = self.plugin
@@ -435,23 +430,15 @@ class PluginPool:
         try:
             if instance is None:  # the ABI keeps no instance: a bare one for this call alone
                 instance = Instance(plugin, deadline)
-            result = instance.run(export, args, deadline)
-            if sampled:
-                slot.cpu_ns = time.thread_time_ns() - cpu_at
-            slot.bytes_in = _payload_len(args)
-            slot.bytes_out = instance.output_bytes
-            if self._fuel:
-                slot.fuel = instance.fuel_used()
-            return None, result, False
+            return None, instance.run(export, args, deadline), False
         except WasmdError as exc:
             return exc, None, False  # the guest's own error, or output over the limit
         except Exception as exc:
-            if sampled:
-                slot.cpu_ns = time.thread_time_ns() - cpu_at
-            if self._fuel and instance is not None:
-                slot.fuel = instance.fuel_used()
+            if sampled:  # the guest's time, not what handling its fault takes
+                slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
+                sampled = False
             at_limit = instance is not None and instance.memory_at_limit()
-            self._note_memory(slot.discard())  # its state is suspect after any fault
+            self._retire(slot)  # its state is suspect after any fault
             error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
             if at_limit and (error.data or {}).get("trap_code") == "unreachable":
                 # Guests abort (unreachable) when an allocation fails: at the ceiling, that
@@ -462,6 +449,22 @@ class PluginPool:
                     error.data,
                 )
             return error, None, True
+        finally:
+            if sampled or self._fuel or not self._keeps_instance:
+                self._spent(slot, instance, sampled, cpu_at)
+
+    def _spent(self, slot: _Slot, instance: Instance | None, sampled: bool, cpu_at: int) -> None:
+        """Add what the call that ran in ``slot`` cost (not on the common path: only for a
+        sampled call, a metered plug-in, and an ABI that keeps no instance)."""
+        if sampled:
+            slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
+        if instance is None:
+            return
+        if self._fuel:
+            slot.fuel += instance.fuel_used()
+        if not self._keeps_instance:  # a bare instance, for this call alone
+            with self._lock:
+                self._fold(instance, 0)
 
     def _finished(self, ticket: Ticket, error: WasmdError | None) -> None:
         elapsed = time.monotonic() - ticket.started
@@ -470,11 +473,39 @@ class PluginPool:
                 elapsed, None if error is None else ErrorCode(error.code).name.lower()
             )
 
-    def _note_memory(self, size: int) -> None:
-        account = self.account
-        if size > account.memory_peak:  # checked unlocked first: it rarely is
+    def _retire(self, slot: _Slot) -> None:
+        """Discard ``slot``'s instance, folding its counters into the account."""
+        size = slot.memory_bytes  # as last seen, if a trap left the Store unusable
+        if slot.instance is not None:
+            with contextlib.suppress(Exception):
+                size = slot.instance.memory_size()  # the most it reached: memory only grows
+        instance = slot.discard()
+        if instance is not None:
             with self._lock:
-                account.note_memory(size)
+                self._fold(instance, size)
+        slot.memory_bytes = 0
+
+    def _fold(self, instance: Instance | None, memory_size: int) -> None:
+        """Under the lock: a discarded instance's counters go to the account."""
+        if instance is None:
+            return
+        account = self.account
+        account.bytes_in += instance.bytes_in
+        account.bytes_out += instance.bytes_out
+        instance.bytes_in = instance.bytes_out = 0
+        account.note_memory(memory_size)
+
+    def unfolded(self) -> tuple[int, int, int, int]:
+        """Under the lock: (CPU ns, fuel, bytes in, bytes out) not yet in the account."""
+        cpu = fuel = bytes_in = bytes_out = 0
+        for slot in self._slots:
+            cpu += slot.cpu_ns
+            fuel += slot.fuel
+            instance = slot.instance
+            if instance is not None:
+                bytes_in += instance.bytes_in
+                bytes_out += instance.bytes_out
+        return cpu, fuel, bytes_in, bytes_out
 
     # --- the failure policy --------------------------------------------------------------
 
@@ -598,15 +629,6 @@ class PluginPool:
                 memory += slot.memory_bytes
             retry_in = self._breaker.refusal(time.monotonic())
             return PoolUsage(live, memory, self._pending, len(self._waiters), retry_in)
-
-
-def _payload_len(args: Any) -> int:
-    """Bytes a call hands the guest: msgpack and Extism take bytes, a command (stdin, argv)."""
-    if type(args) is bytes:
-        return len(args)
-    if type(args) is tuple and args and type(args[0]) is bytes:
-        return len(args[0])
-    return 0
 
 
 def percentiles_ms(samples: Sequence[float]) -> dict[str, float]:

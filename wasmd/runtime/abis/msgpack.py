@@ -80,13 +80,13 @@ def call(instance: Instance, export: str, payload: bytes) -> Any:
         raise GuestFault(f"wasmd_alloc({len(payload)}) returned {ptr}, outside memory")
     if payload:
         memory.write(store, payload, ptr)
+    instance.bytes_in += len(payload)
     packed = instance.callers[export](ptr, len(payload)) & 0xFFFFFFFFFFFFFFFF
     raise_host_outcome()
     if packed == 0:
-        instance.output_bytes = 0
         return None
     out_ptr, out_len = packed >> 32, packed & 0xFFFFFFFF
-    instance.output_bytes = out_len
+    instance.bytes_out += out_len
     if out_ptr + out_len > memory.data_len(store):
         raise GuestFault(f"{export} returned bytes {out_ptr}..{out_ptr + out_len}, outside memory")
     try:
