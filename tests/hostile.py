@@ -134,6 +134,31 @@ FD_WRITE_FLOOD = """(module
         (br_if $more (i32.lt_u (local.get $i) (i32.const 8192)))))
     (local.get $i)))"""
 
+# A msgpack-ABI guest whose wasmd_alloc spins when asked for 7 bytes: the size of its config
+# value, so the spin happens inside config_get, a host function calling back into the guest.
+CONFIG_GET_ALLOC_SPINS = """(module
+  (import "wasmd" "config_get" (func $config_get (param i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "key")
+  (func (export "wasmd_alloc") (param $n i32) (result i32)
+    (if (i32.eq (local.get $n) (i32.const 7)) (then (loop $spin (br $spin))))
+    (i32.const 1024))
+  (func (export "get") (param i32 i32) (result i64)
+    (drop (call $config_get (i32.const 0) (i32.const 3)))
+    (i64.const 0)))"""
+
+# Emits bytes that are no msgpack value at all (0xc1 is msgpack's one unused byte).
+EMIT_GARBAGE = """(module
+  (import "wasmd" "emit" (func $emit (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\\c1")
+  (func (export "emit") (call $emit (i32.const 0) (i32.const 1))))"""
+
+
+def link_to_dev_zero(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
 MiB = 1024 * 1024
 
 CATALOG = [
@@ -203,6 +228,23 @@ CATALOG = [
         code=ErrorCode.RESOURCE_EXHAUSTED,
         fragment="(the writes past it failed)",
         rss_growth_max=64 * MiB,
+    ),
+    # Issue 13: the deadline, hit inside wasmd_alloc called from config_get, is a timeout.
+    Hostile(
+        "deadline-inside-config-get",
+        {
+            "h.wat": CONFIG_GET_ALLOC_SPINS,
+            "h.toml": '[plugin]\ntimeout_ms = 200\n[config]\nkey = "1234567"\n',
+        },
+        "get",
+        code=ErrorCode.TIMEOUT,
+        fragment="deadline of 200 ms",
+    ),
+    Hostile(
+        "emit-garbage",
+        {"h.wat": EMIT_GARBAGE},
+        "emit",
+        fragment="emit was misused: the event is not one msgpack value",
     ),
     Hostile("wasi-without-grants", {"h.wat": WASI_UNGRANTED}, "try", result=8),  # EBADF
     Hostile("unknown-import", {"h.wat": UNKNOWN_IMPORT}, "uses", fragment="env::exotic"),
@@ -277,6 +319,14 @@ CATALOG = [
         fragment="does not follow links",
         specials={"h.wat": link_to_a_secret},
         absent=SECRET,
+    ),
+    Hostile(
+        "module-linked-to-dev-zero",
+        {},
+        "f",
+        code=ErrorCode.UNAVAILABLE,
+        fragment="symbolic link: wasmd does not follow links",
+        specials={"h.wasm": link_to_dev_zero},
     ),
     Hostile(
         "secret-text-as-wat",

@@ -12,7 +12,7 @@ import pytest
 from wasmd import ErrorCode, WasmdError
 
 from .conftest import running_daemon, write_plugins
-from .test_reload import subscribe
+from .helpers import subscribe
 from .wat_abi import (
     CAT_COMMAND,
     EXITING_CORE,
@@ -52,6 +52,7 @@ async def test_msgpack_round_trip_of_every_kind_of_value(short_tmp: Path) -> Non
         "emit_after_header",
         "fail",
         "greeting",
+        "huge_result",
         "not_msgpack",
         "nothing",
     ]
@@ -129,6 +130,29 @@ async def test_emit_keeps_custom_events_small(
             assert caught.value.data == {"kind": "abi_violation"}
             assert fragment in caught.value.message
             assert await client.call("mp.emit_after_header", {"small": [1, 2]}) is None
+
+
+@pytest.mark.parametrize(
+    ("method", "param", "fragment"),
+    [
+        ("huge_result", None, "returned 5242880 bytes, over the limit of 4194304"),
+        ("echo", [[] for _ in range(70_000)], "more than 65536 arrays and maps"),
+    ],
+    ids=["too-many-bytes", "too-many-containers"],
+)
+async def test_msgpack_results_are_bounded(
+    short_tmp: Path, method: str, param: object, fragment: str
+) -> None:
+    """A result's cost to the host is bounded in bytes and in objects: 16 MB of empty arrays
+    decoded to 1.2 GiB and held the GIL for 8 s."""
+    plugins = {"mp.wat": MSGPACK_GUEST, "mp.toml": '[plugin]\nmemory_max = "32 MiB"\n'}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call(f"mp.{method}", param)
+            assert caught.value.code == ErrorCode.RESOURCE_EXHAUSTED
+            assert fragment in caught.value.message
+            assert await client.call("mp.echo", "fine") == ["fine"]
 
 
 async def test_config_get_of_a_missing_key(short_tmp: Path) -> None:

@@ -33,14 +33,15 @@ def _rss() -> int:
     raise AssertionError("no VmRSS")
 
 
-async def _closing_notice(stream: anyio.abc.ByteStream) -> list[object]:
+async def _closing_notice(stream: anyio.abc.ByteStream) -> tuple[int, str]:
     """The ``wasmd.error`` notification the daemon sends before it closes the connection."""
     unpacker = msgpack.Unpacker(raw=False)
     while True:
         unpacker.feed(await stream.receive())
         for message in unpacker:
             if message[0] == 2 and message[1] == "wasmd.error":
-                return list(message[2][0])
+                code, reason = message[2][0]
+                return int(code), str(reason)
 
 
 async def _until_the_reader_settles(client: Client) -> None:

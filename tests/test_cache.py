@@ -17,6 +17,7 @@ import wasmtime
 
 from wasmd.runtime.cache import MAGIC, CacheStats, CompileCache, default_cache_dir
 
+from .conftest import running_daemon
 from .wat import ARITH, COUNTER, SPIN
 
 KEY = CompileCache.engine_key(fuel=False, target=None)
@@ -437,3 +438,26 @@ def test_a_hit_on_a_large_module_skips_the_compiler(
 )
 def test_default_cache_dir(environ: dict[str, str], uid: int, expected: str | None) -> None:
     assert default_cache_dir(environ, uid) == (Path(expected) if expected else None)
+
+
+def many_functions(seed: int, count: int = 2000) -> str:
+    """A module whose compiled form takes about a megabyte (``count`` small functions)."""
+    body = "".join(
+        f'(func (export "f{i}") (result i32) (i32.const {seed * count + i}))' for i in range(count)
+    )
+    return f"(module {body})"
+
+
+async def test_the_daemon_caps_its_compile_cache(short_tmp: Path) -> None:
+    """Issue 13: the compile cache never evicted (one .cwasm per version, forever)."""
+    cache = short_tmp / "cache"
+    plugins = {f"p{seed}.wat": many_functions(seed) for seed in range(4)}
+    cap = 3 * 1024 * 1024
+    async with running_daemon(short_tmp, plugins, cache_dir=cache, cache_max_size=cap) as daemon:
+        async with daemon.client() as client:
+            assert sorted(item["name"] for item in await client.list()) == ["p0", "p1", "p2", "p3"]
+            entries = list(cache.glob("*.cwasm"))
+            sizes = [entry.stat().st_size for entry in entries]
+            assert min(sizes) > cap // 4  # so four entries would not fit
+            assert 0 < sum(sizes) <= cap
+            assert len(entries) < 4

@@ -80,6 +80,28 @@ async def test_error_codes(
             assert await client.call("arith.add", 1, 1) == 2  # the connection still works
 
 
+@pytest.mark.parametrize(
+    ("manifest", "fragment"),
+    [
+        ("", "(which is not a method under the core ABI;"),
+        ('[plugin]\nexports = ["f"]\n', "(which its manifest does not allow;"),
+    ],
+)
+async def test_plumbing_export_is_not_blamed_on_the_manifest(
+    short_tmp: Path, manifest: str, fragment: str
+) -> None:
+    """Issue 13: ``names._start`` said "which its manifest does not allow" with no manifest."""
+    plugins = {"names.wat": '(module (func (export "_start")) (func (export "f")))'}
+    if manifest:
+        plugins["names.toml"] = manifest
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as caught:
+                await client.call("names._start")
+            assert caught.value.code == ErrorCode.METHOD_NOT_FOUND
+            assert fragment in caught.value.message
+
+
 async def test_trap_then_fresh_instance(short_tmp: Path) -> None:
     async with running_daemon(short_tmp, {"counter.wat": COUNTER}) as daemon:
         async with daemon.client() as client:
@@ -131,7 +153,10 @@ async def test_manifest_exports_restrict_what_is_callable(short_tmp: Path) -> No
 
 
 async def test_failed_plugin_answers_unavailable(short_tmp: Path) -> None:
-    plugins = {"broken.wasm": b"\x00asm\x01\x00\x00\x00garbage", "arith.wat": ARITH}
+    plugins: dict[str, str | bytes] = {
+        "broken.wasm": b"\x00asm\x01\x00\x00\x00garbage",
+        "arith.wat": ARITH,
+    }
     async with running_daemon(short_tmp, plugins) as daemon:
         assert (daemon.info.plugins, daemon.info.failed) == (2, 1)
         async with daemon.client() as client:

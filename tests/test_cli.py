@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import pytest
 from wasmd import SyncClient
 from wasmd.cli import main, parse_arg
 
-from .conftest import running_daemon, serve_command
-from .wat import ARITH, COUNTER, UNKNOWN_IMPORT
+from .conftest import running_daemon, serve_command, write_plugins
+from .wat import ARITH, COUNTER, START_LOGS_THEN_SPINS, UNKNOWN_IMPORT
 from .wat_abi import CAT_COMMAND, MSGPACK_GUEST
 from .wat_extism import extism_guest
 
@@ -301,3 +302,49 @@ def test_check_says_how_each_abi_is_called(
     code, out, _ = run_cli(["check", str(path)], capsys)
     assert code == 0
     assert f"plug-in p, {described}, version" in out
+
+
+SPINNING_START = {"hang.wat": START_LOGS_THEN_SPINS, "hang.toml": "[plugin]\ntimeout_ms = 30000\n"}
+
+
+def _stop_when_logged(daemon: subprocess.Popen[str], *marks: str) -> float:
+    """Read the daemon's log through each mark in turn, then SIGTERM it: the seconds it took
+    to exit."""
+    assert daemon.stderr is not None
+    seen: list[str] = []
+    for mark in marks:
+        for line in daemon.stderr:
+            seen.append(line)
+            if mark in line:
+                break
+        else:
+            pytest.fail(f"daemon exited before logging {mark!r}:\n" + "".join(seen))
+    signalled = time.monotonic()
+    daemon.send_signal(signal.SIGTERM)
+    rest = daemon.stderr.read()
+    assert daemon.wait(timeout=60) == 0, rest
+    return time.monotonic() - signalled
+
+
+@pytest.mark.parametrize("arrival", ["at-start-up", "dropped-in-live", "on-sighup"])
+def test_sigterm_while_start_code_spins_stops_promptly(short_tmp: Path, arrival: str) -> None:
+    """Issue 13: a SIGTERM during the initial scan or a reload took effect only once the
+    loading plug-in's start code had run to its deadline (20 s with timeout_ms = 20000)."""
+    plugins = short_tmp / "plugins.d"
+    write_plugins(plugins, SPINNING_START if arrival == "at-start-up" else {"arith.wat": ARITH})
+    sock = short_tmp / "wasmd.sock"
+    extra = ["--no-watch"] if arrival == "on-sighup" else []
+    command = serve_command(plugins, "--socket", str(sock), *extra)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
+        assert daemon.stderr is not None
+        marks = ["start code spins"]
+        if arrival != "at-start-up":
+            for line in daemon.stderr:
+                if "daemon.ready" in line:
+                    break
+            write_plugins(plugins, SPINNING_START)
+            if arrival == "on-sighup":
+                daemon.send_signal(signal.SIGHUP)
+        took = _stop_when_logged(daemon, *marks)
+    assert took < 3  # within 1 s plus interpreter shutdown on a loaded machine

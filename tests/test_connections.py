@@ -19,12 +19,12 @@ import msgpack
 import pytest
 
 from wasmd import Client, ErrorCode, SyncClient, WasmdError
-from wasmd.protocol import NEED_DATA, Connection, Notification, Response
+from wasmd.protocol import NEED_DATA, Connection, Event, Notification, Response
 from wasmd.runtime import fastcall
 
 from .conftest import running_daemon, serve_command, write_plugins
+from .helpers import subscribe
 from .other_uid import SETPRIV, call_as, needs_root_and_setpriv, require_wasmd_as
-from .test_reload import subscribe
 from .wat import ARITH, SPIN
 
 
@@ -105,7 +105,7 @@ async def test_garbage_closes_only_that_connection(short_tmp: Path, garbage: byt
             async with await anyio.connect_unix(daemon.socket) as stream:
                 await stream.send(garbage)
                 protocol = Connection()
-                events = []
+                events: list[Event] = []
                 while True:
                     try:
                         protocol.receive_data(await stream.receive())

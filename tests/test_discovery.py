@@ -3,9 +3,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import anyio
 import pytest
 
 from wasmd import discovery
+from wasmd.client import open_client
+from wasmd.config import DaemonConfig
+from wasmd.daemon import serve
 from wasmd.discovery import (
     DEFAULT_DIRS,
     PluginSource,
@@ -20,6 +24,9 @@ from wasmd.discovery import (
     source_from_path,
 )
 from wasmd.errors import ConfigError
+
+from .conftest import running_daemon
+from .wat import ARITH, COUNTER
 
 
 def touch(path: Path, data: bytes = b"\0asm\1\0\0\0") -> Path:
@@ -476,3 +483,46 @@ def test_entry_name_agrees_with_scan(tmp_path: Path) -> None:
     for name, source in sources.items():
         relative = os.path.relpath(source.module_path, tmp_path)
         assert entry_name(tmp_path, relative) == name
+
+
+# -- hostile names, live --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("watch", [False, True], ids=["no-watch", "watch"])
+async def test_plugin_directory_whose_path_is_not_utf8_is_skipped(
+    short_tmp: Path, watch: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13: such a directory on the search path killed start-up, even with --no-watch."""
+    bad = short_tmp / os.fsdecode(b"p\xfe")
+    good = short_tmp / "good"
+    touch(bad / "arith.wat", ARITH.encode())
+    touch(good / "counter.wat", COUNTER.encode())
+    sock = short_tmp / "wasmd.sock"
+    async with anyio.create_task_group() as tg:
+        await tg.start(
+            lambda task_status: serve(
+                DaemonConfig(socket=sock),
+                plugin_dirs=[bad, good],
+                watch=watch,
+                task_status=task_status,
+            )
+        )
+        async with open_client(sock) as client:
+            assert [item["name"] for item in await client.list()] == ["counter"]
+            assert await client.call("counter.incr") == 1
+        tg.cancel_scope.cancel()
+    warnings = [r.getMessage() for r in caplog.records if "not UTF-8" in r.getMessage()]
+    assert warnings == [f"{short_tmp}/p\\xfe: ignored: the plug-in directory's path is not UTF-8"]
+
+
+async def test_file_names_are_escaped_in_log_lines(
+    short_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13: a file name with a newline split its log line in two."""
+    plugins = {"arith.wat": ARITH, "evil\nINFO forged line.wat": ARITH}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        assert [item["name"] for item in await client.list()] == ["arith"]
+    problems = [r.getMessage() for r in caplog.records if "evil" in r.getMessage()]
+    assert problems
+    assert all("\n" not in message for message in problems), problems
+    assert any("evil\\nINFO forged line.wat" in message for message in problems), problems

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from .conftest import running_daemon
-from .test_reload import subscribe
+from .helpers import subscribe
 from .toolchains import build_example, guest_error, load_build_script
 
 # Built with zig cc (no Debian clang), the first build compiles wasi-libc: minutes.

@@ -18,7 +18,7 @@ from msgpack import ExtType
 from wasmd import ErrorCode, WasmdError
 
 from .conftest import running_daemon
-from .test_reload import subscribe
+from .helpers import subscribe
 from .toolchains import build_example
 
 pytestmark = pytest.mark.toolchain

@@ -15,8 +15,8 @@ import pytest
 from wasmd import ErrorCode, WasmdError
 
 from .conftest import running_daemon
+from .helpers import subscribe
 from .test_example_c import VALUES
-from .test_reload import subscribe
 from .toolchains import build_example, guest_error, load_build_script
 
 # The first build compiles Zig's std (minutes on a cold cache), inside the fixture.

@@ -16,7 +16,7 @@ from wasmd import ErrorCode, WasmdError
 from wasmd.runtime.extism import host_allowed
 
 from .conftest import running_daemon
-from .test_reload import replace_atomically, subscribe
+from .helpers import replace_atomically, subscribe
 from .wat_extism import EXTISM_USER_IMPORTS, extism_guest
 
 pytestmark = pytest.mark.usefixtures("call_path")
@@ -112,7 +112,7 @@ def local_http() -> Iterator[str]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            port = self.server.server_address[1]
+            port = self.server.server_address[1]  # type: ignore[index]  # an AF_INET server
             if self.path == "/elsewhere":
                 self._answer(302, b"", f"http://localhost:{port}/secret")
             elif self.path == "/nearby":

@@ -15,7 +15,7 @@ from wasmd.manifest import FailurePolicy, parse_manifest
 from wasmd.runtime.breaker import CircuitBreaker
 
 from .conftest import running_daemon
-from .test_reload import subscribe
+from .helpers import subscribe
 from .wat import COUNTER
 
 POLICY = FailurePolicy(max_faults=3, window_ms=1000, backoff_ms=100, backoff_max_ms=400)

@@ -15,8 +15,8 @@ from wasmd import Client, ErrorCode, WasmdError
 from wasmd.runtime import host
 
 from .conftest import running_daemon
+from .helpers import replace_atomically, subscribe
 from .hostile import CATALOG, FD_WRITE_FLOOD, UNREACHABLE, Hostile
-from .test_reload import replace_atomically, subscribe
 from .wat import ARITH, COUNTER
 
 pytestmark = pytest.mark.usefixtures("call_path")

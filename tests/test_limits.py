@@ -94,12 +94,16 @@ async def test_deep_recursion_is_a_trap_not_a_crash(short_tmp: Path) -> None:
 
 
 async def test_start_functions_that_trap_or_spin_fail_the_load(short_tmp: Path) -> None:
+    """Start code has the daemon's start_timeout_ms, not the manifest's timeout_ms: a start
+    function spinning under timeout_ms = 20000 kept the socket absent for 20 s (issue 13)."""
     plugins = {
         "boom.wat": START_TRAPS,
         "hang.wat": START_SPINS,
-        "hang.toml": "[plugin]\ntimeout_ms = 100\n",
+        "hang.toml": "[plugin]\ntimeout_ms = 20000\n",
     }
-    async with running_daemon(short_tmp, plugins) as daemon:
+    started = time.monotonic()
+    async with running_daemon(short_tmp, plugins, start_timeout_ms=100) as daemon:
+        assert time.monotonic() - started < 10  # ready long before the call deadline
         async with daemon.client() as client:
             listing = {item["name"]: item for item in await client.list()}
             assert listing["boom"]["state"] == "failed"
@@ -111,7 +115,7 @@ async def test_start_functions_that_trap_or_spin_fail_the_load(short_tmp: Path) 
 async def test_full_queue_answers_busy_to_other_connections(short_tmp: Path) -> None:
     plugins = {"spin.wat": SPIN, "spin.toml": "[plugin]\ntimeout_ms = 300\nqueue = 2\n"}
     async with running_daemon(short_tmp, plugins) as daemon:
-        results: list[object] = []
+        results: list[int] = []
 
         async def call() -> None:
             async with daemon.client() as client:
@@ -141,3 +145,18 @@ async def test_one_connection_past_capacity_gets_backpressure_not_busy(short_tmp
                 for i in range(1000):
                     tg.start_soon(call, i)
             assert results == {i: i + 3 for i in range(1000)}
+
+
+async def test_many_exports_instantiate_in_linear_time(short_tmp: Path) -> None:
+    """Issue 13: listing an instance's exports was quadratic in wasmtime (20,000 exports took
+    15 s per instantiation, paid after every trap and per call in per-call mode)."""
+    funcs = "".join(f'(func (export "f{i}") (result i32) (i32.const {i}))' for i in range(20_000))
+    plugins = {"many.wat": f"(module {funcs})", "many.toml": '[plugin]\nmode = "per-call"\n'}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("many.f7") == 7  # a fresh instance is made after it
+            started = time.monotonic()
+            assert await client.call("many.f19999") == 19_999  # waits for that instance
+            assert await client.call("many.f1") == 1
+            # Callers made on first use: milliseconds; quadratic it was 30 s.
+            assert time.monotonic() - started < 5

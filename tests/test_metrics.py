@@ -14,7 +14,7 @@ from wasmd import ErrorCode, WasmdError
 from wasmd.cli import main
 
 from .conftest import running_daemon
-from .test_reload import replace_atomically, subscribe
+from .helpers import replace_atomically, subscribe
 from .wat import ARITH, COUNTER, SPIN, WORK
 from .wat_abi import MSGPACK_GUEST
 

@@ -605,3 +605,24 @@ def test_any_bytes_under_any_split_decode_the_same_or_fail_remotely(
     # outcome() lets only RemoteProtocolError through; anything else fails the test.
     whole = outcome([data], max_message_size=max_message_size)
     assert outcome(splits(data, points), max_message_size=max_message_size) == whole
+
+
+def test_an_idle_connection_sheds_its_decoder_and_decodes_on() -> None:
+    conn = Connection()
+    first = msgpack.packb([0, 1, "a.b", [1]])
+    second = msgpack.packb([0, 2, "a.b", ["x" * 100]])
+    conn.receive_data(first)
+    assert isinstance(conn.next_event(), Request)
+    assert conn.next_event() is NEED_DATA
+    conn.shed()
+    assert conn.next_event() is NEED_DATA  # nothing was lost, nothing is half-received
+    conn.receive_data(second[:7])
+    assert conn.next_event() is NEED_DATA
+    conn.shed()  # half a message: kept
+    conn.receive_data(second[7:])
+    event = conn.next_event()
+    assert isinstance(event, Request)
+    assert (event.msgid, event.params) == (2, ["x" * 100])
+    conn.shed()
+    conn.receive_data(b"")
+    assert conn.next_event() is EOF

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +14,15 @@ import anyio
 import msgpack
 import pytest
 
-from wasmd import Client, ErrorCode, WasmdError
+from wasmd import Client, ErrorCode, WasmdError, watcher
+from wasmd.client import open_client
+from wasmd.config import DaemonConfig
+from wasmd.daemon import Daemon, serve
 from wasmd.protocol import Connection, Notification
 
 from .conftest import running_daemon
-from .wat import ARITH, COUNTER, SPIN
+from .helpers import Events, replace_atomically, subscribe
+from .wat import ARITH, COUNTER, SPIN, START_LOGS_THEN_SPINS
 
 
 def versioned(version: int) -> str:
@@ -27,30 +33,6 @@ def versioned(version: int) -> str:
       (func (export "add") (param i32 i32) (result i32)
         (i32.add (i32.add (local.get 0) (local.get 1)) (i32.const {version * 1000})))
     )"""
-
-
-def replace_atomically(path: Path, content: str | bytes) -> None:
-    """What careful tools do: write a temporary name (ignored by wasmd), then rename."""
-    temporary = path.with_name(path.name + ".tmp")
-    data = content.encode() if isinstance(content, str) else content
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
-
-
-class Events:
-    """A subscription's stream with a bounded wait for the next event."""
-
-    def __init__(self, stream: AsyncIterator[dict[str, Any]]) -> None:
-        self.stream = stream
-
-    async def next(self, within: float = 10) -> dict[str, Any]:
-        with anyio.fail_after(within):
-            return await anext(self.stream)
-
-
-async def subscribe(client: Client, *prefixes: str) -> Events:
-    await client.subscribe(list(prefixes) or ["plugin."])
-    return Events(client.events())
 
 
 async def test_drop_in_replace_and_remove(short_tmp: Path) -> None:
@@ -105,7 +87,7 @@ async def test_broken_new_versions_leave_the_old_one_serving(short_tmp: Path) ->
         good = (await c.describe("calc"))["version"]
         wat = daemon.plugins_dir / "calc.wat"
         manifest = daemon.plugins_dir / "calc.toml"
-        breakages = [
+        breakages: list[tuple[Callable[[], object], str]] = [
             (lambda: replace_atomically(wat, "(module (func (export"), "invalid WAT"),
             (lambda: replace_atomically(wat, b"\x00asm\x01\x00\x00\x00\x7f"), "invalid module"),
             (lambda: manifest.write_text("[plugin]\ntimeout_ms = -1\n"), "plugin.timeout_ms"),
@@ -280,7 +262,9 @@ START_TRAPS = """(module (func $boom unreachable) (start $boom)
 
 # A subscriber's events wait once anything is unsent to it, in a buffer of 8: a few hundred
 # events (what the kernel's socket buffer holds, then 8) are enough to make it lose some.
-SMALL_EVENT_LIMITS = {"events_buffer": 8, "events_outbox_limit": 0}
+SMALL_EVENT_LIMITS: dict[str, Any] = {"events_buffer": 8, "events_outbox_limit": 0}
+# A plug-in that traps on every call without ever being quarantined: one event per call.
+CRASH_LOOP = {"counter.wat": COUNTER, "counter.toml": "[failure]\nmax_faults = 0\n"}
 
 
 async def _trap_until_events_are_dropped(client: Client) -> int:
@@ -301,7 +285,7 @@ async def _wait_for_a_subscriber(client: Client) -> None:
 
 
 async def test_subscriber_that_never_reads_does_not_hold_anyone_up(short_tmp: Path) -> None:
-    plugins = {"arith.wat": ARITH, "counter.wat": COUNTER}
+    plugins = {"arith.wat": ARITH, **CRASH_LOOP}
     async with running_daemon(short_tmp, plugins, **SMALL_EVENT_LIMITS) as daemon:
         # A raw connection that subscribes to everything and then never reads a byte.
         async with await anyio.connect_unix(daemon.socket) as deaf:
@@ -338,8 +322,7 @@ async def test_polling_watcher_for_file_systems_without_inotify(short_tmp: Path)
 
 
 async def test_slow_subscriber_is_told_how_many_events_it_lost(short_tmp: Path) -> None:
-    plugins = {"counter.wat": COUNTER}
-    async with running_daemon(short_tmp, plugins, **SMALL_EVENT_LIMITS) as daemon:
+    async with running_daemon(short_tmp, CRASH_LOOP, **SMALL_EVENT_LIMITS) as daemon:
         async with await anyio.connect_unix(daemon.socket) as slow, daemon.client() as client:
             await slow.send(bytes(msgpack.packb([0, 1, "wasmd.subscribe", [["plugin."]]])))
             await _wait_for_a_subscriber(client)
@@ -362,3 +345,183 @@ async def test_slow_subscriber_is_told_how_many_events_it_lost(short_tmp: Path) 
     # The notice comes first with what the full buffer kept: the newest events_buffer events.
     after_the_notice = received[received.index("events.dropped") + 1 :]
     assert after_the_notice == ["plugin.trapped"] * SMALL_EVENT_LIMITS["events_buffer"]
+
+
+TiB = 1 << 40
+
+
+def sparse_file(path: Path, size: int) -> None:
+    """A file of ``size`` bytes that takes no disk space: what a hostile writer grows."""
+    with open(path, "wb") as file:
+        file.truncate(size)
+
+
+def padded_module(payload: int) -> bytes:
+    """A valid empty module carrying ``payload`` bytes in a custom section."""
+    name = b"\x03pad"
+    size, leb = len(name) + payload, bytearray()
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        leb.append(byte | (0x80 if size else 0))
+        if not size:
+            break
+    return b"\0asm\1\0\0\0" + b"\0" + bytes(leb) + name + bytes(payload)
+
+
+def bytes_read() -> int:
+    """Bytes this process (the daemon) has read through system calls so far."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+async def test_huge_module_at_start_up_fails_without_being_read(short_tmp: Path) -> None:
+    """Issue 13: a 1 TiB sparse big.wasm killed the daemon (MemoryError) at start-up."""
+    plugins_dir = short_tmp / "plugins.d"
+    plugins_dir.mkdir()
+    sparse_file(plugins_dir / "big.wasm", TiB)
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon, daemon.client() as c:
+        listing = {item["name"]: item for item in await c.list()}
+        assert listing["big"]["state"] == "failed"
+        assert f"big.wasm is {TiB} bytes, over the limit of {256 << 20}" in listing["big"]["error"]
+        assert await c.call("arith.add", 1, 2) == 3
+
+
+async def test_huge_module_dropped_in_live_fails_and_is_reported_once(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        temporary = daemon.plugins_dir / "big.wasm.part"
+        sparse_file(temporary, TiB)
+        temporary.rename(daemon.plugins_dir / "big.wasm")
+        failed = await events.next()
+        assert (failed["type"], failed["plugin"]) == ("plugin.failed", "big")
+        assert "over the limit" in failed["error"]
+        assert "max_module_size" in failed["error"]
+        assert (await c.call("wasmd.reload"))["failed"] == [
+            "big"
+        ]  # still failed; not reported again
+        (daemon.plugins_dir / "calc.wat").write_text(versioned(1))
+        loaded = await events.next()
+        assert (loaded["type"], loaded["plugin"]) == ("plugin.loaded", "calc")
+        assert await c.call("arith.add", 1, 2) == 3
+
+
+async def test_rescan_does_not_read_unchanged_modules_again(short_tmp: Path) -> None:
+    plugins: dict[str, str | bytes] = {"padded.wasm": padded_module(32 << 20), "arith.wat": ARITH}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+        before = bytes_read()
+        for _ in range(3):
+            assert (await c.call("wasmd.reload"))["unchanged"] == ["arith", "padded"]
+        assert bytes_read() - before < 4 << 20  # three reads of padded.wasm would be 96 MiB
+        # A change is still seen: same size, new bytes.
+        replace_atomically(daemon.plugins_dir / "arith.wat", ARITH.replace("add", "sum", 1))
+        assert "arith" in (await c.call("wasmd.reload"))["reloaded"]
+        assert await c.call("arith.sum", 1, 2) == 3
+
+
+NOT_UTF8 = os.fsdecode(b"y\xfe")
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+@pytest.mark.parametrize("when", ["at-start-up", "dropped-in-live"])
+async def test_names_that_are_not_utf8_are_ignored_and_the_watch_goes_on(
+    short_tmp: Path, kind: str, when: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13: watchfiles raised WatchfilesRustInternalError on such a name, and the
+    daemon exited."""
+    plugins_dir = short_tmp / "plugins.d"
+    plugins_dir.mkdir()
+
+    def make_bad_name() -> None:
+        bad = plugins_dir / (NOT_UTF8 + (".wat" if kind == "file" else ""))
+        bad.write_text(ARITH) if kind == "file" else bad.mkdir()
+
+    if when == "at-start-up":
+        make_bad_name()
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        if when == "dropped-in-live":
+            make_bad_name()
+        replace_atomically(daemon.plugins_dir / "calc.wat", versioned(1))
+        loaded = await events.next()
+        assert (loaded["type"], loaded["plugin"]) == ("plugin.loaded", "calc")
+        assert [item["name"] for item in await c.list()] == ["arith", "calc"]
+        assert await c.call("arith.add", 1, 2) == 3
+    assert all(NOT_UTF8 not in record.getMessage() for record in caplog.records)
+
+
+async def test_slow_plugin_does_not_hold_up_another_drop_in(short_tmp: Path) -> None:
+    """Issue 13: the watcher awaited each batch in turn, so a new plug-in waited behind one
+    whose loading was slow (start code here; a big compile alike)."""
+    spinning = threading.Event()
+
+    class SpinSeen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "start code spins" in record.getMessage():
+                spinning.set()
+
+    handler = SpinSeen()
+    logging.getLogger("wasmd.plugin.slow").addHandler(handler)
+    try:
+        async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+            async with daemon.client() as c:
+                events = await subscribe(c)
+                replace_atomically(
+                    daemon.plugins_dir / "slow.toml", "[plugin]\ntimeout_ms = 4000\n"
+                )
+                replace_atomically(daemon.plugins_dir / "slow.wat", START_LOGS_THEN_SPINS)
+                assert await anyio.to_thread.run_sync(spinning.wait, 10)
+                replace_atomically(daemon.plugins_dir / "small.wat", versioned(1))
+                first = await events.next()
+                assert (first["type"], first["plugin"]) == ("plugin.loaded", "small")
+                failed = await events.next()
+                assert (failed["type"], failed["plugin"]) == ("plugin.failed", "slow")
+    finally:
+        logging.getLogger("wasmd.plugin.slow").removeHandler(handler)
+
+
+async def next_plugin_event(events: Events) -> tuple[str, str]:
+    """The next plug-in event's type and plug-in, past the rescans of re-arms (a re-arm may
+    happen more than once while folders come back)."""
+    event = await events.next()
+    while event["type"] == "daemon.reloading":
+        event = await events.next()
+    return event["type"], event["plugin"]
+
+
+@pytest.mark.parametrize("rearmed_by", ["the-periodic-check", "a-rescan"])
+async def test_watch_survives_its_parent_being_removed_and_recreated(
+    short_tmp: Path, rearmed_by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: with the plug-in directory's parent removed and recreated, the watch was dead
+    for good (a watch on a removed folder sees nothing of its successor), and SIGHUP did not
+    re-arm it."""
+    if rearmed_by == "a-rescan":
+        monkeypatch.setattr(watcher, "MOVED_CHECK_INTERVAL", 3600.0)
+    parent = short_tmp / "p"
+    plugins_dir = parent / "plugins.d"
+    plugins_dir.mkdir(parents=True)
+    (plugins_dir / "arith.wat").write_text(ARITH)
+    config = DaemonConfig(socket=short_tmp / "wasmd.sock")
+    async with anyio.create_task_group() as tg:
+        info = await tg.start(
+            lambda task_status: serve(config, plugin_dirs=[plugins_dir], task_status=task_status)
+        )
+        assert isinstance(info, Daemon)
+        async with open_client(short_tmp / "wasmd.sock") as c:
+            events = await subscribe(c, "plugin.", "daemon.reloading")
+            shutil.rmtree(parent)
+            # The watcher re-arms over what exists now (nothing) and rescans: wait for both.
+            seen: set[str] = set()
+            while seen != {"plugin.unloaded", "daemon.reloading"}:
+                seen.add((await events.next())["type"])
+            plugins_dir.mkdir(parents=True)
+            replace_atomically(plugins_dir / "calc.wat", versioned(1))
+            if rearmed_by == "a-rescan":
+                await c.call("wasmd.reload")  # what SIGHUP does
+            assert await next_plugin_event(events) == ("plugin.loaded", "calc")
+            # And the new watch follows changes, not just the rescan after re-arming.
+            replace_atomically(plugins_dir / "calc.wat", versioned(2))
+            assert await next_plugin_event(events) == ("plugin.reloaded", "calc")
+        tg.cancel_scope.cancel()

@@ -17,7 +17,7 @@ from wasmd.errors import ConfigError
 from wasmd.manifest import parse_manifest
 
 from .conftest import running_daemon
-from .test_reload import replace_atomically, subscribe
+from .helpers import replace_atomically, subscribe
 from .wat import ARITH, COUNTER
 
 # Bytes that are no module at all: if they reached the compiler, the error would say so.
@@ -34,7 +34,7 @@ def public_key(key: Ed25519PrivateKey) -> str:
 
 
 async def test_a_manifest_pin_refuses_other_bytes_before_compiling(short_tmp: Path) -> None:
-    plugins = {
+    plugins: dict[str, str | bytes] = {
         "good.wat": ARITH,
         "good.toml": f'[plugin]\nsha256 = "{sha256(ARITH)}"\n',
         "bad.wasm": NOT_A_MODULE,

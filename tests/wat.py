@@ -71,3 +71,12 @@ WORK = """(module
       (local.set $i (i64.add (local.get $i) (i64.const 1)))
       (br $step)))
     (local.get $i)))"""
+
+# Start code that says so in the log, then spins until its start deadline.
+START_LOGS_THEN_SPINS = """(module
+  (import "wasmd" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "start code spins")
+  (func $spin (call $log (i32.const 2) (i32.const 0) (i32.const 16)) (loop $l (br $l)))
+  (start $spin)
+  (func (export "f")))"""

@@ -56,6 +56,10 @@ MSGPACK_GUEST = r"""(module
     (call $emit (i32.add (local.get $p) (i32.const 1)) (i32.sub (local.get $n) (i32.const 1)))
     (i64.const 0))
 
+  ;; Claims a 5 MiB result (past the limit; checked before the bytes are looked at).
+  (func (export "huge_result") (param $p i32) (param $n i32) (result i64)
+    (call $pack (i32.const 0) (i32.const 0x500000)))
+
   (func (export "bad_pointer") (param $p i32) (param $n i32) (result i64)
     (call $pack (i32.const 0xffff0000) (i32.const 100)))
 

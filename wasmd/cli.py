@@ -277,17 +277,23 @@ def _first_leaf(group: BaseExceptionGroup[SocketPathError]) -> SocketPathError:
 
 
 async def _serve_until_signalled(config: DaemonConfig, options: dict[str, Any]) -> None:
-    """SIGTERM/SIGINT stop gracefully, a second one at once; SIGHUP rescans."""
+    """SIGTERM/SIGINT stop gracefully, a second one at once; SIGHUP rescans. Signals are
+    handled from the start: one during the initial scan stops the daemon at once (nothing
+    is served yet), and a rescan runs beside the handler, so a SIGTERM is never queued
+    behind a slow reload."""
     log = logging.getLogger("wasmd")
     dirs = options["plugin_dirs"]
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with anyio.create_task_group() as tg:
+            handler = _SignalHandler(tg, log)
+            tg.start_soon(handler.run, signals)
 
             async def run(*, task_status: anyio.abc.TaskStatus[Daemon]) -> None:
                 await serve(config, **options, task_status=task_status)
                 tg.cancel_scope.cancel()  # stopped: no more signals to wait for
 
             info: Daemon = await tg.start(run)
+            handler.daemon = info
             log.info(
                 "ready: %d plug-ins (%d failed) on %s; search path: %s",
                 info.plugins,
@@ -295,20 +301,50 @@ async def _serve_until_signalled(config: DaemonConfig, options: dict[str, Any]) 
                 info.socket_path,
                 ":".join(str(d) for d in dirs),
             )
-            tg.start_soon(_handle_signals, signals, info, tg.cancel_scope, log)
 
 
-async def _handle_signals(
-    signals: Any, daemon: Daemon, scope: anyio.CancelScope, log: logging.Logger
-) -> None:
-    async for signum in signals:
-        name = signal.Signals(signum).name
-        if signum == signal.SIGHUP:
-            log.info("received SIGHUP, rescanning plug-in directories")
-            await daemon.reload()
-        elif daemon.stopping:
-            log.warning("received %s again, stopping now", name)
-            scope.cancel()
-        else:
-            log.info("received %s, stopping: calls in flight finish first", name)
-            daemon.stop()
+class _SignalHandler:
+    """What each signal does, before the daemon is ready (``daemon`` None) and after."""
+
+    def __init__(self, tg: anyio.abc.TaskGroup, log: logging.Logger) -> None:
+        self.tg = tg
+        self.log = log
+        self.daemon: Daemon | None = None
+        self._rescan_again: bool | None = None  # None: no rescan running
+
+    async def run(self, signals: Any) -> None:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            daemon = self.daemon
+            if signum == signal.SIGHUP:
+                if daemon is None:
+                    self.log.info("received SIGHUP during start-up: the scan reads the disk")
+                else:
+                    self.log.info("received SIGHUP, rescanning plug-in directories")
+                    self._rescan(daemon)
+            elif daemon is None:
+                self.log.info("received %s during start-up, stopping", name)
+                self.tg.cancel_scope.cancel()
+            elif daemon.stopping:
+                self.log.warning("received %s again, stopping now", name)
+                self.tg.cancel_scope.cancel()
+            else:
+                self.log.info("received %s, stopping: calls in flight finish first", name)
+                daemon.stop()
+
+    def _rescan(self, daemon: Daemon) -> None:
+        """One rescan at a time; SIGHUPs during one ask for one more after it."""
+        if self._rescan_again is not None:
+            self._rescan_again = True
+            return
+
+        async def rescan() -> None:
+            self._rescan_again = True
+            try:
+                while self._rescan_again:
+                    self._rescan_again = False
+                    await daemon.reload()
+            finally:
+                self._rescan_again = None
+
+        self.tg.start_soon(rescan)

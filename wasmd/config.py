@@ -58,6 +58,8 @@ class DaemonConfig:
     allow_gids: tuple[int, ...] = ()
     allow_groups: tuple[str, ...] = ()  # group names, resolved when the daemon starts
     cache_dir: Path | None = None  # None -> no compiled-module cache
+    # The compile cache's size on disk; past it the least recently used entries go.
+    cache_max_size: int = 1 * GiB
     log_level: str = "info"
     shutdown_timeout_ms: int = 10_000
     allow_absolute_preopens: bool = False
@@ -75,6 +77,11 @@ class DaemonConfig:
     require_pinned: bool = False
     trust_file: Path | None = None
     signing_keys: tuple[str, ...] = ()  # base64 ed25519 public keys
+    # A module file bigger than this fails to load without being read.
+    max_module_size: int = 256 * MiB
+    # The deadline of every instantiation (start functions, _initialize), whatever a
+    # manifest's timeout_ms: start code must not hold up start-up, reloads or shutdown.
+    start_timeout_ms: int = 5000
 
     def with_overrides(self, **changes: Any) -> DaemonConfig:
         """A copy with command-line values applied, checked as the file's values are.
@@ -99,6 +106,7 @@ _INTS = {
     "shutdown_timeout_ms": (0, 3_600_000),
     "events_buffer": (1, 1_000_000),
     "metrics_interval_ms": (100, 3_600_000),
+    "start_timeout_ms": (1, 3_600_000),
 }
 
 
@@ -133,7 +141,9 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = _mode(value, check)
         elif key == "max_message_size":
             out[key] = check.size(value, key, 1 * KiB, 1 * GiB)
-        elif key == "max_buffered":
+        elif key == "cache_max_size":
+            out[key] = check.size(value, key, 1 * MiB, 1024 * GiB)
+        elif key in ("max_buffered", "max_module_size"):
             out[key] = check.size(value, key, 1 * KiB, 64 * GiB)
         elif key == "events_outbox_limit":
             out[key] = check.size(value, key, 0, 1 * GiB)

@@ -70,6 +70,8 @@ OUTBOX_HIGH_WATER = 4 * 1024 * 1024
 RECEIVE_SIZE = 256 * 1024
 # The reader's held-back answers are written once they reach this much, batch or not.
 BATCH_LIMIT = 64 * 1024
+# A connection idle this long lets go of its decoder (~40 KiB) until its next bytes.
+IDLE_SHED_MS = 500
 
 
 class _Overdue(Exception):
@@ -302,7 +304,10 @@ class ClientConnection:
     def _wait_readable(self) -> bool:
         """Wait for bytes; False if a begun message's deadline passed first."""
         if self._frame_deadline is None:
-            self._poll.poll()
+            if not self._poll.poll(IDLE_SHED_MS):
+                self.protocol.shed()  # idle: keep no decoder memory meanwhile
+                self.server.on_loop(self.server.return_free_memory)
+                self._poll.poll()
             return True
         left_ms = (self._frame_deadline - time.monotonic()) * 1000
         return left_ms > 0 and bool(self._poll.poll(max(1, int(left_ms) + 1)))

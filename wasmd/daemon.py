@@ -21,6 +21,7 @@ import anyio.abc
 
 from .builtins import LOOP_BUILTINS, Builtins
 from .config import DaemonConfig, allowed_gids, allowed_uids, trust_policy
+from .discovery import is_utf8, printable
 from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
@@ -47,6 +48,7 @@ class Daemon:
         self.notifier = notifier
         self.socket_path: Path | None = None
         self.server: RpcServer | None = None
+        self.watcher: DirectoryWatcher | None = None
         self._stop = anyio.Event()
 
     @property
@@ -77,6 +79,8 @@ class Daemon:
     async def reload(self, names: set[str] | None = None) -> ReloadReport:
         """Rescan ``names`` (everything if None) and bring them in step with the disk."""
         if names is None:
+            if self.watcher is not None:
+                self.watcher.rearm_if_moved()  # a dead watch is re-armed (it rescans too)
             self.bus.emit("daemon.reloading", {})
             if self.notifier is not None:
                 self.notifier.reloading()
@@ -102,17 +106,25 @@ async def serve(
 ) -> None:
     """Run the daemon until cancelled (abrupt) or until ``Daemon.stop()`` (graceful: the
     socket stops accepting, calls in flight finish within ``shutdown_timeout_ms``)."""
+    plugin_dirs = _utf8_dirs(plugin_dirs)
     bus = EventBus(buffer_limit=config.events_buffer)
     bus.bind()
     registry = Registry()
     target = "pulley64" if config.engine == "pulley" else None
-    with Engines(tick_ms=config.tick_ms, target=target, cache_dir=config.cache_dir) as engines:
+    with Engines(
+        tick_ms=config.tick_ms,
+        target=target,
+        cache_dir=config.cache_dir,
+        cache_max_bytes=config.cache_max_size,
+    ) as engines:
         loader = Loader(
             engines=engines,
             registry=registry,
             bus=bus,
             dirs=plugin_dirs,
             allow_absolute_preopens=config.allow_absolute_preopens,
+            max_module_size=config.max_module_size,
+            start_timeout_ms=config.start_timeout_ms,
             trust=trust_policy(config),
         )
         daemon = Daemon(registry, bus, loader, notifier)
@@ -120,10 +132,10 @@ async def serve(
             async with anyio.create_task_group() as tg:
                 if watch:
                     # Armed before the initial scan, so nothing written meanwhile is missed.
-                    watcher = DirectoryWatcher(
+                    daemon.watcher = DirectoryWatcher(
                         plugin_dirs, daemon.reload, force_polling=force_polling
                     )
-                    await tg.start(watcher.run)
+                    await tg.start(daemon.watcher.run)
                 await loader.initial_scan()
                 counters = ServerCounters()
                 metrics = collector_registry(
@@ -231,6 +243,20 @@ def _daemon_readings(daemon: Daemon) -> dict[str, float]:
             protocol_errors_total=counters.protocol_errors,
         )
     return readings
+
+
+def _utf8_dirs(dirs: Sequence[Path]) -> list[Path]:
+    """The search path without directories whose path is not UTF-8 (each reported once):
+    the paths of their plug-ins could be neither fingerprinted nor sent to clients."""
+    usable = []
+    for directory in dirs:
+        if is_utf8(str(directory)):
+            usable.append(directory)
+        else:
+            log.warning(
+                "%s: ignored: the plug-in directory's path is not UTF-8", printable(directory)
+            )
+    return usable
 
 
 def _stopping(bus: EventBus, notifier: Notifier | None) -> None:

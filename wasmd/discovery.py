@@ -89,6 +89,26 @@ def is_ignored(filename: str) -> bool:
     )
 
 
+def is_utf8(filename: str) -> bool:
+    """Whether a name read from the file system is UTF-8 (else it holds surrogate escapes):
+    wasmd's messages, events and fingerprints are UTF-8 text, so other names are ignored."""
+    try:
+        filename.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str | os.PathLike[str]) -> str:
+    """A name or path as a log line or message may show it: bytes that are not UTF-8 as
+    ``\\xNN``, and control characters escaped (a newline in a file name would split a line)."""
+    decoded = os.fsencode(text).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in decoded)
+
+
+NOT_UTF8 = "ignored: the name is not UTF-8"
+
+
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a plug-in, or None if it can."""
     if not NAME_RE.fullmatch(name):
@@ -256,7 +276,7 @@ def entry_name(directory: Path, filename: str) -> str | None:
         except ValueError:
             return None
     parts = path.parts
-    if not parts or any(is_ignored(part) for part in parts):
+    if not parts or any(is_ignored(part) or not is_utf8(part) for part in parts):
         return None
     if len(parts) > 1:
         return parts[0]
@@ -277,9 +297,9 @@ def scan_dir(directory: Path) -> tuple[dict[str, PluginSource], list[ScanProblem
         return {}, []
     except OSError as exc:
         return {}, [ScanProblem(directory, f"cannot read directory: {exc.strerror or exc}")]
-    names = {entry_name(directory, filename) for filename in filenames}
     sources: dict[str, PluginSource] = {}
-    problems: list[ScanProblem] = []
+    problems = [ScanProblem(directory / f, NOT_UTF8) for f in filenames if not is_utf8(f)]
+    names = {entry_name(directory, filename) for filename in filenames}
     for name in sorted(n for n in names if n is not None):
         try:
             source, name_problems = scan_name(directory, name)

@@ -15,74 +15,178 @@ manifest, read together and fingerprinted), and compares it with the registry:
 
 A name is reconciled by one task at a time (a lock per name), so racing batches cannot
 interleave; each simply re-reads the disk. The blocking half (``build_pool``) runs in worker
-threads, at most one per core, because compiling is CPU-bound.
+threads, at most one per core, because compiling is CPU-bound; names are reconciled
+independently, so one slow compile delays only its own plug-in. Those threads are daemon
+threads the loop does not wait for when cancelled (``off_loop``): a SIGTERM during a long
+compile stops the daemon at once. Instantiation (start functions, ``_initialize``) has its own
+deadline, ``start_timeout_ms``.
+
+A module file bigger than ``max_module_size`` fails to load without being read, and a
+rescan does not read a file again whose stamp (device, inode, size, mtime, ctime) is that of
+the last snapshot taken of it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
-from .discovery import PluginSource, ScanProblem, Shadowed, open_plugin_file, scan, scan_name
+from .discovery import (
+    PluginSource,
+    ScanProblem,
+    Shadowed,
+    open_plugin_file,
+    printable,
+    scan,
+    scan_name,
+)
 from .errors import ConfigError, PluginLoadError
 from .events import EventBus
 from .manifest import DEFAULT_MANIFEST, parse_manifest
 from .registry import Entry, Registry
-from .runtime import Engines, EventSink, PluginFiles, PluginPool, compile_plugin, module_binary
+from .runtime import (
+    DEFAULT_START_TIMEOUT_MS,
+    Engines,
+    EventSink,
+    PluginFiles,
+    PluginPool,
+    compile_plugin,
+    module_binary,
+)
 from .runtime.account import Accounts, PluginAccount
 from .tomlcheck import read_toml_fd
 from .trust import TrustPolicy, TrustRefused, verify_snapshot
 
 log = logging.getLogger("wasmd.loader")
+T = TypeVar("T")
+
+
+# The largest module file read (config ``max_module_size``): a bigger one fails to load
+# without being read, so a 1 TiB sparse file cannot take the daemon's memory.
+DEFAULT_MAX_MODULE_SIZE = 256 * 1024 * 1024
+
+# What says a file is unchanged without reading it: device, inode, size, mtime and ctime in ns
+# (ctime cannot be set back by the writer, as mtime can).
+Stamp = tuple[int, int, int, int, int]
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A plug-in's files as read at one moment: what a version is built from."""
+    """A plug-in's files as read at one moment: what a version is built from.
+
+    ``stamps`` are the module's and manifest's ``Stamp`` at that moment. A snapshot taken
+    with ``known`` stamps that still match is not read again: it has no bytes (``read`` is
+    false) and carries the fingerprint of the snapshot it matched.
+    """
 
     source: PluginSource
     module_bytes: bytes = field(repr=False)
     manifest_text: str | None = field(repr=False)
     fingerprint: str
+    stamps: tuple[Stamp, Stamp | None] | None = None
+    read: bool = True
 
 
-def take_snapshot(source: PluginSource) -> Snapshot:
+class ModuleTooBig(PluginLoadError):
+    """Raised when a module file is larger than ``max_module_size``; it was not read."""
+
+    def __init__(self, name: str, reason: str, stamps: tuple[Stamp, Stamp | None]) -> None:
+        super().__init__(name, reason)
+        self.fingerprint = f"too big: {stamps}"
+
+
+def _stamp(fd: int) -> Stamp:
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def take_snapshot(
+    source: PluginSource,
+    max_module_size: int = DEFAULT_MAX_MODULE_SIZE,
+    known: tuple[tuple[Stamp, Stamp | None], str] | None = None,
+) -> Snapshot:
     """Read the module and manifest (blocking). Raises PluginLoadError or ConfigError.
 
     Neither is read through a symbolic link (``open_plugin_file``); a manifest that is there
-    but cannot be read fails the version, it is never taken for "no manifest".
+    but cannot be read fails the version, it is never taken for "no manifest". ``known``:
+    the stamps and fingerprint of this source's last snapshot; if the files still match
+    them, nothing is read (a rescan does not read every module again).
     """
     path = source.module_path
     try:
-        with open(open_plugin_file(source, path), "rb") as module_file:
-            module_bytes = module_file.read()
+        module_fd = open_plugin_file(source, path)
     except OSError as exc:
         raise PluginLoadError(source.name, f"cannot read {path}: {exc.strerror or exc}") from None
+    with open(module_fd, "rb") as module_file:
+        manifest_fd = None
+        if source.manifest_path is not None:
+            manifest_fd = _open_manifest(source, source.manifest_path)
+        try:
+            stamps = (_stamp(module_fd), None if manifest_fd is None else _stamp(manifest_fd))
+        except BaseException:
+            if manifest_fd is not None:
+                os.close(manifest_fd)
+            raise
+        if known is not None and known[0] == stamps:
+            if manifest_fd is not None:
+                os.close(manifest_fd)
+            return Snapshot(source, b"", None, known[1], stamps, read=False)
+        try:
+            module_bytes = _read_module(source, module_file, stamps, max_module_size)
+        except BaseException:
+            if manifest_fd is not None:
+                os.close(manifest_fd)
+            raise
     manifest_text = None
-    if source.manifest_path is not None:
-        manifest_text = _read_manifest(source, source.manifest_path)
+    if manifest_fd is not None:
+        manifest_text = read_toml_fd(manifest_fd, source=str(source.manifest_path), kind="manifest")
     digest = hashlib.sha256()
     for part in (str(source.module_path), str(source.manifest_path)):
         digest.update(part.encode() + b"\0")
     digest.update(hashlib.sha256(module_bytes).digest())
     digest.update(hashlib.sha256((manifest_text or "").encode()).digest())
-    return Snapshot(source, module_bytes, manifest_text, digest.hexdigest())
+    return Snapshot(source, module_bytes, manifest_text, digest.hexdigest(), stamps)
 
 
-def _read_manifest(source: PluginSource, path: Path) -> str:
+def _read_module(
+    source: PluginSource, file: Any, stamps: tuple[Stamp, Stamp | None], limit: int
+) -> bytes:
+    """The module's bytes, if it is no bigger than ``limit``; the size is checked before
+    reading, and the read stops past the limit (the file may grow meanwhile)."""
+    size = stamps[0][2]
+    data = b"" if size > limit else None
+    if data is None:
+        try:
+            data = file.read(limit + 1)
+        except OSError as exc:
+            reason = f"cannot read {source.module_path}: {exc.strerror or exc}"
+            raise PluginLoadError(source.name, reason) from None
+    size = max(size, len(data))
+    if size > limit:
+        reason = (
+            f"{source.module_path.name} is {size} bytes, over the limit of {limit} "
+            "(max_module_size): not read"
+        )
+        raise ModuleTooBig(source.name, reason, stamps)
+    return data
+
+
+def _open_manifest(source: PluginSource, path: Path) -> int:
     try:
-        fd = open_plugin_file(source, path)
+        return open_plugin_file(source, path)
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read manifest: {exc.strerror}") from None
-    return read_toml_fd(fd, source=str(path), kind="manifest")
 
 
 def build_pool(
@@ -91,11 +195,13 @@ def build_pool(
     on_event: EventSink,
     allow_absolute_preopens: bool = False,
     plugin_dirs: Sequence[Path] = (),
+    start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
     account: PluginAccount | None = None,
 ) -> PluginPool:
     """Compile a snapshot and start its instances (blocking). Raises PluginLoadError.
 
-    ``plugin_dirs``: the search path, on which no preopen may grant anything.
+    ``plugin_dirs``: the search path, on which no preopen may grant anything;
+    ``start_timeout_ms``: the deadline of each instantiation (start code, ``_initialize``).
     """
     source = snapshot.source
     manifest = DEFAULT_MANIFEST
@@ -114,7 +220,7 @@ def build_pool(
         on_event=on_event,
         allow_absolute_preopens=allow_absolute_preopens,
     )
-    pool = PluginPool(plugin, engines, account)
+    pool = PluginPool(plugin, engines, account, start_timeout_ms=start_timeout_ms)
     pool.start()
     return pool
 
@@ -142,6 +248,37 @@ def load_source(source: PluginSource, engines: Engines, on_event: EventSink) -> 
     except ConfigError as exc:
         raise PluginLoadError(source.name, f"bad manifest: {exc}") from None
     return build_pool(snapshot, engines, on_event)
+
+
+async def off_loop(func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` in a new daemon thread; if the caller is cancelled, the thread is left
+    to finish on its own and its result dropped.
+
+    For compiling and reading plug-ins: a compile cannot be interrupted, and anyio's worker
+    threads would hold up both the cancellation (a SIGTERM during a 30 s compile) and the
+    process's exit, which waits for every non-daemon thread.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]  # T when there is no error
+
+    def run() -> None:
+        try:
+            result, error = func(*args), None
+        except BaseException as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name=f"wasmd-{func.__name__}", daemon=True).start()
+    return await done
 
 
 @dataclass
@@ -189,9 +326,13 @@ class Loader:
         bus: EventBus,
         dirs: Sequence[Path],
         allow_absolute_preopens: bool = False,
+        max_module_size: int = DEFAULT_MAX_MODULE_SIZE,
+        start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
         trust: TrustPolicy | None = None,
     ) -> None:
+        self.start_timeout_ms = start_timeout_ms
         self.engines = engines
+        self.max_module_size = max_module_size
         self.trust = trust or TrustPolicy()
         self.accounts = Accounts()  # per name, kept across versions (wasmd.metrics reads them)
         self.allow_absolute_preopens = allow_absolute_preopens
@@ -201,6 +342,9 @@ class Loader:
         self._compile_slots = anyio.CapacityLimiter(os.cpu_count() or 1)
         self._locks: dict[str, anyio.Lock] = {}
         self._rejected: dict[str, str] = {}  # name -> fingerprint of a version that failed
+        # name -> (source, stamps, fingerprint) of its last snapshot read: unchanged files
+        # are not read again
+        self._seen: dict[str, tuple[PluginSource, tuple[Stamp, Stamp | None], str]] = {}
         self._shadowed: set[tuple[str, Path]] = set()
         self._problems: set[tuple[Path, str]] = set()
 
@@ -232,7 +376,7 @@ class Loader:
         for problem in problems:
             if (problem.path, problem.reason) not in self._problems:
                 self._problems.add((problem.path, problem.reason))
-                log.warning("%s: %s", problem.path, problem.reason)
+                log.warning("%s: %s", printable(problem.path), problem.reason)
         for twin in shadowed:
             if (twin.name, twin.loser) not in self._shadowed:
                 self._shadowed.add((twin.name, twin.loser))
@@ -259,20 +403,22 @@ class Loader:
                 report.unloaded.append(name)
                 return
             try:
-                snapshot = await anyio.to_thread.run_sync(take_snapshot, source)
+                snapshot = await self._snapshot(name, source, current)
+            except ModuleTooBig as exc:
+                if self._rejected.get(name) != exc.fingerprint:  # else reported already
+                    self._failed(name, source, current, exc.reason, exc.fingerprint)
+                report.failed.append(name)
+                return
             except (PluginLoadError, ConfigError) as exc:
                 reason = exc.reason if isinstance(exc, PluginLoadError) else f"bad manifest: {exc}"
                 self._failed(name, source, current, reason, fingerprint=None)
                 report.failed.append(name)
                 return
-            if current is not None and current.fingerprint == snapshot.fingerprint:
+            if snapshot is None:
                 report.unchanged.append(name)
                 return
-            if self._rejected.get(name) == snapshot.fingerprint:
-                report.unchanged.append(name)  # the same broken bytes: reported already
-                return
             try:  # before compiling: refused bytes never reach the compiler
-                await anyio.to_thread.run_sync(verify_snapshot, snapshot, self.trust)
+                await off_loop(verify_snapshot, snapshot, self.trust)
             except PluginLoadError as exc:
                 digests = {}
                 if isinstance(exc, TrustRefused):
@@ -282,16 +428,17 @@ class Loader:
                 report.failed.append(name)
                 return
             try:
-                pool = await anyio.to_thread.run_sync(
-                    build_pool,
-                    snapshot,
-                    self.engines,
-                    self.bus.emit_threadsafe,
-                    self.allow_absolute_preopens,
-                    self.dirs,
-                    self.accounts[name],
-                    limiter=self._compile_slots,
-                )
+                async with self._compile_slots:
+                    pool = await off_loop(
+                        build_pool,
+                        snapshot,
+                        self.engines,
+                        self.bus.emit_threadsafe,
+                        self.allow_absolute_preopens,
+                        self.dirs,
+                        self.start_timeout_ms,
+                        self.accounts[name],
+                    )
             except PluginLoadError as exc:
                 self._failed(name, source, current, exc.reason, snapshot.fingerprint)
                 report.failed.append(name)
@@ -308,6 +455,27 @@ class Loader:
             (report.reloaded if current is not None and current.pool else report.loaded).append(
                 name
             )
+
+    async def _snapshot(
+        self, name: str, source: PluginSource, current: Entry | None
+    ) -> Snapshot | None:
+        """A new snapshot of ``source``, or None if it is what ``name`` serves already or a
+        version of it that failed already (then its files are not read again)."""
+        settled = {self._rejected.get(name), current.fingerprint if current else None}
+        seen = self._seen.get(name)
+        known = seen[1:] if seen is not None and seen[0] == source else None
+        try:
+            snapshot = await off_loop(take_snapshot, source, self.max_module_size, known)
+        except ModuleTooBig:
+            self._seen.pop(name, None)
+            raise
+        if not snapshot.read:
+            if snapshot.fingerprint in settled:
+                return None
+            snapshot = await off_loop(take_snapshot, source, self.max_module_size)
+        if snapshot.stamps is not None:
+            self._seen[name] = (source, snapshot.stamps, snapshot.fingerprint)
+        return None if snapshot.fingerprint in settled else snapshot
 
     def _install(self, entry: Entry, previous: Entry | None) -> None:
         self.registry.install(entry)
@@ -353,6 +521,7 @@ class Loader:
     def _unload(self, entry: Entry) -> None:
         self.registry.remove(entry.name)
         self._rejected.pop(entry.name, None)
+        self._seen.pop(entry.name, None)
         fields: dict[str, Any] = {"plugin": entry.name, "path": str(entry.source.module_path)}
         if entry.pool is not None:
             entry.pool.close()

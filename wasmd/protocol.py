@@ -181,6 +181,25 @@ def _is_msgid(value: object) -> bool:
     return type(value) is int and 0 <= value <= MAX_MSGID
 
 
+class _ShedUnpacker:
+    """Stands in for the Unpacker of a connection that shed it: empty, and nothing to feed."""
+
+    @staticmethod
+    def unpack() -> Any:
+        raise msgpack.OutOfData
+
+    @staticmethod
+    def feed(data: bytes) -> None:
+        raise AssertionError("receive_data makes a new Unpacker first")
+
+    @staticmethod
+    def tell() -> int:
+        return 0
+
+
+_SHED = _ShedUnpacker()
+
+
 class Connection:
     """One MessagePack-RPC byte stream, in both directions, with no I/O of its own."""
 
@@ -188,23 +207,34 @@ class Connection:
         if max_message_size < 1:
             raise ValueError(f"max_message_size must be positive, got {max_message_size}")
         self._max = max_message_size
-        self._bind(
-            msgpack.Unpacker(
-                read_size=min(_INITIAL_BUFFER, max_message_size),
-                use_list=True,
-                raw=False,
-                strict_map_key=False,
-                # max_str_len, max_bin_len, max_array_len, max_ext_len default to this and
-                # max_map_len to half of it: keep them so, see the module docstring.
-                max_buffer_size=max_message_size,
-            )
-        )
+        self._bind(self._new_unpacker())
+        self._shed = False  # the unpacker was let go while idle (see ``shed``)
         self._pack = msgpack.Packer(use_bin_type=True).pack
         self._fed = 0  # bytes handed to the unpacker so far
         self._start = 0  # stream offset where the message being decoded begins
         self._pending: deque[bytes] = deque()  # received but not yet fed (see docstring)
         self._closed = False
         self._error: str | None = None  # set once the stream is unusable
+
+    def _new_unpacker(self) -> Any:
+        return msgpack.Unpacker(
+            read_size=min(_INITIAL_BUFFER, self._max),
+            use_list=True,
+            raw=False,
+            strict_map_key=False,
+            # max_str_len, max_bin_len, max_array_len, max_ext_len default to this and
+            # max_map_len to half of it: keep them so, see the module docstring.
+            max_buffer_size=self._max,
+        )
+
+    def shed(self) -> None:
+        """Let go of the decoder's memory while nothing is half-received: an Unpacker holds
+        about 40 KiB (its parse stack), which 1,024 idle connections would keep for nothing.
+        The next ``receive_data`` makes a new one."""
+        if self._error is None and self._fed == self._start and not self._pending:
+            self._bind(_SHED)
+            self._fed = self._start = 0
+            self._shed = True
 
     def _bind(self, unpacker: Any) -> None:
         # Bound methods looked up once: they run for every message.
@@ -233,6 +263,9 @@ class Connection:
             raise LocalProtocolError("receive_data() called after EOF")
         if self._error is not None:
             return  # the stream is already dead; next_event() reports why
+        if self._shed:
+            self._bind(self._new_unpacker())
+            self._shed = False
         room = self._max - (self._fed - self._start)
         if not self._pending and len(data) <= room:
             self._feed(data)

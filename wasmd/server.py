@@ -33,6 +33,7 @@ import anyio.abc
 from .connection import ClientConnection
 from .errors import ErrorCode, WasmdError
 from .handoff import HandoffWatcher
+from .memory import release_free_memory
 from .peers import Peer, admits, peer_credentials
 from .protocol import encode_notification
 from .runtime import Respond, Ticket
@@ -44,6 +45,8 @@ THREAD_STACK = 4 * 1024 * 1024
 # every HANDOFF_PERIOD, so a request pipelined behind a slow one waits at most about both.
 HANDOFF_BUDGET = 0.002
 HANDOFF_PERIOD = 0.002
+# Freed decoder memory goes back to the system at most this often (see return_free_memory).
+TRIM_INTERVAL = 0.1
 # How long an aborted connection's reader may take to finish before its socket is closed
 # under it (a running call ends at the next epoch tick; a host function may take longer).
 ABORT_WAIT = 1.0
@@ -123,6 +126,7 @@ class RpcServer:
         self._buffered: dict[ClientConnection, int] = {}
         self._buffered_total = 0
         self._buffered_lock = threading.Lock()
+        self._trim_scheduled = False
 
     async def serve(self, listen_sock: socket.socket) -> None:
         """Accept connections until cancelled; a cancelled ``serve`` aborts the open ones."""
@@ -190,6 +194,19 @@ class RpcServer:
         """Start a task in the server's task group (on the loop)."""
         if self._tg is not None:
             self._tg.start_soon(func)
+
+    def return_free_memory(self) -> None:
+        """On the loop: give memory that idle connections let go back to the system, at most
+        every ``TRIM_INTERVAL`` (one trim serves every connection that went idle before it)."""
+        if self._trim_scheduled or self._loop is None:
+            return
+        self._trim_scheduled = True
+
+        def trim() -> None:
+            self._trim_scheduled = False
+            release_free_memory()
+
+        self._loop.call_later(TRIM_INTERVAL, trim)
 
     def buffered(self, connection: ClientConnection, size: int) -> bool:
         """Any thread: ``connection`` now holds ``size`` bytes of an unfinished message;

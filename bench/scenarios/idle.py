@@ -4,8 +4,10 @@ A daemon serving one plug-in is started afresh each round; its resident memory (
 ``/proc/PID/status``) is read once it is ready, then 1,024 connections are opened, each
 sends one ``wasmd.ping`` (so that the daemon has accepted it and its reader is waiting for
 the next request, as an idle client's would be), and ``VmRSS`` and ``Threads`` are read
-again once every ping is answered. The baseline is the floor server (anyio, one task per
-connection) through the same steps: what an event-loop server pays for the same clients.
+again once every ping is answered and the connections have then been idle for ``SETTLE_S``
+(wasmd lets an idle connection's decoder go after 500 ms). The baseline is the floor server
+(anyio, one task per connection) through the same steps: what an event-loop server pays for
+the same clients.
 
 The daemon's default ``max_connections`` is exactly 1,024, and the bench's own check that
 every plug-in loaded uses a connection just before, so the bench's config raises the limit
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +45,9 @@ def status(pid: int) -> dict[str, int]:
         if key in ("VmRSS", "Threads"):
             values[key] = int(value.split()[0])
     return values
+
+
+SETTLE_S = 1.0
 
 
 @contextlib.contextmanager
@@ -90,6 +96,7 @@ def _measure(server: servers.Server) -> dict[str, int]:
     pid = server.process.pid
     before = status(pid)
     with idle_clients(server.socket, CONNECTIONS):
+        time.sleep(SETTLE_S)  # idle means idle: not the instant after the last answer
         during = status(pid)
     return {
         "rss_before_kib": before["VmRSS"],

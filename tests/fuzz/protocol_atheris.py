@@ -21,6 +21,7 @@ from wasmd.protocol import (
     NEED_DATA,
     BadRequest,
     Connection,
+    Event,
     Notification,
     RemoteProtocolError,
     Request,
@@ -35,14 +36,16 @@ def check_one_input(data: bytes) -> None:
     step = data[0] % 17 + 1
     payload = data[1:]
     connection = Connection(max_message_size=4096)
-    events = []
+    events: list[Event] = []
     try:
         for start in range(0, len(payload), step):
             connection.receive_data(payload[start : start + step])
             while (event := connection.next_event()) is not NEED_DATA:
+                assert event is not EOF
                 events.append(event)
         connection.receive_data(b"")
         while (event := connection.next_event()) is not EOF:
+            assert event is not NEED_DATA
             events.append(event)
     except RemoteProtocolError:
         return
@@ -55,12 +58,12 @@ def check_one_input(data: bytes) -> None:
         encoded = encoder.send(event)
         decoder.receive_data(encoded)
         again = decoder.next_event()
-        assert not isinstance(again, type(NEED_DATA))
+        assert isinstance(again, Request | Response | Notification)
         assert encoder.send(again) == encoded
 
 
 def main() -> None:
-    import atheris
+    import atheris  # type: ignore[import-untyped]  # an optional extra without stubs
 
     # Coverage feedback needs the protocol's bytecode instrumented (it is imported above).
     atheris.instrument_func(check_one_input)

@@ -14,11 +14,20 @@ from .cache import default_cache_dir
 from .engine import Engines
 from .host import EventSink
 from .plugin import CompiledPlugin, PluginFiles, compile_plugin, module_binary, read_module_bytes
-from .pool import PluginPool, PoolClosed, PoolStats, Respond, Ticket, percentiles_ms
+from .pool import (
+    DEFAULT_START_TIMEOUT_MS,
+    PluginPool,
+    PoolClosed,
+    PoolStats,
+    Respond,
+    Ticket,
+    percentiles_ms,
+)
 
 WASMTIME_VERSION = version("wasmtime")
 
 __all__ = [
+    "DEFAULT_START_TIMEOUT_MS",
     "WASMTIME_VERSION",
     "CompiledPlugin",
     "Engines",

@@ -34,13 +34,19 @@ class Engines:
     """Owns the engines and the ticker thread; use as a context manager."""
 
     def __init__(
-        self, *, tick_ms: int = 10, target: str | None = None, cache_dir: Path | None = None
+        self,
+        *,
+        tick_ms: int = 10,
+        target: str | None = None,
+        cache_dir: Path | None = None,
+        cache_max_bytes: int | None = None,
     ) -> None:
         if tick_ms < 1:
             raise ValueError("tick_ms must be at least 1")
         self.tick_ms = tick_ms
         self._target = target
         self._cache_dir = cache_dir
+        self._cache_max_bytes = cache_max_bytes  # None: the cache grows without bound
         self.default = _make_engine(fuel=False, target=target)
         self._fuel: wasmtime.Engine | None = None
         self.caches: dict[bool, CompileCache] = {}  # by fuel on/off, when caching
@@ -66,7 +72,9 @@ class Engines:
             cache = self.caches.get(fuel)
             if cache is None:
                 key = CompileCache.engine_key(fuel=fuel, target=self._target)
-                cache = self.caches[fuel] = CompileCache(self._cache_dir, engine_key=key)
+                cache = self.caches[fuel] = CompileCache(
+                    self._cache_dir, engine_key=key, max_bytes=self._cache_max_bytes
+                )
         module, _hit = cache.load_or_compile(engine, wasm)
         return module
 

@@ -44,6 +44,9 @@ if SUPPORTED:
     _VAL = _bindings.wasmtime_val_t
     _TRAP_PTR = ctypes.POINTER(_bindings.wasm_trap_t)
     _set_callback = _bindings._wasmtime_store_epoch_deadline_callback
+    _export_get = _bindings._wasmtime_instance_export_get
+    from wasmtime._extern import wrap_extern as _wrap_extern
+
     _error_new = _bindings._wasmtime_error_new
     _CALLBACK = ctypes.CFUNCTYPE(
         ctypes.c_size_t,
@@ -68,9 +71,9 @@ class FastCaller:
         "_func",
         "_nparams",
         "_nresults",
-        "_param_fields",
+        "_param_slots",
         "_params",
-        "_result_fields",
+        "_result_slots",
         "_results",
         "_trap",
         "_trap_ref",
@@ -90,19 +93,24 @@ class FastCaller:
         self._results = (_VAL * max(1, len(results)))()
         for i, kind in enumerate(params):
             self._params[i].kind = _KINDS[kind][0]  # type: ignore[assignment]  # ctypes converts
-        self._param_fields = tuple(_KINDS[kind][1] for kind in params)
-        self._result_fields = tuple(_KINDS[kind][1] for kind in results)
+        # Each value's union, looked up once: indexing a ctypes array makes a new object
+        # every time (0.27 us a value, against 0.10 us through a kept one).
+        self._param_slots = tuple(
+            (self._params[i].of, _KINDS[kind][1]) for i, kind in enumerate(params)
+        )
+        self._result_slots = tuple(
+            (self._results[i].of, _KINDS[kind][1]) for i, kind in enumerate(results)
+        )
         self._trap = _TRAP_PTR()
         self._trap_ref = ctypes.byref(self._trap)
 
     def __call__(self, *args: Any) -> Any:
-        params = self._params
-        for i, field in enumerate(self._param_fields):
-            setattr(params[i].of, field, args[i])
+        for (union, field), value in zip(self._param_slots, args, strict=True):
+            setattr(union, field, value)
         error = _func_call(
             self._ctx,
             self._func,
-            params,
+            self._params,
             self._nparams,
             self._results,
             self._nresults,
@@ -117,13 +125,13 @@ class FastCaller:
             self._trap = _TRAP_PTR()
             self._trap_ref = ctypes.byref(self._trap)
             raise trap
-        fields = self._result_fields
-        if not fields:
+        slots = self._result_slots
+        if len(slots) == 1:
+            union, field = slots[0]
+            return getattr(union, field)
+        if not slots:
             return None
-        results = self._results
-        if len(fields) == 1:
-            return getattr(results[0].of, fields[0])
-        return [getattr(results[i].of, field) for i, field in enumerate(fields)]
+        return [getattr(union, field) for union, field in slots]
 
 
 def make_caller(
@@ -133,6 +141,27 @@ def make_caller(
     if ENABLED:
         return FastCaller(store, func, params, results)
     return lambda *args: func(store, *args)
+
+
+def export(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
+    """``instance``'s export ``name`` (a Func, Memory, ...), or None.
+
+    ``Instance.exports`` lists every export through ``wasmtime_instance_export_nth``, which
+    costs time in proportion to the index: quadratic in all, 2.5 s for 10,000 exports, paid by
+    every instantiation (after each trap, per call in per-call mode). A lookup by name is not.
+    """
+    if not SUPPORTED:
+        return instance.exports(store).get(name)
+    encoded = name.encode()
+    item = _bindings.wasmtime_extern_t()
+    found = _export_get(
+        store._context(),
+        ctypes.byref(instance._instance),
+        encoded,
+        len(encoded),
+        ctypes.byref(item),
+    )
+    return _wrap_extern(item) if found else None
 
 
 def set_deadline(store: wasmtime.Store, ticks: int) -> None:

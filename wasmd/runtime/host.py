@@ -50,10 +50,14 @@ class CallState(threading.local):
 
     guest_error: str | None = None
     fault: str | None = None
+    # What a call back into the guest raised (config_get's wasmd_alloc): a trap there, or
+    # the deadline ending the call there, is the call's outcome, not a misused import.
+    guest_trap: BaseException | None = None
 
     def reset(self) -> None:
         self.guest_error = None
         self.fault = None
+        self.guest_trap = None
 
 
 call_state = CallState()
@@ -148,6 +152,8 @@ def host_function(name: str, fallback: Any = None) -> Callable[[HostFunction], H
 
 
 def _fault(name: str, exc: BaseException) -> None:
+    if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError) and call_state.guest_trap is None:
+        call_state.guest_trap = exc
     if call_state.fault is not None:
         return  # only the first fault of a call: a guest looping on a misuse logs once
     if isinstance(exc, Exception):

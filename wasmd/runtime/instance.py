@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 import wasmtime
 
 from .extism import ExtismState
-from .fastcall import Caller, Cancellable, EpochGuard, install_guard, make_caller, set_deadline
+from .fastcall import (
+    Caller,
+    Cancellable,
+    EpochGuard,
+    export,
+    install_guard,
+    make_caller,
+    set_deadline,
+)
 from .host import call_state
 from .traps import CallEnded
 from .wasi import MemFile, make_wasi_config
@@ -92,6 +100,44 @@ def _guarded(guard: EpochGuard | None) -> Iterator[None]:
         raise
 
 
+class _Exports:
+    """An instance's exports, looked up by name as they are needed (``fastcall.export``):
+    listing them all is quadratic in wasmtime."""
+
+    __slots__ = ("instance", "store")
+
+    def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+        self.store, self.instance = store, instance
+
+    def get(self, name: str) -> Any:
+        return export(self.store, self.instance, name)
+
+    def __getitem__(self, name: str) -> Any:
+        found = self.get(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+
+class _Callers(dict[str, Caller]):
+    """An instance's callers by export name, each made on its first call: making 20,000 of
+    them took half a second, paid by every instantiation (after a trap, per call in
+    per-call mode) for exports that may never be called."""
+
+    __slots__ = ("exports", "plugin", "store")
+
+    def __init__(self, plugin: CompiledPlugin, store: wasmtime.Store, exports: _Exports) -> None:
+        super().__init__()
+        self.plugin, self.store, self.exports = plugin, store, exports
+
+    def __missing__(self, name: str) -> Caller:
+        func = self.exports[name]
+        assert isinstance(func, wasmtime.Func)  # plugin.calls holds function exports only
+        sig = self.plugin.exports[name]
+        caller = self[name] = make_caller(self.store, func, sig.params, sig.results)
+        return caller
+
+
 class Instance:
     __slots__ = (
         "abi_call",
@@ -117,7 +163,7 @@ class Instance:
         self.streams: tuple[MemFile, MemFile] | None = None
         self.extism: ExtismState | None = None  # an Extism plug-in's kernel and host state
         self.kernel_calls: dict[str, Caller] = {}
-        self.callers: dict[str, Caller] = {}
+        self.callers: dict[str, Caller] = {}  # _Callers once instantiated
         self.memory: wasmtime.Memory | None = None
         self.alloc: Caller | None = None
         # Payload bytes the ABI copied into and out of the guest, over this instance's life
@@ -133,18 +179,14 @@ class Instance:
         try:
             with _guarded(self.guard):
                 instance = plugin.abi.instantiate(self, deadline.at)
-                exports = instance.exports(store)
+                exports = _Exports(store, instance)
                 initialize = exports.get("_initialize")
                 if isinstance(initialize, wasmtime.Func):
                     initialize(store)  # a WASI reactor's constructors
         except BaseException:
             self.close()
             raise
-        for name in plugin.calls:
-            func = exports[name]
-            assert isinstance(func, wasmtime.Func)  # plugin.calls holds function exports only
-            sig = plugin.exports[name]
-            self.callers[name] = make_caller(store, func, sig.params, sig.results)
+        self.callers = _Callers(plugin, store, exports)
         memory, alloc = exports.get("memory"), exports.get("wasmd_alloc")
         self.memory = memory if isinstance(memory, wasmtime.Memory) else None
         if isinstance(alloc, wasmtime.Func):

@@ -60,6 +60,10 @@ log = logging.getLogger("wasmd.runtime")
 Respond = Callable[[WasmdError | None, Any], None]
 
 _CPU_SAMPLE_MASK = CPU_SAMPLE_EVERY - 1
+# How long an instantiation (start functions, _initialize) may run, whatever the plug-in's
+# timeout_ms: start code holds up a load, a reload or the daemon's start-up (config
+# ``start_timeout_ms``).
+DEFAULT_START_TIMEOUT_MS = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +152,15 @@ class PluginPool:
     """The running form of one ``CompiledPlugin``."""
 
     def __init__(
-        self, plugin: CompiledPlugin, engines: Engines, account: PluginAccount | None = None
+        self,
+        plugin: CompiledPlugin,
+        engines: Engines,
+        account: PluginAccount | None = None,
+        *,
+        start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
     ) -> None:
         self.plugin = plugin
+        self._start_timeout_ms = start_timeout_ms
         self._engines = engines
         manifest = plugin.manifest
         self._timeout_s = manifest.timeout_ms / 1000
@@ -382,7 +392,7 @@ class PluginPool:
         if not self._keeps_instance:
             return None
         plugin = self.plugin
-        timeout_ms = plugin.manifest.timeout_ms
+        timeout_ms = self._start_timeout_ms
         deadline = Deadline(
             time.monotonic() + timeout_ms / 1000, self._engines.ticks_for(timeout_ms)
         )
@@ -416,7 +426,6 @@ class PluginPool:
                 None,
                 False,
             )
-        deadline = Deadline(deadline_at, self._engines.ticks_for(remaining_ms), ticket)
         instance = slot.instance
         if self._keeps_instance and instance is None:
             reason = self._instantiate(slot)
@@ -424,6 +433,10 @@ class PluginPool:
                 self._instance_failed(reason)
                 return WasmdError(ErrorCode.UNAVAILABLE, f"{plugin.name}: {reason}"), None, False
             instance = slot.instance
+        # Ticks matter only to a Store whose deadline traps (no EpochGuard): skip the sum.
+        guarded = instance is not None and instance.guard is not None
+        ticks = 1 if guarded else self._engines.ticks_for(remaining_ms)
+        deadline = Deadline(deadline_at, ticks, ticket)
         self._sequence += 1  # unlocked: a lost increment only shifts which calls are sampled
         sampled = not self._sequence & _CPU_SAMPLE_MASK
         cpu_at = time.thread_time_ns() if sampled else 0
@@ -571,12 +584,15 @@ class PluginPool:
 
     def _no_such_export(self, export: str) -> WasmdError:
         plugin = self.plugin
-        if export in plugin.exports and plugin.exports[export].callable:
-            why = "which its manifest does not allow"
-        elif export in plugin.exports:
-            why = f"whose signature the {plugin.abi.name} ABI cannot call"
-        else:
+        signature, allowed = plugin.exports.get(export), plugin.manifest.exports
+        if signature is None:
             why = "which does not exist"
+        elif allowed and export not in allowed:
+            why = "which its manifest does not allow"
+        elif signature.callable:  # _start, _initialize, wasmd_alloc, or another ABI's shape
+            why = f"which is not a method under the {plugin.abi.name} ABI"
+        else:
+            why = f"whose signature the {plugin.abi.name} ABI cannot call"
         known = ", ".join(sorted(plugin.calls)) or "none"
         return WasmdError(
             ErrorCode.METHOD_NOT_FOUND,

@@ -113,6 +113,8 @@ def instantiate_template(instance: Instance, deadline_at: float) -> wasmtime.Ins
 
 def raise_host_outcome() -> None:
     """Raise what the host functions recorded during the call that just returned."""
+    if call_state.guest_trap is not None:
+        raise call_state.guest_trap  # classified as any trap of the call (a timeout, say)
     if call_state.fault is not None:
         raise GuestFault(call_state.fault)
     if call_state.guest_error is not None:

@@ -127,6 +127,11 @@ class CoreMethod:
                 f"{sig.name} takes {len(converters)} param(s) "
                 f"({', '.join(sig.params) or 'none'}), got {len(params)}",
             )
+        if len(converters) == 2:  # the common shapes, without a comprehension's frame
+            first, second = converters
+            return [first(params[0], 0), second(params[1], 1)]
+        if len(converters) == 1:
+            return [converters[0](params[0], 0)]
         return [
             convert(value, i)
             for i, (convert, value) in enumerate(zip(converters, params, strict=True))
