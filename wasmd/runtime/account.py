@@ -19,9 +19,9 @@ it; real traffic does not keep such step.
 
 from __future__ import annotations
 
-import bisect
 import collections
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,7 +125,7 @@ class PluginAccount:
         else:
             self.errors[error] += 1
         self.latencies.append(seconds)
-        self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
 
     def note_memory(self, size: int) -> None:

@@ -40,6 +40,7 @@ import contextlib
 import logging
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,7 @@ from typing import Any
 import wasmtime
 
 from ..errors import ErrorCode, PluginLoadError, WasmdError
-from .account import CPU_SAMPLE_EVERY, PluginAccount
+from .account import CPU_SAMPLE_EVERY, LATENCY_BUCKETS, PluginAccount
 from .breaker import CircuitBreaker
 from .engine import Engines
 from .instance import Deadline, Instance
@@ -59,7 +60,6 @@ log = logging.getLogger("wasmd.runtime")
 # How a call's outcome goes back to whoever made it: (error, None) or (None, result).
 Respond = Callable[[WasmdError | None, Any], None]
 
-_CPU_SAMPLE_MASK = CPU_SAMPLE_EVERY - 1
 # How long an instantiation (start functions, _initialize) may run, whatever the plug-in's
 # timeout_ms: start code holds up a load, a reload or the daemon's start-up (config
 # ``start_timeout_ms``).
@@ -177,7 +177,9 @@ class PluginPool:
         self._lock = self.account.lock
         self._breaker = CircuitBreaker(manifest.failure)
         self._fuel = manifest.fuel
-        self._sequence = 0  # calls started; picks the ones whose CPU time is measured
+        self._cpu_countdown = CPU_SAMPLE_EVERY  # calls until one has its CPU time measured
+        # Whether every call has costs to add (most plug-ins: only a sampled call does).
+        self._costs_every_call = bool(manifest.fuel) or not self._keeps_instance
         with self._lock:
             self.account.pools.add(self)
         self._waiters: collections.deque[_Waiter] = collections.deque()
@@ -238,8 +240,9 @@ class PluginPool:
         if call is None:
             raise self._no_such_export(export)
         args = call.convert(params)
-        if self._breaker.tripped:
-            self._refuse_if_quarantined(ticket)
+        probing = self._breaker.tripped
+        if probing:
+            self._refuse_if_quarantined(ticket)  # unless the quarantine is over: probation
         deadline_at = ticket.started + self._timeout_s
         owner = ticket.owner
         with self._lock:  # the common case, inline: a free instance and nobody waiting
@@ -262,7 +265,7 @@ class PluginPool:
         except BaseException:
             self._release(slot, owner)
             raise
-        if self._breaker.tripped and not faulted:
+        if probing and not faulted:
             self._recovered()
         if faulted or self._fresh_each_call:
             # The answer goes first; then the slot gets its fresh instance and is lent again.
@@ -372,11 +375,15 @@ class PluginPool:
                     self._instance_failed(reason)
         elapsed = 0.0 if finished is None else time.monotonic() - finished.started
         with self._lock:
-            account = self.account
-            if finished is not None:
-                account.count(
-                    elapsed, None if error is None else ErrorCode(error.code).name.lower()
-                )
+            if finished is not None:  # PluginAccount.count, inline: this is the hot path
+                account = self.account
+                if error is None:
+                    account.ok += 1
+                else:
+                    account.errors[ErrorCode(error.code).name.lower()] += 1
+                account.latencies.append(elapsed)
+                account.latency_buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+                account.latency_sum += elapsed
             self._forget(owner)
             if self._waiters and not self._closing:
                 waiter = self._waiters.popleft()
@@ -437,9 +444,14 @@ class PluginPool:
         guarded = instance is not None and instance.guard is not None
         ticks = 1 if guarded else self._engines.ticks_for(remaining_ms)
         deadline = Deadline(deadline_at, ticks, ticket)
-        self._sequence += 1  # unlocked: a lost increment only shifts which calls are sampled
-        sampled = not self._sequence & _CPU_SAMPLE_MASK
-        cpu_at = time.thread_time_ns() if sampled else 0
+        # Unlocked: threads racing on the countdown only shift which calls are sampled.
+        countdown = self._cpu_countdown - 1
+        if countdown:
+            self._cpu_countdown = countdown
+            sampled, cpu_at = False, 0
+        else:
+            self._cpu_countdown = CPU_SAMPLE_EVERY
+            sampled, cpu_at = True, time.thread_time_ns()
         try:
             if instance is None:  # the ABI keeps no instance: a bare one for this call alone
                 instance = Instance(plugin, deadline)
@@ -463,7 +475,7 @@ class PluginPool:
                 )
             return error, None, True
         finally:
-            if sampled or self._fuel or not self._keeps_instance:
+            if sampled or self._costs_every_call:
                 self._spent(slot, instance, sampled, cpu_at)
 
     def _spent(self, slot: _Slot, instance: Instance | None, sampled: bool, cpu_at: int) -> None:
