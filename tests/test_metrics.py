@@ -3,6 +3,7 @@ each test made: through wasmd.metrics, the CLI, and the node-exporter textfile."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import anyio
@@ -146,6 +147,16 @@ async def test_textfile_is_rewritten_and_cli_prints_the_same_names(
 ) -> None:
     textfile = short_tmp / "node-exporter" / "wasmd.prom"
     textfile.parent.mkdir()
+    old_umask = os.umask(0o077)  # the unit's UMask=
+    try:
+        await _textfile_and_cli(short_tmp, textfile, capsys)
+    finally:
+        os.umask(old_umask)
+
+
+async def _textfile_and_cli(
+    short_tmp: Path, textfile: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with (
         running_daemon(
             short_tmp, {"arith.wat": ARITH}, metrics_textfile=textfile, metrics_interval_ms=100
@@ -169,5 +180,7 @@ async def test_textfile_is_rewritten_and_cli_prints_the_same_names(
     out = capsys.readouterr().out
     assert code == 0
     assert set(parse(out)) == set(parse(text))
-    # Only the .prom file: the temporary it is written as is renamed over it.
+    # Only the .prom file, readable by the node-exporter's user: the temporary it is
+    # written as is renamed over it.
     assert [p.name for p in textfile.parent.iterdir()] == ["wasmd.prom"]
+    assert textfile.stat().st_mode & 0o777 == 0o644

@@ -16,6 +16,7 @@ Names follow Prometheus conventions: a ``wasmd_`` prefix, base units (seconds, b
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 import anyio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.exposition import generate_latest, write_to_textfile
+from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .registry import Registry
@@ -175,13 +176,30 @@ def render(registry: CollectorRegistry) -> str:
     return generate_latest(registry).decode("utf-8")
 
 
+def write_textfile(path: Path, registry: CollectorRegistry) -> None:
+    """Replace ``path`` by the current text at once (a temporary file renamed over it): the
+    node-exporter never reads half a file. Mode 0644 whatever the umask (the unit's is 0077),
+    so the node-exporter's user can read it."""
+    text = generate_latest(registry)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # not *.prom: not read
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        with open(fd, "wb", closefd=True) as out:
+            os.fchmod(out.fileno(), 0o644)
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 async def write_textfile_forever(path: Path, registry: CollectorRegistry, interval: float) -> None:
     """Rewrite ``path`` every ``interval`` seconds. A failure (a missing folder, no permission)
     is logged once per distinct reason, and the next round tries again."""
     last_problem = ""
     while True:
         try:
-            await anyio.to_thread.run_sync(write_to_textfile, str(path), registry)
+            await anyio.to_thread.run_sync(write_textfile, path, registry)
             last_problem = ""
         except OSError as exc:
             problem = f"{exc.strerror or exc}"
