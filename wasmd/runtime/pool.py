@@ -564,12 +564,6 @@ class PluginPool:
             if backoff is None:
                 return
             self.account.quarantines += 1
-        log.warning(
-            "%s: quarantined for %d ms after faults (%s)",
-            self.plugin.name,
-            backoff * 1000,
-            reason,
-        )
         self._emit(
             "plugin.quarantined",
             reason=reason,
@@ -582,7 +576,6 @@ class PluginPool:
         with self._lock:
             out_for = self._breaker.success(time.monotonic())
         if out_for is not None:
-            log.info("%s: recovered after %.3f s in quarantine", self.plugin.name, out_for)
             self._emit("plugin.recovered", quarantined_ms=round(out_for * 1000))
 
     def _emit(self, event: str, **fields: Any) -> None:
