@@ -116,6 +116,10 @@ async def test_a_crash_loop_is_quarantined_then_recovers(short_tmp: Path) -> Non
         assert recovered["type"] == "plugin.recovered"
         assert recovered["quarantined_ms"] >= 900
         assert await client.call("counter.incr") == 2
+        metrics = await client.call("wasmd.metrics")
+    assert 'wasmd_plugin_quarantines_total{plugin="counter"} 2.0' in metrics
+    assert 'wasmd_plugin_quarantined{plugin="counter"} 0.0' in metrics
+    assert 'wasmd_plugin_restarts_total{plugin="counter"} 4.0' in metrics
 
 
 async def call_when_let_through(client: Client, method: str, refused: WasmdError) -> Any:

@@ -16,7 +16,7 @@ from wasmd.cli import main
 
 from .conftest import running_daemon
 from .helpers import replace_atomically, subscribe
-from .wat import ARITH, COUNTER, SPIN, WORK
+from .wat import ARITH, COUNTER, MEMORY, SPIN, WORK
 from .wat_abi import MSGPACK_GUEST
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -97,6 +97,21 @@ async def test_metrics_count_the_calls_made(short_tmp: Path) -> None:
     assert value(samples, "wasmd_plugins") == 4
 
 
+async def test_memory_now_and_peak(short_tmp: Path) -> None:
+    page = 65536
+    async with running_daemon(short_tmp, {"mem.wat": MEMORY}) as daemon, daemon.client() as c:
+        assert await c.call("mem.grow", 3) == 1  # 1 page -> 4
+        grown = parse(await c.call("wasmd.metrics"))
+        with pytest.raises(WasmdError):
+            await c.call("mem.poke", 4 * page)  # out of bounds: a trap, a fresh instance
+        fresh = parse(await c.call("wasmd.metrics"))
+    assert value(grown, "wasmd_plugin_memory_bytes", plugin="mem") == 4 * page
+    assert value(grown, "wasmd_plugin_memory_peak_bytes", plugin="mem") == 4 * page
+    assert value(fresh, "wasmd_plugin_memory_bytes", plugin="mem") == 1 * page
+    assert value(fresh, "wasmd_plugin_memory_peak_bytes", plugin="mem") == 4 * page
+    assert value(fresh, "wasmd_plugin_restarts_total", plugin="mem") == 1
+
+
 async def test_busy_is_counted_once(short_tmp: Path) -> None:
     plugins = {
         "spin.wat": SPIN,
@@ -140,6 +155,23 @@ async def test_counters_continue_across_reloads_and_count_failures(short_tmp: Pa
     assert value(samples, "wasmd_plugin_reloads_total", plugin="counter") == 1
     assert value(samples, "wasmd_plugin_load_failures_total", plugin="counter") == 1
     assert value(samples, "wasmd_plugin_up", plugin="counter") == 1  # the old version serves
+
+
+async def test_bytes_of_a_replaced_version_are_kept(short_tmp: Path) -> None:
+    """An old version's instances hold counts until it drains: then they join the account."""
+    manifest = '[plugin]\nabi = "msgpack"\n'
+    plugins = {"mp.wat": MSGPACK_GUEST, "mp.toml": manifest}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+        events = await subscribe(c)
+        assert await c.call("mp.echo", b"abc") == [b"abc"]
+        replace_atomically(daemon.plugins_dir / "mp.toml", manifest + "timeout_ms = 2000\n")
+        assert (await events.next())["type"] == "plugin.reloaded"
+        assert await c.call("mp.echo", b"abc") == [b"abc"]
+        samples = parse(await c.call("wasmd.metrics"))
+    sent = len(msgpack.packb([b"abc"]))
+    assert value(samples, "wasmd_plugin_input_bytes_total", plugin="mp") == 2 * sent
+    assert value(samples, "wasmd_plugin_output_bytes_total", plugin="mp") == 2 * sent
+    assert value(samples, "wasmd_plugin_calls_total", plugin="mp", code="ok") == 2
 
 
 async def test_textfile_is_rewritten_and_cli_prints_the_same_names(

@@ -214,7 +214,8 @@ class PluginPool:
         if self._closing and len(self._free) == len(self._slots) and not self._drained.is_set():
             account = self.account
             for slot in self._slots:
-                self._fold(slot.discard(), slot.memory_bytes)
+                size = _memory_of(slot)
+                self._fold(slot.discard(), size)
                 account.cpu_ns += slot.cpu_ns
                 account.fuel += slot.fuel
                 slot.cpu_ns = slot.fuel = 0
@@ -500,10 +501,7 @@ class PluginPool:
 
     def _retire(self, slot: _Slot) -> None:
         """Discard ``slot``'s instance, folding its counters into the account."""
-        size = slot.memory_bytes  # as last seen, if a trap left the Store unusable
-        if slot.instance is not None:
-            with contextlib.suppress(Exception):
-                size = slot.instance.memory_size()  # the most it reached: memory only grows
+        size = _memory_of(slot)
         instance = slot.discard()
         if instance is not None:
             with self._lock:
@@ -650,6 +648,16 @@ class PluginPool:
                 memory += slot.memory_bytes
             retry_in = self._breaker.refusal(time.monotonic())
             return PoolUsage(live, memory, self._pending, len(self._waiters), retry_in)
+
+
+def _memory_of(slot: _Slot) -> int:
+    """The linear memory of ``slot``'s instance: the most it reached, since memory only grows
+    (as last seen, if a trap left the Store unusable)."""
+    size = slot.memory_bytes
+    if slot.instance is not None:
+        with contextlib.suppress(Exception):
+            size = slot.instance.memory_size()
+    return size
 
 
 def percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
