@@ -70,25 +70,29 @@ def test_manifest_failure_section() -> None:
         parse_manifest("[failure]\nretries = 5\n", source="p.toml")
 
 
-async def test_a_crash_loop_is_quarantined_then_recovers(short_tmp: Path) -> None:
+async def trap(client: Client, times: int) -> None:
+    for _ in range(times):
+        with pytest.raises(WasmdError) as trapped:
+            await client.call("counter.fail")
+        assert trapped.value.code == ErrorCode.TRAP
+
+
+async def test_a_quarantined_plugin_refuses_every_export_saying_why(short_tmp: Path) -> None:
     manifest = (
-        "[failure]\nmax_faults = 3\nwindow_ms = 60000\nbackoff_ms = 300\nbackoff_max_ms = 600\n"
+        "[failure]\nmax_faults = 3\nwindow_ms = 60000\nbackoff_ms = 60000\nbackoff_max_ms = 60000\n"
     )
     plugins = {"counter.wat": COUNTER, "counter.toml": manifest}
     async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
-        events = await subscribe(client, "plugin.quarantined", "plugin.recovered")
+        events = await subscribe(client, "plugin.quarantined")
         assert await client.call("counter.incr") == 1
-        for _ in range(3):
-            with pytest.raises(WasmdError) as trapped:
-                await client.call("counter.fail")
-            assert trapped.value.code == ErrorCode.TRAP
+        await trap(client, 3)
         quarantined = await events.next()
         assert quarantined["type"] == "plugin.quarantined"
         assert quarantined["plugin"] == "counter"
-        assert quarantined["retry_in_ms"] == 300
+        assert quarantined["retry_in_ms"] == 60000
+        assert quarantined["max_faults"] == 3
         assert "unreachable" in quarantined["reason"]
 
-        # Every export is refused meanwhile, saying why and when it is retried.
         with pytest.raises(WasmdError) as refused:
             await client.call("counter.incr")
         error = refused.value
@@ -97,21 +101,39 @@ async def test_a_crash_loop_is_quarantined_then_recovers(short_tmp: Path) -> Non
         assert "unreachable" in error.message
         assert error.data is not None
         assert error.data["kind"] == "quarantined"
-        assert 0 < error.data["retry_in_ms"] <= 300
+        assert 0 < error.data["retry_in_ms"] <= 60000
         stats = await client.stats()
-        assert stats["plugins"]["counter"]["errors"] == {"trap": 3, "unavailable": 1}
+        metrics = await client.call("wasmd.metrics")
+    assert stats["plugins"]["counter"]["errors"] == {"trap": 3, "unavailable": 1}
+    assert 'wasmd_plugin_quarantines_total{plugin="counter"} 1.0' in metrics
+    assert 'wasmd_plugin_quarantined{plugin="counter"} 1.0' in metrics
+    assert 'wasmd_plugin_restarts_total{plugin="counter"} 3.0' in metrics
+    assert 'wasmd_plugin_instances{plugin="counter"} 0.0' in metrics  # none made meanwhile
+
+
+@pytest.mark.slow
+async def test_after_the_backoff_a_fault_doubles_it_and_a_success_recovers(
+    short_tmp: Path,
+) -> None:
+    manifest = (
+        "[failure]\nmax_faults = 3\nwindow_ms = 60000\nbackoff_ms = 300\nbackoff_max_ms = 600\n"
+    )
+    plugins = {"counter.wat": COUNTER, "counter.toml": manifest}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        events = await subscribe(client, "plugin.quarantined", "plugin.recovered")
+        assert await client.call("counter.incr") == 1
+        await trap(client, 3)
+        assert (await events.next())["retry_in_ms"] == 300
 
         # When the quarantine ends, a fault quarantines again at once, for twice as long.
         with pytest.raises(WasmdError) as probed:
-            await call_when_let_through(client, "counter.fail", error)
+            await call_after_quarantine(client, "counter.fail")
         assert probed.value.code == ErrorCode.TRAP
         again = await events.next()
         assert (again["type"], again["retry_in_ms"]) == ("plugin.quarantined", 600)
 
         # A call that ends well after the backoff recovers the plug-in, on a fresh instance.
-        with pytest.raises(WasmdError) as refused:
-            await client.call("counter.incr")
-        assert await call_when_let_through(client, "counter.incr", refused.value) == 1
+        assert await call_after_quarantine(client, "counter.incr") == 1
         recovered = await events.next()
         assert recovered["type"] == "plugin.recovered"
         assert recovered["quarantined_ms"] >= 900
@@ -122,17 +144,17 @@ async def test_a_crash_loop_is_quarantined_then_recovers(short_tmp: Path) -> Non
     assert 'wasmd_plugin_restarts_total{plugin="counter"} 4.0' in metrics
 
 
-async def call_when_let_through(client: Client, method: str, refused: WasmdError) -> Any:
-    """Call ``method`` once the quarantine that ``refused`` names has ended: wait the time
-    the answer gave, and again while the daemon still says so."""
+async def call_after_quarantine(client: Client, method: str) -> Any:
+    """Call ``method`` once the plug-in's quarantine has ended: while the answer is that it is
+    quarantined, wait the time the answer names and ask again."""
     with anyio.fail_after(10):
-        while refused.code == ErrorCode.UNAVAILABLE and refused.data is not None:
-            await anyio.sleep(refused.data["retry_in_ms"] / 1000)
+        while True:
             try:
                 return await client.call(method)
             except WasmdError as exc:
-                refused = exc
-    raise refused
+                if exc.data is None or exc.data.get("kind") != "quarantined":
+                    raise
+                await anyio.sleep(exc.data["retry_in_ms"] / 1000)
 
 
 async def test_by_default_a_tight_crash_loop_is_capped(short_tmp: Path) -> None:
