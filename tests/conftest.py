@@ -88,17 +88,15 @@ async def running_daemon(
     plugins_dir = root / "plugins.d"
     write_plugins(plugins_dir, plugins)
     socket_path = root / "wasmd.sock"
-    daemon_config = DaemonConfig(socket=socket_path, **config)
+    daemon_config = DaemonConfig(
+        socket=socket_path,
+        plugin_dirs=(plugins_dir,),
+        watch=watch,
+        poll=force_polling,
+        **config,
+    )
     async with anyio.create_task_group() as tg:
-        info = await tg.start(
-            lambda task_status: serve(
-                daemon_config,
-                plugin_dirs=[plugins_dir],
-                watch=watch,
-                force_polling=force_polling,
-                task_status=task_status,
-            )
-        )
+        info = await tg.start(lambda task_status: serve(daemon_config, task_status=task_status))
         try:
             yield RunningDaemon(socket_path, plugins_dir, info)
         finally:

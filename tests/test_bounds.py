@@ -90,12 +90,24 @@ async def test_a_flood_of_builtins_from_a_peer_that_never_reads_is_held_back(
             assert grown < 64 * 2**20, f"the daemon grew by {grown / 2**20:.0f} MiB"
 
 
-async def test_a_message_begun_and_never_finished_is_refused_in_time(short_tmp: Path) -> None:
-    async with running_daemon(short_tmp, {"arith.wat": ARITH}, frame_timeout_ms=300) as daemon:
+async def test_a_header_announcing_too_much_is_refused_at_once(short_tmp: Path) -> None:
+    # A minute's frame timeout: only the header check can close this within the test.
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}, frame_timeout_ms=60_000) as daemon:
         async with await anyio.connect_unix(daemon.socket) as stalled:
             # A request whose bin32 param announces 4 GiB, then nothing more.
             header = b"\x94\x00\x01\xa9arith.add\x91\xc6" + struct.pack(">I", 2**32 - 1)
             await stalled.send(header + b"x" * 10)
+            with anyio.fail_after(10):
+                code, message = await _closing_notice(stalled)
+        assert code == ErrorCode.INVALID_REQUEST
+        assert message == "message exceeds 16777216 bytes"
+
+
+async def test_a_message_begun_and_never_finished_is_refused_in_time(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}, frame_timeout_ms=300) as daemon:
+        async with await anyio.connect_unix(daemon.socket) as stalled:
+            # A request cut in the middle of a small string, then nothing more.
+            await stalled.send(b"\x94\x00\x01\xa9arith.a")
             with anyio.fail_after(10):
                 code, message = await _closing_notice(stalled)
         assert code == ErrorCode.INVALID_REQUEST

@@ -175,12 +175,10 @@ async def test_first_directory_wins_and_the_twin_is_reported(
     first, second = short_tmp / "first", short_tmp / "second"
     write_plugins(first, {"calc.wat": ARITH})
     write_plugins(second, {"calc.wat": COUNTER, "counter.wat": COUNTER})
-    config = DaemonConfig(socket=short_tmp / "s.sock")
+    config = DaemonConfig(socket=short_tmp / "s.sock", plugin_dirs=(first, second))
     caplog.set_level("INFO", logger="wasmd")
     async with anyio.create_task_group() as tg:
-        await tg.start(
-            lambda task_status: serve(config, plugin_dirs=[first, second], task_status=task_status)
-        )
+        await tg.start(lambda task_status: serve(config, task_status=task_status))
         async with open_client(config.socket) as client:
             assert await client.call("calc.add", 1, 2) == 3  # from the first directory
             assert await client.call("counter.incr") == 1

@@ -106,9 +106,9 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["call"]) == 2
 
 
-def test_unreachable_socket_exits_1(short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_socket_exits_3(short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["ping", "--socket", str(short_tmp / "absent.sock")], capsys)
-    assert code == 1
+    assert code == 3
     assert "cannot connect" in err
 
 
@@ -116,7 +116,9 @@ def test_check_reports_a_good_plugin(capsys: pytest.CaptureFixture[str]) -> None
     code, out, _ = run_cli(["check", str(REPO / "plugins.d" / "math.wat")], capsys)
     assert code == 0
     assert "plug-in math, ABI core" in out
-    assert "method math.add  export (i32, i32) -> (i32)" in out
+    assert "\n  math.add(i32, i32) -> i32\n" in out
+    assert "\n  math.divmod(i32, i32) -> [i32, i32]\n" in out
+    assert "()" not in out
     assert "grants: nothing (deny by default)" in out
 
 
@@ -286,22 +288,73 @@ async def test_serve_on_a_served_socket_fails_in_one_line(short_tmp: Path) -> No
 
 
 @pytest.mark.parametrize(
-    ("wat", "described"),
+    ("wat", "described", "signature", "instances"),
     [
-        (ARITH, "ABI core (typed numeric params, range-checked)"),
-        (MSGPACK_GUEST, "ABI msgpack (params array in, any msgpack value out)"),
-        (CAT_COMMAND, "ABI command (run [stdin, args] -> {exit_code, stdout, stderr})"),
-        (extism_guest(), "ABI extism ([input: bin|str] in, output bytes out)"),
+        (
+            ARITH,
+            "ABI core (typed numeric params, range-checked)",
+            "p.pair(i32) -> [i32, i64]",
+            "persistent",
+        ),
+        (
+            MSGPACK_GUEST,
+            "ABI msgpack (params array in, any msgpack value out)",
+            "p.echo(any...) -> any",
+            "persistent",
+        ),
+        (
+            CAT_COMMAND,
+            "ABI command (run [stdin, args] -> {exit_code, stdout, stderr})",
+            "p.run(stdin: bin|str, args: [str]) -> {exit_code, stdout, stderr}",
+            "a fresh instance per call",
+        ),
+        (
+            extism_guest(),
+            "ABI extism ([input: bin|str] in, output bytes out)",
+            "p.count_vowels(input: bin|str) -> bin",
+            "persistent",
+        ),
     ],
 )
 def test_check_says_how_each_abi_is_called(
-    short_tmp: Path, capsys: pytest.CaptureFixture[str], wat: str, described: str
+    short_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
+    wat: str,
+    described: str,
+    signature: str,
+    instances: str,
 ) -> None:
     path = short_tmp / "p.wat"
     path.write_text(wat)
     code, out, _ = run_cli(["check", str(path)], capsys)
     assert code == 0
     assert f"plug-in p, {described}, version" in out
+    assert f"\n  {signature}\n" in out
+    assert out.rstrip().endswith(f"instance(s), {instances}")
+
+
+def test_check_warns_of_no_callable_methods(
+    short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = short_tmp / "useless.wat"
+    path.write_text('(module (func (export "takes_ref") (param externref)))')
+    code, out, _ = run_cli(["check", str(path)], capsys)
+    assert code == 4
+    assert out.startswith(f"{path}: warning: no callable methods — plug-in useless")
+    code, out, _ = run_cli(["check", "--json", str(path)], capsys)
+    report = json.loads(out)
+    assert (code, report["ok"], report["warnings"]) == (4, True, ["no callable methods"])
+
+
+def test_check_points_at_a_wat_error_once(
+    short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = short_tmp / "typo.wat"
+    path.write_text('(module\n  (func (export "f") (result i32)\n    (i32.bogus 1))\n)\n')
+    code, out, err = run_cli(["check", str(path)], capsys)
+    assert (code, out) == (1, "")
+    assert err == f"{path}: invalid WAT at line 3, column 6: unknown operator or unexpected token\n"
+    assert "bogus" not in err  # the file's text is never quoted
 
 
 SPINNING_START = {"hang.wat": START_LOGS_THEN_SPINS, "hang.toml": "[plugin]\ntimeout_ms = 30000\n"}

@@ -35,7 +35,7 @@ def test_defaults() -> None:
     assert config.socket is None
     assert config.socket_mode == 0o660
     assert config.plugin_dirs == ()
-    assert (config.tick_ms, config.max_message_size) == (10, 16 * MiB)
+    assert (config.tick_ms, config.max_message_size) == (5, 16 * MiB)
     assert (config.max_in_flight, config.max_connections) == (128, 1024)
     assert config.allow_uids is None
     assert config.log_level == "info"
@@ -55,7 +55,7 @@ def test_every_key_is_parsed(tmp_path: Path) -> None:
 socket = "/run/wasmd/custom.sock"
 socket_mode = "0600"
 plugin_dirs = ["/srv/plugins", "local"]
-tick_ms = 5
+tick_ms = 7
 max_message_size = "1 MiB"
 max_in_flight = 16
 max_connections = 10
@@ -73,7 +73,7 @@ events_outbox_limit = "8 KiB"
         socket=Path("/run/wasmd/custom.sock"),
         socket_mode=0o600,
         plugin_dirs=(Path("/srv/plugins"), tmp_path / "local"),
-        tick_ms=5,
+        tick_ms=7,
         max_message_size=MiB,
         max_in_flight=16,
         max_connections=10,

@@ -501,9 +501,7 @@ async def test_plugin_directory_whose_path_is_not_utf8_is_skipped(
     async with anyio.create_task_group() as tg:
         await tg.start(
             lambda task_status: serve(
-                DaemonConfig(socket=sock),
-                plugin_dirs=[bad, good],
-                watch=watch,
+                DaemonConfig(socket=sock, plugin_dirs=(bad, good), watch=watch),
                 task_status=task_status,
             )
         )

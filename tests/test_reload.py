@@ -503,11 +503,9 @@ async def test_watch_survives_its_parent_being_removed_and_recreated(
     plugins_dir = parent / "plugins.d"
     plugins_dir.mkdir(parents=True)
     (plugins_dir / "arith.wat").write_text(ARITH)
-    config = DaemonConfig(socket=short_tmp / "wasmd.sock")
+    config = DaemonConfig(socket=short_tmp / "wasmd.sock", plugin_dirs=(plugins_dir,))
     async with anyio.create_task_group() as tg:
-        info = await tg.start(
-            lambda task_status: serve(config, plugin_dirs=[plugins_dir], task_status=task_status)
-        )
+        info = await tg.start(lambda task_status: serve(config, task_status=task_status))
         assert isinstance(info, Daemon)
         async with open_client(short_tmp / "wasmd.sock") as c:
             events = await subscribe(c, "plugin.", "daemon.reloading")

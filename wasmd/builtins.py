@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any
 
+from .configure import configure
 from .discovery import name_problem
 from .dispatch import Builtin
 from .errors import ErrorCode, WasmdError
@@ -64,6 +65,7 @@ class Builtins:
             "subscribe": self.subscribe,
             "unsubscribe": self.unsubscribe,
             "reload": self.reload,
+            "configure": configure,
         }
 
     def ping(self, session: Session, params: list[Any]) -> str:

@@ -1,32 +1,61 @@
-"""The command line: it parses, calls the library, and prints. No logic lives only here."""
+"""The command line: it parses, calls the library, and prints. No logic lives only here.
+
+A client command (everything but ``serve`` and ``check``) imports only the client side
+(``wasmd.client``: the protocol, msgpack, anyio); the daemon's modules (wasmtime,
+watchfiles) load inside ``_serve`` and ``_check``, so ``wasmd call`` starts quickly
+(bench/cli_startup.py measures it).
+"""
 
 from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
-from .check import check_plugin
-from .client import SyncClient
-from .config import DaemonConfig, config_path_from_env, load_config
-from .daemon import Daemon, serve
-from .discovery import search_path
-from .errors import ConfigError, SocketPathError, WasmdError
-from .runtime import default_cache_dir
-from .runtime.abis import describe_abi
-from .systemd import JournalFormatter, Notifier, activated_socket, watchdog_interval
+from .errors import ConfigError, ErrorCode, SocketPathError, WasmdError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from .config import DaemonConfig
+    from .daemon import Daemon
+    from .systemd import Notifier
+
+# 1: the daemon answered with an error (or a command plug-in exited non-zero), or the
+# check found problems; 2: the command line or a config file is wrong; 3: no daemon answers;
+# 4: `check` has warnings (the plug-in loads, but has no callable methods).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_WARNING = 0, 1, 2, 3, 4
+
+DESCRIPTION = """\
+wasmd runs WebAssembly plug-ins for local programs: `wasmd serve` starts the daemon, which
+loads every plug-in from its plug-in directories (and reloads them as the files change) and
+answers calls on a Unix socket. The other commands talk to a running daemon, except `check`,
+which needs none."""
+
+EPILOG = """\
+Every command takes --socket PATH (default: $WASMD_SOCKET, else /run/wasmd/wasmd.sock for
+root, $XDG_RUNTIME_DIR/wasmd.sock, or /tmp/wasmd-UID/wasmd.sock) and --json, before or after
+the command's name. Results print as text: strings as they are, bytes as text when they are
+UTF-8 and as {"base64": "..."} otherwise, anything else as JSON. With --json, a result is
+JSON, and so is an error (on stdout): {"error": {"code", "name", "message", "data"}}.
+
+Exit codes: 0 ok; 1 the daemon answered with an error, a command plug-in exited with a
+non-zero code, or `check` found problems; 2 a wrong command line or config file; 3 no daemon
+answers on the socket; 4 `check` has warnings: the plug-in loads, but has no callable
+methods."""
+
+
+ONE_LINE = 80
 
 
 def _jsonable(value: Any) -> Any:
@@ -42,15 +71,47 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _dumps(value: Any, *, indent: int | None = None) -> str:
+    # ensure_ascii=False: "café" prints as itself, not "caf\u00e9".
+    return json.dumps(_jsonable(value), indent=indent, sort_keys=True, ensure_ascii=False)
+
+
 def _print_json(value: Any) -> None:
-    print(json.dumps(_jsonable(value), indent=2, sort_keys=True))
+    print(_dumps(value, indent=2))
+
+
+def _print_result(value: Any) -> None:
+    """A result as a person reads it: text as text (bytes too, if UTF-8), the rest as JSON,
+    on one line if it fits in ``ONE_LINE`` characters."""
+    text = _jsonable(value)
+    if not isinstance(text, str):
+        text = _dumps(text)
+        if len(text) > ONE_LINE:
+            text = _dumps(value, indent=2)
+    print(text)
 
 
 def _format_event(event: dict[str, Any], *, as_json: bool) -> str:
     if as_json:
-        return json.dumps(_jsonable(event), sort_keys=True)
+        return _dumps(event)
     fields = {k: v for k, v in event.items() if k not in ("type", "seq", "time")}
-    return f"{event.get('seq', '-')} {event['type']} {json.dumps(_jsonable(fields))}"
+    return f"{event.get('seq', '-')} {event['type']} {_dumps(fields)}"
+
+
+def _error_json(error: WasmdError) -> dict[str, Any]:
+    code = error.code
+    name = code.name.lower() if isinstance(code, ErrorCode) else "unknown"
+    return {
+        "error": {"code": int(code), "name": name, "message": error.message, "data": error.data}
+    }
+
+
+def _report_error(error: WasmdError, *, as_json: bool, exit_code: int) -> int:
+    if as_json:
+        _print_json(_error_json(error))
+    else:
+        print(f"wasmd: {error}", file=sys.stderr)
+    return exit_code
 
 
 def parse_arg(text: str) -> Any:
@@ -62,14 +123,27 @@ def parse_arg(text: str) -> Any:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wasmd",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # The same two options before the command (`wasmd --json call ...`) and after it; after
+    # it they default to SUPPRESS, so a subcommand leaves what the main parser saw alone.
+    _add_common(parser, default_json=False, default_socket=None)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--socket", help="the daemon's socket (default: $WASMD_SOCKET, ...)")
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-    parser = argparse.ArgumentParser(prog="wasmd", description=__doc__)
+    _add_common(common, default_json=argparse.SUPPRESS, default_socket=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("serve", parents=[common], help="run the daemon")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], help=summary, description=summary)
+
+    p = command(
+        "serve",
+        "run the daemon: load the plug-ins in the plug-in directories, reload them as their "
+        "files change, and answer calls on the socket until stopped (SIGTERM or Ctrl-C)",
+    )
     p.add_argument(
         "--plugins",
         action="append",
@@ -104,24 +178,57 @@ def _build_parser() -> argparse.ArgumentParser:
         help="pulley interprets guests: slower, but allowed by MemoryDenyWriteExecute=yes",
     )
 
-    p = commands.add_parser("call", parents=[common], help="call PLUGIN.EXPORT")
-    p.add_argument("method")
-    p.add_argument("args", nargs="*", help="arguments, each JSON or a plain string")
+    p = command(
+        "call",
+        "call a plug-in's function and print its result, e.g. `wasmd call math.add 2 3`",
+    )
+    p.add_argument("method", help="PLUGIN.FUNCTION (see `wasmd list`)")
+    p.add_argument("args", nargs="*", help="arguments, each JSON (42, 1.5, true, [1]) or a string")
 
-    commands.add_parser("list", parents=[common], help="list plug-ins")
-    p = commands.add_parser("describe", parents=[common], help="describe a plug-in")
-    p.add_argument("name")
-    commands.add_parser("stats", parents=[common], help="counters and latencies")
-    commands.add_parser("metrics", parents=[common], help="Prometheus metrics (text format)")
-    commands.add_parser("version", parents=[common], help="versions of wasmd and wasmtime")
-    commands.add_parser("ping", parents=[common], help="check that the daemon answers")
-    p = commands.add_parser("events", parents=[common], help="follow lifecycle events")
-    p.add_argument("prefixes", nargs="*", help="event type prefixes, e.g. plugin.")
-    p = commands.add_parser("reload", parents=[common], help="rescan plug-in directories")
+    command("list", "list the plug-ins: name, version, ABI, state and callable functions")
+    p = command(
+        "describe",
+        "show one plug-in in full: its functions with their parameters, its manifest, "
+        "limits and statistics",
+    )
+    p.add_argument("name", help="the plug-in's name")
+    command("stats", "show the daemon's counters and each plug-in's calls, errors and latency")
+    command("metrics", "print every counter in the Prometheus text format (docs/operations.md)")
+    command("version", "show the versions of wasmd, wasmtime and Python the daemon runs")
+    command("ping", "check that the daemon is up and answering (prints pong)")
+    p = command(
+        "events",
+        "follow what happens in the daemon (plug-ins loaded, reloaded, failed, trapped, "
+        "timed out ...) until Ctrl-C",
+    )
+    p.add_argument("prefixes", nargs="*", help="only events whose type starts so, e.g. plugin.")
+    p = command(
+        "reload",
+        "make the daemon rescan its plug-in directories now (all, or one plug-in by name) "
+        "and print what changed",
+    )
     p.add_argument("name", nargs="?")
-    p = commands.add_parser("check", parents=[common], help="validate a plug-in offline")
-    p.add_argument("path", type=Path)
+    p = command(
+        "check",
+        "check a plug-in offline, without a daemon: its manifest, ABI, the methods it can be "
+        "called with and their signatures, what it is granted, its limits",
+    )
+    p.add_argument("path", type=Path, help="a .wasm or .wat file, or a plug-in folder")
     return parser
+
+
+def _add_common(parser: argparse.ArgumentParser, *, default_json: Any, default_socket: Any) -> None:
+    parser.add_argument(
+        "--socket",
+        default=default_socket,
+        help="the daemon's socket (default: $WASMD_SOCKET, then the defaults below)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default_json,
+        help="print results and errors as JSON, for scripts",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,23 +244,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         return _client_command(args)
     except WasmdError as exc:
-        print(f"wasmd: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _report_error(exc, as_json=args.json, exit_code=EXIT_FAILED)
     except ConfigError as exc:
         print(f"wasmd: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `wasmd describe math | head`: the reader has what it wanted. Point stdout at
+        # /dev/null so that the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 def _check(args: argparse.Namespace) -> int:
+    from .check import check_lines, check_plugin, problem_lines
+
     report = check_plugin(args.path)
     if args.json:
         _print_json(report.to_dict())
     elif report.ok:
-        print("\n".join(_check_lines(report.path, report.description)))
+        print("\n".join(check_lines(report)))
     else:
-        for problem in report.problems:
-            print(f"{report.path}: {problem}", file=sys.stderr)
-    return EXIT_OK if report.ok else EXIT_FAILED
+        print("\n".join(problem_lines(report)), file=sys.stderr)
+    if not report.ok:
+        return EXIT_FAILED
+    return EXIT_WARNING if report.warnings else EXIT_OK
 
 
 def _request_for(args: argparse.Namespace) -> tuple[str, list[Any]]:
@@ -167,40 +281,24 @@ def _request_for(args: argparse.Namespace) -> tuple[str, list[Any]]:
     return f"wasmd.{args.command}", []
 
 
-def _check_lines(path: str, d: dict[str, Any]) -> list[str]:
-    """`wasmd check`'s human report: ABI, methods, imports that trap, capabilities."""
-    lines = [
-        f"{path}: ok — plug-in {d['name']}, ABI {d['abi']} ({describe_abi(d['abi'])}),"
-        f" version {d['version']}"
-    ]
-    signatures = {e["name"]: e for e in d["exports"]}
-    for method in d["methods"]:
-        export = signatures.get(method) or signatures.get("_start", {})
-        params, results = ", ".join(export.get("params", [])), ", ".join(export.get("results", []))
-        lines.append(f"  method {d['name']}.{method}  export ({params}) -> ({results})")
-    for export in d["exports"]:
-        if export["name"] not in d["methods"]:
-            lines.append(f"  export {export['name']} (not callable as a method)")
-    for name in d["trapping_imports"]:
-        lines.append(f"  import {name} is provided by nothing: calling it traps")
-    caps = d["capabilities"]
-    granted = [f"args {caps['args']}"] if caps["args"] else []
-    granted += [f"env {', '.join(caps['env'])}"] if caps["env"] else []
-    granted += [
-        f"{'read-write' if g['writable'] else 'read-only'} {g['host']} as {g['guest']}"
-        for g in caps["preopens"]
-    ]
-    lines.append(f"  grants: {'; '.join(granted) if granted else 'nothing (deny by default)'}")
-    limits = d["limits"]
-    lines.append(
-        f"  limits: {limits['timeout_ms']} ms per call, {limits['memory_max']} bytes of "
-        f"memory, {limits['instances']} instance(s), mode {limits['mode']}"
+def _command_failed(method: str, result: Any) -> bool:
+    """Whether ``result`` is a command plug-in's run that exited non-zero (see abis/command)."""
+    return (
+        method.endswith(".run")
+        and isinstance(result, dict)
+        and set(result) == {"exit_code", "stdout", "stderr"}
+        and result["exit_code"] != 0
     )
-    return lines
 
 
 def _client_command(args: argparse.Namespace) -> int:
-    with SyncClient(args.socket) as client:
+    from .client import SyncClient
+
+    try:
+        client = SyncClient(args.socket)
+    except WasmdError as exc:
+        return _report_error(exc, as_json=args.json, exit_code=EXIT_UNREACHABLE)
+    with client:
         if args.command == "events":
             client.call("wasmd.subscribe", *([args.prefixes] if args.prefixes else []))
             try:
@@ -211,20 +309,32 @@ def _client_command(args: argparse.Namespace) -> int:
                 return EXIT_OK
         method, params = _request_for(args)
         result = client.call(method, *params)
-    if args.json or args.command != "list":
-        _print_json(result) if args.json or not isinstance(result, str) else print(result)
+    if args.json:
+        _print_json(result)
+    elif args.command == "list":
+        _print_list(result)
     else:
-        for item in result:
-            state = item["state"] if item["state"] != "failed" else f"failed: {item.get('error')}"
-            exports = ", ".join(item["exports"])
-            print(
-                f"{item['name']:<20} {item['version'] or '-':<12} {item['abi'] or '-':<8} "
-                f"{state:<8} {exports}"
-            )
-    return EXIT_OK
+        _print_result(result)
+    return EXIT_FAILED if _command_failed(method, result) else EXIT_OK
+
+
+def _print_list(plugins: list[dict[str, Any]]) -> None:
+    for item in plugins:
+        state = item["state"] if item["state"] != "failed" else f"failed: {item.get('error')}"
+        exports = ", ".join(item["exports"])
+        print(
+            f"{item['name']:<20} {item['version'] or '-':<12} {item['abi'] or '-':<8} "
+            f"{state:<8} {exports}"
+        )
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # The daemon's modules load here only: a client command never pays for them.
+    from .config import config_path_from_env, load_config
+    from .discovery import search_path
+    from .runtime import default_cache_dir
+    from .systemd import JournalFormatter, Notifier, activated_socket, watchdog_interval
+
     config_path = config_path_from_env(args.config, os.environ)
     config = load_config(config_path)
     if args.socket:
@@ -248,17 +358,20 @@ def _serve(args: argparse.Namespace) -> int:
     dirs = search_path(
         args.plugins, os.environ, config.plugin_dirs, include_defaults=not args.no_default_dirs
     )
-    options = {
-        "plugin_dirs": dirs,
-        "watch": not args.no_watch,
-        "force_polling": args.poll,
-        "listen_socket": activated_socket(os.environ),
-        "notifier": Notifier.from_environ(os.environ),
-        "watchdog_interval": watchdog_interval(os.environ),
-    }
+    config = dataclasses.replace(
+        config,
+        plugin_dirs=tuple(dirs),
+        watch=config.watch and not args.no_watch,
+        poll=config.poll or args.poll,
+    )
+    systemd = SystemdContext(
+        listen_socket=activated_socket(os.environ),
+        notifier=Notifier.from_environ(os.environ),
+        watchdog_interval=watchdog_interval(os.environ),
+    )
     refusal: SocketPathError | None = None
     try:
-        anyio.run(_serve_until_signalled, config, options)
+        anyio.run(_serve_until_signalled, config, systemd)
     except* SocketPathError as group:
         refusal = _first_leaf(group)
     if refusal is not None:
@@ -276,20 +389,37 @@ def _first_leaf(group: BaseExceptionGroup[SocketPathError]) -> SocketPathError:
     return error
 
 
-async def _serve_until_signalled(config: DaemonConfig, options: dict[str, Any]) -> None:
+@dataclasses.dataclass(frozen=True)
+class SystemdContext:
+    """What systemd handed the process: a listening socket, a notify socket, a watchdog."""
+
+    listen_socket: socket.socket | None
+    notifier: Notifier | None
+    watchdog_interval: float | None
+
+
+async def _serve_until_signalled(config: DaemonConfig, systemd: SystemdContext) -> None:
     """SIGTERM/SIGINT stop gracefully, a second one at once; SIGHUP rescans. Signals are
     handled from the start: one during the initial scan stops the daemon at once (nothing
     is served yet), and a rescan runs beside the handler, so a SIGTERM is never queued
     behind a slow reload."""
     log = logging.getLogger("wasmd")
-    dirs = options["plugin_dirs"]
+    dirs = config.plugin_dirs
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async with anyio.create_task_group() as tg:
             handler = _SignalHandler(tg, log)
             tg.start_soon(handler.run, signals)
 
             async def run(*, task_status: anyio.abc.TaskStatus[Daemon]) -> None:
-                await serve(config, **options, task_status=task_status)
+                from .daemon import serve  # here: client commands never load the daemon
+
+                await serve(
+                    config,
+                    listen_socket=systemd.listen_socket,
+                    notifier=systemd.notifier,
+                    watchdog_interval=systemd.watchdog_interval,
+                    task_status=task_status,
+                )
                 tg.cancel_scope.cancel()  # stopped: no more signals to wait for
 
             info: Daemon = await tg.start(run)

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .configure import ErrorEncoder
 from .errors import ErrorCode, WasmdError
 from .peers import Peer
 from .protocol import (
@@ -107,6 +108,9 @@ class ClientConnection:
         self._draining = False
         self._close_callbacks: list[Callable[[], None]] = []
         self._drained_callback: Callable[[], None] | None = None
+        # How errors are answered: wasmd's shape unless the client chose another with
+        # wasmd.configure (see configure.py); only consulted when there is an error.
+        self.encode_error: ErrorEncoder = WasmdError.to_wire
 
     # --- Session (what built-ins and the event pump see) ------------------------------------
 
@@ -378,7 +382,9 @@ class ClientConnection:
         self, msgid: int, ticket: Ticket | None, error: WasmdError | None, result: Any
     ) -> None:
         try:
-            data = encode_response(msgid, None if error is None else error.to_wire(), result)
+            data = encode_response(
+                msgid, None if error is None else self.encode_error(error), result
+            )
         except LocalProtocolError as exc:
             log.error("response to msgid %d cannot be encoded: %s", msgid, exc)
             data = encode_response(msgid, [int(ErrorCode.INTERNAL), str(exc)], None)

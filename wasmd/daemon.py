@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+from prometheus_client.registry import CollectorRegistry
 
 from .builtins import LOOP_BUILTINS, Builtins
 from .config import DaemonConfig, allowed_gids, allowed_uids, trust_policy
@@ -26,7 +27,13 @@ from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
 from .loader import Loader, ReloadReport
-from .metrics import WasmdCollector, collector_registry, render, write_textfile_forever
+from .metrics import (
+    CollectorRegistry,
+    WasmdCollector,
+    collector_registry,
+    render,
+    write_textfile_forever,
+)
 from .registry import Registry
 from .runtime import Engines
 from .server import RpcServer, ServerCounters, ServerLimits
@@ -96,125 +103,46 @@ class Daemon:
 async def serve(
     config: DaemonConfig,
     *,
-    plugin_dirs: Sequence[Path],
     listen_socket: socket.socket | None = None,
-    watch: bool = True,
-    force_polling: bool = False,
     notifier: Notifier | None = None,
     watchdog_interval: float | None = None,
     task_status: anyio.abc.TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the daemon until cancelled (abrupt) or until ``Daemon.stop()`` (graceful: the
-    socket stops accepting, calls in flight finish within ``shutdown_timeout_ms``)."""
-    plugin_dirs = _utf8_dirs(plugin_dirs)
+    """Serve ``config.plugin_dirs`` until cancelled (abrupt) or until ``Daemon.stop()``
+    (graceful: the socket stops accepting, calls in flight finish within
+    ``shutdown_timeout_ms``).
+
+    The steps: engines and loader; the watcher, armed before the initial scan so nothing
+    written meanwhile is missed; the scan; the server and its socket; ready; serve until
+    stopped; drain; close the plug-ins.
+    """
+    plugin_dirs = _utf8_dirs(config.plugin_dirs)
     bus = EventBus(buffer_limit=config.events_buffer)
     bus.bind()
-    registry = Registry()
-    target = "pulley64" if config.engine == "pulley" else None
-    with Engines(
-        tick_ms=config.tick_ms,
-        target=target,
-        cache_dir=config.cache_dir,
-        cache_max_bytes=config.cache_max_size,
-    ) as engines:
-        loader = Loader(
-            engines=engines,
-            registry=registry,
-            bus=bus,
-            dirs=plugin_dirs,
-            allow_absolute_preopens=config.allow_absolute_preopens,
-            max_module_size=config.max_module_size,
-            start_timeout_ms=config.start_timeout_ms,
-            trust=trust_policy(config),
-        )
-        daemon = Daemon(registry, bus, loader, notifier)
+    with _engines(config) as engines:
+        loader = _loader(config, engines, bus, plugin_dirs)
+        daemon = Daemon(loader.registry, bus, loader, notifier)
         try:
             async with anyio.create_task_group() as tg:
-                if watch:
-                    # Armed before the initial scan, so nothing written meanwhile is missed.
+                if config.watch:
                     daemon.watcher = DirectoryWatcher(
-                        plugin_dirs, daemon.reload, force_polling=force_polling
+                        plugin_dirs, daemon.reload, force_polling=config.poll
                     )
                     await tg.start(daemon.watcher.run)
                 await loader.initial_scan()
-                counters = ServerCounters()
-                metrics = collector_registry(
-                    WasmdCollector(
-                        registry, loader.accounts, lambda: _daemon_readings(daemon), time.time()
-                    )
-                )
-                if config.metrics_textfile is not None:
-                    tg.start_soon(
-                        write_textfile_forever,
-                        config.metrics_textfile,
-                        metrics,
-                        config.metrics_interval_ms / 1000,
-                    )
-                builtins = Builtins(
-                    registry,
-                    bus,
-                    counters,
-                    daemon.reload,
-                    engines.cache_stats,
-                    events_outbox_limit=config.events_outbox_limit,
-                    metrics=lambda: render(metrics),
-                )
-                server: RpcServer
-
-                def on_loop(func: Callable[..., object], *args: Any) -> None:
-                    server.on_loop(func, *args)
-
-                dispatcher = Dispatcher(
-                    registry,
-                    builtins.table(),
-                    loop_builtins=LOOP_BUILTINS,
-                    on_loop=on_loop,
-                    spawn=tg.start_soon,
-                )
-                server = RpcServer(
-                    dispatcher,
-                    counters=counters,
-                    limits=ServerLimits(
-                        max_message_size=config.max_message_size,
-                        max_in_flight=config.max_in_flight,
-                        max_connections=config.max_connections,
-                        max_connections_per_uid=config.max_connections_per_uid,
-                        frame_timeout=config.frame_timeout_ms / 1000,
-                        max_buffered=config.max_buffered,
-                    ),
-                    allow_uids=allowed_uids(config, os.getuid()),
-                    allow_gids=allowed_gids(config),
-                )
-                daemon.server = server
-                if listen_socket is not None:
-                    listener = listen_socket
-                else:
-                    daemon.socket_path = config.socket_path(os.environ, os.getuid())
-                    listener = open_listener(
-                        daemon.socket_path,
-                        config.socket_mode,
-                        min(config.max_connections, 4096),
-                    )
-                with listener:
-                    bus.emit(
-                        "daemon.ready",
-                        {
-                            "socket": str(daemon.socket_path or "(inherited)"),
-                            "plugins": daemon.plugins,
-                            "failed": daemon.failed,
-                        },
-                    )
-                    if notifier is not None:
-                        notifier.ready(daemon.status())
-                        if watchdog_interval:
-                            tg.start_soon(_watchdog, notifier, daemon, watchdog_interval)
+                metrics = _metrics(config, daemon, tg)
+                daemon.server = _server(config, daemon, engines, tg, metrics)
+                with _listener(config, daemon, listen_socket) as listener:
+                    _announce_ready(daemon, notifier)
+                    if notifier is not None and watchdog_interval:
+                        tg.start_soon(_watchdog, notifier, daemon, watchdog_interval)
                     task_status.started(daemon)
                     try:
-                        tg.start_soon(server.serve, listener)
+                        tg.start_soon(daemon.server.serve, listener)
                         await daemon._stop.wait()
                         _stopping(bus, notifier)
                         with anyio.move_on_after(config.shutdown_timeout_ms / 1000):
-                            await server.drain()
+                            await daemon.server.drain()
                         tg.cancel_scope.cancel()
                     finally:
                         if daemon.socket_path is not None:
@@ -224,6 +152,41 @@ async def serve(
                 if not daemon._stop.is_set():
                     _stopping(bus, notifier)
                 await loader.aclose(config.shutdown_timeout_ms / 1000)
+
+
+def _engines(config: DaemonConfig) -> Engines:
+    return Engines(
+        tick_ms=config.tick_ms,
+        target="pulley64" if config.engine == "pulley" else None,
+        cache_dir=config.cache_dir,
+        cache_max_bytes=config.cache_max_size,
+    )
+
+
+def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Loader:
+    return Loader(
+        engines=engines,
+        registry=Registry(),
+        bus=bus,
+        dirs=dirs,
+        allow_absolute_preopens=config.allow_absolute_preopens,
+        max_module_size=config.max_module_size,
+        start_timeout_ms=config.start_timeout_ms,
+        trust=trust_policy(config),
+    )
+
+
+def _metrics(config: DaemonConfig, daemon: Daemon, tg: anyio.abc.TaskGroup) -> CollectorRegistry:
+    """What wasmd.metrics renders; also written to ``metrics_textfile`` if the config names
+    one, by a task that rewrites it every ``metrics_interval_ms``."""
+    collector = WasmdCollector(
+        daemon.registry, daemon.loader.accounts, lambda: _daemon_readings(daemon), time.time()
+    )
+    metrics = collector_registry(collector)
+    if config.metrics_textfile is not None:
+        interval = config.metrics_interval_ms / 1000
+        tg.start_soon(write_textfile_forever, config.metrics_textfile, metrics, interval)
+    return metrics
 
 
 def _daemon_readings(daemon: Daemon) -> dict[str, float]:
@@ -243,6 +206,77 @@ def _daemon_readings(daemon: Daemon) -> dict[str, float]:
             protocol_errors_total=counters.protocol_errors,
         )
     return readings
+
+
+def _server(
+    config: DaemonConfig,
+    daemon: Daemon,
+    engines: Engines,
+    tg: anyio.abc.TaskGroup,
+    metrics: CollectorRegistry,
+) -> RpcServer:
+    """The RPC server: built-ins, dispatch to plug-ins, and the connection limits."""
+    counters = ServerCounters()
+    builtins = Builtins(
+        daemon.registry,
+        daemon.bus,
+        counters,
+        daemon.reload,
+        engines.cache_stats,
+        events_outbox_limit=config.events_outbox_limit,
+        metrics=lambda: render(metrics),
+    )
+    server: RpcServer
+
+    def on_loop(func: Callable[..., object], *args: Any) -> None:
+        server.on_loop(func, *args)
+
+    dispatcher = Dispatcher(
+        daemon.registry,
+        builtins.table(),
+        loop_builtins=LOOP_BUILTINS,
+        on_loop=on_loop,
+        spawn=tg.start_soon,
+    )
+    server = RpcServer(
+        dispatcher,
+        counters=counters,
+        limits=ServerLimits(
+            max_message_size=config.max_message_size,
+            max_in_flight=config.max_in_flight,
+            max_connections=config.max_connections,
+            max_connections_per_uid=config.max_connections_per_uid,
+            frame_timeout=config.frame_timeout_ms / 1000,
+            max_buffered=config.max_buffered,
+        ),
+        allow_uids=allowed_uids(config, os.getuid()),
+        allow_gids=allowed_gids(config),
+    )
+    return server
+
+
+def _listener(
+    config: DaemonConfig, daemon: Daemon, inherited: socket.socket | None
+) -> socket.socket:
+    """The listening socket: systemd's (socket activation), or one bound at the config's
+    path (recorded on ``daemon``, to be removed when it stops)."""
+    if inherited is not None:
+        return inherited
+    daemon.socket_path = config.socket_path(os.environ, os.getuid())
+    return open_listener(daemon.socket_path, config.socket_mode, min(config.max_connections, 4096))
+
+
+def _announce_ready(daemon: Daemon, notifier: Notifier | None) -> None:
+    daemon.bus.emit(
+        "daemon.ready",
+        {
+            "socket": str(daemon.socket_path or "(inherited)"),
+            "plugins": daemon.plugins,
+            "failed": daemon.failed,
+        },
+    )
+    if notifier is not None:
+        notifier.ready(daemon.status())
 
 
 def _utf8_dirs(dirs: Sequence[Path]) -> list[Path]:

@@ -181,6 +181,70 @@ def _is_msgid(value: object) -> bool:
     return type(value) is int and 0 <= value <= MAX_MSGID
 
 
+HEADER_SCAN_ITEMS: Final = 64
+HEADER_SCAN_BYTES: Final = 4096
+# Bytes after the type byte: (length field size, fixed payload size) of each variable-length
+# str/bin/ext header, and the whole size of each fixed-size scalar.
+_LENGTH_FIELDS: Final = {0xC4: 1, 0xC5: 2, 0xC6: 4, 0xD9: 1, 0xDA: 2, 0xDB: 4}
+_EXT_LENGTH_FIELDS: Final = {0xC7: 1, 0xC8: 2, 0xC9: 4}
+_FIXED_SIZES: Final = {
+    **{code: 1 for code in (0xC0, 0xC2, 0xC3)},
+    0xCA: 5,
+    0xCB: 9,
+    0xCC: 2,
+    0xCD: 3,
+    0xCE: 5,
+    0xCF: 9,
+    0xD0: 2,
+    0xD1: 3,
+    0xD2: 5,
+    0xD3: 9,
+    0xD4: 3,
+    0xD5: 4,
+    0xD6: 6,
+    0xD7: 10,
+    0xD8: 18,
+}
+_CONTAINERS: Final = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
+
+
+def _largest_announced(data: memoryview) -> int:
+    """The largest str/bin/ext length announced among the first items of ``data`` (the
+    start of one msgpack value, perhaps incomplete); 0 if none."""
+    largest, pos, expected, seen = 0, 0, 1, 0
+    end = len(data)
+    while expected > 0 and seen < HEADER_SCAN_ITEMS and pos < end:
+        code = data[pos]
+        expected -= 1
+        seen += 1
+        if code <= 0x7F or code >= 0xE0:
+            pos += 1
+        elif code <= 0x8F:
+            expected += 2 * (code & 0x0F)
+            pos += 1
+        elif code <= 0x9F:
+            expected += code & 0x0F
+            pos += 1
+        elif code <= 0xBF:
+            pos += 1 + (code & 0x1F)
+        elif code in _FIXED_SIZES:
+            pos += _FIXED_SIZES[code]
+        elif code in _CONTAINERS:
+            width, per_item = _CONTAINERS[code]
+            if pos + 1 + width > end:
+                break
+            expected += per_item * int.from_bytes(data[pos + 1 : pos + 1 + width], "big")
+            pos += 1 + width
+        else:
+            field = _LENGTH_FIELDS.get(code) or _EXT_LENGTH_FIELDS.get(code)
+            if field is None or pos + 1 + field > end:
+                break  # an unknown type byte (the decoder says so) or a header cut short
+            length = int.from_bytes(data[pos + 1 : pos + 1 + field], "big")
+            largest = max(largest, length)
+            pos += 1 + field + (1 if code in _EXT_LENGTH_FIELDS else 0) + length
+    return largest
+
+
 class _ShedUnpacker:
     """Stands in for the Unpacker of a connection that shed it: empty, and nothing to feed."""
 
@@ -209,6 +273,13 @@ class Connection:
         self._max = max_message_size
         self._bind(self._new_unpacker())
         self._shed = False  # the unpacker was let go while idle (see ``shed``)
+        # The partial message's first bytes, for the size check (``_check_announced_sizes``):
+        # ``_head`` holds bytes from stream offset ``_head_at``; ``_last`` is the last chunk
+        # fed, from offset ``_last_at``.
+        self._head = bytearray()
+        self._head_at = -1
+        self._last: bytes = b""
+        self._last_at = 0
         self._pack = msgpack.Packer(use_bin_type=True).pack
         self._fed = 0  # bytes handed to the unpacker so far
         self._start = 0  # stream offset where the message being decoded begins
@@ -268,15 +339,13 @@ class Connection:
             self._shed = False
         room = self._max - (self._fed - self._start)
         if not self._pending and len(data) <= room:
-            self._feed(data)
-            self._fed += len(data)
+            self._feed_chunk(data)
             return
         # Slow path: keep what does not fit for later, as bytes we own (``data`` may be a
         # bytearray the caller reuses). Order is preserved because once anything is
         # pending, everything after it queues behind it.
         if room > 0 and not self._pending:
-            self._feed(data[:room])
-            self._fed += room
+            self._feed_chunk(data[:room])
             data = data[room:]
         self._pending.append(bytes(data))
 
@@ -296,6 +365,8 @@ class Connection:
                     self._fail(f"message exceeds {self._max} bytes")
                 if not self._pending:
                     if not self._closed:
+                        if self._fed != self._start:
+                            self._check_announced_sizes()
                         return NEED_DATA
                     if self._fed != self._start:
                         self._fail("connection closed mid-message")
@@ -320,6 +391,31 @@ class Connection:
                 return Request(msgid, method, params)
         return self._classify(msg)
 
+    def _check_announced_sizes(self) -> None:
+        """Refuse at once a partial message whose str/bin/ext header announces more than
+        ``max_message_size`` (msgpack checks those lengths only once the bytes are there;
+        arrays and maps it refuses at the header already). Looks at the partial message's
+        first ``HEADER_SCAN_ITEMS`` items when it began in the last read: a peer that
+        announces 4 GiB and stalls is told so now, not at ``frame_timeout``."""
+        start = self._start
+        if self._head_at != start:  # the message began in the last chunk
+            self._head = bytearray(self._last[start - self._last_at :][:HEADER_SCAN_BYTES])
+            self._head_at = start
+        announced = _largest_announced(memoryview(self._head))
+        if announced > self._max:
+            # The same words as the other size checks: which one sees it first must not show.
+            self._fail(f"message exceeds {self._max} bytes")
+
+    def _feed_chunk(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Feed the unpacker, and keep what the size check needs of the partial message."""
+        start, head = self._start, self._head
+        whole_so_far = self._head_at + len(head) == self._fed
+        if self._head_at == start and len(head) < HEADER_SCAN_BYTES and whole_so_far:
+            head += chunk[: HEADER_SCAN_BYTES - len(head)]
+        self._last, self._last_at = bytes(chunk) if type(chunk) is not bytes else chunk, self._fed
+        self._feed(chunk)
+        self._fed += len(chunk)
+
     def events(self) -> Iterator[Event]:
         """Yield every complete event; stop at ``NEED_DATA`` or ``EOF``."""
         while True:
@@ -335,8 +431,7 @@ class Connection:
         if len(chunk) > room:
             self._pending.appendleft(chunk[room:])
             chunk = chunk[:room]
-        self._feed(chunk)
-        self._fed += len(chunk)
+        self._feed_chunk(chunk)
 
     def _classify(self, msg: Any) -> Event:
         """Everything but a well-formed request: check the shape, with precise messages."""

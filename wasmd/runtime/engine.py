@@ -36,7 +36,7 @@ class Engines:
     def __init__(
         self,
         *,
-        tick_ms: int = 10,
+        tick_ms: int = 5,
         target: str | None = None,
         cache_dir: Path | None = None,
         cache_max_bytes: int | None = None,

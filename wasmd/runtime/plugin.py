@@ -91,6 +91,9 @@ class CompiledPlugin:
                 for name, sig in self.exports.items()
             ],
             "methods": sorted(self.calls),
+            "signatures": {
+                name: self.calls[name].call_signature(name) for name in sorted(self.calls)
+            },
             "imports": [imp.to_dict() for imp in self.imports],
             "trapping_imports": [f"{i.module}::{i.name}" for i in self.trapping_imports()],
             "capabilities": {
@@ -106,7 +109,9 @@ class CompiledPlugin:
                 "timeout_ms": self.manifest.timeout_ms,
                 "memory_max": self.manifest.memory_max,
                 "instances": self.manifest.instances,
-                "mode": self.manifest.mode,
+                # An ABI that keeps no instance (command) gets a fresh one per call, whatever
+                # the manifest says.
+                "mode": self.manifest.mode if self.abi.keeps_instance else "per-call",
                 "queue": self.manifest.queue,
                 "fuel": self.manifest.fuel,
             },

@@ -29,6 +29,10 @@ class Method(Protocol):
     @property
     def signature(self) -> ExportSignature: ...
 
+    def call_signature(self, method: str) -> str:
+        """How a request calls it, for people: ``count_vowels(input: bin|str) -> bin``."""
+        ...
+
     def convert(self, params: Sequence[Any]) -> Any:
         """The args ``Abi.call`` takes, from a request's params; ``WasmdError`` (invalid
         params) if they do not fit. Runs before the call waits for an instance."""

@@ -57,6 +57,9 @@ class CommandMethod:
 
     signature: ExportSignature
 
+    def call_signature(self, method: str) -> str:
+        return f"{method}(stdin: bin|str, args: [str]) -> {{exit_code, stdout, stderr}}"
+
     def convert(self, params: Sequence[Any]) -> tuple[bytes, list[str]]:
         if not 1 <= len(params) <= 2:
             raise WasmdError(ErrorCode.INVALID_PARAMS, f"{_USAGE}, got {len(params)} params")

@@ -118,6 +118,11 @@ class CoreMethod:
     def for_export(cls, signature: ExportSignature) -> CoreMethod:
         return cls(signature, tuple(CONVERTERS[t] for t in signature.params))
 
+    def call_signature(self, method: str) -> str:
+        results = self.signature.results
+        shown = results[0] if len(results) == 1 else f"[{', '.join(results)}]" if results else "nil"
+        return f"{method}({', '.join(self.signature.params)}) -> {shown}"
+
     def convert(self, params: Sequence[Any]) -> list[Any]:
         converters = self.converters
         if len(params) != len(converters):

@@ -68,6 +68,9 @@ class ExtismMethod:
 
     signature: ExportSignature
 
+    def call_signature(self, method: str) -> str:
+        return f"{method}(input: bin|str) -> bin"
+
     def convert(self, params: Sequence[Any]) -> bytes:
         if not params:
             return b""

@@ -72,6 +72,9 @@ class MsgpackMethod:
 
     signature: ExportSignature
 
+    def call_signature(self, method: str) -> str:
+        return f"{method}(any...) -> any"
+
     def convert(self, params: Sequence[Any]) -> bytes:
         return bytes(msgpack.packb(list(params), use_bin_type=True))
 
