@@ -28,7 +28,6 @@ from .events import EventBus
 from .listener import open_listener
 from .loader import Loader, ReloadReport
 from .metrics import (
-    CollectorRegistry,
     WasmdCollector,
     collector_registry,
     render,
