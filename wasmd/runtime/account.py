@@ -49,7 +49,7 @@ LATENCY_BUCKETS = (
 # The most recent call durations kept for wasmd.stats's percentiles.
 LATENCY_SAMPLES = 2048
 # One call in this many has its thread CPU time measured (a power of two: a mask test).
-CPU_SAMPLE_EVERY = 8
+CPU_SAMPLE_EVERY = 16
 
 
 @dataclass(frozen=True, slots=True)
