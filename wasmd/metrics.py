@@ -36,11 +36,13 @@ log = logging.getLogger("wasmd.metrics")
 # The histogram's "le" labels: the bounds as Prometheus spells them, then +Inf.
 BUCKET_LABELS = (*(format(b, "g") for b in LATENCY_BUCKETS), "+Inf")
 
-# What the daemon-wide gauges and counters come from: name -> (type, help, reader).
+# Reads the daemon-wide numbers, by their DAEMON_METRICS names, at each scrape.
 DaemonReading = Callable[[], dict[str, float]]
 
 
 class WasmdCollector(Collector):
+    """The collector ``wasmd.metrics`` renders: every family is built afresh per scrape."""
+
     def __init__(
         self, registry: Registry, accounts: Accounts, daemon: DaemonReading, started: float
     ) -> None:
