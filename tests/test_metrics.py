@@ -10,9 +10,11 @@ import anyio
 import msgpack
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 
 from wasmd import ErrorCode, WasmdError
 from wasmd.cli import main
+from wasmd.metrics import write_textfile
 
 from .conftest import running_daemon
 from .helpers import replace_atomically, subscribe
@@ -216,3 +218,18 @@ async def _textfile_and_cli(
     # written as is renamed over it.
     assert [p.name for p in textfile.parent.iterdir()] == ["wasmd.prom"]
     assert textfile.stat().st_mode & 0o777 == 0o644
+
+
+def test_textfile_is_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    """The textfile's folder may be shared (the node-exporter's): a link planted under the
+    temporary name must not make the daemon write into the file it points to."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    textfile = tmp_path / "wasmd.prom"
+    (tmp_path / f".wasmd.prom.{os.getpid()}.tmp").symlink_to(victim)
+    registry = CollectorRegistry()
+    write_textfile(textfile, registry)
+    assert victim.read_text() == "precious\n"
+    assert textfile.exists()
+    assert not textfile.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim", "wasmd.prom"]

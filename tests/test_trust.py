@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from wasmd.config import load_config
 from wasmd.errors import ConfigError
 from wasmd.manifest import parse_manifest
 
-from .conftest import running_daemon
+from .conftest import running_daemon, write_plugins
 from .helpers import replace_atomically, subscribe
 from .wat import ARITH, COUNTER
 
@@ -144,3 +145,25 @@ def test_config_and_manifest_keys(tmp_path: Path) -> None:
         load_config(config)
     with pytest.raises(ConfigError, match="must be 64 hex digits"):
         parse_manifest('[plugin]\nsha256 = "abc"\n', source="p.toml")
+
+
+async def test_a_signature_is_read_as_the_module_is_never_through_a_link(short_tmp: Path) -> None:
+    """A valid signature elsewhere, linked in; and a FIFO, which would block a reader."""
+    key = Ed25519PrivateKey.generate()
+    elsewhere = short_tmp / "elsewhere.sig"
+    elsewhere.write_bytes(key.sign(ARITH.encode()))
+    plugins = {"linked.wat": ARITH, "fifo.wat": ARITH}
+    write_plugins(short_tmp / "plugins.d", plugins)
+    (short_tmp / "plugins.d" / "linked.wat.sig").symlink_to(elsewhere)
+    os.mkfifo(short_tmp / "plugins.d" / "fifo.wat.sig")
+    async with (
+        running_daemon(
+            short_tmp, plugins, require_pinned=True, signing_keys=(public_key(key),)
+        ) as daemon,
+        daemon.client() as client,
+    ):
+        listed = {p["name"]: p for p in await client.call("wasmd.list")}
+    assert listed["linked"]["state"] == "failed"
+    assert "symbolic link" in listed["linked"]["error"]
+    assert listed["fifo"]["state"] == "failed"
+    assert "not a regular file" in listed["fifo"]["error"]

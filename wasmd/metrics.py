@@ -184,7 +184,7 @@ def write_textfile(path: Path, registry: CollectorRegistry) -> None:
     so the node-exporter's user can read it."""
     text = generate_latest(registry)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # not *.prom: not read
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = _create_new(temporary)
     try:
         with open(fd, "wb", closefd=True) as out:
             os.fchmod(out.fileno(), 0o644)
@@ -193,6 +193,18 @@ def write_textfile(path: Path, registry: CollectorRegistry) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _create_new(path: Path) -> int:
+    """Create ``path`` afresh. Whatever is there is removed first, never opened: a link
+    planted under the temporary name (the folder may be shared with other writers) would
+    otherwise have the daemon write through it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, 0o644)
+    except FileExistsError:
+        path.unlink()
+        return os.open(path, flags, 0o644)
 
 
 async def write_textfile_forever(path: Path, registry: CollectorRegistry, interval: float) -> None:
