@@ -12,6 +12,15 @@ ADD = """(module
     local.get 0 local.get 1 i32.add))
 """
 
+# The same addition as a WebAssembly component (WIT: add: func(a: u32, b: u32) -> u32).
+COMPONENT_ADD = """(component
+  (core module $m
+    (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))
+  (core instance $i (instantiate $m))
+  (func $add (param "a" u32) (param "b" u32) (result u32) (canon lift (core func $i "add")))
+  (export "add" (func $add)))
+"""
+
 # A guest loop of `n` rounds of integer work (about 1 ns each): CPU-bound, no memory traffic.
 BUSY = """(module
   (func (export "busy") (param $n i64) (result i64)

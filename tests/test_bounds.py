@@ -66,6 +66,7 @@ MANY_EXPORTS = (
 )
 
 
+@pytest.mark.slow  # over 2 s alone (pytest --durations)
 async def test_a_flood_of_builtins_from_a_peer_that_never_reads_is_held_back(
     short_tmp: Path,
 ) -> None:

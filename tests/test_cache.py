@@ -448,6 +448,7 @@ def many_functions(seed: int, count: int = 2000) -> str:
     return f"(module {body})"
 
 
+@pytest.mark.slow  # over 2 s alone (pytest --durations)
 async def test_the_daemon_caps_its_compile_cache(short_tmp: Path) -> None:
     """Issue 13: the compile cache never evicted (one .cwasm per version, forever)."""
     cache = short_tmp / "cache"

@@ -38,6 +38,7 @@ def test_defaults() -> None:
     assert (config.tick_ms, config.max_message_size) == (5, 16 * MiB)
     assert (config.max_in_flight, config.max_connections) == (128, 1024)
     assert config.allow_uids is None
+    assert config.load_uids is None
     assert config.log_level == "info"
     assert config.shutdown_timeout_ms == 10_000
     assert config.allow_absolute_preopens is False
@@ -156,6 +157,8 @@ def test_decimal_socket_mode_gets_a_hint(tmp_path: Path) -> None:
         ("shutdown_timeout_ms = 3600001", "shutdown_timeout_ms"),
         ('allow_uids = "root"', "allow_uids"),
         ("allow_uids = [-1]", "allow_uids[0]"),
+        ('load_uids = "root"', "load_uids"),
+        ("load_uids = [1.5]", "load_uids[0]"),
         ("allow_gids = [1, true]", "allow_gids[1]"),
         ('log_level = "verbose"', "log_level"),
         ("log_level = 10", "log_level"),

@@ -23,6 +23,7 @@ def test_live_fuzz_subset() -> None:
     assert report.within_bounds, report
 
 
+@pytest.mark.slow  # over 2 s alone (pytest --durations)
 def test_2000_connections_hurt_nobody_and_leak_nothing() -> None:
     with spawned_daemon(REPO / "plugins.d") as (daemon, sock):
         with SyncClient(sock, timeout=30) as bystander:

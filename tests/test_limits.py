@@ -147,6 +147,7 @@ async def test_one_connection_past_capacity_gets_backpressure_not_busy(short_tmp
             assert results == {i: i + 3 for i in range(1000)}
 
 
+@pytest.mark.slow  # over 2 s alone (pytest --durations)
 async def test_many_exports_instantiate_in_linear_time(short_tmp: Path) -> None:
     """Issue 13: listing an instance's exports was quadratic in wasmtime (20,000 exports took
     15 s per instantiation, paid after every trap and per call in per-call mode)."""

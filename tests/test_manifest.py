@@ -95,7 +95,7 @@ def test_to_dict_has_the_toml_shape_and_round_trips() -> None:
         "guest": "/cache",
         "writable": True,
     }
-    assert d["access"] == {"uids": [1000, 0], "gids": [2**32 - 1]}
+    assert d["access"] == {"uids": [1000, 0], "gids": [2**32 - 1], "plugins": []}
     # Plain values only: a dict of the TOML's own shape parses back to the same manifest.
     toml = _to_toml(d)
     assert tomllib.loads(toml) == d
@@ -237,6 +237,9 @@ def test_error_message_names_file_key_and_value() -> None:
         ('[access]\ngids = ["wheel"]', "access.gids[0]"),
         ("[access]\ngids = 5", "access.gids"),
         ("[access]\nusers = []", "access.users"),
+        ('[access]\nplugins = ["Bad Name"]', "access.plugins[0]"),
+        ("[access]\nplugins = [1]", "access.plugins[0]"),
+        ('[access]\nplugins = "relay"', "access.plugins"),
         ("[network]\nallow = true", "network"),
         ('abi = "core"', "abi"),
         ("plugin = 3", "plugin"),
@@ -248,6 +251,14 @@ def test_validation_errors_name_the_key(text: str, key: str) -> None:
     assert str(e).startswith(f"{SOURCE}: {key}: ")
 
 
+def test_access_plugins() -> None:
+    assert not parse("").admits_plugin("relay")  # no plug-in may call another by default
+    listed = parse('[access]\nplugins = ["relay"]')
+    assert listed.admits_plugin("relay")
+    assert not listed.admits_plugin("other")
+    assert parse('[access]\nplugins = ["*"]').admits_plugin("other")
+
+
 def test_error_details() -> None:
     assert "got true" in str(error("[plugin]\ntimeout_ms = true"))
     assert "got an integer (quote it)" in str(error("[config]\nretries = 3"))
@@ -255,7 +266,7 @@ def test_error_details() -> None:
     assert "unknown section" in str(error("[network]\nallow = true"))
     assert "it belongs under [plugin]" in str(error('abi = "core"'))
     assert "between 64 KiB and 4 GiB" in str(error('[plugin]\nmemory_max = "5 GiB"'))
-    assert "auto, core, msgpack, command, extism" in str(error('[plugin]\nabi = "wasi"'))
+    assert "auto, core, msgpack, command, extism, component" in str(error('[plugin]\nabi = "wasi"'))
 
 
 def test_limits_at_the_edges_are_accepted() -> None:

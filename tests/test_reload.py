@@ -451,6 +451,7 @@ async def test_names_that_are_not_utf8_are_ignored_and_the_watch_goes_on(
     assert all(NOT_UTF8 not in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.slow  # over 2 s alone (pytest --durations)
 async def test_slow_plugin_does_not_hold_up_another_drop_in(short_tmp: Path) -> None:
     """Issue 13: the watcher awaited each batch in turn, so a new plug-in waited behind one
     whose loading was slow (start code here; a big compile alike)."""

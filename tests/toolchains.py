@@ -23,7 +23,7 @@ import pytest
 from wasmd import ErrorCode, WasmdError
 
 REPO = Path(__file__).resolve().parent.parent
-LANGUAGES = ("c", "zig", "rust", "go", "assemblyscript")
+LANGUAGES = ("c", "zig", "rust", "go", "assemblyscript", "rust-component", "python-component")
 SETUP_COMMAND = ".venv/bin/python -m tests.setup_toolchains"
 
 

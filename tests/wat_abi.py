@@ -179,3 +179,34 @@ PRINTING_CORE = r"""(module
     (call $write (i32.const 2) (i32.const 200) (i32.const 15))
     (i32.const 0))
 )"""
+
+
+def relay_guest(targets: dict[str, str]) -> str:
+    """A msgpack-ABI guest whose export E calls ``targets[E]`` (``PLUGIN.EXPORT``) through
+    ``wasmd.call`` with its own params, and returns the ``[error, result]`` answer as is."""
+    data, exports, offset = [], [], 16
+    for export, method in targets.items():
+        data.append(f'  (data (i32.const {offset}) "{method}")')
+        exports.append(
+            f'  (func (export "{export}") (param $p i32) (param $n i32) (result i64)\n'
+            f"    (call $call (i32.const {offset}) (i32.const {len(method)})"
+            " (local.get $p) (local.get $n)))"
+        )
+        offset += len(method) + 1
+    return "\n".join(
+        [
+            "(module",
+            '  (import "wasmd" "call" (func $call (param i32 i32 i32 i32) (result i64)))',
+            '  (memory (export "memory") 8)',
+            "  (global $bump (mut i32) (i32.const 4096))",
+            *data,
+            '  (func (export "wasmd_alloc") (param $n i32) (result i32) (local $p i32)',
+            "    (if (i32.gt_u (i32.add (global.get $bump) (local.get $n)) (i32.const 500000))",
+            "      (then (global.set $bump (i32.const 4096))))",
+            "    (local.set $p (global.get $bump))",
+            "    (global.set $bump (i32.add (global.get $bump) (local.get $n)))",
+            "    (local.get $p))",
+            *exports,
+            ")",
+        ]
+    )

@@ -1,24 +1,48 @@
-"""wasmd: a daemon hosting hot-reloadable WebAssembly plug-ins behind a MessagePack-RPC socket."""
+"""wasmd: a daemon hosting hot-reloadable WebAssembly plug-ins behind a MessagePack-RPC socket,
+and a library that loads the same plug-ins into a program (``Loader``, docs/embedding.md).
+
+Every name but the errors is imported on first use: ``import wasmd`` pulls in nothing
+Linux-specific (peer credentials, systemd, inotify), and a client never loads the runtime.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from .client import Client, SyncClient, open_client
-from .config import DaemonConfig
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 
 if TYPE_CHECKING:
+    from .client import Client, SyncClient, open_client
+    from .config import DaemonConfig
     from .daemon import Daemon, serve
+    from .library import Export, Loader, Plugin
 
 __version__ = "0.1.0"
+
+# name -> the module that defines it, imported when the name is first asked for.
+_LAZY = {
+    "Client": "client",
+    "SyncClient": "client",
+    "open_client": "client",
+    "DaemonConfig": "config",
+    "Daemon": "daemon",
+    "serve": "daemon",
+    # The library loads the runtime (wasmtime): a client must not pay for it.
+    "Export": "library",
+    "Loader": "library",
+    "Plugin": "library",
+}
 
 __all__ = [
     "Client",
     "ConfigError",
-    "DaemonConfig",
     "Daemon",
+    "DaemonConfig",
     "ErrorCode",
+    "Export",
+    "Loader",
+    "Plugin",
     "PluginLoadError",
     "SyncClient",
     "WasmdError",
@@ -29,10 +53,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``Daemon`` and ``serve`` load the daemon (wasmtime, watchfiles) on first use only, so
-    that a client, and the CLI's client commands, start without it (bench/cli_startup.py)."""
-    if name in ("Daemon", "serve"):
-        from . import daemon
-
-        return getattr(daemon, name)
-    raise AttributeError(f"module 'wasmd' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wasmd' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

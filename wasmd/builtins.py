@@ -21,7 +21,7 @@ from .server import ServerCounters, Session
 
 # The built-ins that touch the event loop's state run there; the rest answer on the thread
 # that read the request.
-LOOP_BUILTINS = frozenset({"subscribe", "unsubscribe", "reload"})
+LOOP_BUILTINS = frozenset({"subscribe", "unsubscribe", "reload", "load", "unload"})
 
 
 def _no_params(method: str, params: list[Any]) -> None:

@@ -82,7 +82,8 @@ def check_lines(report: CheckReport) -> list[str]:
         lines.append(f"  {d['name']}.{signature}")
     for export in d["exports"]:
         if export["name"] not in d["methods"]:
-            lines.append(f"  export {export['name']} (not callable as a method)")
+            why = export.get("refusal") or "not callable as a method"  # a component's reason
+            lines.append(f"  export {export['name']} ({why})")
     for name in d["trapping_imports"]:
         lines.append(f"  import {name} is provided by nothing: calling it traps")
     caps = d["capabilities"]

@@ -209,6 +209,18 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", nargs="?")
     p = command(
+        "load",
+        "load a plug-in file or folder from anywhere into the running daemon (root and the "
+        "daemon's own uid, by default), until it is unloaded",
+    )
+    p.add_argument("path", type=Path, help="a .wasm or .wat file, or a plug-in folder")
+    p = command(
+        "unload",
+        "let a plug-in's running calls finish, then remove it until its files change or it is "
+        "loaded again",
+    )
+    p.add_argument("name")
+    p = command(
         "check",
         "check a plug-in offline, without a daemon: its manifest, ABI, the methods it can be "
         "called with and their signatures, what it is granted, its limits",
@@ -278,6 +290,10 @@ def _request_for(args: argparse.Namespace) -> tuple[str, list[Any]]:
         return "wasmd.describe", [args.name]
     if args.command == "reload":
         return "wasmd.reload", [args.name] if args.name else []
+    if args.command == "load":
+        return "wasmd.load", [str(args.path.absolute())]  # the daemon's cwd is not ours
+    if args.command == "unload":
+        return "wasmd.unload", [args.name]
     return f"wasmd.{args.command}", []
 
 

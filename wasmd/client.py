@@ -34,6 +34,11 @@ def resolve_socket(path: str | os.PathLike[str] | None) -> Path:
     return Path(path) if path else default_socket_path(os.environ, os.getuid())
 
 
+def _absolute(path: str | os.PathLike[str]) -> str:
+    """``path`` made absolute here: the daemon's working directory is not the caller's."""
+    return os.path.abspath(os.fspath(path))
+
+
 def _closed_error(detail: str) -> WasmdError:
     return WasmdError(ErrorCode.UNAVAILABLE, f"connection to wasmd closed: {detail}")
 
@@ -112,6 +117,14 @@ class Client:
 
     async def stats(self) -> dict[str, Any]:
         return dict(await self.call("wasmd.stats"))
+
+    async def load_path(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Have the daemon load the plug-in file or folder at ``path`` (``wasmd.load``)."""
+        return dict(await self.call("wasmd.load", _absolute(path)))
+
+    async def unload(self, name: str) -> dict[str, Any]:
+        """Have the daemon drain and remove plug-in NAME (``wasmd.unload``)."""
+        return dict(await self.call("wasmd.unload", name))
 
     async def subscribe(self, prefixes: Sequence[str] = ()) -> None:
         """Ask for lifecycle events whose type starts with one of ``prefixes`` (all if none)."""
@@ -226,6 +239,14 @@ class SyncClient:
         if response.error is not None:
             raise WasmdError.from_wire(response.error)
         return response.result
+
+    def load_path(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Have the daemon load the plug-in file or folder at ``path`` (``wasmd.load``)."""
+        return dict(self.call("wasmd.load", _absolute(path)))
+
+    def unload(self, name: str) -> dict[str, Any]:
+        """Have the daemon drain and remove plug-in NAME (``wasmd.unload``)."""
+        return dict(self.call("wasmd.unload", name))
 
     def next_event(self) -> LifecycleEvent:
         """Block until the next lifecycle event (after ``call("wasmd.subscribe")``)."""

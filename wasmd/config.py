@@ -69,6 +69,8 @@ class DaemonConfig:
     log_level: str = "info"
     shutdown_timeout_ms: int = 10_000
     allow_absolute_preopens: bool = False
+    # Who may use wasmd.load and wasmd.unload; None -> root and the daemon's own uid.
+    load_uids: tuple[int, ...] | None = None
     # "cranelift" compiles to native code; "pulley" interprets (slower, but works under
     # systemd's MemoryDenyWriteExecute=yes, which forbids JIT code).
     engine: str = "cranelift"
@@ -102,7 +104,7 @@ class DaemonConfig:
 
 
 _KEYS = tuple(f.name for f in fields(DaemonConfig))
-_OPTIONAL = ("socket", "cache_dir", "allow_uids", "metrics_textfile", "trust_file")
+_OPTIONAL = ("socket", "cache_dir", "allow_uids", "load_uids", "metrics_textfile", "trust_file")
 _INTS = {
     "tick_ms": (1, 1000),
     "max_in_flight": (1, 65536),
@@ -138,7 +140,7 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
         elif key == "plugin_dirs":
             dirs = check.array(value, key, "paths")
             out[key] = tuple(_path(v, f"{key}[{i}]", check, base) for i, v in enumerate(dirs))
-        elif key in ("allow_uids", "allow_gids"):
+        elif key in ("allow_uids", "allow_gids", "load_uids"):
             ids = check.array(value, key, "integer ids")
             out[key] = tuple(
                 check.integer(v, f"{key}[{i}]", 0, 2**32 - 1) for i, v in enumerate(ids)

@@ -27,6 +27,7 @@ from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
 from .loader import Loader, ReloadReport
+from .loading import LoadBuiltins, default_load_uids
 from .metrics import (
     WasmdCollector,
     collector_registry,
@@ -230,9 +231,10 @@ def _server(
     def on_loop(func: Callable[..., object], *args: Any) -> None:
         server.on_loop(func, *args)
 
+    loading = LoadBuiltins(daemon.loader, default_load_uids(config.load_uids, os.getuid()))
     dispatcher = Dispatcher(
         daemon.registry,
-        builtins.table(),
+        builtins.table() | loading.table(),
         loop_builtins=LOOP_BUILTINS,
         on_loop=on_loop,
         spawn=tg.start_soon,

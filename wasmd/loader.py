@@ -13,6 +13,11 @@ manifest, read together and fingerprinted), and compares it with the registry:
   in the new version fails, the old version keeps serving and ``plugin.failed`` says why;
 - the same fingerprint          -> nothing, and no event.
 
+Two requests change this (wasmd/loading.py): a plug-in loaded from a path (``wasmd.load``)
+holds its name until it is unloaded, whatever the search path holds; a plug-in unloaded on
+request (``wasmd.unload``) stays away while the search path's bytes for its name are the
+ones it was unloaded with (``unloaded``: name -> that fingerprint, None if there were none).
+
 A name is reconciled by one task at a time (a lock per name), so racing batches cannot
 interleave; each simply re-reads the disk. The blocking half (``build_pool``) runs in worker
 threads, at most one per core, because compiling is CPU-bound; names are reconciled
@@ -61,6 +66,7 @@ from .runtime import (
     EventSink,
     PluginFiles,
     PluginPool,
+    PluginResolver,
     compile_plugin,
     module_binary,
 )
@@ -196,9 +202,12 @@ def build_pool(
     allow_absolute_preopens: bool = False,
     plugin_dirs: Sequence[Path] = (),
     start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
+    plugins: PluginResolver | None = None,
     account: PluginAccount | None = None,
 ) -> PluginPool:
     """Compile a snapshot and start its instances (blocking). Raises PluginLoadError.
+
+    ``plugins``: how its ``wasmd.call`` finds other plug-ins (the registry it will be in).
 
     ``plugin_dirs``: the search path, on which no preopen may grant anything;
     ``start_timeout_ms``: the deadline of each instantiation (start code, ``_initialize``).
@@ -219,6 +228,7 @@ def build_pool(
         snapshot.manifest_text,
         on_event=on_event,
         allow_absolute_preopens=allow_absolute_preopens,
+        plugins=plugins,
     )
     pool = PluginPool(plugin, engines, account, start_timeout_ms=start_timeout_ms)
     pool.start()
@@ -295,7 +305,7 @@ class ReloadReport:
         return {key: sorted(value) for key, value in vars(self).items()}
 
 
-def _winners(
+def search_path_winners(
     dirs: Sequence[Path], names: Iterable[str]
 ) -> tuple[dict[str, PluginSource | None], list[Shadowed], list[ScanProblem]]:
     """Each name's source on the search path now (blocking): first directory wins."""
@@ -331,10 +341,10 @@ class Loader:
         trust: TrustPolicy | None = None,
     ) -> None:
         self.start_timeout_ms = start_timeout_ms
-        self.engines = engines
-        self.max_module_size = max_module_size
         self.trust = trust or TrustPolicy()
         self.accounts = Accounts()  # per name, kept across versions (wasmd.metrics reads them)
+        self.engines = engines
+        self.max_module_size = max_module_size
         self.allow_absolute_preopens = allow_absolute_preopens
         self.registry = registry
         self.bus = bus
@@ -347,6 +357,11 @@ class Loader:
         self._seen: dict[str, tuple[PluginSource, tuple[Stamp, Stamp | None], str]] = {}
         self._shadowed: set[tuple[str, Path]] = set()
         self._problems: set[tuple[Path, str]] = set()
+        self.unloaded: dict[str, str | None] = {}  # see the module docstring
+
+    def lock_for(self, name: str) -> anyio.Lock:
+        """The lock under which NAME is reconciled, loaded or unloaded."""
+        return self._locks.setdefault(name, anyio.Lock())
 
     async def initial_scan(self) -> ReloadReport:
         """Load every plug-in on the search path; returns when each has loaded or failed."""
@@ -362,7 +377,7 @@ class Loader:
             shadowed, problems = list(result.shadowed), list(result.problems)
         else:
             winners, shadowed, problems = await anyio.to_thread.run_sync(
-                _winners, self.dirs, sorted(set(names))
+                search_path_winners, self.dirs, sorted(set(names))
             )
         self._report_scan(shadowed, problems)
         report = ReloadReport()
@@ -388,15 +403,21 @@ class Loader:
     async def _reconcile_one(
         self, name: str, source: PluginSource | None, report: ReloadReport
     ) -> None:
-        lock = self._locks.setdefault(name, anyio.Lock())
+        lock = self.lock_for(name)
         waited = lock.locked()
         async with lock:
             if waited:
                 # Another reconcile of this name ran meanwhile; the disk may have moved on.
-                winners, _, _ = await anyio.to_thread.run_sync(_winners, self.dirs, [name])
+                winners, _, _ = await anyio.to_thread.run_sync(
+                    search_path_winners, self.dirs, [name]
+                )
                 source = winners[name]
             current = self.registry.get(name)
+            if current is not None and current.source.search_dir is None:
+                report.unchanged.append(name)  # loaded from a path: it holds the name
+                return
             if source is None:
+                self.unloaded.pop(name, None)  # gone from disk: its next file is a change
                 if current is None:
                     return
                 self._unload(current)
@@ -414,31 +435,17 @@ class Loader:
                 self._failed(name, source, current, reason, fingerprint=None)
                 report.failed.append(name)
                 return
-            if snapshot is None:
-                report.unchanged.append(name)
+            if snapshot is None or self.unloaded.get(name, "") == snapshot.fingerprint:
+                report.unchanged.append(name)  # (or unloaded on request, the disk as it was)
                 return
-            try:  # before compiling: refused bytes never reach the compiler
-                await off_loop(verify_snapshot, snapshot, self.trust)
-            except PluginLoadError as exc:
-                digests = {}
-                if isinstance(exc, TrustRefused):
-                    digests = {"expected_sha256": exc.expected, "actual_sha256": exc.actual}
+            self.unloaded.pop(name, None)
+            try:
+                pool = await self.build(snapshot)
+            except TrustRefused as exc:
                 # No fingerprint: after the trust file changes, a rescan checks again.
-                self._failed(name, source, current, exc.reason, None, digests)
+                self._failed(name, source, current, exc.reason, None, exc.digests())
                 report.failed.append(name)
                 return
-            try:
-                async with self._compile_slots:
-                    pool = await off_loop(
-                        build_pool,
-                        snapshot,
-                        self.engines,
-                        self.bus.emit_threadsafe,
-                        self.allow_absolute_preopens,
-                        self.dirs,
-                        self.start_timeout_ms,
-                        self.accounts[name],
-                    )
             except PluginLoadError as exc:
                 self._failed(name, source, current, exc.reason, snapshot.fingerprint)
                 report.failed.append(name)
@@ -477,11 +484,33 @@ class Loader:
             self._seen[name] = (source, snapshot.stamps, snapshot.fingerprint)
         return None if snapshot.fingerprint in settled else snapshot
 
-    def _install(self, entry: Entry, previous: Entry | None) -> None:
+    async def build(self, snapshot: Snapshot) -> PluginPool:
+        """``build_pool`` off the loop, at most one per core. Raises PluginLoadError
+        (``TrustRefused`` before compiling: refused bytes never reach the compiler)."""
+        await off_loop(verify_snapshot, snapshot, self.trust)
+        async with self._compile_slots:
+            return await off_loop(
+                build_pool,
+                snapshot,
+                self.engines,
+                self.bus.emit_threadsafe,
+                self.allow_absolute_preopens,
+                self.dirs,
+                self.start_timeout_ms,
+                self.registry.pool_of,
+                self.accounts[snapshot.source.name],
+            )
+
+    def _install(
+        self, entry: Entry, previous: Entry | None, how: dict[str, Any] | None = None
+    ) -> None:
+        """``how``: fields that say how it came (``{"how": "load", "uid": ...}``); by default
+        ``{"how": "search_path"}``."""
         self.registry.install(entry)
         assert entry.pool is not None
         plugin = entry.pool.plugin
         fields: dict[str, Any] = {"plugin": entry.name, "path": str(entry.source.module_path)}
+        fields.update(how or {"how": "search_path"})
         if previous is not None and previous.pool is not None:
             old = previous.pool.plugin
             # Closing lets the calls already queued on the old version finish there.
@@ -518,11 +547,12 @@ class Loader:
             self.registry.install(Entry(name, source, None, reason, fingerprint=fingerprint))
         self.bus.emit("plugin.failed", fields)
 
-    def _unload(self, entry: Entry) -> None:
+    def _unload(self, entry: Entry, how: dict[str, Any] | None = None) -> None:
         self.registry.remove(entry.name)
         self._rejected.pop(entry.name, None)
         self._seen.pop(entry.name, None)
         fields: dict[str, Any] = {"plugin": entry.name, "path": str(entry.source.module_path)}
+        fields.update(how or {"how": "search_path"})
         if entry.pool is not None:
             entry.pool.close()
             fields["version"] = entry.pool.plugin.short_version

@@ -27,11 +27,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from .discovery import NAME_RE
 from .peers import allowed
 from .tomlcheck import Checker, GiB, KiB, MiB, describe, kind_of, parse_toml, read_toml
 
 # The ABIs (DESIGN.md section 3); each has its module in wasmd.runtime.abis.
-AbiName = Literal["core", "msgpack", "command", "extism"]
+AbiName = Literal["core", "msgpack", "command", "extism", "component"]
 ABIS = ("auto", *get_args(AbiName))
 MODES = ("persistent", "per-call")
 
@@ -71,6 +72,8 @@ class Manifest:
     config: tuple[tuple[str, str], ...] = ()  # sorted by key
     access_uids: tuple[int, ...] = ()
     access_gids: tuple[int, ...] = ()
+    # Plug-ins that may call this one through wasmd.call ("*": any); none by default.
+    access_plugins: tuple[str, ...] = ()
     # Extism plug-ins' http_request may reach only these host names (none by default).
     extism_allowed_hosts: tuple[str, ...] = ()
     failure: FailurePolicy = FailurePolicy()
@@ -87,6 +90,12 @@ class Manifest:
         if not self.access_uids and not self.access_gids:
             return True
         return allowed(uid, gid, self.access_uids, self.access_gids, groups)
+
+    def admits_plugin(self, caller: str) -> bool:
+        """Whether the plug-in ``caller`` may call this one (``wasmd.call``): only if
+        ``[access] plugins`` lists it, or ``"*"``. Its uid and gid lists do not apply: a
+        plug-in has none; listing it trusts it with what it may be asked by its own callers."""
+        return caller in self.access_plugins or "*" in self.access_plugins
 
     def to_dict(self, *, with_values: bool = True) -> dict[str, Any]:
         """The manifest as plain msgpack-able values, in the TOML file's own shape.
@@ -111,7 +120,11 @@ class Manifest:
             "plugin": plugin,
             "wasi": wasi,
             "config": {k: shown(v) for k, v in self.config},
-            "access": {"uids": list(self.access_uids), "gids": list(self.access_gids)},
+            "access": {
+                "uids": list(self.access_uids),
+                "gids": list(self.access_gids),
+                "plugins": list(self.access_plugins),
+            },
             "extism": {"allowed_hosts": list(self.extism_allowed_hosts)},
             "failure": asdict(self.failure),
         }
@@ -135,7 +148,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     ),
     "wasi": ("args", "env", "preopens"),
     "config": (),  # free-form keys
-    "access": ("uids", "gids"),
+    "access": ("uids", "gids", "plugins"),
     "extism": ("allowed_hosts",),
     "failure": ("max_faults", "window_ms", "backoff_ms", "backoff_max_ms"),
 }
@@ -186,6 +199,7 @@ def _manifest_from_doc(doc: dict[str, Any], check: Checker) -> Manifest:
         ids = check.array(section["access"].get(name, []), key, "integer ids")
         ids = [check.integer(v, f"{key}[{i}]", 0, 2**32 - 1) for i, v in enumerate(ids)]
         fields[f"access_{name}"] = tuple(ids)
+    fields["access_plugins"] = _plugin_names(section["access"].get("plugins", []), check)
     hosts = check.array(
         section["extism"].get("allowed_hosts", []), "extism.allowed_hosts", "host names"
     )
@@ -204,6 +218,15 @@ def _failure_policy(table: dict[str, Any], check: Checker) -> FailurePolicy:
     if policy.backoff_max_ms < policy.backoff_ms:
         raise check.fail("failure.backoff_max_ms", "must be at least failure.backoff_ms")
     return policy
+
+
+def _plugin_names(value: Any, check: Checker) -> tuple[str, ...]:
+    names = check.array(value, "access.plugins", "plug-in names")
+    for i, name in enumerate(names):
+        check.string(name, f"access.plugins[{i}]", empty=False)
+        if name != "*" and not NAME_RE.fullmatch(name):
+            raise check.fail(f"access.plugins[{i}]", f"{describe(name)} is not a plug-in name")
+    return tuple(names)
 
 
 def _plugin_fields(table: dict[str, Any], check: Checker) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .discovery import PluginSource
+from .errors import ErrorCode, WasmdError
 from .runtime import PluginPool
 
 
@@ -61,6 +62,16 @@ class Registry:
 
     def get(self, name: str) -> Entry | None:
         return self._entries.get(name)
+
+    def pool_of(self, name: str) -> PluginPool:
+        """NAME's running version, for a plug-in's ``wasmd.call`` (runtime/nested.py); raises
+        ``WasmdError`` as a request for it would be answered."""
+        entry = self._entries.get(name)
+        if entry is None:
+            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
+        if entry.pool is None:
+            raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {name} failed to load: {entry.error}")
+        return entry.pool
 
     def install(self, entry: Entry) -> Entry | None:
         """Make ``entry`` current for its name; the entry it replaced, if any."""

@@ -57,10 +57,16 @@ class TrustRefused(PluginLoadError):
     """Raised when a module's bytes are not the ones pinned, or nothing vouches for them
     under ``require_pinned``."""
 
-    def __init__(self, name: str, reason: str, expected: str | None, actual: str) -> None:
+    def __init__(self, name: str, reason: str, expected: str | None, actual: str | None) -> None:
         super().__init__(name, reason)
         self.expected = expected
-        self.actual = actual
+        self.actual = actual  # None when the check failed before hashing (a bad trust file)
+
+    def digests(self) -> dict[str, str | None]:
+        """The ``plugin.failed`` event's fields naming the digests."""
+        if self.actual is None:
+            return {}
+        return {"expected_sha256": self.expected, "actual_sha256": self.actual}
 
 
 def decode_public_key(text: str) -> bytes | None:
@@ -92,7 +98,10 @@ def verify_snapshot(snapshot: Snapshot, policy: TrustPolicy) -> None:
             )
     signed = False
     if policy.signing_keys:
-        signature = _read_signature(snapshot)
+        try:
+            signature = _read_signature(snapshot)
+        except PluginLoadError as exc:  # a TrustRefused: a rescan checks again
+            raise TrustRefused(name, exc.reason, None, actual) from None
         if signature is not None:
             if not _verifies(signature, snapshot.module_bytes, policy.signing_keys):
                 raise TrustRefused(
@@ -132,7 +141,7 @@ def _pins(snapshot: Snapshot, policy: TrustPolicy) -> list[tuple[str, str]]:
             pinned = trust_file_pins(policy.trust_file).get(source.name)
         except ConfigError as exc:
             # Failing closed: a trust file that cannot be read refuses every module.
-            raise PluginLoadError(source.name, f"bad trust file: {exc}") from None
+            raise TrustRefused(source.name, f"bad trust file: {exc}", None, None) from None
         if pinned is not None:
             pins.append((str(policy.trust_file), pinned))
     return pins

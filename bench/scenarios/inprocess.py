@@ -13,6 +13,9 @@
     comparison the target is about, since Extism is what one would otherwise embed.
 (f) for information, wasmd's ``Instance.call`` on that same Extism-ABI module (wasmd runs
     Extism plug-ins unchanged): both runtimes on identical guest code.
+(g) wasmd's ``Instance.call`` on a WebAssembly component doing the same addition
+    (``add: func(a: u32, b: u32) -> u32``), against (c), the core module: what the
+    component ABI's WIT conversion and wasmtime-py's component call cost.
 
 All five run in every round, in a rotated order; each is a mean over many calls (a call is a
 microsecond or so, below what a single timing can resolve), and the rows report the median and
@@ -210,6 +213,7 @@ def run(ctx: Context) -> list[Row]:
 
     calls = ctx.pick(20000, 5000)
     wasmd_extism_problem = "not measured"
+    component_problem = "not measured"
     with Engines() as engines:
         pool = build_pool(take_snapshot(source), engines, lambda kind, fields: None)
         extism_pool: PluginPool | None = None
@@ -218,10 +222,18 @@ def run(ctx: Context) -> list[Row]:
             extism_pool = build_pool(take_snapshot(extism_source), engines, lambda k, f: None)
         except Exception as exc:
             wasmd_extism_problem = f"wasmd cannot load the Extism-ABI module: {exc}"
+        component_pool: PluginPool | None = None
+        try:
+            component_source = _source(folder, "comp", plugins.COMPONENT_ADD)
+            component_pool = build_pool(take_snapshot(component_source), engines, lambda k, f: None)
+        except Exception as exc:
+            component_problem = f"wasmd cannot load the component: {exc}"
         try:
             store = wasmtime.Store(pool.plugin.engine)
             store.set_epoch_deadline(1 << 40)  # the ticker runs; a raw call sets no deadline
-            add = wasmtime.Instance(store, pool.plugin.module, []).exports(store)["add"]
+            module = pool.plugin.module
+            assert module is not None  # a core module
+            add = wasmtime.Instance(store, module, []).exports(store)["add"]
             assert isinstance(add, wasmtime.Func)
             measures: dict[str, tuple[Measure, int]] = {
                 "a": (_func_call(store, add), calls),
@@ -234,6 +246,8 @@ def run(ctx: Context) -> list[Row]:
             if extism_pool is not None:
                 call = _instance_call(extism_pool, engines, [b"\x02\x03"], b"\x05")
                 measures["f"] = (call, calls)
+            if component_pool is not None:
+                measures["g"] = (_instance_call(component_pool, engines, [2, 3], 5), calls)
             ctx.say(f"3: {ctx.rounds} rounds of {calls} calls of each of {', '.join(measures)}")
             samples: dict[str, list[float]] = {key: [] for key in measures}
             keys = list(measures)
@@ -243,7 +257,7 @@ def run(ctx: Context) -> list[Row]:
                     measure, n = measures[key]
                     samples[key].append(measure(n) / 1000)
         finally:
-            for each in (pool, extism_pool):
+            for each in (pool, extism_pool, component_pool):
                 if each is not None:
                     each.close()
                     each.wait_closed(10)
@@ -252,7 +266,22 @@ def run(ctx: Context) -> list[Row]:
     rows = _rows({k: Spread.of(v) for k, v in samples.items()}, extism, extism_problem)
     if not had_extism and extism_problem is None:
         rows[-1].notes.append(f"the SDK was pip-installed into {sys.prefix} by this run")
-    return [*rows, _wasmd_extism_row(samples, wasmd_extism_problem)]
+    return [
+        *rows,
+        _wasmd_extism_row(samples, wasmd_extism_problem),
+        _component_row(samples, component_problem),
+    ]
+
+
+def _component_row(samples: dict[str, list[float]], problem: str) -> Row:
+    title = "wasmd Instance.call, same addition as a component"
+    if "g" not in samples:
+        return skipped("3g", title, problem)
+    row = Row("3g", title, "us", Spread.of(samples["g"]))
+    row.baseline, row.baseline_name = Spread.of(samples["c"]), "core module (3c)"
+    row.ratio = row.wasmd.median / row.baseline.median if row.wasmd else None
+    row.ratio_means = "component call / core-module call, same work, both through Instance.call"
+    return row
 
 
 def _rows(s: dict[str, Spread], extism: _Extism | None, problem: str | None) -> list[Row]:

@@ -13,6 +13,7 @@ from importlib.metadata import version
 from .cache import default_cache_dir
 from .engine import Engines
 from .host import EventSink
+from .nested import MAX_CALL_DEPTH, PluginResolver
 from .plugin import CompiledPlugin, PluginFiles, compile_plugin, module_binary, read_module_bytes
 from .pool import (
     DEFAULT_START_TIMEOUT_MS,
@@ -32,8 +33,10 @@ __all__ = [
     "CompiledPlugin",
     "Engines",
     "EventSink",
+    "MAX_CALL_DEPTH",
     "PluginFiles",
     "PluginPool",
+    "PluginResolver",
     "PoolClosed",
     "PoolStats",
     "Respond",

@@ -63,9 +63,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import wasmtime
+from wasmtime import component as wc
 
 __all__ = ["CacheStats", "CompileCache", "default_cache_dir"]
 
@@ -77,6 +78,9 @@ _HASH_SIZE = 32
 _KEY_LENGTH = struct.Struct(">I")
 # Real keys are a few dozen bytes; a bigger length field means garbage, not a key to read.
 _MAX_KEY_LENGTH = 4096
+
+# What an entry holds: a module, or a component (same compile, serialize and deserialize).
+Compiled = TypeVar("Compiled", wasmtime.Module, wc.Component)
 
 
 @dataclass(frozen=True)
@@ -141,10 +145,21 @@ class CompileCache:
 
         Raises ``wasmtime.WasmtimeError`` unchanged when ``wasm`` does not compile.
         """
+        return self._load_or_compile(engine, wasm, wasmtime.Module)
+
+    def load_or_compile_component(
+        self, engine: wasmtime.Engine, wasm: bytes
+    ) -> tuple[wc.Component, bool]:
+        """``load_or_compile`` for a component binary."""
+        return self._load_or_compile(engine, wasm, wc.Component)
+
+    def _load_or_compile(
+        self, engine: wasmtime.Engine, wasm: bytes, kind: type[Compiled]
+    ) -> tuple[Compiled, bool]:
         path = self.path_for(wasm)
         source_hash = hashlib.sha256(wasm).digest()
         try:
-            module = self._load(engine, path, source_hash)
+            module = self._load(engine, path, source_hash, kind)
         except _Rejected as exc:
             self._count("rejected")
             log.warning("compile cache: ignoring %s: %s", path, exc)
@@ -153,13 +168,13 @@ class CompileCache:
                 self._count("hits")
                 return module, True
         self._count("misses")
-        module = wasmtime.Module(engine, wasm)
+        module = kind(engine, wasm)
         self._store(path, source_hash, module)
         return module, False
 
     def _load(
-        self, engine: wasmtime.Engine, path: Path, source_hash: bytes
-    ) -> wasmtime.Module | None:
+        self, engine: wasmtime.Engine, path: Path, source_hash: bytes, kind: type[Compiled]
+    ) -> Compiled | None:
         """The cached module, None if there is no entry; ``_Rejected`` if it is unusable."""
         try:
             # O_NOFOLLOW and every check made on the open descriptor: what is checked is what
@@ -185,7 +200,7 @@ class CompileCache:
         finally:
             os.close(fd)
         try:
-            module = wasmtime.Module.deserialize(engine, payload)
+            module = kind.deserialize(engine, payload)
         except wasmtime.WasmtimeError as exc:
             _unlink_if_same(path, info)
             first_line = str(exc).partition("\n")[0]
@@ -211,7 +226,9 @@ class CompileCache:
             raise _Rejected("payload does not match its hash", delete=True)
         return payload
 
-    def _store(self, path: Path, source_hash: bytes, module: wasmtime.Module) -> None:
+    def _store(
+        self, path: Path, source_hash: bytes, module: wasmtime.Module | wc.Component
+    ) -> None:
         try:
             payload = module.serialize()
         except wasmtime.WasmtimeError as exc:

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import wasmtime
+from wasmtime import component as wc
 
 from .cache import CompileCache
 
@@ -65,8 +66,23 @@ class Engines:
 
     def compile(self, engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
         """Compile ``wasm`` for ``engine``, through the compile cache when there is one."""
-        if self._cache_dir is None:
+        cache = self._cache_for(engine)
+        if cache is None:
             return wasmtime.Module(engine, wasm)
+        module, _hit = cache.load_or_compile(engine, wasm)
+        return module
+
+    def compile_component(self, engine: wasmtime.Engine, wasm: bytes) -> wc.Component:
+        """``compile`` for a component binary."""
+        cache = self._cache_for(engine)
+        if cache is None:
+            return wc.Component(engine, wasm)
+        component, _hit = cache.load_or_compile_component(engine, wasm)
+        return component
+
+    def _cache_for(self, engine: wasmtime.Engine) -> CompileCache | None:
+        if self._cache_dir is None:
+            return None
         fuel = engine is not self.default
         with self._lock:
             cache = self.caches.get(fuel)
@@ -75,8 +91,7 @@ class Engines:
                 cache = self.caches[fuel] = CompileCache(
                     self._cache_dir, engine_key=key, max_bytes=self._cache_max_bytes
                 )
-        module, _hit = cache.load_or_compile(engine, wasm)
-        return module
+            return cache
 
     def extism_kernel(self, engine: wasmtime.Engine) -> wasmtime.Module:
         """wasmd's Extism kernel module, compiled once per engine."""

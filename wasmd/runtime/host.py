@@ -1,4 +1,4 @@
-"""The host imports every plug-in may use, module ``wasmd``: log, emit, error, config_get.
+"""The host imports every plug-in may use, module ``wasmd``: log, emit, error, config_get, call.
 
 Hazard (DESIGN.md section 4): wasmtime-py passes a host function's exception back through one
 module-level global (``wasmtime._func.LAST_EXCEPTION``), so with several worker threads the
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import msgpack
 import wasmtime
 
-from ..errors import PluginLoadError
+from ..errors import ErrorCode, PluginLoadError, WasmdError
 
 # Generous for a log line or an error message, small enough that a guest cannot make the
 # daemon copy its whole memory per call.
@@ -50,6 +50,14 @@ class CallState(threading.local):
 
     guest_error: str | None = None
     fault: str | None = None
+    # "timeout" or "cancelled": a host function found the call over (wasmd.call, when the
+    # callee used up the caller's time); the call ends so, as if the epoch guard had ended it.
+    ended: str | None = None
+    # The running call's deadline and its cancellation (``Instance.run`` sets them), and how
+    # many plug-in-to-plug-in calls deep it is: what ``wasmd.call`` hands on (nested.py).
+    deadline_at: float | None = None
+    cancellable: Any = None
+    depth: int = 0
     # What a call back into the guest raised (config_get's wasmd_alloc): a trap there, or
     # the deadline ending the call there, is the call's outcome, not a misused import.
     guest_trap: BaseException | None = None
@@ -57,7 +65,38 @@ class CallState(threading.local):
     def reset(self) -> None:
         self.guest_error = None
         self.fault = None
+        self.ended = None
         self.guest_trap = None
+
+    def save(self) -> tuple[Any, ...]:
+        return (
+            self.guest_error,
+            self.fault,
+            self.ended,
+            self.guest_trap,
+            self.deadline_at,
+            self.cancellable,
+            self.depth,
+        )
+
+    def restore(self, saved: tuple[Any, ...]) -> None:
+        (
+            self.guest_error,
+            self.fault,
+            self.ended,
+            self.guest_trap,
+            self.deadline_at,
+            self.cancellable,
+            self.depth,
+        ) = saved
+
+    def over(self) -> str | None:
+        """Whether the running call is over: "cancelled", "timeout", or None."""
+        if self.cancellable is not None and self.cancellable.cancelled:
+            return "cancelled"
+        if self.deadline_at is not None and time.monotonic() >= self.deadline_at:
+            return "timeout"
+        return None
 
 
 call_state = CallState()
@@ -65,11 +104,13 @@ call_state = CallState()
 
 @dataclass
 class HostContext:
-    """Per plug-in version: what its host functions need. ``on_event`` is set by the pool."""
+    """Per plug-in version: what its host functions need. ``plugins`` finds the callee of a
+    ``wasmd.call`` (None: the import answers ``unavailable``)."""
 
     plugin: str
     config: dict[str, str]
     on_event: EventSink | None = None
+    plugins: Callable[[str], Any] | None = None  # a nested.PluginResolver
     log: logging.Logger = field(init=False)
     budget: RateLimit = field(init=False)
 
@@ -167,52 +208,69 @@ def _fault(name: str, exc: BaseException) -> None:
 def _log(ctx: HostContext) -> Callable[..., None]:
     @host_function("wasmd.log")
     def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
-        text = _read_text(caller, ptr, length)
-        allowed, dropped = ctx.budget.take()
-        if dropped:
-            ctx.log.warning(
-                "(%d log lines or events dropped: over %d a second)",
-                dropped,
-                LOG_LINES_PER_SECOND,
-            )
-        if allowed:
-            ctx.log.log(_LOG_LEVELS.get(level, logging.INFO), "%s", text.rstrip("\n"))
+        log_line(ctx, _LOG_LEVELS.get(level, logging.INFO), _read_text(caller, ptr, length))
 
     return log
+
+
+def log_line(ctx: HostContext, level: int, text: str) -> None:
+    """A guest's log line at ``level`` (a ``logging`` level), within the plug-in's budget."""
+    allowed, dropped = ctx.budget.take()
+    if dropped:
+        ctx.log.warning(
+            "(%d log lines or events dropped: over %d a second)",
+            dropped,
+            LOG_LINES_PER_SECOND,
+        )
+    if allowed:
+        ctx.log.log(level, "%s", text.rstrip("\n"))
 
 
 def _emit(ctx: HostContext) -> Callable[..., None]:
     @host_function("wasmd.emit")
     def emit(caller: wasmtime.Caller, ptr: int, length: int) -> None:
-        data = _decode_event(_read(caller, ptr, length, MAX_EVENT))
-        allowed, _ = ctx.budget.take()
-        if allowed and ctx.on_event is not None:
-            ctx.on_event("plugin.custom", {"plugin": ctx.plugin, "data": data})
+        emit_event(ctx, _read(caller, ptr, length, MAX_EVENT))
 
     return emit
 
 
+def emit_event(ctx: HostContext, raw: bytes) -> None:
+    """A guest's custom event (one msgpack map, at most MAX_EVENT bytes), within its budget."""
+    if len(raw) > MAX_EVENT:
+        raise ValueError(f"{len(raw)} bytes is over the limit of {MAX_EVENT}")
+    data = _decode_event(raw)
+    allowed, _ = ctx.budget.take()
+    if allowed and ctx.on_event is not None:
+        ctx.on_event("plugin.custom", {"plugin": ctx.plugin, "data": data})
+
+
 def _decode_event(raw: bytes) -> dict[Any, Any]:
+    data = _decode_bounded(raw, MAX_EVENT_CONTAINERS, "the event")
+    if not isinstance(data, dict):
+        raise ValueError(f"the event must be a msgpack map, got {type(data).__name__}")
+    return data
+
+
+def _decode_bounded(raw: bytes, max_containers: int, what: str) -> Any:
+    """One msgpack value holding at most ``max_containers`` maps and arrays: each costs the
+    host some 60 bytes or more for one byte of the guest's."""
     containers = 0
 
     def count(container: Any) -> Any:
         nonlocal containers
         containers += 1
-        if containers > MAX_EVENT_CONTAINERS:
-            raise ValueError(f"the event has more than {MAX_EVENT_CONTAINERS} maps and arrays")
+        if containers > max_containers:
+            raise ValueError(f"{what} has more than {max_containers} maps and arrays")
         return container
 
     try:
-        data = msgpack.unpackb(raw, strict_map_key=False, list_hook=count, object_hook=count)
+        return msgpack.unpackb(raw, strict_map_key=False, list_hook=count, object_hook=count)
     except ValueError as exc:
         if "maps and arrays" in str(exc):
             raise
-        raise ValueError(f"the event is not one msgpack value ({type(exc).__name__})") from None
+        raise ValueError(f"{what} is not one msgpack value ({type(exc).__name__})") from None
     except Exception as exc:
-        raise ValueError(f"the event is not one msgpack value ({type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"the event must be a msgpack map, got {type(data).__name__}")
-    return data
+        raise ValueError(f"{what} is not one msgpack value ({type(exc).__name__})") from None
 
 
 def _error(ctx: HostContext) -> Callable[..., None]:
@@ -234,6 +292,69 @@ def _config_get(ctx: HostContext) -> Callable[..., int]:
         return write_guest_bytes(caller, value.encode())
 
     return config_get
+
+
+# A wasmd.call's params, encoded, at most, and the maps and arrays in them: what the guest
+# can make the host hold decoded stays within a few tens of MiB.
+MAX_CALL_ARGS = 1024 * 1024
+MAX_CALL_CONTAINERS = 65_536
+# Its answer, encoded, at most (a request's default message size).
+MAX_CALL_ANSWER = 16 * 1024 * 1024
+
+
+def _call(ctx: HostContext) -> Callable[..., int]:
+    from . import nested  # nested imports the pool, which imports this module
+
+    @host_function("wasmd.call", fallback=0)
+    def call(caller: wasmtime.Caller, nptr: int, nlen: int, aptr: int, alen: int) -> int:
+        method = _read(caller, nptr, nlen, MAX_TEXT).decode("utf-8")
+        params = _decode_params(_read(caller, aptr, alen, MAX_CALL_ARGS))
+        error: WasmdError | None
+        if ctx.plugins is None:
+            error, result = WasmdError(ErrorCode.UNAVAILABLE, "no plug-ins to call here"), None
+        elif call_state.depth >= nested.MAX_CALL_DEPTH:
+            error = WasmdError(
+                ErrorCode.RESOURCE_EXHAUSTED,
+                f"plug-in calls nested more than {nested.MAX_CALL_DEPTH} deep",
+            )
+            result = None
+        else:
+            saved = call_state.save()
+            call_state.depth += 1
+            try:
+                error, result = nested.call_plugin(
+                    ctx.plugins,
+                    ctx.plugin,
+                    method,
+                    params,
+                    deadline_at=call_state.deadline_at,
+                    outer=call_state.cancellable,
+                )
+            finally:
+                call_state.restore(saved)
+        answer = [None if error is None else error.to_wire(), result]
+        encoded = msgpack.packb(answer, use_bin_type=True)
+        if len(encoded) > MAX_CALL_ANSWER:
+            raise ValueError(f"the answer is over the limit of {MAX_CALL_ANSWER} bytes")
+        try:
+            if call_state.over() is None:
+                return write_guest_bytes(caller, encoded)
+        except Exception:
+            if call_state.over() is None:
+                raise
+        # The callee used up the caller's time (or the caller was cancelled meanwhile): the
+        # caller's wasmd_alloc would be ended by the epoch guard; the caller's call ends.
+        call_state.ended = call_state.over()
+        return 0
+
+    return call
+
+
+def _decode_params(raw: bytes) -> list[Any]:
+    params = _decode_bounded(raw, MAX_CALL_CONTAINERS, "the params")
+    if not isinstance(params, list):
+        raise ValueError(f"the params must be a msgpack array, got {type(params).__name__}")
+    return params
 
 
 def write_guest_bytes(caller: wasmtime.Caller, data: bytes) -> int:
@@ -260,6 +381,7 @@ HOST_IMPORTS: dict[
     "emit": ([_I32, _I32], [], _emit),
     "error": ([_I32, _I32], [], _error),
     "config_get": ([_I32, _I32], [_I64], _config_get),
+    "call": ([_I32, _I32, _I32, _I32], [_I64], _call),
 }
 
 

@@ -49,6 +49,10 @@ TABLE_ELEMENTS_MAX = 1_000_000
 TABLES_MAX = 4
 MEMORIES_MAX = 2  # the module's own, and an Extism plug-in's kernel
 INSTANCES_MAX = 2  # the module, and an Extism plug-in's kernel
+# A component instantiates several core modules (its own, adapters, the shims and fix-ups
+# wasm-tools adds, a componentize-py build's libraries), each with tables; its memories are
+# capped as a module's are, so the memory ceiling means the same for both.
+COMPONENT_LIMITS = {"instances": 32, "tables": 16, "memories": MEMORIES_MAX}
 # Guest output logged per call and stream, at most; the rest is counted, not logged.
 LOG_OUTPUT_LIMIT = 64 * 1024
 
@@ -67,12 +71,11 @@ def _new_store(
     plugin: CompiledPlugin, deadline: Deadline
 ) -> tuple[wasmtime.Store, EpochGuard | None]:
     store = wasmtime.Store(plugin.engine)
+    counts = {"instances": INSTANCES_MAX, "tables": TABLES_MAX, "memories": MEMORIES_MAX}
     store.set_limits(
         memory_size=plugin.manifest.memory_max,
         table_elements=TABLE_ELEMENTS_MAX,
-        instances=INSTANCES_MAX,
-        tables=TABLES_MAX,
-        memories=MEMORIES_MAX,
+        **(COMPONENT_LIMITS if plugin.component is not None else counts),
     )
     guard = install_guard(store)
     # Start functions and _initialize run during instantiation: bounded like any call.
@@ -176,9 +179,15 @@ class Instance:
         plugin, store = self.plugin, self.store
         if plugin.uses_wasi:
             self._new_wasi_context()
+        # Start code may call other plug-ins (wasmd.call): under this deadline, not the one
+        # of whatever call ran last on this thread.
+        outer = call_state.deadline_at, call_state.cancellable
+        call_state.deadline_at, call_state.cancellable = deadline.at, deadline.call
         try:
             with _guarded(self.guard):
                 instance = plugin.abi.instantiate(self, deadline.at)
+                if not isinstance(instance, wasmtime.Instance):
+                    return  # a component: its ABI bound the methods in ``callers``
                 exports = _Exports(store, instance)
                 initialize = exports.get("_initialize")
                 if isinstance(initialize, wasmtime.Func):
@@ -186,6 +195,8 @@ class Instance:
         except BaseException:
             self.close()
             raise
+        finally:
+            call_state.deadline_at, call_state.cancellable = outer
         self.callers = _Callers(plugin, store, exports)
         memory, alloc = exports.get("memory"), exports.get("wasmd_alloc")
         self.memory = memory if isinstance(memory, wasmtime.Memory) else None
@@ -229,6 +240,7 @@ class Instance:
         if fuel:
             self.store.set_fuel(fuel)
         call_state.reset()
+        call_state.deadline_at, call_state.cancellable = deadline.at, deadline.call
         try:
             return self.abi_call(self, export, args)
         except wasmtime.WasmtimeError:  # inline rather than _guarded: this is the hot path

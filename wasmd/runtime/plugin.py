@@ -13,19 +13,24 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
 from ..errors import PluginLoadError
 from ..manifest import Manifest
 from .abis import ABIS, Abi, Method, detect_abi
+from .abis import component as component_abi
+from .abis.component import LinkedComponent
 from .engine import Engines
 from .host import EventSink, HostContext
 from .linker import WASI_MODULES, is_provided
 from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
 from .traps import cause_of
 from .wasi import Grant, resolve_preopens
+
+if TYPE_CHECKING:
+    from .nested import PluginResolver
 
 WASM_MAGIC = b"\0asm"
 
@@ -52,7 +57,7 @@ class CompiledPlugin:
     files: PluginFiles
     manifest: Manifest
     wasm: bytes = field(repr=False)
-    module: wasmtime.Module = field(repr=False)
+    module: wasmtime.Module | None = field(repr=False)  # None for a component
     engine: wasmtime.Engine = field(repr=False)
     # What ``abi.link`` made: the imports resolved once, or (Extism) a kernel module each
     # instance links against.
@@ -67,6 +72,7 @@ class CompiledPlugin:
     host: HostContext  # holds ``on_event`` too, for wasmd.emit
     on_event: EventSink  # where the pool reports traps, timeouts and cancellations
     version: str  # see version_of
+    component: LinkedComponent | None = field(default=None, repr=False)  # abis/component.py
 
     @property
     def short_version(self) -> str:
@@ -74,6 +80,8 @@ class CompiledPlugin:
 
     def trapping_imports(self) -> list[ImportInfo]:
         """Function imports nothing provides: linked as traps that fire if called."""
+        if self.component is not None:
+            return [i for i in self.imports if not component_abi.is_provided(i)]
         return [i for i in self.imports if i.kind == "func" and not is_provided(i)]
 
     def describe(self, *, with_values: bool = True) -> dict[str, Any]:
@@ -95,7 +103,9 @@ class CompiledPlugin:
                 name: self.calls[name].call_signature(name) for name in sorted(self.calls)
             },
             "imports": [imp.to_dict() for imp in self.imports],
-            "trapping_imports": [f"{i.module}::{i.name}" for i in self.trapping_imports()],
+            "trapping_imports": [
+                f"{i.module}::{i.name}" if i.name else i.module for i in self.trapping_imports()
+            ],
             "capabilities": {
                 "args": self.manifest.to_dict(with_values=with_values)["wasi"]["args"],
                 "env": sorted(key for key, _ in self.manifest.wasi_env),
@@ -189,15 +199,28 @@ def compile_plugin(
     *,
     on_event: EventSink,
     allow_absolute_preopens: bool = False,
+    plugins: PluginResolver | None = None,
 ) -> CompiledPlugin:
     """Compile, check and link one version (blocking). Raises ``PluginLoadError``.
 
     ``on_event`` receives what happens to it later: wasmd.emit's custom events, and the
-    pool's reports of traps, timeouts and cancellations."""
+    pool's reports of traps, timeouts and cancellations. ``plugins`` finds the plug-ins its
+    ``wasmd.call`` may reach (None: none)."""
     name = files.name
     if not wasm:
         raise PluginLoadError(name, f"{files.module_path} is empty")
     engine = engines.for_manifest(manifest.fuel)
+    if component_abi.is_component(wasm):
+        return compile_component(
+            files,
+            manifest,
+            engines,
+            engine,
+            wasm,
+            manifest_text,
+            on_event=on_event,
+            allow_absolute_preopens=allow_absolute_preopens,
+        )
     try:
         module = engines.compile(engine, wasm)
     except wasmtime.WasmtimeError as exc:
@@ -219,7 +242,7 @@ def compile_plugin(
 
     imports = module_imports(module)
     uses_wasi = any(i.module in WASI_MODULES for i in imports)
-    host = HostContext(name, manifest.config_dict(), on_event)
+    host = HostContext(name, manifest.config_dict(), on_event, plugins)
     try:
         template, kernel = abi.link(engines, engine, module, host, uses_wasi)
     except wasmtime.WasmtimeError as exc:
@@ -243,4 +266,72 @@ def compile_plugin(
         host=host,
         on_event=on_event,
         version=version_of(wasm, manifest_text),
+    )
+
+
+def compile_component(
+    files: PluginFiles,
+    manifest: Manifest,
+    engines: Engines,
+    engine: wasmtime.Engine,
+    wasm: bytes,
+    manifest_text: str | None,
+    *,
+    on_event: EventSink,
+    allow_absolute_preopens: bool,
+) -> CompiledPlugin:
+    """``compile_plugin`` for a component (abis/component.py). Raises ``PluginLoadError``."""
+    name = files.name
+    if manifest.abi not in ("auto", "component"):
+        raise PluginLoadError(
+            name,
+            f'{files.module_path} is a component; abi = "{manifest.abi}" needs a core module '
+            '(use abi = "component" or "auto")',
+        )
+    try:
+        component = engines.compile_component(engine, wasm)
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError(name, f"invalid component: {cause_of(exc)}") from None
+    found = component_abi.analyse(component, engine)
+    exports = {method: m.signature for method, m in found.items()}
+    missing = [e for e in manifest.exports if e not in exports]
+    if missing:
+        raise PluginLoadError(
+            name,
+            f"manifest plugin.exports names {', '.join(missing)}, not exported by the component"
+            f" (its functions: {', '.join(exports) or 'none'})",
+        )
+    allowed = set(manifest.exports) if manifest.exports else None
+    calls: dict[str, Method] = {
+        method: m
+        for method, m in found.items()
+        if m.signature.callable and (allowed is None or method in allowed)
+    }
+    grants = resolve_preopens(files, manifest, allow_absolute=allow_absolute_preopens)
+    imports = component_abi.component_imports(component, engine)
+    uses_wasi = component_abi.uses_wasi(imports)
+    host = HostContext(name, manifest.config_dict(), on_event)
+    try:
+        linker = component_abi.link_component(engine, component, host, uses_wasi)
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError(name, f"cannot link: {cause_of(exc)}") from None
+    return CompiledPlugin(
+        name=name,
+        files=files,
+        manifest=manifest,
+        wasm=wasm,
+        module=None,
+        engine=engine,
+        template=None,
+        kernel=None,
+        abi=ABIS["component"],
+        exports=exports,
+        imports=imports,
+        calls=calls,
+        uses_wasi=uses_wasi,
+        grants=grants,
+        host=host,
+        on_event=on_event,
+        version=version_of(wasm, manifest_text),
+        component=LinkedComponent(component, linker, found),
     )

@@ -15,14 +15,15 @@ import wasmtime
 
 from ...manifest import AbiName
 from ..signatures import ExportSignature
-from . import command, core, extism, msgpack
+from . import command, component, core, extism, msgpack
 from .base import Abi, Method
 
 __all__ = ["ABIS", "Abi", "Method", "describe_abi", "detect_abi"]
 
 # ``abi = "auto"`` asks each in this order; the first that claims a module wins (core
-# claims every module).
-_DETECTION_ORDER: tuple[Abi, ...] = (extism, msgpack, command, core)
+# claims every module). A component is told by its header before any is asked; the
+# component ABI claims no module.
+_DETECTION_ORDER: tuple[Abi, ...] = (component, extism, msgpack, command, core)
 
 ABIS: Mapping[AbiName, Abi] = {abi.name: abi for abi in _DETECTION_ORDER}
 assert set(ABIS) == set(get_args(AbiName)), "every ABI name needs its module"

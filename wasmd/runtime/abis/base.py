@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import wasmtime
+from wasmtime import component as wc
 
 from ...errors import ErrorCode, WasmdError
 from ...manifest import AbiName
 from ..host import HostContext, call_state
 from ..linker import make_linker
 from ..signatures import ExportSignature
-from ..traps import GuestFault
+from ..traps import CallEnded, GuestFault
 
 if TYPE_CHECKING:
     from ..engine import Engines
@@ -87,8 +88,11 @@ class Abi(Protocol):
         that each instance links against itself. Raises ``wasmtime.WasmtimeError``."""
         ...
 
-    def instantiate(self, instance: Instance, deadline_at: float) -> wasmtime.Instance:
-        """The plug-in's module instantiated in ``instance.store``."""
+    def instantiate(
+        self, instance: Instance, deadline_at: float
+    ) -> wasmtime.Instance | wc.Instance:
+        """The plug-in's module instantiated in ``instance.store``; a component's ABI binds
+        the methods in ``instance.callers`` itself and returns the component instance."""
         ...
 
     def call(self, instance: Instance, export: str, args: Any) -> Any:
@@ -117,6 +121,8 @@ def instantiate_template(instance: Instance, deadline_at: float) -> wasmtime.Ins
 
 def raise_host_outcome() -> None:
     """Raise what the host functions recorded during the call that just returned."""
+    if call_state.ended is not None:
+        raise CallEnded(call_state.ended)
     if call_state.guest_trap is not None:
         raise call_state.guest_trap  # classified as any trap of the call (a timeout, say)
     if call_state.fault is not None:

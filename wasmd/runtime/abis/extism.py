@@ -112,10 +112,10 @@ def instantiate(instance: Instance, deadline_at: float) -> wasmtime.Instance:
         assert isinstance(func, wasmtime.Func)
         instance.kernel_calls[export] = make_caller(store, func, params, results)
     extism_state.state = state  # start code may already use the host functions
-    linker = make_linker(
-        plugin.engine, plugin.module, plugin.host, plugin.uses_wasi, (store, kernel)
-    )
-    return linker.instantiate(store, plugin.module)
+    module = plugin.module
+    assert module is not None  # an Extism plug-in is a core module
+    linker = make_linker(plugin.engine, module, plugin.host, plugin.uses_wasi, (store, kernel))
+    return linker.instantiate(store, module)
 
 
 def call(instance: Instance, export: str, payload: bytes) -> bytes:
