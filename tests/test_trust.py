@@ -167,3 +167,20 @@ async def test_a_signature_is_read_as_the_module_is_never_through_a_link(short_t
     assert "symbolic link" in listed["linked"]["error"]
     assert listed["fifo"]["state"] == "failed"
     assert "not a regular file" in listed["fifo"]["error"]
+
+
+async def test_require_pinned_holds_for_plugins_loaded_by_path(short_tmp: Path) -> None:
+    """``wasmd.load PATH`` builds through the same loader: an unpinned module is refused."""
+    elsewhere = short_tmp / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "loose.wat").write_text(ARITH)
+    async with (
+        running_daemon(short_tmp, {}, require_pinned=True) as daemon,
+        daemon.client() as client,
+    ):
+        with pytest.raises(WasmdError) as refused:
+            await client.call("wasmd.load", str(elsewhere / "loose.wat"))
+        listed = await client.call("wasmd.list")
+    assert refused.value.code == ErrorCode.INVALID_PARAMS
+    assert "require_pinned" in refused.value.message
+    assert listed == []
