@@ -89,7 +89,7 @@ def test_every_key_is_parsed() -> None:
 def test_to_dict_has_the_toml_shape_and_round_trips() -> None:
     m = parse(FULL)
     d = m.to_dict()
-    assert set(d) == {"plugin", "wasi", "config", "access", "extism"}
+    assert set(d) == {"plugin", "wasi", "config", "access", "extism", "failure"}
     assert d["wasi"]["preopens"][1] == {
         "host": "/var/cache/foo",
         "guest": "/cache",

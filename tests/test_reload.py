@@ -263,6 +263,8 @@ START_TRAPS = """(module (func $boom unreachable) (start $boom)
 # A subscriber's events wait once anything is unsent to it, in a buffer of 8: a few hundred
 # events (what the kernel's socket buffer holds, then 8) are enough to make it lose some.
 SMALL_EVENT_LIMITS: dict[str, Any] = {"events_buffer": 8, "events_outbox_limit": 0}
+# A plug-in that traps on every call without ever being quarantined: one event per call.
+CRASH_LOOP = {"counter.wat": COUNTER, "counter.toml": "[failure]\nmax_faults = 0\n"}
 
 
 async def _trap_until_events_are_dropped(client: Client) -> int:
@@ -283,7 +285,7 @@ async def _wait_for_a_subscriber(client: Client) -> None:
 
 
 async def test_subscriber_that_never_reads_does_not_hold_anyone_up(short_tmp: Path) -> None:
-    plugins = {"arith.wat": ARITH, "counter.wat": COUNTER}
+    plugins = {"arith.wat": ARITH, **CRASH_LOOP}
     async with running_daemon(short_tmp, plugins, **SMALL_EVENT_LIMITS) as daemon:
         # A raw connection that subscribes to everything and then never reads a byte.
         async with await anyio.connect_unix(daemon.socket) as deaf:
@@ -320,8 +322,7 @@ async def test_polling_watcher_for_file_systems_without_inotify(short_tmp: Path)
 
 
 async def test_slow_subscriber_is_told_how_many_events_it_lost(short_tmp: Path) -> None:
-    plugins = {"counter.wat": COUNTER}
-    async with running_daemon(short_tmp, plugins, **SMALL_EVENT_LIMITS) as daemon:
+    async with running_daemon(short_tmp, CRASH_LOOP, **SMALL_EVENT_LIMITS) as daemon:
         async with await anyio.connect_unix(daemon.socket) as slow, daemon.client() as client:
             await slow.send(bytes(msgpack.packb([0, 1, "wasmd.subscribe", [["plugin."]]])))
             await _wait_for_a_subscriber(client)

@@ -39,12 +39,14 @@ class Builtins:
         cache_stats: Callable[[], dict[str, int] | None] = lambda: None,
         *,
         events_outbox_limit: int,
+        metrics: Callable[[], str] = lambda: "",
     ) -> None:
         self.registry = registry
         self.bus = bus
         self.counters = counters
         self._reload = reload
         self._cache_stats = cache_stats
+        self._metrics = metrics
         self.started = time.time()
         self._subscriptions: dict[int, Subscription] = {}
         # Events yield to responses: once more than this waits unsent for a subscriber, its
@@ -59,6 +61,7 @@ class Builtins:
             "list": self.list_plugins,
             "describe": self.describe,
             "stats": self.stats,
+            "metrics": self.metrics,
             "subscribe": self.subscribe,
             "unsubscribe": self.unsubscribe,
             "reload": self.reload,
@@ -120,6 +123,11 @@ class Builtins:
                 if entry.pool is not None
             },
         }
+
+    def metrics(self, session: Session, params: list[Any]) -> str:
+        """The Prometheus exposition text (wasmd.metrics; DESIGN.md section 1)."""
+        _no_params("metrics", params)
+        return self._metrics()
 
     def subscribe(self, session: Session, params: list[Any]) -> bool:
         prefixes: tuple[str, ...] = ()

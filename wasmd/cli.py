@@ -193,6 +193,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("name", help="the plug-in's name")
     command("stats", "show the daemon's counters and each plug-in's calls, errors and latency")
+    command("metrics", "print every counter in the Prometheus text format (docs/operations.md)")
     command("version", "show the versions of wasmd, wasmtime and Python the daemon runs")
     command("ping", "check that the daemon is up and answering (prints pong)")
     p = command(

@@ -30,6 +30,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .tomlcheck import Checker, GiB, KiB, MiB, describe, read_toml
+from .trust import TrustPolicy, decode_public_key
 
 DEFAULT_CONFIG_PATH = Path("/etc/wasmd/wasmd.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -77,6 +78,13 @@ class DaemonConfig:
     # bytes are unsent to it, in a buffer of events_buffer events that then drops the oldest.
     events_buffer: int = 1024
     events_outbox_limit: int = 64 * KiB
+    # Operations (docs/operations.md): the node-exporter textfile rewritten every
+    # metrics_interval_ms (None: none), and which modules may be compiled (wasmd/trust.py).
+    metrics_textfile: Path | None = None
+    metrics_interval_ms: int = 5000
+    require_pinned: bool = False
+    trust_file: Path | None = None
+    signing_keys: tuple[str, ...] = ()  # base64 ed25519 public keys
     # A module file bigger than this fails to load without being read.
     max_module_size: int = 256 * MiB
     # The deadline of every instantiation (start functions, _initialize), whatever a
@@ -96,7 +104,7 @@ class DaemonConfig:
 
 
 _KEYS = tuple(f.name for f in fields(DaemonConfig))
-_OPTIONAL = ("socket", "cache_dir", "allow_uids", "load_uids")
+_OPTIONAL = ("socket", "cache_dir", "allow_uids", "load_uids", "metrics_textfile", "trust_file")
 _INTS = {
     "tick_ms": (1, 1000),
     "max_in_flight": (1, 65536),
@@ -105,6 +113,7 @@ _INTS = {
     "frame_timeout_ms": (1, 3_600_000),
     "shutdown_timeout_ms": (0, 3_600_000),
     "events_buffer": (1, 1_000_000),
+    "metrics_interval_ms": (100, 3_600_000),
     "start_timeout_ms": (1, 3_600_000),
 }
 
@@ -126,7 +135,7 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = None  # from with_overrides only: TOML has no null
         elif key in _INTS:
             out[key] = check.integer(value, key, *_INTS[key])
-        elif key in ("socket", "cache_dir"):
+        elif key in ("socket", "cache_dir", "metrics_textfile", "trust_file"):
             out[key] = _path(value, key, check, base)
         elif key == "plugin_dirs":
             dirs = check.array(value, key, "paths")
@@ -156,7 +165,10 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = tuple(
                 check.string(v, f"{key}[{i}]", empty=False) for i, v in enumerate(names)
             )
-        else:  # the booleans: allow_absolute_preopens, watch, poll
+        elif key == "signing_keys":
+            keys = check.array(value, key, "base64 ed25519 public keys")
+            out[key] = tuple(_signing_key(v, f"{key}[{i}]", check) for i, v in enumerate(keys))
+        else:  # the booleans: allow_absolute_preopens, watch, poll, require_pinned
             out[key] = check.boolean(value, key)
     return out
 
@@ -166,6 +178,23 @@ def _path(value: Any, key: str, check: Checker, base: Path) -> Path:
         value = os.fspath(value)
     # Normalised lexically (as a shell's `cd` does), so logs show "/etc/x", not "/etc/w/../x".
     return Path(os.path.normpath(base / check.string(value, key, empty=False)))
+
+
+def _signing_key(value: Any, key: str, check: Checker) -> str:
+    text = check.string(value, key, empty=False)
+    if decode_public_key(text) is None:
+        raise check.fail(
+            key,
+            "must be an ed25519 public key in base64: 32 raw bytes, or the DER of "
+            "`openssl pkey -pubout -outform DER`",
+        )
+    try:
+        import cryptography  # noqa: F401  (only checked: trust.py imports what it uses)
+    except ImportError:
+        raise check.fail(
+            key, "needs the cryptography package (pip install 'wasmd[signing]')"
+        ) from None
+    return text
 
 
 _OCTAL_RE = re.compile(r"(?:0o?)?([0-7]{1,4})")
@@ -237,3 +266,9 @@ def allowed_gids(config: DaemonConfig, source: str = "config") -> frozenset[int]
                 source, f"allow_groups[{index}]", f"no group named {name!r}"
             ) from None
     return frozenset(gids)
+
+
+def trust_policy(config: DaemonConfig) -> TrustPolicy:
+    """The config's pinning switches as ``wasmd.trust`` takes them."""
+    keys = tuple(decode_public_key(k) or b"" for k in config.signing_keys)
+    return TrustPolicy(config.require_pinned, config.trust_file, keys)

@@ -11,21 +11,29 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
+from prometheus_client.registry import CollectorRegistry
 
 from .builtins import LOOP_BUILTINS, Builtins
-from .config import DaemonConfig, allowed_gids, allowed_uids
+from .config import DaemonConfig, allowed_gids, allowed_uids, trust_policy
 from .discovery import is_utf8, printable
 from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
 from .loader import Loader, ReloadReport
 from .loading import LoadBuiltins, default_load_uids
+from .metrics import (
+    WasmdCollector,
+    collector_registry,
+    render,
+    write_textfile_forever,
+)
 from .registry import Registry
 from .runtime import Engines
 from .server import RpcServer, ServerCounters, ServerLimits
@@ -122,7 +130,8 @@ async def serve(
                     )
                     await tg.start(daemon.watcher.run)
                 await loader.initial_scan()
-                daemon.server = _server(config, daemon, engines, tg)
+                metrics = _metrics(config, daemon, tg)
+                daemon.server = _server(config, daemon, engines, tg, metrics)
                 with _listener(config, daemon, listen_socket) as listener:
                     _announce_ready(daemon, notifier)
                     if notifier is not None and watchdog_interval:
@@ -163,11 +172,48 @@ def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Pa
         allow_absolute_preopens=config.allow_absolute_preopens,
         max_module_size=config.max_module_size,
         start_timeout_ms=config.start_timeout_ms,
+        trust=trust_policy(config),
     )
 
 
+def _metrics(config: DaemonConfig, daemon: Daemon, tg: anyio.abc.TaskGroup) -> CollectorRegistry:
+    """What wasmd.metrics renders; also written to ``metrics_textfile`` if the config names
+    one, by a task that rewrites it every ``metrics_interval_ms``."""
+    collector = WasmdCollector(
+        daemon.registry, daemon.loader.accounts, lambda: _daemon_readings(daemon), time.time()
+    )
+    metrics = collector_registry(collector)
+    if config.metrics_textfile is not None:
+        interval = config.metrics_interval_ms / 1000
+        tg.start_soon(write_textfile_forever, config.metrics_textfile, metrics, interval)
+    return metrics
+
+
+def _daemon_readings(daemon: Daemon) -> dict[str, float]:
+    """The daemon-wide numbers wasmd.metrics exposes (metrics.DAEMON_METRICS)."""
+    readings: dict[str, float] = {
+        "plugins": daemon.plugins,
+        "event_subscribers": daemon.bus.subscribers,
+        "events_dropped_total": daemon.bus.dropped,
+    }
+    if daemon.server is not None:
+        counters = daemon.server.counters
+        readings.update(
+            connections=counters.connections,
+            connections_total=counters.connections_total,
+            connections_refused_total=counters.refused,
+            requests_total=counters.requests,
+            protocol_errors_total=counters.protocol_errors,
+        )
+    return readings
+
+
 def _server(
-    config: DaemonConfig, daemon: Daemon, engines: Engines, tg: anyio.abc.TaskGroup
+    config: DaemonConfig,
+    daemon: Daemon,
+    engines: Engines,
+    tg: anyio.abc.TaskGroup,
+    metrics: CollectorRegistry,
 ) -> RpcServer:
     """The RPC server: built-ins, dispatch to plug-ins, and the connection limits."""
     counters = ServerCounters()
@@ -178,6 +224,7 @@ def _server(
         daemon.reload,
         engines.cache_stats,
         events_outbox_limit=config.events_outbox_limit,
+        metrics=lambda: render(metrics),
     )
     server: RpcServer
 

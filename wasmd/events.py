@@ -29,6 +29,7 @@ _LEVELS = {
     "plugin.trapped": logging.WARNING,
     "plugin.timeout": logging.WARNING,
     "plugin.shadowed": logging.WARNING,
+    "plugin.quarantined": logging.WARNING,
 }
 
 

@@ -70,7 +70,9 @@ from .runtime import (
     compile_plugin,
     module_binary,
 )
+from .runtime.account import Accounts, PluginAccount
 from .tomlcheck import read_toml_fd
+from .trust import TrustPolicy, TrustRefused, verify_snapshot
 
 log = logging.getLogger("wasmd.loader")
 T = TypeVar("T")
@@ -201,6 +203,7 @@ def build_pool(
     plugin_dirs: Sequence[Path] = (),
     start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
     plugins: PluginResolver | None = None,
+    account: PluginAccount | None = None,
 ) -> PluginPool:
     """Compile a snapshot and start its instances (blocking). Raises PluginLoadError.
 
@@ -227,7 +230,7 @@ def build_pool(
         allow_absolute_preopens=allow_absolute_preopens,
         plugins=plugins,
     )
-    pool = PluginPool(plugin, engines, start_timeout_ms=start_timeout_ms)
+    pool = PluginPool(plugin, engines, account, start_timeout_ms=start_timeout_ms)
     pool.start()
     return pool
 
@@ -335,8 +338,11 @@ class Loader:
         allow_absolute_preopens: bool = False,
         max_module_size: int = DEFAULT_MAX_MODULE_SIZE,
         start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
+        trust: TrustPolicy | None = None,
     ) -> None:
         self.start_timeout_ms = start_timeout_ms
+        self.trust = trust or TrustPolicy()
+        self.accounts = Accounts()  # per name, kept across versions (wasmd.metrics reads them)
         self.engines = engines
         self.max_module_size = max_module_size
         self.allow_absolute_preopens = allow_absolute_preopens
@@ -435,6 +441,11 @@ class Loader:
             self.unloaded.pop(name, None)
             try:
                 pool = await self.build(snapshot)
+            except TrustRefused as exc:
+                # No fingerprint: after the trust file changes, a rescan checks again.
+                self._failed(name, source, current, exc.reason, None, exc.digests())
+                report.failed.append(name)
+                return
             except PluginLoadError as exc:
                 self._failed(name, source, current, exc.reason, snapshot.fingerprint)
                 report.failed.append(name)
@@ -474,7 +485,9 @@ class Loader:
         return None if snapshot.fingerprint in settled else snapshot
 
     async def build(self, snapshot: Snapshot) -> PluginPool:
-        """``build_pool`` off the loop, at most one per core. Raises PluginLoadError."""
+        """``build_pool`` off the loop, at most one per core. Raises PluginLoadError
+        (``TrustRefused`` before compiling: refused bytes never reach the compiler)."""
+        await off_loop(verify_snapshot, snapshot, self.trust)
         async with self._compile_slots:
             return await off_loop(
                 build_pool,
@@ -485,6 +498,7 @@ class Loader:
                 self.dirs,
                 self.start_timeout_ms,
                 self.registry.pool_of,
+                self.accounts[snapshot.source.name],
             )
 
     def _install(
@@ -501,6 +515,8 @@ class Loader:
             old = previous.pool.plugin
             # Closing lets the calls already queued on the old version finish there.
             previous.pool.close()
+            with entry.pool.account.lock:
+                entry.pool.account.reloads += 1
             fields.update(old_version=old.short_version, new_version=plugin.short_version)
             self.bus.emit("plugin.reloaded", fields)
         else:
@@ -516,8 +532,13 @@ class Loader:
         current: Entry | None,
         reason: str,
         fingerprint: str | None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         fields: dict[str, Any] = {"plugin": name, "path": str(source.module_path), "error": reason}
+        fields.update(extra or {})
+        account = self.accounts[name]
+        with account.lock:
+            account.load_failures += 1
         if fingerprint is not None:
             self._rejected[name] = fingerprint
         if current is not None and current.pool is not None:

@@ -21,8 +21,9 @@ files word their errors the same way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -41,6 +42,18 @@ class Preopen:
     host: str  # relative to the plug-in's root, or absolute (if the daemon config allows it)
     guest: str
     writable: bool = False
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """A manifest's ``[failure]`` section (DESIGN.md section 2)."""
+
+    # The default is lenient (a plug-in that faults now and then gets a fresh instance at
+    # once, as it always did) but caps a crash loop: at most ten faulting calls a second.
+    max_faults: int = 10
+    window_ms: int = 1000
+    backoff_ms: int = 100
+    backoff_max_ms: int = 30_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,9 @@ class Manifest:
     access_plugins: tuple[str, ...] = ()
     # Extism plug-ins' http_request may reach only these host names (none by default).
     extism_allowed_hosts: tuple[str, ...] = ()
+    failure: FailurePolicy = FailurePolicy()
+    # The module's sha256 (hex); when set, a module with another digest is refused.
+    sha256: str | None = None
 
     def config_dict(self) -> dict[str, str]:
         return dict(self.config)
@@ -93,6 +109,8 @@ class Manifest:
 
         plugin = {k: getattr(self, k) for k in _SECTIONS["plugin"]}
         plugin["exports"] = list(self.exports)
+        if self.sha256 is None:
+            del plugin["sha256"]  # TOML has no null
         wasi: dict[str, Any] = {
             "args": [shown(a) for a in self.wasi_args],
             "env": {k: shown(v) for k, v in self.wasi_env},
@@ -108,6 +126,7 @@ class Manifest:
                 "plugins": list(self.access_plugins),
             },
             "extism": {"allowed_hosts": list(self.extism_allowed_hosts)},
+            "failure": asdict(self.failure),
         }
 
 
@@ -116,13 +135,31 @@ HIDDEN = "<hidden>"  # a value shown only to callers the plug-in admits
 
 
 _SECTIONS: dict[str, tuple[str, ...]] = {
-    "plugin": ("abi", "timeout_ms", "memory_max", "instances", "mode", "queue", "fuel", "exports"),
+    "plugin": (
+        "abi",
+        "timeout_ms",
+        "memory_max",
+        "instances",
+        "mode",
+        "queue",
+        "fuel",
+        "exports",
+        "sha256",
+    ),
     "wasi": ("args", "env", "preopens"),
     "config": (),  # free-form keys
     "access": ("uids", "gids", "plugins"),
     "extism": ("allowed_hosts",),
+    "failure": ("max_faults", "window_ms", "backoff_ms", "backoff_max_ms"),
 }
 _INTS = dict(timeout_ms=(1, 3_600_000), instances=(1, 64), queue=(0, 100_000), fuel=(0, 2**63 - 1))
+_FAILURE_INTS = dict(
+    max_faults=(0, 1_000_000),
+    window_ms=(1, 86_400_000),
+    backoff_ms=(1, 86_400_000),
+    backoff_max_ms=(1, 86_400_000),
+)
+_SHA256_RE = re.compile("[0-9a-f]{64}")
 
 
 def parse_manifest(text: str, *, source: str) -> Manifest:
@@ -148,6 +185,7 @@ def _manifest_from_doc(doc: dict[str, Any], check: Checker) -> Manifest:
         name: check.table(doc.get(name, {}), name, None if name == "config" else keys)
         for name, keys in _SECTIONS.items()
     }
+    fields_failure = _failure_policy(section["failure"], check)
     fields = _plugin_fields(section["plugin"], check) | _wasi_fields(section["wasi"], check)
     for key, value in section["config"].items():
         # A common slip is `retries = 3`; the host API hands the guest strings only.
@@ -168,7 +206,18 @@ def _manifest_from_doc(doc: dict[str, Any], check: Checker) -> Manifest:
     fields["extism_allowed_hosts"] = tuple(
         check.string(h, f"extism.allowed_hosts[{i}]", empty=False) for i, h in enumerate(hosts)
     )
-    return Manifest(**fields)
+    return Manifest(**fields, failure=fields_failure)
+
+
+def _failure_policy(table: dict[str, Any], check: Checker) -> FailurePolicy:
+    values = {
+        name: check.integer(value, f"failure.{name}", *_FAILURE_INTS[name])
+        for name, value in table.items()
+    }
+    policy = replace(FailurePolicy(), **values)
+    if policy.backoff_max_ms < policy.backoff_ms:
+        raise check.fail("failure.backoff_max_ms", "must be at least failure.backoff_ms")
+    return policy
 
 
 def _plugin_names(value: Any, check: Checker) -> tuple[str, ...]:
@@ -188,6 +237,11 @@ def _plugin_fields(table: dict[str, Any], check: Checker) -> dict[str, Any]:
             fields[name] = check.integer(value, key, *_INTS[name])
         elif name == "memory_max":
             fields[name] = check.size(value, key, 64 * KiB, 4 * GiB)
+        elif name == "sha256":
+            digest = check.string(value, key).lower().removeprefix("sha256:")
+            if not _SHA256_RE.fullmatch(digest):
+                raise check.fail(key, "must be 64 hex digits (sha256sum's output)")
+            fields[name] = digest
         elif name in ("abi", "mode"):
             fields[name] = check.string(value, key, ABIS if name == "abi" else MODES)
         else:  # exports; any non-empty name, since a method splits at its first dot only

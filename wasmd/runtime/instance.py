@@ -145,6 +145,8 @@ class Instance:
     __slots__ = (
         "abi_call",
         "alloc",
+        "bytes_in",
+        "bytes_out",
         "callers",
         "extism",
         "guard",
@@ -167,6 +169,9 @@ class Instance:
         self.callers: dict[str, Caller] = {}  # _Callers once instantiated
         self.memory: wasmtime.Memory | None = None
         self.alloc: Caller | None = None
+        # Payload bytes the ABI copied into and out of the guest, over this instance's life
+        # (counted by the ABIs that move bytes; the pool adds them up).
+        self.bytes_in = self.bytes_out = 0
         if plugin.abi.keeps_instance:
             self._instantiate(deadline)
 
@@ -245,6 +250,17 @@ class Instance:
             raise
         finally:
             self.forward_output()
+
+    def memory_size(self) -> int:
+        """Bytes of linear memory now (0 without an exported memory)."""
+        return 0 if self.memory is None else self.memory.data_len(self.store)
+
+    def fuel_used(self) -> int:
+        """Fuel the last call burnt (with metering on; a trap for lack of it: all of it)."""
+        try:
+            return self.plugin.manifest.fuel - self.store.get_fuel()
+        except wasmtime.WasmtimeError:
+            return 0
 
     def memory_at_limit(self) -> bool:
         """Whether the memory is within a quarter of memory_max.

@@ -21,15 +21,26 @@ waiting at its deadline is answered ``timeout`` without running. A cancelled wai
 at once; a cancelled running call is ended at the next epoch tick by the instance's guard.
 
 After any trap, and after every call in per-call mode, the instance is discarded and a fresh
-one made *after* the answer went out and before the slot is lent again.
+one made *after* the answer went out and before the slot is lent again. A crash loop is
+bounded by the manifest's failure policy (``breaker.py``): past it, calls are refused as
+``unavailable`` and no instance is made until the quarantine ends.
+
+Every call is counted in the plug-in's ``PluginAccount`` (``account.py``), whose lock is the
+pool's, under the lock taken anyway to give the slot back. What calls cost is kept where
+only the thread running the call writes it, so the hot path takes no lock for it: thread CPU
+time (sampled) and fuel add up on the slot, payload bytes on the instance (the ABI counts
+them). A reader adds those to the account's totals (``unfolded``); they are folded into the
+account when an instance is discarded and when the pool has drained.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +48,8 @@ from typing import Any
 import wasmtime
 
 from ..errors import ErrorCode, PluginLoadError, WasmdError
+from .account import CPU_SAMPLE_EVERY, LATENCY_BUCKETS, PluginAccount
+from .breaker import CircuitBreaker
 from .engine import Engines
 from .instance import Deadline, Instance
 from .plugin import CompiledPlugin
@@ -47,7 +60,6 @@ log = logging.getLogger("wasmd.runtime")
 # How a call's outcome goes back to whoever made it: (error, None) or (None, result).
 Respond = Callable[[WasmdError | None, Any], None]
 
-LATENCY_SAMPLES = 2048
 # How long an instantiation (start functions, _initialize) may run, whatever the plug-in's
 # timeout_ms: start code holds up a load, a reload or the daemon's start-up (config
 # ``start_timeout_ms``).
@@ -61,6 +73,17 @@ class PoolStats:
     latency_ms: dict[str, float]  # p50, p90, p99, max over the most recent calls
     in_flight: int
     instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """What a pool holds now (read at scrape time)."""
+
+    instances_live: int
+    memory_bytes: int  # linear memory of the live instances (as last seen for busy ones)
+    in_flight: int  # calls running or waiting
+    queued: int  # calls waiting for an instance
+    retry_in: float | None  # seconds until a quarantine ends; None when not quarantined
 
 
 class PoolClosed(WasmdError):
@@ -98,15 +121,23 @@ class Ticket:
 
 
 class _Slot:
-    __slots__ = ("instance",)
+    """One instance place, and what the calls run in it have cost (written only by the
+    thread the slot is lent to; read by anyone, folded into the account at the end)."""
+
+    __slots__ = ("cpu_ns", "fuel", "instance", "memory_bytes")
 
     def __init__(self) -> None:
         self.instance: Instance | None = None
+        self.memory_bytes = 0  # the instance's linear memory when last seen
+        self.cpu_ns = 0  # estimated: see account.py
+        self.fuel = 0
 
-    def discard(self) -> None:
-        if self.instance is not None:
-            self.instance.close()
-            self.instance = None
+    def discard(self) -> Instance | None:
+        """Close the instance and return it (for its counters), if there is one."""
+        instance, self.instance = self.instance, None
+        if instance is not None:
+            instance.close()
+        return instance
 
 
 class _Waiter:
@@ -124,6 +155,7 @@ class PluginPool:
         self,
         plugin: CompiledPlugin,
         engines: Engines,
+        account: PluginAccount | None = None,
         *,
         start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
     ) -> None:
@@ -140,16 +172,22 @@ class PluginPool:
         self._fresh_each_call = manifest.mode == "per-call"
         self._slots = [_Slot() for _ in range(manifest.instances)]
         self._free = list(self._slots)
-        self._lock = threading.Lock()
+        # The account's lock: the one a call takes anyway to give its slot back counts it too.
+        self.account = account if account is not None else PluginAccount()
+        self._lock = self.account.lock
+        self._breaker = CircuitBreaker(manifest.failure)
+        self._fuel = manifest.fuel
+        self._cpu_countdown = CPU_SAMPLE_EVERY  # calls until one has its CPU time measured
+        # Whether every call has costs to add (most plug-ins: only a sampled call does).
+        self._costs_every_call = bool(manifest.fuel) or not self._keeps_instance
+        with self._lock:
+            self.account.pools.add(self)
         self._waiters: collections.deque[_Waiter] = collections.deque()
         self._queued = 0  # waiters that take a queue place (not backpressured ones)
         self._owners: dict[object, int] = {}  # calls running or waiting, per owner
         self._pending = 0
         self._closing = False
         self._drained = threading.Event()
-        self._calls = 0
-        self._errors: collections.Counter[str] = collections.Counter()
-        self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_SAMPLES)
 
     # --- life cycle (blocking; run off the event loop) ---------------------------------
 
@@ -174,8 +212,14 @@ class PluginPool:
     def _finish_closing(self) -> None:
         """Under the lock: once closing and every slot is back, let go of the instances."""
         if self._closing and len(self._free) == len(self._slots) and not self._drained.is_set():
+            account = self.account
             for slot in self._slots:
-                slot.discard()
+                size = _memory_of(slot)
+                self._fold(slot.discard(), size)
+                account.cpu_ns += slot.cpu_ns
+                account.fuel += slot.fuel
+                slot.cpu_ns = slot.fuel = 0
+            account.pools.discard(self)
             self._drained.set()
 
     def wait_closed(self, timeout: float | None) -> bool:
@@ -197,6 +241,9 @@ class PluginPool:
         if call is None:
             raise self._no_such_export(export)
         args = call.convert(params)
+        probing = self._breaker.tripped
+        if probing:
+            self._refuse_if_quarantined(ticket)  # unless the quarantine is over: probation
         deadline_at = ticket.started + self._timeout_s
         owner = ticket.owner
         with self._lock:  # the common case, inline: a free instance and nobody waiting
@@ -219,12 +266,15 @@ class PluginPool:
         except BaseException:
             self._release(slot, owner)
             raise
+        if probing and not faulted:
+            self._recovered()
         if faulted or self._fresh_each_call:
             # The answer goes first; then the slot gets its fresh instance and is lent again.
             self._finished(ticket, error)
             if faulted:
                 assert error is not None
                 self._report(export, error)  # after the stats count it: readers of both agree
+                self._fault(error)
             try:
                 respond(error, result)
             finally:
@@ -245,7 +295,6 @@ class PluginPool:
                 return self._free.pop()
             backpressured = own > 0 and owner is not None
             if not backpressured and self._queued >= self._queue:
-                self._errors["busy"] += 1
                 raise WasmdError(
                     ErrorCode.BUSY,
                     f"plug-in {self.plugin.name} has {self._pending} calls waiting or running "
@@ -317,16 +366,25 @@ class PluginPool:
         """Give ``slot`` back (a fresh instance first, if it needs one); with ``finished``,
         count that call in the stats under the same lock."""
         if self._keeps_instance and (self._fresh_each_call or slot.instance is None):
-            reason = self._instantiate(slot)
-            if reason is not None:
-                log.error("%s: %s", self.plugin.name, reason)
+            if self._breaker.tripped:
+                # Quarantined (or on probation): the instance is made when a call runs.
+                self._retire(slot)
+            else:
+                reason = self._instantiate(slot)
+                if reason is not None:
+                    log.error("%s: %s", self.plugin.name, reason)
+                    self._instance_failed(reason)
         elapsed = 0.0 if finished is None else time.monotonic() - finished.started
         with self._lock:
-            if finished is not None:
-                self._calls += 1
-                self._latencies.append(elapsed)
-                if error is not None:
-                    self._errors[ErrorCode(error.code).name.lower()] += 1
+            if finished is not None:  # PluginAccount.count, inline: this is the hot path
+                account = self.account
+                if error is None:
+                    account.ok += 1
+                else:
+                    account.errors[ErrorCode(error.code).name.lower()] += 1
+                account.latencies.append(elapsed)
+                account.latency_buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+                account.latency_sum += elapsed
             self._forget(owner)
             if self._waiters and not self._closing:
                 waiter = self._waiters.popleft()
@@ -338,7 +396,7 @@ class PluginPool:
 
     def _instantiate(self, slot: _Slot) -> str | None:
         """Give ``slot`` a fresh instance; the reason on failure."""
-        slot.discard()
+        self._retire(slot)
         if not self._keeps_instance:
             return None
         plugin = self.plugin
@@ -380,12 +438,21 @@ class PluginPool:
         if self._keeps_instance and instance is None:
             reason = self._instantiate(slot)
             if reason is not None:
+                self._instance_failed(reason)
                 return WasmdError(ErrorCode.UNAVAILABLE, f"{plugin.name}: {reason}"), None, False
             instance = slot.instance
         # Ticks matter only to a Store whose deadline traps (no EpochGuard): skip the sum.
         guarded = instance is not None and instance.guard is not None
         ticks = 1 if guarded else self._engines.ticks_for(remaining_ms)
         deadline = Deadline(deadline_at, ticks, ticket)
+        # Unlocked: threads racing on the countdown only shift which calls are sampled.
+        countdown = self._cpu_countdown - 1
+        if countdown:
+            self._cpu_countdown = countdown
+            sampled, cpu_at = False, 0
+        else:
+            self._cpu_countdown = CPU_SAMPLE_EVERY
+            sampled, cpu_at = True, time.thread_time_ns()
         try:
             if instance is None:  # the ABI keeps no instance: a bare one for this call alone
                 instance = Instance(plugin, deadline)
@@ -393,8 +460,11 @@ class PluginPool:
         except WasmdError as exc:
             return exc, None, False  # the guest's own error, or output over the limit
         except Exception as exc:
+            if sampled:  # the guest's time, not what handling its fault takes
+                slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
+                sampled = False
             at_limit = instance is not None and instance.memory_at_limit()
-            slot.discard()  # its state is suspect after any fault
+            self._retire(slot)  # its state is suspect after any fault
             error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
             if at_limit and (error.data or {}).get("trap_code") == "unreachable":
                 # Guests abort (unreachable) when an allocation fails: at the ceiling, that
@@ -405,14 +475,115 @@ class PluginPool:
                     error.data,
                 )
             return error, None, True
+        finally:
+            if sampled or self._costs_every_call:
+                self._spent(slot, instance, sampled, cpu_at)
+
+    def _spent(self, slot: _Slot, instance: Instance | None, sampled: bool, cpu_at: int) -> None:
+        """Add what the call that ran in ``slot`` cost (not on the common path: only for a
+        sampled call, a metered plug-in, and an ABI that keeps no instance)."""
+        if sampled:
+            slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
+        if instance is None:
+            return
+        if self._fuel:
+            slot.fuel += instance.fuel_used()
+        if not self._keeps_instance:  # a bare instance, for this call alone
+            with self._lock:
+                self._fold(instance, 0)
 
     def _finished(self, ticket: Ticket, error: WasmdError | None) -> None:
         elapsed = time.monotonic() - ticket.started
         with self._lock:
-            self._calls += 1
-            self._latencies.append(elapsed)
-            if error is not None:
-                self._errors[ErrorCode(error.code).name.lower()] += 1
+            self.account.count(
+                elapsed, None if error is None else ErrorCode(error.code).name.lower()
+            )
+
+    def _retire(self, slot: _Slot) -> None:
+        """Discard ``slot``'s instance, folding its counters into the account."""
+        size = _memory_of(slot)
+        instance = slot.discard()
+        if instance is not None:
+            with self._lock:
+                self._fold(instance, size)
+        slot.memory_bytes = 0
+
+    def _fold(self, instance: Instance | None, memory_size: int) -> None:
+        """Under the lock: a discarded instance's counters go to the account."""
+        if instance is None:
+            return
+        account = self.account
+        account.bytes_in += instance.bytes_in
+        account.bytes_out += instance.bytes_out
+        instance.bytes_in = instance.bytes_out = 0
+        account.note_memory(memory_size)
+
+    def unfolded(self) -> tuple[int, int, int, int]:
+        """Under the lock: (CPU ns, fuel, bytes in, bytes out) not yet in the account."""
+        cpu = fuel = bytes_in = bytes_out = 0
+        for slot in self._slots:
+            cpu += slot.cpu_ns
+            fuel += slot.fuel
+            instance = slot.instance
+            if instance is not None:
+                bytes_in += instance.bytes_in
+                bytes_out += instance.bytes_out
+        return cpu, fuel, bytes_in, bytes_out
+
+    # --- the failure policy --------------------------------------------------------------
+
+    def _refuse_if_quarantined(self, ticket: Ticket) -> None:
+        with self._lock:
+            breaker = self._breaker
+            retry_in = breaker.refusal(time.monotonic())
+            if retry_in is None:
+                return  # on probation: this call may run
+            reason = breaker.reason
+        retry_ms = max(1, round(retry_in * 1000))
+        error = WasmdError(
+            ErrorCode.UNAVAILABLE,
+            f"plug-in {self.plugin.name} is quarantined ({reason}); it is retried in {retry_ms} ms",
+            {"kind": "quarantined", "reason": reason, "retry_in_ms": retry_ms},
+        )
+        self._finished(ticket, error)
+        raise error
+
+    def _fault(self, error: WasmdError) -> None:
+        """A call faulted and its instance was discarded: count it against the policy."""
+        with self._lock:
+            self.account.restarts += 1
+        if error.code != ErrorCode.CANCELLED:  # the caller's doing, not the plug-in's
+            self._instance_failed(f"{ErrorCode(error.code).name.lower()}: {error.message}")
+
+    def _instance_failed(self, reason: str) -> None:
+        manifest = self.plugin.manifest
+        with self._lock:
+            backoff = self._breaker.fault(time.monotonic(), reason)
+            if backoff is None:
+                return
+            self.account.quarantines += 1
+        self._emit(
+            "plugin.quarantined",
+            reason=reason,
+            max_faults=manifest.failure.max_faults,
+            window_ms=manifest.failure.window_ms,
+            retry_in_ms=round(backoff * 1000),
+        )
+
+    def _recovered(self) -> None:
+        with self._lock:
+            out_for = self._breaker.success(time.monotonic())
+        if out_for is not None:
+            self._emit("plugin.recovered", quarantined_ms=round(out_for * 1000))
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        plugin = self.plugin
+        try:
+            plugin.on_event(
+                event, {"plugin": plugin.name, "version": plugin.short_version, **fields}
+            )
+        except Exception:
+            log.exception("%s: emitting %s failed", plugin.name, event)
 
     def _no_such_export(self, export: str) -> WasmdError:
         plugin = self.plugin
@@ -455,10 +626,38 @@ class PluginPool:
             log.exception("%s: emitting %s failed", plugin.name, event)
 
     def stats(self) -> PoolStats:
+        """Counts and latencies since the plug-in's name was first loaded (across reloads)."""
+        seen = self.account.snapshot()
         with self._lock:
-            samples = sorted(self._latencies)
-            calls, errors, pending = self._calls, dict(self._errors), self._pending
-        return PoolStats(calls, errors, percentiles_ms(samples), pending, len(self._slots))
+            pending = self._pending
+        latency = percentiles_ms(sorted(seen.recent_latencies))
+        return PoolStats(seen.calls, seen.errors, latency, pending, len(self._slots))
+
+    def usage(self) -> PoolUsage:
+        """What the pool holds now. Instances not lent out are measured (under the lock,
+        nobody runs them); a lent one counts as it was last seen."""
+        with self._lock:
+            live = memory = 0
+            for slot in self._slots:
+                if slot.instance is None:
+                    continue
+                live += 1
+                if slot in self._free:
+                    slot.memory_bytes = slot.instance.memory_size()
+                    self.account.note_memory(slot.memory_bytes)
+                memory += slot.memory_bytes
+            retry_in = self._breaker.refusal(time.monotonic())
+            return PoolUsage(live, memory, self._pending, len(self._waiters), retry_in)
+
+
+def _memory_of(slot: _Slot) -> int:
+    """The linear memory of ``slot``'s instance: the most it reached, since memory only grows
+    (as last seen, if a trap left the Store unusable)."""
+    size = slot.memory_bytes
+    if slot.instance is not None:
+        with contextlib.suppress(Exception):
+            size = slot.instance.memory_size()
+    return size
 
 
 def percentiles_ms(samples: Sequence[float]) -> dict[str, float]:

@@ -110,6 +110,8 @@ def call(instance: Instance, export: str, args: tuple[bytes, list[str]]) -> dict
                 f"{plugin.name} wrote more than {OUTPUT_LIMIT} bytes to {which} "
                 "(the writes past it failed)",
             )
+        instance.bytes_in += len(stdin_bytes)
+        instance.bytes_out += len(stdout) + len(stderr)
         return {"exit_code": exit_code, "stdout": stdout, "stderr": stderr}
     finally:
         for stream in streams:

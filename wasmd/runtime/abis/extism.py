@@ -131,6 +131,7 @@ def call(instance: Instance, export: str, payload: bytes) -> bytes:
         )
     if payload:
         state.memory.write(store, payload, offs)
+    instance.bytes_in += len(payload)
     state.permission_denied = state.past_deadline = None
     status = instance.callers[export]()
     if state.permission_denied is not None:
@@ -153,6 +154,7 @@ def call(instance: Instance, export: str, payload: bytes) -> bytes:
             {"kind": "guest_error", "status": status},
         )
     out, size = int(calls["wasmd_output_offset"]()), int(calls["wasmd_output_length"]())
+    instance.bytes_out += size
     if out + size > state.memory.data_len(store):
         raise GuestFault(f"{export} set output outside Extism memory")
     return bytes(state.memory.read(store, out, out + size)) if size else b""

@@ -88,6 +88,7 @@ def call(instance: Instance, export: str, payload: bytes) -> Any:
         raise GuestFault(f"wasmd_alloc({len(payload)}) returned {ptr}, outside memory")
     if payload:
         memory.write(store, payload, ptr)
+    instance.bytes_in += len(payload)
     packed = instance.callers[export](ptr, len(payload)) & 0xFFFFFFFFFFFFFFFF
     raise_host_outcome()
     if packed == 0:
@@ -98,6 +99,7 @@ def call(instance: Instance, export: str, payload: bytes) -> Any:
             ErrorCode.RESOURCE_EXHAUSTED,
             f"{export} returned {out_len} bytes, over the limit of {MAX_RESULT_BYTES}",
         )
+    instance.bytes_out += out_len
     if out_ptr + out_len > memory.data_len(store):
         raise GuestFault(f"{export} returned bytes {out_ptr}..{out_ptr + out_len}, outside memory")
     return _decode_result(export, bytes(memory.read(store, out_ptr, out_ptr + out_len)))
