@@ -33,7 +33,7 @@ the last snapshot taken of it.
 
 from __future__ import annotations
 
-import asyncio
+import asyncio  # a Future settled from a thread anyio's to_thread would wait for
 import contextlib
 import hashlib
 import logging

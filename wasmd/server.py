@@ -16,7 +16,7 @@ wasm stack (512 KiB by default) and the host frames below and above it.
 
 from __future__ import annotations
 
-import asyncio
+import asyncio  # call_soon_threadsafe: a reader thread wakes the loop without waiting
 import collections
 import contextlib
 import logging
