@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # asyncio, not anyio: emit_threadsafe hands an event to the loop without waiting (anyio's
 # from_thread.run_sync waits for the result; a BlockingPortal would start a task per event).
-import asyncio  # call_soon_threadsafe: events from runtime threads, without waiting (see bind)
+import asyncio
 import collections
 import itertools
 import logging
