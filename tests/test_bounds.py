@@ -91,6 +91,19 @@ async def test_a_flood_of_builtins_from_a_peer_that_never_reads_is_held_back(
             assert grown < 64 * 2**20, f"the daemon grew by {grown / 2**20:.0f} MiB"
 
 
+async def test_requests_of_a_peer_that_hung_up_are_not_run(short_tmp: Path) -> None:
+    """3,000 big answers asked for, then the peer closes: once a write fails, the rest of
+    what it sent is dropped, not run and answered to nobody."""
+    async with running_daemon(short_tmp, {"many.wat": MANY_EXPORTS}) as daemon:
+        async with daemon.client() as client:
+            flood = b"".join(_request(i, "wasmd.describe", "many") for i in range(3000))
+            async with await anyio.connect_unix(daemon.socket) as gone:
+                await gone.send(flood)
+            await _until_the_reader_settles(client)
+            served = (await client.stats())["daemon"]["requests"]
+            assert served < 1000, f"{served} requests run for a peer that had hung up"
+
+
 async def test_a_header_announcing_too_much_is_refused_at_once(short_tmp: Path) -> None:
     # A minute's frame timeout: only the header check can close this within the test.
     async with running_daemon(short_tmp, {"arith.wat": ARITH}, frame_timeout_ms=60_000) as daemon:

@@ -105,6 +105,7 @@ class ClientConnection:
         self._in_flight = 0
         self._tickets: dict[int, Ticket] = {}
         self._closed = False
+        self._peer_gone = False  # a write failed: the peer closed its end
         self._draining = False
         self._close_callbacks: list[Callable[[], None]] = []
         self._drained_callback: Callable[[], None] | None = None
@@ -217,6 +218,8 @@ class ClientConnection:
             elif event is EOF:
                 return True
             elif type(event) is Request:
+                if self._peer_gone:
+                    return True  # requests still buffered would be answered to nobody
                 self._frame_deadline = None
                 if self._outbox_full():
                     # A flood of requests in one read must not outrun a peer that does not
@@ -437,7 +440,8 @@ class ClientConnection:
         except BlockingIOError:
             sent = 0
         except OSError:
-            sent = len(data)  # the peer is gone; the reader will see it
+            sent = len(data)  # the peer is gone: nobody will read what is left to answer
+            self._peer_gone = True
         if sent < len(data):
             self._outbox += memoryview(data)[sent:]
             if not self._writer_scheduled:

@@ -12,6 +12,10 @@
     The time to the ping's answer is measured; then ``wasmd.cancel`` stops the spin, whose
     answer (``cancelled``) is awaited before the next repetition. The baseline is the same
     client sending the ping alone, interleaved round by round.
+7c. Another connection, while one client floods ``wasmd.describe`` of a plug-in with 2,000
+    exports (200 requests per write, answers read and thrown away): built-ins run on the
+    flooding connection's reader thread, in Python, so this is the GIL's share, not a
+    guest's. The baseline is 7a's idle pings.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ CANCELLED_CODE = 11
 # 7b's runaway: one instance, a deadline far beyond a repetition, so only the cancel ends it.
 RUNAWAY_MANIFEST = "[plugin]\ninstances = 1\ntimeout_ms = 10000\n"
 SAME_CONN_TARGET_MS = 10.0
+MANY_EXPORTS = "(module\n{}\n)".format(
+    "\n".join(f'(func (export "f{i:05d}") (result i32) i32.const {i})' for i in range(2000))
+)
+FLOOD_BATCH = 200
 OTHER_CONN_TARGET_MS = 5.0
 
 
@@ -75,6 +83,54 @@ class _Spinner:
                 sent[self.client.send("spin.spin")] = time.perf_counter()
 
 
+class _DescribeFlood:
+    """Writes ``wasmd.describe many`` in batches of ``FLOOD_BATCH`` and drains the answers
+    unread, on two threads (both mostly in system calls), until stopped."""
+
+    def __init__(self, sock: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(sock))
+        self.stopping = threading.Event()
+        batch = b"".join(
+            msgpack.packb([0, i, "wasmd.describe", ["many"]]) for i in range(FLOOD_BATCH)
+        )
+        self.batch = batch
+        self.received = 0
+        self.threads = [
+            threading.Thread(target=self._send, daemon=True),
+            threading.Thread(target=self._drain, daemon=True),
+        ]
+
+    def __enter__(self) -> _DescribeFlood:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        self.sock.shutdown(socket.SHUT_RDWR)
+        for thread in self.threads:
+            thread.join(10)
+        self.sock.close()
+
+    def _send(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.sock.sendall(self.batch)
+            except OSError:
+                return
+
+    def _drain(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError:
+                return
+            if not data:
+                return
+            self.received += len(data)
+
+
 def _pings(ctx: Context, sock: Any, seconds: float) -> dict[str, Any]:
     """Back-to-back pings for ``seconds``: several spin cycles (a timeout, a fresh instance)
     must fall inside every measurement, or its p99 means nothing."""
@@ -93,6 +149,9 @@ def run(ctx: Context) -> list[Row]:
     spins: list[float] = []
     spin_ms: list[float] = []
     files |= {"runaway.wat": plugins.SPIN, "runaway.toml": RUNAWAY_MANIFEST}
+    files |= {"many.wat": MANY_EXPORTS}
+    flooded: list[dict[str, Any]] = []
+    flood_bytes: list[float] = []
     with servers.wasmd(workdir, files) as daemon, RpcClient(daemon.socket, timeout=10) as client:
         ctx.say(f"7: {rounds} rounds of {seconds} s of pings, guests spinning, then idle")
         for _ in range(rounds):
@@ -108,6 +167,13 @@ def run(ctx: Context) -> list[Row]:
             if spinner.other:
                 raise RuntimeError(f"spin answered other than timeout: {spinner.other[:3]}")
             idle.append(_pings(ctx, daemon.socket, seconds))
+        # After 7a: a flood's tail (requests still buffered when it stops) must not fall
+        # into the other rows' measurements.
+        for _ in range(rounds):
+            with _DescribeFlood(daemon.socket) as flood:
+                start = time.perf_counter()
+                flooded.append(_pings(ctx, daemon.socket, seconds))
+                flood_bytes.append(flood.received / (time.perf_counter() - start))
         same_conn = _same_connection(ctx, daemon.socket, rounds)
 
     w = Spread.of([r["p99_ns"] / 1e6 for r in loaded])
@@ -145,7 +211,27 @@ def run(ctx: Context) -> list[Row]:
         "spin_timeouts_per_s": spins,
         "spin_call_ms": spin_ms,
     }
-    return [row, same_conn]
+    f = Spread.of([r["p99_ns"] / 1e6 for r in flooded])
+    flood_row = Row(
+        "7c",
+        "wasmd.ping p99, other conn, describe flood",
+        "ms",
+        f,
+        b,
+        "idle",
+        f.median / b.median,
+        "p99 during a wasmd.describe flood / p99 idle",
+        f"p99 <= {OTHER_CONN_TARGET_MS:.0f} ms",
+        f.median <= OTHER_CONN_TARGET_MS,
+    )
+    rate = Spread.of([x / 2**20 for x in flood_bytes]).median
+    p50_flooded = Spread.of([r["p50_ns"] / 1e3 for r in flooded]).median
+    flood_row.notes.append(
+        f"p50 {p50_flooded:.0f} us during the flood; the flooding client read {rate:.0f} MiB/s "
+        f"of answers (describe of 2,000 exports, {FLOOD_BATCH} requests per write)"
+    )
+    flood_row.extra = {"flooded_rounds": flooded, "flood_bytes_per_s": flood_bytes}
+    return [row, same_conn, flood_row]
 
 
 class _Pipeliner:
