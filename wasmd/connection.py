@@ -99,6 +99,7 @@ class ClientConnection:
         self._batch: list[bytes] = []  # the reader's answers not yet written
         self._batch_bytes = 0
         self._frame_deadline: float | None = None  # when the message begun must be complete
+        self._held = 0  # bytes of an unfinished message counted in the server's budget
         self._reader_turn = 0  # bumped by each hand-off; a reader holds one turn
         self._reader_ident: int | None = None
         self._inline: Ticket | None = None  # the request the reader is inside, if any
@@ -106,7 +107,6 @@ class ClientConnection:
         self._tickets: dict[int, Ticket] = {}
         self._closed = False
         self._peer_gone = False  # a write failed: the peer closed its end
-        self._draining = False
         self._close_callbacks: list[Callable[[], None]] = []
         self._drained_callback: Callable[[], None] | None = None
         # How errors are answered: wasmd's shape unless the client chose another with
@@ -142,7 +142,6 @@ class ClientConnection:
 
     def drain(self) -> None:
         """Read only what has already arrived, answer it, then close."""
-        self._draining = True
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RD)  # wakes the reader; buffered bytes stay
 
@@ -281,11 +280,14 @@ class ClientConnection:
         held = self.protocol.buffered
         if not held:
             self._frame_deadline = None
-            self.server.buffered(self, 0)
+            if self._held:  # the server's lock only when there was something to let go of
+                self.server.buffered(self, 0)
+                self._held = 0
             return None
         if not self.server.buffered(self, held):
             limit = self.server.limits.max_buffered
             return f"the daemon holds its limit of {limit} bytes of unfinished messages"
+        self._held = held
         if self._frame_deadline is None:
             self._frame_deadline = time.monotonic() + self.server.limits.frame_timeout
         return None

@@ -316,7 +316,10 @@ class Connection:
     @property
     def buffered(self) -> int:
         """Bytes held of a message not complete yet (what a stalled peer makes us keep)."""
-        return self._fed - self._start + sum(len(chunk) for chunk in self._pending)
+        held = self._fed - self._start
+        if self._pending:
+            held += sum(len(chunk) for chunk in self._pending)
+        return held
 
     @property
     def closed(self) -> bool:

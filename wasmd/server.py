@@ -94,12 +94,16 @@ CONNECTION_RESERVE = 16
 
 @dataclass
 class ServerCounters:
-    connections: int = 0
     connections_total: int = 0
     refused: int = 0
     protocol_errors: int = 0
     requests_of_closed: int = 0
     open: set[ClientConnection] = field(default_factory=set)
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return len(self.open)
 
     @property
     def requests(self) -> int:
@@ -235,7 +239,6 @@ class RpcServer:
         self.buffered(connection, 0)
         if connection in counters.open:
             counters.open.discard(connection)
-            counters.connections -= 1
             counters.requests_of_closed += connection.requests
             self._per_uid[connection.peer.uid] -= 1
             if not self._per_uid[connection.peer.uid]:
@@ -256,7 +259,6 @@ class RpcServer:
                 sock.send(encode_notification("wasmd.error", [refusal.to_wire()]))
             sock.close()
             return
-        self.counters.connections += 1
         self.counters.connections_total += 1
         connection = ClientConnection(self, sock, peer)
         self.counters.open.add(connection)

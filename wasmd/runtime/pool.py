@@ -40,7 +40,6 @@ import contextlib
 import logging
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +47,7 @@ from typing import Any
 import wasmtime
 
 from ..errors import ErrorCode, PluginLoadError, WasmdError
-from .account import CPU_SAMPLE_EVERY, LATENCY_BUCKETS, PluginAccount
+from .account import CPU_SAMPLE_EVERY, PluginAccount
 from .breaker import CircuitBreaker
 from .engine import Engines
 from .instance import Deadline, Instance
@@ -330,11 +329,7 @@ class PluginPool:
                     raise WasmdError(ErrorCode.CANCELLED, "call cancelled while waiting")
                 remaining = deadline_at - time.monotonic()
                 if remaining <= 0:
-                    raise WasmdError(
-                        ErrorCode.TIMEOUT,
-                        "call waited for an instance past its deadline of "
-                        f"{self.plugin.manifest.timeout_ms} ms",
-                    )
+                    raise self._waited_too_long()
                 waiter.wakeup.wait(remaining)
             return waiter.slot
         except BaseException:
@@ -346,6 +341,13 @@ class PluginPool:
             ticket._waiting = None
             if not backpressured:
                 self._queued -= 1
+
+    def _waited_too_long(self) -> WasmdError:
+        return WasmdError(
+            ErrorCode.TIMEOUT,
+            "call waited for an instance past its deadline of "
+            f"{self.plugin.manifest.timeout_ms} ms",
+        )
 
     def _forget(self, owner: object) -> None:
         """Under the lock: one call of ``owner`` no longer runs or waits here."""
@@ -376,15 +378,8 @@ class PluginPool:
                     self._instance_failed(reason)
         elapsed = 0.0 if finished is None else time.monotonic() - finished.started
         with self._lock:
-            if finished is not None:  # PluginAccount.count, inline: this is the hot path
-                account = self.account
-                if error is None:
-                    account.ok += 1
-                else:
-                    account.errors[ErrorCode(error.code).name.lower()] += 1
-                account.latencies.append(elapsed)
-                account.latency_buckets[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
-                account.latency_sum += elapsed
+            if finished is not None:
+                self.account.count(elapsed, _error_name(error))
             self._forget(owner)
             if self._waiters and not self._closing:
                 waiter = self._waiters.popleft()
@@ -426,14 +421,7 @@ class PluginPool:
         manifest = plugin.manifest
         remaining_ms = (deadline_at - time.monotonic()) * 1000
         if remaining_ms <= 0:
-            return (
-                WasmdError(
-                    ErrorCode.TIMEOUT,
-                    f"call waited for an instance past its deadline of {manifest.timeout_ms} ms",
-                ),
-                None,
-                False,
-            )
+            return self._waited_too_long(), None, False
         instance = slot.instance
         if self._keeps_instance and instance is None:
             reason = self._instantiate(slot)
@@ -495,9 +483,7 @@ class PluginPool:
     def _finished(self, ticket: Ticket, error: WasmdError | None) -> None:
         elapsed = time.monotonic() - ticket.started
         with self._lock:
-            self.account.count(
-                elapsed, None if error is None else ErrorCode(error.code).name.lower()
-            )
+            self.account.count(elapsed, _error_name(error))
 
     def _retire(self, slot: _Slot) -> None:
         """Discard ``slot``'s instance, folding its counters into the account."""
@@ -604,11 +590,7 @@ class PluginPool:
 
     def _report(self, export: str, error: WasmdError) -> None:
         plugin = self.plugin
-        fields: dict[str, Any] = {
-            "plugin": plugin.name,
-            "version": plugin.short_version,
-            "export": export,
-        }
+        fields: dict[str, Any] = {"export": export}
         if error.code == ErrorCode.TIMEOUT:
             fields["timeout_ms"] = plugin.manifest.timeout_ms
             event = "plugin.timeout"
@@ -620,10 +602,7 @@ class PluginPool:
             event = "plugin.trapped"
         if error.code == ErrorCode.INTERNAL:
             log.error("%s.%s: %s", plugin.name, export, error.message)
-        try:
-            plugin.on_event(event, fields)
-        except Exception:
-            log.exception("%s: emitting %s failed", plugin.name, event)
+        self._emit(event, **fields)
 
     def stats(self) -> PoolStats:
         """Counts and latencies since the plug-in's name was first loaded (across reloads)."""
@@ -648,6 +627,10 @@ class PluginPool:
                 memory += slot.memory_bytes
             retry_in = self._breaker.refusal(time.monotonic())
             return PoolUsage(live, memory, self._pending, len(self._waiters), retry_in)
+
+
+def _error_name(error: WasmdError | None) -> str | None:
+    return None if error is None else ErrorCode(error.code).name.lower()
 
 
 def _memory_of(slot: _Slot) -> int:
