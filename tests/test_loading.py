@@ -13,8 +13,8 @@ from tests.conftest import running_daemon, write_plugins
 from tests.other_uid import call_as, needs_root_and_setpriv
 from wasmd.cli import main
 from wasmd.client import Client
+from wasmd.config import DaemonConfig, allowed_load_uids
 from wasmd.errors import ErrorCode, WasmdError
-from wasmd.loading import default_load_uids
 
 ONE = '(module (func (export "who") (result i32) i32.const 1))'
 TWO = '(module (func (export "who") (result i32) i32.const 2))'
@@ -187,9 +187,9 @@ async def test_load_uids_decides_who_may(short_tmp: Path) -> None:
 
 
 def test_default_load_uids() -> None:
-    assert default_load_uids(None, 1000) == {0, 1000}
-    assert default_load_uids((), 1000) == set()  # an empty list: nobody
-    assert default_load_uids((4242,), 1000) == {4242}
+    assert allowed_load_uids(DaemonConfig(), 1000) == {0, 1000}
+    assert allowed_load_uids(DaemonConfig(load_uids=()), 1000) == set()  # an empty list: nobody
+    assert allowed_load_uids(DaemonConfig(load_uids=(4242,)), 1000) == {4242}
 
 
 @needs_root_and_setpriv

@@ -255,6 +255,14 @@ def allowed_uids(config: DaemonConfig, own_uid: int) -> frozenset[int]:
     return frozenset({*config.allow_uids, 0})
 
 
+def allowed_load_uids(config: DaemonConfig, own_uid: int) -> frozenset[int]:
+    """Who may use ``wasmd.load``/``wasmd.unload``: ``load_uids`` if the config sets it (an
+    empty list: nobody, root included), else root and the daemon's own uid."""
+    if config.load_uids is None:
+        return frozenset({own_uid, 0})
+    return frozenset(config.load_uids)
+
+
 def allowed_gids(config: DaemonConfig, source: str = "config") -> frozenset[int]:
     """``allow_gids`` plus the ids of ``allow_groups``; an unknown group name is an error."""
     gids = set(config.allow_gids)

@@ -21,13 +21,13 @@ import anyio.abc
 from prometheus_client.registry import CollectorRegistry
 
 from .builtins import LOOP_BUILTINS, Builtins
-from .config import DaemonConfig, allowed_gids, allowed_uids, trust_policy
+from .config import DaemonConfig, allowed_gids, allowed_load_uids, allowed_uids, trust_policy
 from .discovery import is_utf8, printable
 from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
 from .loader import Loader, ReloadReport
-from .loading import LoadBuiltins, default_load_uids
+from .loading import LoadBuiltins
 from .metrics import (
     WasmdCollector,
     collector_registry,
@@ -231,7 +231,7 @@ def _server(
     def on_loop(func: Callable[..., object], *args: Any) -> None:
         server.on_loop(func, *args)
 
-    loading = LoadBuiltins(daemon.loader, default_load_uids(config.load_uids, os.getuid()))
+    loading = LoadBuiltins(daemon.loader, allowed_load_uids(config, os.getuid()))
     dispatcher = Dispatcher(
         daemon.registry,
         builtins.table() | loading.table(),

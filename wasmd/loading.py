@@ -152,11 +152,3 @@ def _disk_fingerprint(loader: Loader, name: str) -> str | None:
         return take_snapshot(source, loader.max_module_size).fingerprint
     except (PluginLoadError, ConfigError):
         return None
-
-
-def default_load_uids(configured: Collection[int] | None, own_uid: int) -> frozenset[int]:
-    """Who may use ``wasmd.load``/``wasmd.unload``: ``load_uids`` if the config sets it (an
-    empty list: nobody), else root and the daemon's own uid."""
-    if configured is not None:
-        return frozenset(configured)
-    return frozenset({0, own_uid})
