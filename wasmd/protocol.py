@@ -280,7 +280,6 @@ class Connection:
         self._head_at = -1
         self._last: bytes = b""
         self._last_at = 0
-        self._pack = msgpack.Packer(use_bin_type=True).pack
         self._fed = 0  # bytes handed to the unpacker so far
         self._start = 0  # stream offset where the message being decoded begins
         self._pending: deque[bytes] = deque()  # received but not yet fed (see docstring)
@@ -533,22 +532,14 @@ class Connection:
         if isinstance(event, Request):
             _check_msgid(event.msgid)
             _check_call(event.method, event.params)
-            return self._encode([REQUEST, event.msgid, event.method, event.params], "request")
+            return _pack([REQUEST, event.msgid, event.method, event.params], "request")
         if isinstance(event, Notification):
-            _check_call(event.method, event.params)
-            return self._encode([NOTIFICATION, event.method, event.params], "notification")
+            return encode_notification(event.method, event.params)
         raise LocalProtocolError(f"cannot send a {type(event).__name__}")
 
     def send_response(self, msgid: int, error: Any, result: Any) -> bytes:
         """Encode a response without building a ``Response`` first."""
         return encode_response(msgid, error, result)
-
-    def _encode(self, message: list[Any], what: str) -> bytes:
-        try:
-            packed: bytes = self._pack(message)
-        except Exception as exc:  # msgpack raises TypeError, ValueError, OverflowError...
-            raise LocalProtocolError(f"cannot encode {what}: {exc}") from exc
-        return packed
 
 
 def _check_msgid(msgid: object) -> None:
@@ -563,9 +554,9 @@ def _check_call(method: object, params: object) -> None:
         raise LocalProtocolError(f"params must be a list, got {type(params).__name__}")
 
 
-# -- thread-safe encoders -------------------------------------------------------------------
-# A Connection's packer is not thread-safe; these use one packer per thread, so the thread
-# that ran a call encodes its own response (the server answers on the thread that read).
+# -- encoders -----------------------------------------------------------------------------
+# One packer per thread (a Packer is not thread-safe), so the thread that ran a call encodes
+# its own response (the server answers on the thread that read); Connection.send uses them.
 
 _packers = threading.local()
 
