@@ -27,6 +27,7 @@ import pytest
 
 from wasmd import SyncClient, WasmdError
 
+from . import processes
 from .conftest import serve_command, write_plugins
 from .nspawn import wait_until
 
@@ -58,16 +59,13 @@ def _accepts(port: int) -> bool | None:
 
 
 @contextmanager
-def reaped(command: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` with its output in ``log``; kill and reap it on the way out."""
-    with open(log, "ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **kwargs)
-    try:
+def reaped(command: list[str], log: Path, **popen: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """``processes.reaped`` with the process's output appended to ``log``."""
+    with (
+        open(log, "ab") as out,
+        processes.reaped(command, stdout=out, stderr=subprocess.STDOUT, **popen) as process,
+    ):
         yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
 
 
 def _alive(process: subprocess.Popen[bytes], log: Path) -> None:
