@@ -195,3 +195,24 @@ def test_pull_from_an_unreachable_registry(
     ref = f"127.0.0.1:{free_port()}/plugins/math:1"
     err = _refused([ref], into, capsys, "unreachable", code=3)
     assert "cannot reach the registry 127.0.0.1:" in err
+
+
+def test_pull_sources_pulls_each_and_reports_the_worst(
+    short_tmp: Path, local_registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What wasmd-pull.service runs: every [[source]], past a failing one."""
+    push_json(module(short_tmp / "author", ADD), f"{local_registry.host}/wasm/math:1", capsys)
+    into = short_tmp / "plugins.d"
+    into.mkdir()
+    sources = short_tmp / "sources.toml"
+    sources.write_text(
+        f'[[source]]\nref = "{local_registry.host}/wasm/absent:1"\ninto = "plugins.d"\n'
+        "plain_http = true\n"
+        f'[[source]]\nref = "{local_registry.host}/wasm/math:1"\ninto = "plugins.d"\n'
+        'name = "calc"\nplain_http = true\n'
+    )
+    code, out, err = cli(["pull", "--sources", str(sources)], capsys)
+    assert code == 1
+    assert "absent:1 failed (not_found)" in err
+    assert out.startswith(f"pulled: {local_registry.host}/wasm/math:1 -> {into / 'calc.wasm'}")
+    assert sorted(p.name for p in into.iterdir()) == ["calc.wasm"]
