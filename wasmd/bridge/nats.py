@@ -248,6 +248,10 @@ class NatsBridge:
             self._idle = anyio.Event()
         try:
             await self._answer(msg)
+        except Exception as exc:
+            # A bug here must cost one request, not the bridge (its task group would end).
+            log.exception("a request on %s failed in the bridge", msg.subject)
+            await self._reply(msg, WasmdError(ErrorCode.INTERNAL, f"the bridge failed: {exc!r}"))
         finally:
             self._active -= 1
             if not self._active:
