@@ -24,6 +24,7 @@ from wasmd.bridge.expose import TIMEOUT_HEADER
 
 from .nspawn import wait_until
 from .servers import bridge_command, bridge_process, daemon_process, nats_server
+from .wat_abi import MSGPACK_GUEST
 
 pytestmark = pytest.mark.system
 
@@ -232,3 +233,36 @@ async def test_a_bridge_started_before_its_daemon_joins_when_it_answers(short_tm
                 bridge.wait_for_log("joined queue group")
                 async with nats_client(server.url) as nc:
                     assert await call(nc, "who.id") == [None, 1]
+
+
+async def test_payload_limits_match_the_daemons_and_nats(short_tmp: Path) -> None:
+    """A request over the daemon's max_message_size is refused before it reaches the socket;
+    an answer over the NATS server's max_payload becomes resource_exhausted."""
+    conf = short_tmp / "nats.conf"
+    conf.write_text("max_payload: 4096\n")
+    small, large = short_tmp / "small.toml", short_tmp / "large.toml"
+    small.write_text('max_message_size = "3 KiB"\n')
+    large.write_text('max_message_size = "16 KiB"\n')
+    with (
+        nats_server(short_tmp / "nats", "-c", str(conf)) as server,
+        daemon_process(short_tmp / "a", {"echo.wat": MSGPACK_GUEST}) as a,
+    ):
+        args = (server.url, a.socket, "--expose", "echo", "--config")
+        with bridge_process(short_tmp / "b1", *args, str(small)) as bridge:
+            assert "is below" not in bridge.log.read_text()
+            async with nats_client(server.url) as nc:
+                assert await call(nc, "echo.echo", b"x" * 100) == [None, [b"x" * 100]]
+                error, _ = await call(nc, "echo.echo", b"x" * 3100)  # 3,104 bytes: > 3 KiB
+                assert error[0] == 1
+                assert "max_message_size" in error[1]
+            assert bridge.stop() == 0
+        with bridge_process(short_tmp / "b2", *args, str(large)) as bridge:
+            assert "max_payload (4096 bytes) is below" in bridge.log.read_text()
+            async with nats_client(server.url) as nc:
+                payload = msgpack.packb([b"x" * 4092])
+                assert len(payload) == 4096  # NATS's limit exactly; the answer is 2 bytes more
+                reply = await nc.request("wasmd.call.echo.echo", payload, timeout=10)
+                error, result = msgpack.unpackb(reply.data)
+                assert result is None
+                assert error[0] == 6
+                assert "over the NATS server's max_payload (4096)" in error[1]
