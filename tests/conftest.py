@@ -33,22 +33,60 @@ def no_stale_host_exception() -> Iterator[None]:
     assert stale is None, f"a host function raised into wasmtime: {stale!r}"
 
 
-@pytest.fixture(params=["fast-calls", "public-api-calls"])
-def call_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test through wasmd's fast call path and through wasmtime-py's public API: the
-    fast path must keep every type check and trap report of the slow one."""
-    fast = request.param == "fast-calls"
+CALL_PATHS = ["fast-calls", "public-api-calls"]
+
+
+def use_call_path(path: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make plug-ins loaded from now on call through ``path`` (one of ``CALL_PATHS``)."""
+    fast = path == "fast-calls"
     if fast and not fastcall.SUPPORTED:
         pytest.skip(f"the fast call path is not tested with this wasmtime-py ({fastcall.TESTED})")
     monkeypatch.setattr(fastcall, "ENABLED", fast)
-    return str(request.param)
+    return path
+
+
+@pytest.fixture(params=CALL_PATHS)
+def call_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test through wasmd's fast call path and through wasmtime-py's public API: the
+    fast path must keep every type check and trap report of the slow one. (A module whose
+    tests share a daemon overrides this with a module-scoped one: a daemon's instances keep
+    the call path they were made with.)"""
+    return use_call_path(str(request.param), monkeypatch)
+
+
+def _scratch_root() -> str | None:
+    """Where the tests' short folders go: /dev/shm when it is there, since a test creates and
+    removes a folder on every run and on a disk file system (ext4 with ``discard``, say) each
+    removal costs milliseconds; else the default temporary folder."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
+SCRATCH = _scratch_root()
 
 
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A short folder: a Unix socket path must fit in 108 bytes, pytest's tmp_path may not."""
-    with tempfile.TemporaryDirectory(prefix="wasmd-") as path:
+    with tempfile.TemporaryDirectory(prefix="wasmd-", dir=SCRATCH) as path:
         yield Path(path)
+
+
+# The compile cache every `running_daemon` of the session shares (unless a test passes its own
+# ``cache_dir``, or None for none): the same WAT modules are loaded in hundreds of tests, and
+# the cache is the daemon's own, so a hit is what a restarted daemon does.
+_session_cache: Path | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_compile_cache() -> Iterator[Path]:
+    global _session_cache
+    with tempfile.TemporaryDirectory(prefix="wasmd-cache-", dir=SCRATCH) as path:
+        _session_cache = Path(path)
+        try:
+            yield _session_cache
+        finally:
+            _session_cache = None
 
 
 @dataclass
@@ -84,10 +122,12 @@ async def running_daemon(
     force_polling: bool = False,
     **config: Any,
 ) -> AsyncIterator[RunningDaemon]:
-    """Start the real daemon on a real socket in this event loop; stop it on exit."""
+    """Start the real daemon on a real socket in this event loop; stop it on exit. It compiles
+    through the session's compile cache unless ``cache_dir`` says otherwise."""
     plugins_dir = root / "plugins.d"
     write_plugins(plugins_dir, plugins)
     socket_path = root / "wasmd.sock"
+    config.setdefault("cache_dir", _session_cache)
     daemon_config = DaemonConfig(
         socket=socket_path,
         plugin_dirs=(plugins_dir,),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,22 @@ from wasmd.runtime import Engines, PluginFiles, compile_plugin
 from wasmd.runtime.abis.component import is_component
 
 from .components import build
-from .conftest import running_daemon
+from .conftest import CALL_PATHS, SCRATCH, RunningDaemon, running_daemon, use_call_path
 from .helpers import replace_atomically, subscribe
 from .test_cli import run_cli
 from .toolchains import build_example
 from .wat import ARITH
 
 pytestmark = pytest.mark.usefixtures("call_path")
+
+
+@pytest.fixture(scope="module", params=CALL_PATHS)
+def call_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """This module's tests run through each call path in turn, so that those that only call
+    the kitchen component share one daemon per path (``kitchen``)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield use_call_path(str(request.param), monkeypatch)
+
 
 KITCHEN = (Path(__file__).parent / "components" / "kitchen.component.wat").read_text()
 ENVIRON = (Path(__file__).parent / "components" / "environ.component.wat").read_text()
@@ -66,11 +77,19 @@ ROUND_TRIPS: list[tuple[str, Any]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+async def kitchen(call_path: str) -> AsyncIterator[RunningDaemon]:
+    """One daemon serving the kitchen component as ``k``, shared by the tests that only make
+    calls and need no fresh instance (each checks what its own calls did)."""
+    with tempfile.TemporaryDirectory(prefix="wasmd-", dir=SCRATCH) as root:
+        async with running_daemon(Path(root), {"k.wat": KITCHEN}) as daemon:
+            yield daemon
+
+
 @pytest.mark.parametrize(("method", "value"), ROUND_TRIPS[:-1])
-async def test_every_wit_type_round_trips(short_tmp: Path, method: str, value: Any) -> None:
-    async with running_daemon(short_tmp, {"k.wat": KITCHEN}) as daemon:
-        async with daemon.client() as client:
-            assert await client.call(f"k.{method}", value) == value
+async def test_every_wit_type_round_trips(kitchen: RunningDaemon, method: str, value: Any) -> None:
+    async with kitchen.client() as client:
+        assert await client.call(f"k.{method}", value) == value
 
 
 async def test_shorthands_and_interfaces(short_tmp: Path) -> None:
@@ -151,15 +170,16 @@ def test_check_prints_wit_signatures(short_tmp: Path, capsys: pytest.CaptureFixt
     ],
 )
 async def test_wrong_values_are_invalid_params(
-    short_tmp: Path, method: str, params: list[Any], fragment: str
+    kitchen: RunningDaemon, method: str, params: list[Any], fragment: str
 ) -> None:
-    async with running_daemon(short_tmp, {"k.wat": KITCHEN}) as daemon:
-        async with daemon.client() as client:
-            with pytest.raises(WasmdError) as caught:
-                await client.call(f"k.{method}", *params)
-            assert caught.value.code == ErrorCode.INVALID_PARAMS
-            assert fragment in caught.value.message
-            assert await client.call("k.count") == 1  # nothing reached the guest
+    async with kitchen.client() as client:
+        before = await client.call("k.count")
+        with pytest.raises(WasmdError) as caught:
+            await client.call(f"k.{method}", *params)
+        assert caught.value.code == ErrorCode.INVALID_PARAMS
+        assert fragment in caught.value.message
+        # Nothing reached the guest: the same instance, its counter moved by our calls only.
+        assert await client.call("k.count") == before + 1
 
 
 async def test_functions_using_resources_are_refused_clearly(short_tmp: Path) -> None:
