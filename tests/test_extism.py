@@ -15,7 +15,7 @@ import pytest
 from wasmd import ErrorCode, WasmdError
 from wasmd.runtime.extism import host_allowed
 
-from .conftest import running_daemon
+from .conftest import ONE_CALL_PATH, running_daemon
 from .helpers import replace_atomically, subscribe
 from .wat_extism import EXTISM_USER_IMPORTS, extism_guest
 
@@ -239,6 +239,7 @@ async def test_http_request_without_a_method_is_a_get(short_tmp: Path, local_htt
         assert await client.call("ex.fetch") == b"served locally"
 
 
+@ONE_CALL_PATH
 @pytest.mark.parametrize(
     ("host", "allowed"),
     [
