@@ -125,12 +125,18 @@ async def running_daemon(
     root: Path,
     plugins: Mapping[str, str | bytes],
     *,
-    watch: bool = True,
+    watch: bool | None = None,
     force_polling: bool = False,
     **config: Any,
 ) -> AsyncIterator[RunningDaemon]:
     """Start the real daemon on a real socket in this event loop; stop it on exit. It compiles
-    through the session's compile cache unless ``cache_dir`` says otherwise."""
+    through the session's compile cache unless ``cache_dir`` says otherwise.
+
+    It watches its plug-in folder if ``watch`` (or ``force_polling``) says so. Left unsaid, it
+    does not, since most tests change no plug-in file while it runs and stopping a watch
+    waits out a watchfiles step (10 ms, a few seconds over the suite); a test that leaves it
+    unsaid and changes the plug-in folder all the same fails, so that none passes for want of
+    a watcher."""
     plugins_dir = root / "plugins.d"
     write_plugins(plugins_dir, plugins)
     socket_path = root / "wasmd.sock"
@@ -138,16 +144,38 @@ async def running_daemon(
     daemon_config = DaemonConfig(
         socket=socket_path,
         plugin_dirs=(plugins_dir,),
-        watch=watch,
+        watch=force_polling if watch is None else watch,
         poll=force_polling,
         **config,
+    )
+    before = _folder_state(plugins_dir) if watch is None and not force_polling else None
+    unwatched_change = (
+        "the test changed the plug-in folder while an unwatched daemon ran: pass watch=True "
+        "(or watch=False if the daemon must not see the change)"
     )
     async with anyio.create_task_group() as tg:
         info = await tg.start(lambda task_status: serve(daemon_config, task_status=task_status))
         try:
             yield RunningDaemon(socket_path, plugins_dir, info)
+        except BaseException as exc:
+            if before is not None and _folder_state(plugins_dir) != before:
+                exc.add_note(unwatched_change)  # most likely why it waited in vain
+            raise
         finally:
             tg.cancel_scope.cancel()
+    if before is not None and _folder_state(plugins_dir) != before:
+        raise AssertionError(unwatched_change)
+
+
+def _folder_state(folder: Path) -> set[tuple[str, int, int, int]]:
+    """Every entry under ``folder`` (not following links): its path, inode, mtime and size."""
+    state = set()
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            st = os.lstat(path)
+            state.add((path, st.st_ino, st.st_mtime_ns, st.st_size))
+    return state
 
 
 @pytest.fixture

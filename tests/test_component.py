@@ -327,7 +327,7 @@ async def test_wasi_preview2_gets_the_manifest_grants_only(
 async def test_hot_reload_under_load_fails_no_call(short_tmp: Path) -> None:
     versions = [KITCHEN, KITCHEN.replace("division by zero", "division by nil!")]
     plugins = {"k.wat": versions[0], "k.toml": "[plugin]\ninstances = 2\n"}
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as watcher:
+    async with running_daemon(short_tmp, plugins, watch=True) as daemon, daemon.client() as watcher:
         events = await subscribe(watcher, "plugin.")
         failures: list[str] = []
         calls = 0

@@ -184,7 +184,10 @@ async def test_user_host_functions_match_by_name_or_trap(
 
 
 async def test_hot_reload_of_an_extism_plugin(short_tmp: Path) -> None:
-    async with running_daemon(short_tmp, {"ex.wat": GUEST}) as daemon, daemon.client() as c:
+    async with (
+        running_daemon(short_tmp, {"ex.wat": GUEST}, watch=True) as daemon,
+        daemon.client() as c,
+    ):
         events = await subscribe(c)
         assert await c.call("ex.count_vowels", "aaa") == b"3"
         (daemon.plugins_dir / "ex.toml").write_text('[config]\ngreeting = "new"\n')

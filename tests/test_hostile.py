@@ -112,7 +112,7 @@ async def test_catalog_dropped_in_live_while_the_neighbour_works(short_tmp: Path
     """The same catalog, hot-loaded one by one into a running daemon. On the default call
     path only: what is new here is the hot load, which takes no call path; each call's
     outcome on both paths is test_hostile_plugin's."""
-    async with running_daemon(short_tmp, {"neighbour.wat": ARITH}) as daemon:
+    async with running_daemon(short_tmp, {"neighbour.wat": ARITH}, watch=True) as daemon:
         async with daemon.client() as client, daemon.client() as neighbour:
             events = await subscribe(client, "plugin.loaded", "plugin.failed")
             failures: list[str] = []

@@ -36,7 +36,10 @@ def versioned(version: int) -> str:
 
 
 async def test_drop_in_replace_and_remove(short_tmp: Path) -> None:
-    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon, daemon.client() as c:
+    async with (
+        running_daemon(short_tmp, {"arith.wat": ARITH}, watch=True) as daemon,
+        daemon.client() as c,
+    ):
         events = await subscribe(c)
         target = daemon.plugins_dir / "calc.wat"
 
@@ -68,7 +71,7 @@ async def test_drop_in_replace_and_remove(short_tmp: Path) -> None:
 
 async def test_same_bytes_make_no_event_and_a_manifest_edit_reloads(short_tmp: Path) -> None:
     plugins = {"calc.wat": versioned(1)}
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+    async with running_daemon(short_tmp, plugins, watch=True) as daemon, daemon.client() as c:
         events = await subscribe(c)
         replace_atomically(daemon.plugins_dir / "calc.wat", versioned(1))  # same bytes
         (daemon.plugins_dir / "calc.toml").write_text("[plugin]\ntimeout_ms = 5000\n")
@@ -82,7 +85,7 @@ async def test_same_bytes_make_no_event_and_a_manifest_edit_reloads(short_tmp: P
 
 async def test_broken_new_versions_leave_the_old_one_serving(short_tmp: Path) -> None:
     plugins = {"calc.wat": versioned(1)}
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+    async with running_daemon(short_tmp, plugins, watch=True) as daemon, daemon.client() as c:
         events = await subscribe(c)
         good = (await c.describe("calc"))["version"]
         wat = daemon.plugins_dir / "calc.wat"
@@ -115,7 +118,7 @@ async def test_broken_new_versions_leave_the_old_one_serving(short_tmp: Path) ->
 
 async def test_half_written_file_never_replaces_a_good_version(short_tmp: Path) -> None:
     plugins = {"calc.wat": versioned(1)}
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+    async with running_daemon(short_tmp, plugins, watch=True) as daemon, daemon.client() as c:
         events = await subscribe(c)
         new = versioned(2).encode()
         path = daemon.plugins_dir / "calc.wat"
@@ -136,7 +139,7 @@ async def test_half_written_file_never_replaces_a_good_version(short_tmp: Path) 
 
 async def test_directory_deleted_and_recreated_keeps_being_watched(short_tmp: Path) -> None:
     plugins = {"calc.wat": versioned(1), "arith.wat": ARITH}
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+    async with running_daemon(short_tmp, plugins, watch=True) as daemon, daemon.client() as c:
         events = await subscribe(c)
         shutil.rmtree(daemon.plugins_dir)
         gone = {(await events.next())["plugin"] for _ in range(2)}
@@ -155,7 +158,7 @@ async def test_directory_deleted_and_recreated_keeps_being_watched(short_tmp: Pa
 
 
 async def test_editor_temporary_files_are_ignored(short_tmp: Path) -> None:
-    async with running_daemon(short_tmp, {}) as daemon, daemon.client() as c:
+    async with running_daemon(short_tmp, {}, watch=True) as daemon, daemon.client() as c:
         events = await subscribe(c)
         for name in (".calc.wat.swp", "calc.wat~", "calc.wat.tmp", ".hidden.wat", "x.part"):
             (daemon.plugins_dir / name).write_text(versioned(1))
@@ -189,7 +192,7 @@ async def test_reload_rpc_and_rescan_without_a_watcher(short_tmp: Path) -> None:
 async def test_calls_in_flight_finish_on_the_old_version(short_tmp: Path) -> None:
     slow_v1 = SPIN.replace("(i32.const 7)", "(i32.const 1)")
     plugins = {"s.wat": slow_v1, "s.toml": "[plugin]\ntimeout_ms = 300\n"}
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+    async with running_daemon(short_tmp, plugins, watch=True) as daemon, daemon.client() as c:
         events = await subscribe(c)
         outcome: list[Any] = []
 
@@ -392,7 +395,10 @@ async def test_huge_module_at_start_up_fails_without_being_read(short_tmp: Path)
 
 
 async def test_huge_module_dropped_in_live_fails_and_is_reported_once(short_tmp: Path) -> None:
-    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon, daemon.client() as c:
+    async with (
+        running_daemon(short_tmp, {"arith.wat": ARITH}, watch=True) as daemon,
+        daemon.client() as c,
+    ):
         events = await subscribe(c)
         temporary = daemon.plugins_dir / "big.wasm.part"
         sparse_file(temporary, TiB)
@@ -412,7 +418,7 @@ async def test_huge_module_dropped_in_live_fails_and_is_reported_once(short_tmp:
 
 async def test_rescan_does_not_read_unchanged_modules_again(short_tmp: Path) -> None:
     plugins: dict[str, str | bytes] = {"padded.wasm": padded_module(32 << 20), "arith.wat": ARITH}
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+    async with running_daemon(short_tmp, plugins, watch=True) as daemon, daemon.client() as c:
         before = bytes_read()
         for _ in range(3):
             assert (await c.call("wasmd.reload"))["unchanged"] == ["arith", "padded"]
@@ -442,7 +448,10 @@ async def test_names_that_are_not_utf8_are_ignored_and_the_watch_goes_on(
 
     if when == "at-start-up":
         make_bad_name()
-    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon, daemon.client() as c:
+    async with (
+        running_daemon(short_tmp, {"arith.wat": ARITH}, watch=True) as daemon,
+        daemon.client() as c,
+    ):
         events = await subscribe(c)
         if when == "dropped-in-live":
             make_bad_name()
