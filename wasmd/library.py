@@ -39,8 +39,10 @@ import anyio.to_thread
 
 from .discovery import PluginSource, name_problem, scan_name, search_path, source_from_path
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
+from .library_stream import PluginStream
 from .loader import DEFAULT_MAX_MODULE_SIZE, build_pool, take_snapshot
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
+from .streams import DEFAULT_WINDOW, parse_window
 
 log = logging.getLogger("wasmd.library")
 
@@ -287,6 +289,13 @@ class Plugin:
         except anyio.get_cancelled_exc_class():
             ticket.cancel()
             raise
+
+    def stream(self, export: str, *params: Any, window: int = DEFAULT_WINDOW) -> PluginStream:
+        """Call ``export`` as a stream (docs/abi.md, "Streaming"): iterate over the chunks
+        it sends; afterwards ``result`` is what it returned. ``push``/``push_end`` feed its
+        ``recv``; ``close`` (or leaving a ``with`` block) cancels it."""
+        parse_window({"window": window})
+        return PluginStream(self._call, export, params, window)
 
     def _call(self, export: str, params: Sequence[Any], ticket: Ticket) -> Any:
         outcome: list[Any] = [None, None]

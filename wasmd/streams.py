@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import msgpack
+
 from .errors import ErrorCode, WasmdError
 
 # How many chunks may be sent before the client grants more (``{"window": N}``).
@@ -225,3 +227,22 @@ class CallStream:
         if deadline_at is not None:
             slice_ = max(0.0, min(slice_, deadline_at - time.monotonic()))
         self._changed.wait(slice_)
+
+
+def stream_outcome(stream: CallStream, error: WasmdError | None) -> WasmdError | None:
+    """The error a streaming call is answered with: a push refused past the bound ended it
+    (through its ticket's cancellation), and is the reason, not ``cancelled``."""
+    if error is not None and stream.refusal is not None and error.code == ErrorCode.CANCELLED:
+        return stream.refusal
+    return error
+
+
+def encode_push(value: Any, limit: int) -> bytes:
+    """A pushed value as the guest's ``recv`` gets it: one msgpack value, at most ``limit``
+    bytes (else ``invalid_params``)."""
+    raw = bytes(msgpack.packb(value, use_bin_type=True))
+    if len(raw) > limit:
+        raise WasmdError(
+            ErrorCode.INVALID_PARAMS, f"a pushed value of {len(raw)} bytes is over {limit}"
+        )
+    return raw

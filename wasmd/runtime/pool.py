@@ -97,10 +97,18 @@ class Ticket:
     call's deadline began; ``backpressured`` is true while the call waits behind its own
     owner's calls; ``before_wait`` runs before the call starts waiting for an instance (the
     server writes the answers it holds back for batching); ``cancel`` ends the call
-    wherever it is.
+    wherever it is; ``stream`` is a streaming call's ``streams.CallStream``.
     """
 
-    __slots__ = ("_waiting", "backpressured", "before_wait", "cancelled", "owner", "started")
+    __slots__ = (
+        "_waiting",
+        "backpressured",
+        "before_wait",
+        "cancelled",
+        "owner",
+        "started",
+        "stream",
+    )
 
     def __init__(self, owner: object, started: float) -> None:
         self.owner = owner
@@ -109,9 +117,13 @@ class Ticket:
         self.backpressured = False
         self.before_wait: Callable[[], None] | None = None
         self._waiting: tuple[threading.Lock, threading.Condition] | None = None
+        # A streaming call's ``streams.CallStream`` (the guest's send and recv use it).
+        self.stream: Any = None
 
     def cancel(self) -> None:
         self.cancelled = True
+        if self.stream is not None:
+            self.stream.wake()  # a guest waiting in send or recv looks at once
         waiting = self._waiting
         if waiting is not None:
             lock, wakeup = waiting

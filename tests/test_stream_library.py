@@ -1,0 +1,125 @@
+"""Streaming calls in this process (``Plugin.stream``): the guest's ``send`` and ``recv``
+through the real runtime, without a socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_plugins
+from tests.wat_stream import STREAMER
+from wasmd import ErrorCode, Loader, WasmdError
+from wasmd.runtime import fastcall
+from wasmd.streams import MAX_PUSHES
+
+pytestmark = pytest.mark.usefixtures("call_path")
+
+needs_guard = pytest.mark.skipif(
+    not fastcall.ENABLED, reason="interrupting a running call needs the epoch-deadline callback"
+)
+
+
+@pytest.fixture
+def loader(tmp_path: Path) -> Iterator[Loader]:
+    write_plugins(
+        tmp_path,
+        {
+            "streamer.wat": STREAMER,
+            "streamer.toml": "[plugin]\ntimeout_ms = 300\n",
+        },
+    )
+    with Loader([tmp_path], include_defaults=False) as loader:
+        yield loader
+
+
+def test_chunks_arrive_in_order_then_the_result(loader: Loader) -> None:
+    stream = loader.load("streamer").stream("count", 5, window=2)
+    assert list(stream) == [0, 1, 2, 3, 4]
+    assert stream.result == 5
+
+
+def test_a_plain_call_of_a_streaming_export_drops_the_values(loader: Loader) -> None:
+    # send answers -1 (not a stream): the guest counts no value sent.
+    assert loader.load("streamer").call("count", 3) == 0
+    assert loader.load("streamer").call("echo") == 0  # recv: the end at once
+
+
+def test_pushed_values_reach_recv_in_order(loader: Loader) -> None:
+    with loader.load("streamer").stream("echo") as stream:
+        for value in (1, "two", [3, {"four": b"4"}]):
+            stream.push(value)
+        stream.push_end()
+        assert list(stream) == [1, "two", [3, {"four": b"4"}]]
+        assert stream.result == 3
+
+
+def test_a_value_over_cap_stays_queued(loader: Loader) -> None:
+    with loader.load("streamer").stream("sizes", 1) as stream:
+        stream.push("hello")
+        stream.push_end()
+        assert list(stream) == ["hello"]  # read again with room for it
+        assert stream.result == -2
+
+
+def test_waiting_for_credit_past_the_deadline_is_a_timeout(loader: Loader) -> None:
+    stream = loader.load("streamer").stream("count", 100, window=1)
+    assert next(stream) == 0  # its credit lets chunk 1 out; chunk 2 waits for more
+    stream._thread.join(5)  # the 300 ms deadline ends the wait
+    assert not stream._thread.is_alive()
+    assert next(stream) == 1
+    with pytest.raises(WasmdError) as caught:
+        next(stream)
+    assert caught.value.code == ErrorCode.TIMEOUT
+
+
+def test_closing_cancels_a_guest_waiting_for_credit(loader: Loader) -> None:
+    stream = loader.load("streamer").stream("count", 100, window=1)
+    assert next(stream) == 0
+    stream.close(timeout=5)
+    assert not stream._thread.is_alive()
+
+
+@needs_guard
+def test_closing_cancels_a_running_guest(loader: Loader) -> None:
+    plugin = loader.load("streamer")
+    stream = plugin.stream("spin")
+    assert next(stream) == 0
+    stream.close(timeout=5)
+    assert not stream._thread.is_alive()
+    assert plugin.call("count", 1) == 0  # a fresh instance serves the next call
+
+
+@pytest.mark.parametrize(
+    ("export", "fragment"),
+    [
+        ("bad", "not one msgpack value"),
+        ("two", "not one msgpack value"),
+        ("huge", "over the limit"),
+        ("recv_out", "outside the guest's memory"),
+    ],
+)
+def test_misused_imports_are_abi_violations(loader: Loader, export: str, fragment: str) -> None:
+    for run in (
+        lambda: loader.load("streamer").call(export),
+        lambda: list(loader.load("streamer").stream(export)),
+    ):
+        with pytest.raises(WasmdError) as caught:
+            run()
+        assert caught.value.code == ErrorCode.TRAP
+        assert caught.value.data == {"kind": "abi_violation"}
+        assert fragment in caught.value.message
+
+
+def test_a_push_over_the_bound_ends_the_call_busy(loader: Loader) -> None:
+    stream = loader.load("streamer").stream("count", 100, window=1)  # it never reads pushes
+    for _ in range(MAX_PUSHES):
+        stream.push(b"x" * 8)
+    with pytest.raises(WasmdError) as caught:
+        stream.push(b"x" * 8)
+    assert caught.value.code == ErrorCode.BUSY
+    with pytest.raises(WasmdError) as ended:
+        list(stream)
+    assert ended.value.code == ErrorCode.BUSY
+    assert "push refused" in ended.value.message
