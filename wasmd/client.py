@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -27,6 +27,10 @@ from .errors import ErrorCode, WasmdError
 from .events import LifecycleEvent
 from .protocol import EOF, NEED_DATA, Connection, Notification, Request, Response
 from .sockets import receive_some, send_all
+from .streams import DEFAULT_WINDOW
+
+if TYPE_CHECKING:
+    from .client_stream import ClientStream, SyncStream
 
 
 def resolve_socket(path: str | os.PathLike[str] | None) -> Path:
@@ -65,6 +69,7 @@ class Client:
         send, receive = anyio.create_memory_object_stream[LifecycleEvent](1024)
         self._event_send: MemoryObjectSendStream[LifecycleEvent] = send
         self._event_receive: MemoryObjectReceiveStream[LifecycleEvent] = receive
+        self._streams: dict[int, ClientStream] = {}
 
     async def call(self, method: str, *params: Any) -> Any:
         """Call ``method`` with ``params``; its result, or ``WasmdError``."""
@@ -109,6 +114,38 @@ class Client:
     async def ping(self) -> str:
         return str(await self.call("wasmd.ping"))
 
+    # --- streaming calls (client_stream.py) ------------------------------------------------
+
+    def stream(self, method: str, *params: Any, window: int = DEFAULT_WINDOW) -> ClientStream:
+        """``async for chunk in client.stream("p.e", ...)``: a ``wasmd.stream`` call's chunks,
+        credit granted as they are taken; then its ``result``. ``async with`` it (or
+        ``aclose``) to cancel it when leaving early."""
+        from .client_stream import ClientStream
+
+        return ClientStream(
+            self._register_stream, self._unregister_stream, self._send_event, method, params, window
+        )
+
+    def _register_stream(self, stream: ClientStream) -> int:
+        if self._failure is not None:
+            raise self._failure
+        msgid = next(self._msgids) & 0xFFFFFFFF
+        self._streams[msgid] = stream
+        return msgid
+
+    def _unregister_stream(self, msgid: int) -> None:
+        self._streams.pop(msgid, None)
+
+    async def _send_event(self, event: Request | Notification) -> None:
+        if self._failure is not None:
+            raise self._failure
+        data = self._protocol.send(event)
+        async with self._send_lock:
+            try:
+                await send_all(self._sock, data)
+            except OSError as exc:
+                raise self._failure or _closed_error(exc.strerror or str(exc)) from None
+
     async def list(self) -> list[dict[str, Any]]:
         return list(await self.call("wasmd.list"))
 
@@ -150,12 +187,18 @@ class Client:
                     return
                 elif isinstance(event, Response):
                     waiter = self._pending.get(event.msgid)
-                    if waiter is not None:
+                    stream = self._streams.get(event.msgid)
+                    if stream is not None:
+                        error = None if event.error is None else WasmdError.from_wire(event.error)
+                        stream.finish(error, event.result)
+                    elif waiter is not None:
                         error = None if event.error is None else WasmdError.from_wire(event.error)
                         waiter[1][:] = [error, event.result]
                         waiter[0].set()
                 elif isinstance(event, Notification):
-                    if event.method == "wasmd.error":
+                    if event.method == "wasmd.chunk":
+                        self._chunk(event.params)
+                    elif event.method == "wasmd.error":
                         self._fail(_notification_error(event))
                     elif event.method == "wasmd.event" and event.params:
                         # The daemon marks its own drops; a reader this slow loses the newest.
@@ -164,10 +207,20 @@ class Client:
         except Exception as exc:
             self._fail(_closed_error(str(exc)))
 
+    def _chunk(self, params: Sequence[Any]) -> None:
+        from .client_stream import chunk_of
+
+        chunk = chunk_of(params)
+        stream = self._streams.get(chunk[0]) if chunk is not None else None
+        if stream is not None and chunk is not None:
+            stream.deliver(chunk[1])
+
     def _fail(self, error: WasmdError) -> None:
         if self._failure is None:
             self._failure = error
         self._closed.set()
+        for stream in self._streams.values():
+            stream.finish(error, None)
         for done, slot in self._pending.values():
             if not done.is_set():
                 slot[:] = [error, None]
@@ -221,6 +274,8 @@ class SyncClient:
         self._msgids = itertools.count()
         self._results: dict[int, Response] = {}
         self._events: list[LifecycleEvent] = []
+        self._streams: dict[int, SyncStream] = {}
+        self._abandoned: set[int] = set()  # streams left early: their answers are dropped
 
     def call(self, method: str, *params: Any) -> Any:
         msgid = next(self._msgids) & 0xFFFFFFFF
@@ -248,6 +303,39 @@ class SyncClient:
         """Have the daemon drain and remove plug-in NAME (``wasmd.unload``)."""
         return dict(self.call("wasmd.unload", name))
 
+    # --- streaming calls (client_stream.py) ------------------------------------------------
+
+    def stream(self, method: str, *params: Any, window: int = DEFAULT_WINDOW) -> SyncStream:
+        """``for chunk in client.stream("p.e", ...)``: a ``wasmd.stream`` call's chunks as they
+        arrive, credit granted as they are taken; then its ``result``. Use it as a context
+        manager (or ``close`` it) to cancel it when leaving early."""
+        from .client_stream import SyncStream, stream_request
+
+        msgid = next(self._msgids) & 0xFFFFFFFF
+        request = stream_request(msgid, method, params, window)
+        self._sock.sendall(self._protocol.send(request))
+        stream = SyncStream(
+            msgid, window, self._pump, self._stream_outcome, self._notify, self._abandon_stream
+        )
+        self._streams[msgid] = stream
+        return stream
+
+    def _notify(self, event: Notification) -> None:
+        self._sock.sendall(self._protocol.send(event))
+
+    def _stream_outcome(self, msgid: int) -> tuple[WasmdError | None, Any] | None:
+        response = self._results.pop(msgid, None)
+        if response is None:
+            return None
+        error = None if response.error is None else WasmdError.from_wire(response.error)
+        return error, response.result
+
+    def _abandon_stream(self, msgid: int) -> None:
+        stream = self._streams.pop(msgid, None)
+        unanswered = stream is not None and stream.outcome is None
+        if unanswered and self._results.pop(msgid, None) is None:
+            self._abandoned.add(msgid)
+
     def next_event(self) -> LifecycleEvent:
         """Block until the next lifecycle event (after ``call("wasmd.subscribe")``)."""
         while not self._events:
@@ -261,9 +349,19 @@ class SyncClient:
         elif event is EOF:
             raise _closed_error("end of stream")
         elif isinstance(event, Response):
-            self._results[event.msgid] = event
+            if event.msgid in self._abandoned:
+                self._abandoned.discard(event.msgid)
+            else:
+                self._results[event.msgid] = event
         elif isinstance(event, Notification):
-            if event.method == "wasmd.error":
+            if event.method == "wasmd.chunk":
+                from .client_stream import chunk_of
+
+                chunk = chunk_of(event.params)
+                stream = self._streams.get(chunk[0]) if chunk is not None else None
+                if stream is not None and chunk is not None:
+                    stream.chunks.append(chunk[1])
+            elif event.method == "wasmd.error":
                 raise _notification_error(event)
             if event.method == "wasmd.event" and event.params:
                 self._events.append(event.params[0])

@@ -60,7 +60,10 @@ from .protocol import (
     encode_notification,
     encode_response,
 )
-from .runtime import Ticket
+from .runtime import Respond, Ticket
+from .stream_wire import NOTIFICATIONS as STREAM_NOTIFICATIONS
+from .stream_wire import STREAM_METHOD, msgid_of, open_stream, route
+from .streams import stream_outcome
 
 if TYPE_CHECKING:
     from .server import RpcServer
@@ -239,12 +242,15 @@ class ClientConnection:
         reader (then this one only finishes the request)."""
         self.requests += 1
         ticket = self._begin(request.msgid)
-        respond = functools.partial(self._respond, request.msgid, ticket)
+        respond: Respond = functools.partial(self._respond, request.msgid, ticket)
         self._inline = ticket
         watcher = self.server.watcher
         watcher.enter(self)
         try:
-            self.server.dispatch(self, request.method, request.params, ticket, respond)
+            method, params = request.method, request.params
+            if method == STREAM_METHOD:
+                method, params, respond = self._open_stream(request.msgid, params, ticket, respond)
+            self.server.dispatch(self, method, params, ticket, respond)
         except WasmdError as exc:
             respond(exc, None)
         except Exception as exc:
@@ -273,7 +279,42 @@ class ClientConnection:
                 ticket.cancel()
             else:
                 log.debug("pid %d cancelled %r, which is not in flight", self.peer.pid, msgid)
+        elif event.method in STREAM_NOTIFICATIONS:
+            self._stream_notification(event)
         # Other notifications from a client are ignored (pynvim sends nvim_set_client_info).
+
+    # --- streaming calls (stream_wire.py): the connection's whole part in them -------------
+
+    def _open_stream(
+        self, msgid: int, params: list[Any], ticket: Ticket, respond: Respond
+    ) -> tuple[str, list[Any], Respond]:
+        """A ``wasmd.stream`` request: the call it makes, with its chunks written as the
+        guest sends them (held back while the peer has too many bytes unread), and the
+        respond that ends the stream."""
+        method, params, stream = open_stream(
+            msgid, params, self._write, lambda: len(self._outbox) < OUTBOX_HIGH_WATER
+        )
+        ticket.stream = stream
+
+        def respond_stream(error: WasmdError | None, result: Any) -> None:
+            stream.finish()  # pushes still queued, or arriving later, are dropped
+            respond(stream_outcome(stream, error), result)
+
+        return method, params, respond_stream
+
+    def _stream_notification(self, event: Notification) -> None:
+        """``wasmd.credit``/``push``/``push_end``: to the streaming call its msgid names."""
+        msgid = msgid_of(event.params)
+        ticket = self._tickets.get(msgid) if msgid is not None else None
+        stream = ticket.stream if ticket is not None else None
+        dropped = route(stream, event.method, event.params)
+        if dropped is None:
+            return
+        if ticket is not None and stream is not None and stream.refusal is not None:
+            ticket.cancel()  # a push past the bound: the call ends, answered busy
+        log.debug(
+            "pid %d: %s for msgid %r dropped: %s", self.peer.pid, event.method, msgid, dropped
+        )
 
     def _hold_partial(self) -> str | None:
         """Account for the unfinished message the peer has begun; why to close, if so."""
