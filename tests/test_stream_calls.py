@@ -3,6 +3,9 @@ credit, push, cancel, hang-up, and notifications for msgids that are no stream."
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -254,3 +257,42 @@ async def test_sync_client_stream(short_tmp: Path) -> None:
         assert chunks == list(range(100))
         assert result == 100
         assert rest == [0, 1, 0]
+
+
+def cli(socket: Path, *argv: str) -> list[str]:
+    return [sys.executable, "-m", "wasmd", "--socket", str(socket), *argv]
+
+
+async def test_cli_prints_one_chunk_per_line_then_the_result(short_tmp: Path) -> None:
+    async with streamer(short_tmp) as daemon:
+        with anyio.fail_after(30):
+            done = await anyio.run_process(
+                cli(daemon.socket, "call", "--stream", "--window", "2", "streamer.count", "4")
+            )
+            assert done.stdout.decode().splitlines() == ["0", "1", "2", "3", "4"]
+            done = await anyio.run_process(
+                cli(daemon.socket, "--json", "call", "--stream", "streamer.count", "2")
+            )
+            lines = [json.loads(line) for line in done.stdout.decode().splitlines()]
+            assert lines == [{"chunk": 0}, {"chunk": 1}, {"result": 2}]
+
+
+@needs_guard
+async def test_cli_ctrl_c_cancels_the_stream(short_tmp: Path) -> None:
+    async with streamer(short_tmp) as daemon, daemon.client() as watcher:
+        events = await subscribe(watcher, "plugin.cancelled")
+        process = await anyio.open_process(cli(daemon.socket, "call", "--stream", "streamer.spin"))
+        try:
+            assert process.stdout is not None
+            with anyio.fail_after(30):
+                out = b""
+                while not out.endswith(b"\n"):
+                    out += await process.stdout.receive()
+                assert out == b"0\n"  # chunk 0 arrived; the guest spins
+                process.send_signal(signal.SIGINT)
+                assert await process.wait() == 130
+            assert (await events.next())["export"] == "spin"
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.aclose()
