@@ -123,3 +123,17 @@ def test_a_push_over_the_bound_ends_the_call_busy(loader: Loader) -> None:
         list(stream)
     assert ended.value.code == ErrorCode.BUSY
     assert "push refused" in ended.value.message
+
+
+def test_describe_and_check_mark_a_streamer(loader: Loader, tmp_path: Path) -> None:
+    from wasmd.check import check_lines, check_plugin
+
+    description = loader.load("streamer").describe()
+    assert description["streams"] == ["recv", "send"]
+    assert all(export["streams"] for export in description["exports"])
+    report = check_plugin(tmp_path / "streamer.wat")
+    assert any("streams: imports recv and send" in line for line in check_lines(report))
+    write_plugins(tmp_path, {"plain.wat": '(module (func (export "f")))'})
+    plain = loader.load("plain").describe()
+    assert plain["streams"] == []
+    assert not plain["exports"][0]["streams"]

@@ -16,7 +16,7 @@ own without one, so only the export the client called streams.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import wasmtime
@@ -24,6 +24,7 @@ import wasmtime
 from ..streams import END as INPUT_ENDED
 from ..streams import MAX_CHUNK, MAX_CHUNK_CONTAINERS, SENT, CallStream, TooBig
 from .host import HOST_IMPORTS, _decode_bounded, _read, call_state, host_function
+from .signatures import ImportInfo
 
 _I32 = wasmtime.ValType.i32()
 
@@ -32,6 +33,20 @@ END = -1
 TOO_BIG = -2
 # The names a module imports (from ``wasmd``) to stream: ``describe`` marks it so.
 STREAM_IMPORT_NAMES = ("send", "recv")
+# A component's streaming interface (sdk/wit/).
+STREAM_INTERFACE = "wasmd:host/stream"
+
+
+def stream_imports_used(imports: Iterable[ImportInfo]) -> list[str]:
+    """Which of ``send`` and ``recv`` a plug-in imports (a component: its
+    ``wasmd:host/stream`` interface, both): ``describe`` and ``check`` mark it a streamer."""
+    used: set[str] = set()
+    for item in imports:
+        if item.module.partition("@")[0] == STREAM_INTERFACE:
+            used.update(STREAM_IMPORT_NAMES)
+        elif item.module in ("wasmd", "extism:host/user") and item.name in STREAM_IMPORT_NAMES:
+            used.add(item.name)
+    return sorted(used)
 
 
 def current_stream() -> CallStream | None:
