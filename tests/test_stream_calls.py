@@ -296,3 +296,40 @@ async def test_cli_ctrl_c_cancels_the_stream(short_tmp: Path) -> None:
             if process.returncode is None:
                 process.kill()
             await process.aclose()
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+# A client of its own (another process), so the RSS measured is the daemon's (this process).
+_COUNT_CHUNKS = """
+import sys
+from wasmd import SyncClient
+with SyncClient(sys.argv[1], timeout=60) as client:
+    stream = client.stream("streamer.ones", int(sys.argv[2]), window=256)
+    print(sum(1 for _ in stream), stream.result)
+"""
+
+
+@pytest.mark.slow
+async def test_a_million_one_byte_chunks_stream_with_flat_rss(short_tmp: Path) -> None:
+    manifest = "[plugin]\ntimeout_ms = 600000\n"
+    async with streamer(short_tmp, manifest) as daemon:
+
+        async def stream(n: int) -> None:
+            with anyio.fail_after(600):
+                done = await anyio.run_process(
+                    [sys.executable, "-c", _COUNT_CHUNKS, str(daemon.socket), str(n)]
+                )
+            assert done.stdout.split() == [str(n).encode(), str(n).encode()]
+
+        await stream(50_000)  # warm: the instance, the fast callers, the allocator's pools
+        before = _rss()
+        await stream(1_000_000)
+        grown = _rss() - before
+        assert grown < 16 * 1024 * 1024, f"RSS grew {grown} bytes over a million chunks"
