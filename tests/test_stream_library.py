@@ -137,3 +137,24 @@ def test_describe_and_check_mark_a_streamer(loader: Loader, tmp_path: Path) -> N
     plain = loader.load("plain").describe()
     assert plain["streams"] == []
     assert not plain["exports"][0]["streams"]
+
+
+STREAMER_COMPONENT = (Path(__file__).parent / "components" / "streamer.component.wat").read_text()
+
+
+def test_a_component_streams_through_wasmd_host_stream(tmp_path: Path) -> None:
+    write_plugins(tmp_path / "c", {"cstream.wat": STREAMER_COMPONENT})
+    with Loader([tmp_path / "c"], include_defaults=False) as loader:
+        plugin = loader.load("cstream")
+        stream = plugin.stream("count", 5, window=2)
+        assert list(stream) == [0, 1, 2, 3, 4]
+        assert stream.result == 5
+        assert plugin.call("count", 3) == 0  # send answers err: not a stream
+        with plugin.stream("echo") as echo:
+            echo.push("a")
+            echo.push([1, {"b": None}])
+            echo.push_end()
+            assert list(echo) == ["a", [1, {"b": None}]]
+        assert echo.result == 2
+        assert plugin.describe()["streams"] == ["recv", "send"]
+        assert plugin.describe()["trapping_imports"] == []

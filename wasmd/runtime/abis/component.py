@@ -28,7 +28,12 @@ from wasmtime import component as wc
 
 from ...errors import ErrorCode, PluginLoadError, WasmdError
 from ..component_call import make_component_caller
-from ..component_host import HOST_INTERFACE, define_host_interface
+from ..component_host import (
+    HOST_INTERFACE,
+    STREAM_INTERFACE,
+    define_host_interface,
+    define_stream_interface,
+)
 from ..host import HostContext
 from ..signatures import ExportSignature, ImportInfo
 from ..traps import CallEnded
@@ -224,7 +229,10 @@ def uses_wasi(imports: Sequence[ImportInfo]) -> bool:
 
 def is_provided(item: ImportInfo) -> bool:
     """Whether wasmd provides this import of a component (the rest is stubbed by traps)."""
-    return item.module.startswith("wasi:") or item.module.partition("@")[0] == HOST_INTERFACE
+    return item.module.startswith("wasi:") or item.module.partition("@")[0] in (
+        HOST_INTERFACE,
+        STREAM_INTERFACE,
+    )
 
 
 def methods(exports: Mapping[str, ExportSignature], allowed: set[str] | None) -> dict[str, Method]:
@@ -253,6 +261,8 @@ def link_component(
     for import_name, item in component.type.imports(engine).items():
         if import_name.partition("@")[0] == HOST_INTERFACE:
             define_host_interface(linker, import_name, host)
+        elif import_name.partition("@")[0] == STREAM_INTERFACE:
+            define_stream_interface(linker, import_name)
         elif not import_name.startswith("wasi:"):
             unknown[import_name] = item.ty
     # Not ``define_unknown_imports_as_traps``: it also replaces the WASI functions that
