@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -68,3 +69,10 @@ async def test_node_ctrl_c_cancels(short_tmp: Path, client_script: Path) -> None
             if process.returncode is None:
                 process.kill()
             await process.aclose()
+
+
+def test_the_docs_show_the_script() -> None:
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "streaming.md").read_text()
+    shown = re.findall(r"```js\n(.*?)```", docs, re.S)
+    assert shown
+    assert shown[0] in (NODE_CLIENT / "stream.mjs").read_text()

@@ -7,20 +7,21 @@
 // ends with the ordinary response [1, msgid, error, result]. The daemon sends at most
 // `window` chunks ahead of the credit we grant, so we grant half a window each time we have
 // printed that many. Ctrl-C sends wasmd.cancel: the call ends with error 11.
+// (docs/streaming.md shows this file from its first import on.)
 import net from "node:net";
 import { Encoder, decodeMultiStream } from "@msgpack/msgpack";
 
 const [socketPath, method, ...args] = process.argv.slice(2);
 const params = args.map((arg) => {
   try {
-    return JSON.parse(arg);
+    return JSON.parse(arg); // 42, [1, 2], "x" ...; anything else is a string
   } catch {
     return arg;
   }
 });
 const window = 32;
 const msgid = 1;
-const encoder = new Encoder({ useBigInt64: false });
+const encoder = new Encoder();
 const connection = net.createConnection(socketPath);
 const send = (message) => connection.write(encoder.encode(message));
 
@@ -28,18 +29,16 @@ send([0, msgid, "wasmd.stream", [method, params, { window }]]);
 process.on("SIGINT", () => send([2, "wasmd.cancel", [msgid]]));
 
 let taken = 0;
-for await (const message of decodeMultiStream(connection)) {
-  const [type, second, third, fourth] = message;
+for await (const [type, second, third, fourth] of decodeMultiStream(connection)) {
   if (type === 2 && second === "wasmd.chunk" && third[0] === msgid) {
     console.log(JSON.stringify(third[2]));
-    taken += 1;
-    if (taken % (window / 2) === 0) send([2, "wasmd.credit", [msgid, window / 2]]);
+    if (++taken % (window / 2) === 0) send([2, "wasmd.credit", [msgid, window / 2]]);
   } else if (type === 1 && second === msgid) {
-    if (third !== null) {
+    if (third === null) {
+      console.log(`result ${JSON.stringify(fourth)}`);
+    } else {
       console.error(`error ${third[0]}: ${third[1]}`);
       process.exitCode = 1;
-    } else {
-      console.log(`result ${JSON.stringify(fourth)}`);
     }
     connection.end();
     break;
