@@ -333,3 +333,17 @@ async def test_a_million_one_byte_chunks_stream_with_flat_rss(short_tmp: Path) -
         await stream(1_000_000)
         grown = _rss() - before
         assert grown < 16 * 1024 * 1024, f"RSS grew {grown} bytes over a million chunks"
+
+
+async def test_a_component_streams_over_the_socket(short_tmp: Path) -> None:
+    component = (Path(__file__).parent / "components" / "streamer.component.wat").read_text()
+    async with running_daemon(short_tmp, {"cstream.wat": component}) as daemon:
+        async with daemon.client() as client:
+            stream = client.stream("cstream.count", 50, window=3)
+            assert [n async for n in stream] == list(range(50))
+            assert stream.result == 50
+            async with client.stream("cstream.echo") as echo:
+                await echo.push({"a": [1, 2]})
+                await echo.push_end()
+                assert [value async for value in echo] == [{"a": [1, 2]}]
+            assert echo.result == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_plugins
-from tests.wat_stream import STREAMER
+from tests.wat_stream import EXTISM_STREAMER, STREAMER
 from wasmd import ErrorCode, Loader, WasmdError
 from wasmd.runtime import fastcall
 from wasmd.streams import MAX_PUSHES
@@ -158,3 +158,15 @@ def test_a_component_streams_through_wasmd_host_stream(tmp_path: Path) -> None:
         assert echo.result == 2
         assert plugin.describe()["streams"] == ["recv", "send"]
         assert plugin.describe()["trapping_imports"] == []
+
+
+def test_an_extism_plugin_streams_and_its_output_is_the_result(tmp_path: Path) -> None:
+    write_plugins(tmp_path / "x", {"ext.wat": EXTISM_STREAMER})
+    with Loader([tmp_path / "x"], include_defaults=False) as loader:
+        plugin = loader.load("ext")
+        assert plugin.abi == "extism"
+        stream = plugin.stream("split", "abc")
+        assert list(stream) == [b"a", b"b", b"c"]
+        assert stream.result == b"abc"
+        assert plugin.call("split", "xy") == b"xy"  # a plain call: the output alone
+        assert plugin.describe()["streams"] == ["send"]

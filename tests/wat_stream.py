@@ -67,3 +67,33 @@ STREAMER = """(module
   (func (export "recv_out") (result i32)
     (call $recv (i32.const 1114000) (i32.const 4096)))
 )"""
+
+# An Extism plug-in that streams: `split` sends each byte of its input as a chunk (msgpack
+# bin, 0xc4 0x01 BYTE, made in its own memory), through the user host function `send` of
+# extism:host/user (wasmd's own, by name and type); its output, the whole input, is the
+# stream's result.
+EXTISM_STREAMER = """(module
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/user" "send" (func $send (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "split") (result i32)
+    (local $n i64) (local $i i64) (local $out i64) (local $byte i32)
+    (local.set $n (call $input_length))
+    (local.set $out (call $alloc (local.get $n)))
+    (i32.store8 (i32.const 0) (i32.const 0xc4))
+    (i32.store8 (i32.const 1) (i32.const 1))
+    (block $done (loop $next
+      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+      (local.set $byte (call $input_load_u8 (local.get $i)))
+      (i32.store8 (i32.const 2) (local.get $byte))
+      (drop (call $send (i32.const 0) (i32.const 3)))
+      (call $store_u8 (i64.add (local.get $out) (local.get $i)) (local.get $byte))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $next)))
+    (call $output_set (local.get $out) (local.get $n))
+    (i32.const 0))
+)"""
