@@ -16,21 +16,25 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .client_stream import (
+    DEFAULT_WINDOW,
+    ClientStream,
+    SyncStream,
+    outcome_of,
+    route_chunk,
+    stream_request,
+)
 from .config import default_socket_path
 from .errors import ErrorCode, WasmdError
 from .events import LifecycleEvent
 from .protocol import EOF, NEED_DATA, Connection, Notification, Request, Response
 from .sockets import receive_some, send_all
-from .streams import DEFAULT_WINDOW
-
-if TYPE_CHECKING:
-    from .client_stream import ClientStream, SyncStream
 
 
 def resolve_socket(path: str | os.PathLike[str] | None) -> Path:
@@ -120,8 +124,6 @@ class Client:
         """``async for chunk in client.stream("p.e", ...)``: a ``wasmd.stream`` call's chunks,
         credit granted as they are taken; then its ``result``. ``async with`` it (or
         ``aclose``) to cancel it when leaving early."""
-        from .client_stream import ClientStream
-
         return ClientStream(
             self._register_stream, self._unregister_stream, self._send_event, method, params, window
         )
@@ -189,15 +191,13 @@ class Client:
                     waiter = self._pending.get(event.msgid)
                     stream = self._streams.get(event.msgid)
                     if stream is not None:
-                        error = None if event.error is None else WasmdError.from_wire(event.error)
-                        stream.finish(error, event.result)
+                        stream.finish(*outcome_of(event))
                     elif waiter is not None:
-                        error = None if event.error is None else WasmdError.from_wire(event.error)
-                        waiter[1][:] = [error, event.result]
+                        waiter[1][:] = outcome_of(event)
                         waiter[0].set()
                 elif isinstance(event, Notification):
                     if event.method == "wasmd.chunk":
-                        self._chunk(event.params)
+                        route_chunk(self._streams, event.params)
                     elif event.method == "wasmd.error":
                         self._fail(_notification_error(event))
                     elif event.method == "wasmd.event" and event.params:
@@ -206,14 +206,6 @@ class Client:
                             self._event_send.send_nowait(event.params[0])
         except Exception as exc:
             self._fail(_closed_error(str(exc)))
-
-    def _chunk(self, params: Sequence[Any]) -> None:
-        from .client_stream import chunk_of
-
-        chunk = chunk_of(params)
-        stream = self._streams.get(chunk[0]) if chunk is not None else None
-        if stream is not None and chunk is not None:
-            stream.deliver(chunk[1])
 
     def _fail(self, error: WasmdError) -> None:
         if self._failure is None:
@@ -309,8 +301,6 @@ class SyncClient:
         """``for chunk in client.stream("p.e", ...)``: a ``wasmd.stream`` call's chunks as they
         arrive, credit granted as they are taken; then its ``result``. Use it as a context
         manager (or ``close`` it) to cancel it when leaving early."""
-        from .client_stream import SyncStream, stream_request
-
         msgid = next(self._msgids) & 0xFFFFFFFF
         request = stream_request(msgid, method, params, window)
         self._sock.sendall(self._protocol.send(request))
@@ -325,10 +315,7 @@ class SyncClient:
 
     def _stream_outcome(self, msgid: int) -> tuple[WasmdError | None, Any] | None:
         response = self._results.pop(msgid, None)
-        if response is None:
-            return None
-        error = None if response.error is None else WasmdError.from_wire(response.error)
-        return error, response.result
+        return None if response is None else outcome_of(response)
 
     def _abandon_stream(self, msgid: int) -> None:
         stream = self._streams.pop(msgid, None)
@@ -355,12 +342,7 @@ class SyncClient:
                 self._results[event.msgid] = event
         elif isinstance(event, Notification):
             if event.method == "wasmd.chunk":
-                from .client_stream import chunk_of
-
-                chunk = chunk_of(event.params)
-                stream = self._streams.get(chunk[0]) if chunk is not None else None
-                if stream is not None and chunk is not None:
-                    stream.chunks.append(chunk[1])
+                route_chunk(self._streams, event.params)
             elif event.method == "wasmd.error":
                 raise _notification_error(event)
             if event.method == "wasmd.event" and event.params:

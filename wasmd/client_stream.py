@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import anyio
 
 from .errors import WasmdError
-from .protocol import Notification, Request
+from .protocol import Notification, Request, Response
 from .streams import DEFAULT_WINDOW, parse_window
 
 STREAM_METHOD = "wasmd.stream"
@@ -39,11 +39,18 @@ def credit_step(window: int) -> int:
     return max(1, window // 2)
 
 
-def chunk_of(params: Sequence[Any]) -> tuple[int, Any] | None:
-    """(msgid, value) of a ``wasmd.chunk`` notification's params, if well formed."""
+def route_chunk(streams: Mapping[int, _Chunks], params: Sequence[Any]) -> None:
+    """Give a ``wasmd.chunk`` notification's value to the stream its msgid names (one left
+    early, or an unknown msgid, takes nothing)."""
     if len(params) == 3 and type(params[0]) is int:
-        return params[0], params[2]
-    return None
+        stream = streams.get(params[0])
+        if stream is not None:
+            stream.deliver(params[2])
+
+
+def outcome_of(response: Response) -> tuple[WasmdError | None, Any]:
+    error = None if response.error is None else WasmdError.from_wire(response.error)
+    return error, response.result
 
 
 class _Chunks:
@@ -56,6 +63,9 @@ class _Chunks:
         self.taken = 0  # chunks handed to the caller and not yet credited
         self.result: Any = None
         self.done = False
+
+    def deliver(self, value: Any) -> None:
+        self.chunks.append(value)
 
     def take(self) -> tuple[Any, int]:
         """The next chunk, and how much credit to grant now (0: none yet)."""
@@ -101,7 +111,7 @@ class ClientStream(_Chunks):
 
     # the client's receive loop
     def deliver(self, value: Any) -> None:
-        self.chunks.append(value)
+        super().deliver(value)
         self._changed.set()
 
     def finish(self, error: WasmdError | None, result: Any) -> None:
@@ -238,4 +248,11 @@ class SyncStream(_Chunks, Iterator[Any]):
         self.close()
 
 
-__all__ = ["DEFAULT_WINDOW", "ClientStream", "SyncStream", "chunk_of", "stream_request"]
+__all__ = [
+    "DEFAULT_WINDOW",
+    "ClientStream",
+    "SyncStream",
+    "outcome_of",
+    "route_chunk",
+    "stream_request",
+]
