@@ -179,6 +179,8 @@ def test_a_push_past_the_bound_ends_the_call_busy_and_holds_nothing() -> None:
     assert stream.refusal.code == ErrorCode.BUSY
     assert stream.queued == 0
     assert stream.recv(16, far(), None) == CANCELLED  # the guest's wait ends at once
+    assert not stream.push(b"\x00")  # nor is anything queued after the refusal
+    assert stream.queued == 0
 
 
 def test_a_push_after_the_end_is_refused() -> None:

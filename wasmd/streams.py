@@ -130,6 +130,8 @@ class CallStream:
         with self._lock:
             if self._over:
                 return True  # the call is finishing: nothing will read it, nothing is held
+            if self.refusal is not None:
+                return False  # refused already: the call is ending, nothing more is queued
             if self._input_ended:
                 self._refuse("a value was pushed after wasmd.push_end")
                 return False
