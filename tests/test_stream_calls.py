@@ -347,3 +347,23 @@ async def test_a_component_streams_over_the_socket(short_tmp: Path) -> None:
                 await echo.push_end()
                 assert [value async for value in echo] == [{"a": [1, 2]}]
             assert echo.result == 1
+
+
+@pytest.mark.slow
+async def test_a_client_that_never_reads_holds_little_whatever_its_window(
+    short_tmp: Path,
+) -> None:
+    # 400 chunks of 256 KiB (100 MiB) are allowed by the window, but the peer reads nothing:
+    # past 4 MiB of unread answers the guest waits instead of the daemon buffering.
+    async with streamer(short_tmp) as daemon, peer(daemon) as p:
+        before = _rss()
+        await p.send(0, 1, "wasmd.stream", ["streamer.big", [400], {"window": 1024}])
+        grown = 0
+        with anyio.move_on_after(2):  # long enough for 100 MiB to pile up if it could
+            while grown < 48 * 1024 * 1024:
+                await anyio.sleep(0.02)
+                grown = max(grown, _rss() - before)
+        assert grown < 48 * 1024 * 1024, f"the daemon grew {grown} bytes"
+        chunks, response = await p.until_response(1)  # now read: every chunk, in order
+        assert [seq for _, seq, _ in chunks] == list(range(400))
+        assert response[2:] == [None, 400]

@@ -6,7 +6,8 @@ one thing on purpose."""
 # spin(): sends 0, then loops forever (cancel while running). echo(): sends back each
 # pushed value until the end; returns how many. sizes(cap): recv into cap bytes (the
 # answer is returned), then into 4096 and sends that value. bad(): sends 0xc1, never
-# msgpack. two(): sends two values in one send. huge(): sends 1 MiB + 1 bytes.
+# msgpack. two(): sends two values in one send. huge(): sends 1 MiB + 1 bytes. big(n):
+# n chunks of 256 KiB each.
 # recv_out(): recv at an address outside memory.
 STREAMER = """(module
   (import "wasmd" "send" (func $send (param i32 i32) (result i32)))
@@ -64,6 +65,17 @@ STREAMER = """(module
     (call $send (i32.const 0) (i32.const 2)))
   (func (export "huge") (result i32)
     (call $send (i32.const 0) (i32.const 1048577)))
+  (func (export "big") (param $n i32) (result i32)
+    ;; n chunks of bin32 with 256 KiB of zeros each (0xc6, then the length big-endian)
+    (local $i i32)
+    (i32.store8 (i32.const 65531) (i32.const 0xc6))
+    (i32.store (i32.const 65532) (i32.const 0x00000400))  ;; 00 04 00 00: 262,144
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (drop (call $send (i32.const 65531) (i32.const 262149)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (local.get $n))
   (func (export "recv_out") (result i32)
     (call $recv (i32.const 1114000) (i32.const 4096)))
 )"""
