@@ -170,3 +170,20 @@ def test_an_extism_plugin_streams_and_its_output_is_the_result(tmp_path: Path) -
         assert stream.result == b"abc"
         assert plugin.call("split", "xy") == b"xy"  # a plain call: the output alone
         assert plugin.describe()["streams"] == ["send"]
+
+
+NO_MEMORY_SENDER = """(module
+  (import "wasmd" "send" (func $send (param i32 i32) (result i32)))
+  (func (export "f") (result i32) (call $send (i32.const 0) (i32.const 1)))
+)"""
+
+
+def test_send_from_a_module_without_memory_is_an_abi_violation(tmp_path: Path) -> None:
+    write_plugins(tmp_path / "n", {"nomem.wat": NO_MEMORY_SENDER})
+    with Loader([tmp_path / "n"], include_defaults=False) as loader:
+        with pytest.raises(WasmdError) as caught:
+            list(loader.load("nomem").stream("f"))
+        assert caught.value.data == {"kind": "abi_violation"}
+        assert "host import wasmd.send was misused: the module exports no memory" in str(
+            caught.value.message
+        )
