@@ -367,3 +367,17 @@ async def test_a_client_that_never_reads_holds_little_whatever_its_window(
         chunks, response = await p.until_response(1)  # now read: every chunk, in order
         assert [seq for _, seq, _ in chunks] == list(range(400))
         assert response[2:] == [None, 400]
+
+
+async def test_recv_waits_under_cancellation_and_the_deadline(short_tmp: Path) -> None:
+    async with streamer(short_tmp) as daemon, peer(daemon) as p:
+        await p.send(0, 1, "wasmd.stream", ["streamer.echo", []])
+        await p.send(2, "wasmd.push", [1, "a"])
+        assert (await p.next())[2] == [1, 0, "a"]  # echoed: the guest now waits in recv
+        await p.send(2, "wasmd.cancel", [1])
+        _, response = await p.until_response(1)
+        assert response[2][0] == ErrorCode.CANCELLED
+    async with streamer(short_tmp / "short", SHORT) as daemon, peer(daemon) as p:
+        await p.send(0, 2, "wasmd.stream", ["streamer.echo", []])
+        _, response = await p.until_response(2)  # nothing pushed, no end: the deadline
+        assert response[2][0] == ErrorCode.TIMEOUT
