@@ -187,3 +187,19 @@ def test_send_from_a_module_without_memory_is_an_abi_violation(tmp_path: Path) -
         assert "host import wasmd.send was misused: the module exports no memory" in str(
             caught.value.message
         )
+
+
+def test_an_iterator_dropped_half_read_cancels_its_call(tmp_path: Path) -> None:
+    import gc
+
+    write_plugins(
+        tmp_path / "l", {"slow.wat": STREAMER, "slow.toml": "[plugin]\ntimeout_ms = 60000\n"}
+    )
+    with Loader([tmp_path / "l"], include_defaults=False) as loader:
+        stream = loader.load("slow").stream("count", 100, window=1)
+        assert next(stream) == 0  # the guest now waits for credit, for up to a minute
+        thread = stream._thread
+        del stream
+        gc.collect()
+        thread.join(10)
+        assert not thread.is_alive()

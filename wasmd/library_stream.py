@@ -32,27 +32,20 @@ class PluginStream(Iterator[Any]):
     def __init__(self, run: Run, export: str, params: Sequence[Any], window: int) -> None:
         self.result: Any = None
         self._done = False
-        self._items: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        items: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self._items = items
         self._ticket = Ticket(object(), time.monotonic())
-        self._stream = CallStream(window, self._chunk)
+        self._stream = CallStream(window, lambda seq, value, raw: items.put((True, value)))
         self._ticket.stream = self._stream
+        # The thread holds the queue, the ticket and the stream, not this iterator: an
+        # iterator dropped half-read is collected, and cancels its call (``__del__``).
         self._thread = threading.Thread(
-            target=self._run, args=(run, export, params), name=f"wasmd:stream-{export}", daemon=True
+            target=_run,
+            args=(run, export, params, self._ticket, items),
+            name=f"wasmd:stream-{export}",
+            daemon=True,
         )
         self._thread.start()
-
-    def _chunk(self, seq: int, value: Any, raw: bytes) -> None:
-        self._items.put((True, value))
-
-    def _run(self, run: Run, export: str, params: Sequence[Any]) -> None:
-        try:
-            outcome: tuple[WasmdError | None, Any] = (None, run(export, params, self._ticket))
-        except WasmdError as exc:
-            outcome = (stream_outcome(self._stream, exc), None)
-        except BaseException as exc:  # reported to the reader, not lost in this thread
-            outcome = (WasmdError(ErrorCode.INTERNAL, f"stream failed: {exc!r}"), None)
-        self._stream.finish()
-        self._items.put((False, outcome))
 
     def __next__(self) -> Any:
         if self._done:
@@ -100,3 +93,22 @@ class PluginStream(Iterator[Any]):
     def __del__(self) -> None:
         if not self._done:
             self._ticket.cancel()
+
+
+def _run(
+    run: Run,
+    export: str,
+    params: Sequence[Any],
+    ticket: Ticket,
+    items: queue.SimpleQueue[tuple[bool, Any]],
+) -> None:
+    """The stream's thread: the call, then its outcome after the last chunk."""
+    stream = ticket.stream
+    try:
+        outcome: tuple[WasmdError | None, Any] = (None, run(export, params, ticket))
+    except WasmdError as exc:
+        outcome = (stream_outcome(stream, exc), None)
+    except BaseException as exc:  # reported to the reader, not lost in this thread
+        outcome = (WasmdError(ErrorCode.INTERNAL, f"stream failed: {exc!r}"), None)
+    stream.finish()
+    items.put((False, outcome))
