@@ -40,11 +40,15 @@ class Builtins:
         *,
         events_outbox_limit: int,
         metrics: Callable[[], str] = lambda: "",
+        check_reload: Callable[[Session, str], object] = lambda session, method: None,
     ) -> None:
         self.registry = registry
         self.bus = bus
         self.counters = counters
         self._reload = reload
+        # Who may rescan (wasmd.reload): a full rescan reads every plug-in directory, as
+        # costly as a load, so the daemon asks load_uids (LoadBuiltins.check_peer).
+        self._check_reload = check_reload
         self._cache_stats = cache_stats
         self._metrics = metrics
         self.started = time.time()
@@ -97,6 +101,10 @@ class Builtins:
             admitted = entry.pool.plugin.manifest.admits(
                 peer.uid, peer.gid, lambda: supplementary_groups(peer.pid)
             )
+            # A plug-in loaded by path: its manifest was checked readable for its loader
+            # only, so only that uid and root see its values.
+            if entry.loaded_by is not None and peer.uid not in (0, entry.loaded_by):
+                admitted = False
             description.update(entry.pool.plugin.describe(with_values=admitted))
             description["stats"] = _pool_stats(entry.pool.stats())
         return description
@@ -173,6 +181,7 @@ class Builtins:
         return True
 
     def reload(self, session: Session, params: list[Any]) -> Awaitable[dict[str, list[str]]]:
+        self._check_reload(session, "reload")
         names: set[str] | None = None
         if params:
             if len(params) != 1 or not isinstance(params[0], str) or name_problem(params[0]):

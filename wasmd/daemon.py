@@ -217,6 +217,7 @@ def _server(
 ) -> RpcServer:
     """The RPC server: built-ins, dispatch to plug-ins, and the connection limits."""
     counters = ServerCounters()
+    loading = LoadBuiltins(daemon.loader, allowed_load_uids(config, os.getuid()))
     builtins = Builtins(
         daemon.registry,
         daemon.bus,
@@ -225,13 +226,13 @@ def _server(
         engines.cache_stats,
         events_outbox_limit=config.events_outbox_limit,
         metrics=lambda: render(metrics),
+        check_reload=loading.check_peer,
     )
     server: RpcServer
 
     def on_loop(func: Callable[..., object], *args: Any) -> None:
         server.on_loop(func, *args)
 
-    loading = LoadBuiltins(daemon.loader, allowed_load_uids(config, os.getuid()))
     dispatcher = Dispatcher(
         daemon.registry,
         builtins.table() | loading.table(),

@@ -51,6 +51,7 @@ from .discovery import (
     PluginSource,
     ScanProblem,
     Shadowed,
+    folder_problem,
     open_plugin_file,
     printable,
     scan,
@@ -484,10 +485,16 @@ class Loader:
             self._seen[name] = (source, snapshot.stamps, snapshot.fingerprint)
         return None if snapshot.fingerprint in settled else snapshot
 
-    async def build(self, snapshot: Snapshot) -> PluginPool:
+    async def build(self, snapshot: Snapshot, *, loaded_by_path: bool = False) -> PluginPool:
         """``build_pool`` off the loop, at most one per core. Raises PluginLoadError
-        (``TrustRefused`` before compiling: refused bytes never reach the compiler)."""
+        (``TrustRefused`` before compiling: refused bytes never reach the compiler).
+        ``loaded_by_path``: by ``wasmd.load``, so trusted by no callee's name
+        (``Registry.pool_for_loaded_by_path``)."""
+        problem = folder_problem(snapshot.source, self.dirs)
+        if problem is not None:
+            raise PluginLoadError(snapshot.source.name, problem)
         await off_loop(verify_snapshot, snapshot, self.trust)
+        resolve = self.registry.pool_for_loaded_by_path if loaded_by_path else self.registry.pool_of
         async with self._compile_slots:
             return await off_loop(
                 build_pool,
@@ -497,7 +504,7 @@ class Loader:
                 self.allow_absolute_preopens,
                 self.dirs,
                 self.start_timeout_ms,
-                self.registry.pool_of,
+                resolve,
                 self.accounts[snapshot.source.name],
             )
 

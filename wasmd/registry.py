@@ -26,6 +26,7 @@ class Entry:
     pool: PluginPool | None
     error: str | None = None
     fingerprint: str | None = None  # of the files this entry was built from (see loader)
+    loaded_by: int | None = None  # the uid whose wasmd.load brought it (None: search path)
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -72,6 +73,20 @@ class Registry:
         if entry.pool is None:
             raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {name} failed to load: {entry.error}")
         return entry.pool
+
+    def pool_for_loaded_by_path(self, name: str) -> PluginPool:
+        """``pool_of`` for a plug-in loaded by path (``wasmd.load``): a name in a callee's
+        ``[access] plugins`` trusts the plug-in of that name from the plug-in directories,
+        so such a caller reaches only callees whose list holds ``"*"`` (DESIGN.md section 8)."""
+        pool = self.pool_of(name)
+        if "*" not in pool.plugin.manifest.access_plugins:
+            raise WasmdError(
+                ErrorCode.PERMISSION_DENIED,
+                f"plug-in {name} trusts callers by name, and only those of the plug-in "
+                "directories: a plug-in loaded by path reaches it only if its [access] plugins "
+                'holds "*"',
+            )
+        return pool
 
     def install(self, entry: Entry) -> Entry | None:
         """Make ``entry`` current for its name; the entry it replaced, if any."""
