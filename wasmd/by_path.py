@@ -34,7 +34,7 @@ from .access import writable_by_others as others_may_write
 from .discovery import (
     SYMLINK_NOT_FOLLOWED,
     PluginSource,
-    folder_problem,
+    plugin_dir_problem,
     printable,
     source_from_path,
 )
@@ -109,6 +109,9 @@ def check_as_caller(caller: Caller, path: str, plugin_dirs: Sequence[Path]) -> C
     if stat.S_ISDIR(st.st_mode):
         if not caller.may(st, READ | SEARCH):
             raise _denied(caller, f"read the folder {printable(real)}")
+        problem = plugin_dir_problem(real, plugin_dirs)
+        if problem is not None:
+            raise WasmdError(ErrorCode.INVALID_PARAMS, problem)
         holder, holder_st = real, st
     else:
         holder = real.parent
@@ -124,9 +127,6 @@ def check_as_caller(caller: Caller, path: str, plugin_dirs: Sequence[Path]) -> C
         source = source_from_path(real)
     except ConfigError as exc:
         raise WasmdError(ErrorCode.INVALID_PARAMS, str(exc)) from None
-    problem = folder_problem(source, plugin_dirs)
-    if problem is not None:
-        raise WasmdError(ErrorCode.INVALID_PARAMS, problem)
     seen: dict[Path, Seen] = {}
     for file in (source.module_path, source.manifest_path):
         if file is None:

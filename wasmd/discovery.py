@@ -353,13 +353,16 @@ def folder_problem(source: PluginSource, plugin_dirs: Sequence[Path]) -> str | N
     """Why a folder plug-in may not be served, or None: its folder is, or holds, a plug-in
     directory (``--plugins A --plugins A/sub``, or a search directory loaded by path), so its
     preopens would reach other plug-ins' files, manifests and secrets."""
-    if not source.folder:
-        return None
-    folder = _resolved(source.root)
+    return plugin_dir_problem(source.root, plugin_dirs) if source.folder else None
+
+
+def plugin_dir_problem(folder: Path, plugin_dirs: Sequence[Path]) -> str | None:
+    """``folder_problem`` of a folder that would be a folder plug-in."""
+    real = _resolved(folder)
     for directory in plugin_dirs:
-        if _resolved(directory).is_relative_to(folder):
+        if _resolved(directory).is_relative_to(real):
             return (
-                f"the folder plug-in {printable(source.root)} is or holds the plug-in directory "
+                f"the folder plug-in {printable(folder)} is or holds the plug-in directory "
                 f"{printable(directory)}: a plug-in folder may not hold other plug-ins"
             )
     return None
