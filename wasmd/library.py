@@ -39,8 +39,9 @@ import anyio.to_thread
 
 from .discovery import PluginSource, name_problem, scan_name, search_path, source_from_path
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
-from .loader import DEFAULT_MAX_MODULE_SIZE, build_pool, take_snapshot
+from .loader import build_pool
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
+from .snapshot import DEFAULT_MAX_MODULE_SIZE, take_snapshot
 
 log = logging.getLogger("wasmd.library")
 

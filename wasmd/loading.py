@@ -33,10 +33,11 @@ from .by_path import CheckedSource, check_as_caller, preopens_as_caller, same_fi
 from .discovery import name_problem, printable
 from .dispatch import Builtin
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
-from .loader import Loader, search_path_winners, take_snapshot
+from .loader import Loader, search_path_winners
 from .peers import supplementary_groups
 from .registry import Entry
 from .server import Session
+from .snapshot import take_snapshot
 
 
 class LoadBuiltins:
