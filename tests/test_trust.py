@@ -12,11 +12,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from wasmd import ErrorCode, WasmdError, signature
+from wasmd import ErrorCode, Loader, PluginLoadError, WasmdError, signature
 from wasmd.cli import main
 from wasmd.config import load_config
 from wasmd.errors import ConfigError
 from wasmd.manifest import parse_manifest
+from wasmd.trust import TrustPolicy
 
 from .conftest import running_daemon, write_plugins
 from .helpers import replace_atomically, subscribe
@@ -315,3 +316,31 @@ async def test_require_pinned_holds_for_plugins_loaded_by_path(short_tmp: Path) 
     assert refused.value.code == ErrorCode.INVALID_PARAMS
     assert "require_pinned" in refused.value.message
     assert listed == []
+
+
+def test_a_pin_holds_in_process_and_in_wasmd_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 23: the daemon refused a manifest sha256 that does not match, but
+    ``wasmd.Loader`` loaded it and ``wasmd check`` said ok; all three build through
+    ``loader.build_pool`` now. And the library takes the daemon's pins and keys."""
+    write_plugins(
+        tmp_path,
+        {
+            "bad.wat": ARITH,
+            "bad.toml": f'[plugin]\nsha256 = "{sha256(COUNTER)}"\n',
+            "ok.wat": ARITH,
+        },
+    )
+    with Loader([tmp_path], environ={}, include_defaults=False) as loader:
+        with pytest.raises(PluginLoadError, match="does not match the pin"):
+            loader.load("bad")
+        with pytest.raises(PluginLoadError, match="does not match the pin"):
+            loader.load_path(tmp_path / "bad.wat")
+        assert loader.get("bad") is None
+    assert main(["check", str(tmp_path / "bad.wat")]) != 0
+    assert "does not match the pin" in capsys.readouterr().err
+    strict = TrustPolicy(require_pinned=True)
+    with Loader([tmp_path], environ={}, include_defaults=False, trust=strict) as loader:
+        with pytest.raises(PluginLoadError, match="require_pinned"):
+            loader.load("ok")

@@ -42,6 +42,7 @@ from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 from .loader import build_pool
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
 from .snapshot import DEFAULT_MAX_MODULE_SIZE, take_snapshot
+from .trust import TrustPolicy
 
 log = logging.getLogger("wasmd.library")
 
@@ -85,6 +86,7 @@ class Loader:
         max_module_size: int = DEFAULT_MAX_MODULE_SIZE,
         start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
         on_event: EventCallback = _log_event,
+        trust: TrustPolicy | None = None,
     ) -> None:
         if engine not in ("cranelift", "pulley"):
             raise ValueError(f"engine must be 'cranelift' or 'pulley', got {engine!r}")
@@ -98,6 +100,8 @@ class Loader:
         self.max_module_size = max_module_size
         self.start_timeout_ms = start_timeout_ms
         self._on_event = on_event
+        # Pins and signatures, checked as the daemon checks them (default: the manifest's pin).
+        self.trust = trust or TrustPolicy()
         self._engines = Engines(
             tick_ms=tick_ms,
             target="pulley64" if engine == "pulley" else None,
@@ -181,6 +185,7 @@ class Loader:
             self.search_path,
             self.start_timeout_ms,
             plugins=self._resolve,
+            trust=self.trust,
         )
 
     def _resolve(self, name: str) -> PluginPool:

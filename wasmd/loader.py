@@ -86,15 +86,24 @@ def build_pool(
     start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
     plugins: PluginResolver | None = None,
     account: PluginAccount | None = None,
+    trust: TrustPolicy | None = None,
 ) -> PluginPool:
-    """Compile a snapshot and start its instances (blocking). Raises PluginLoadError.
+    """The one build pipeline, for the daemon, ``wasmd.Loader`` and ``wasmd check`` alike
+    (blocking): the folder rule, the trust check (pins and signatures; refused bytes never
+    reach the compiler), compile, link, and the started pool. Raises PluginLoadError
+    (``TrustRefused`` from the trust check).
 
     ``plugins``: how its ``wasmd.call`` finds other plug-ins (the registry it will be in).
+    ``trust``: the pins and keys (by default: only the manifest's own pin is checked).
 
     ``plugin_dirs``: the search path, on which no preopen may grant anything;
     ``start_timeout_ms``: the deadline of each instantiation (start code, ``_initialize``).
     """
     source = snapshot.source
+    problem = folder_problem(source, plugin_dirs)
+    if problem is not None:
+        raise PluginLoadError(source.name, problem)
+    verify_snapshot(snapshot, trust or TrustPolicy())
     manifest = DEFAULT_MANIFEST
     if snapshot.manifest_text is not None:
         try:
@@ -133,13 +142,15 @@ def plugin_files(source: PluginSource, plugin_dirs: Sequence[Path] = ()) -> Plug
     )
 
 
-def load_source(source: PluginSource, engines: Engines, on_event: EventSink) -> PluginPool:
+def load_source(
+    source: PluginSource, engines: Engines, on_event: EventSink, trust: TrustPolicy | None = None
+) -> PluginPool:
     """Snapshot and build in one blocking step (``wasmd check``, tools)."""
     try:
         snapshot = take_snapshot(source)
     except ConfigError as exc:
         raise PluginLoadError(source.name, f"bad manifest: {exc}") from None
-    return build_pool(snapshot, engines, on_event)
+    return build_pool(snapshot, engines, on_event, trust=trust)
 
 
 async def off_loop(func: Callable[..., T], *args: Any) -> T:
@@ -371,10 +382,6 @@ class Loader:
         (``TrustRefused`` before compiling: refused bytes never reach the compiler).
         ``loaded_by_path``: by ``wasmd.load``, so trusted by no callee's name
         (``Registry.pool_for_loaded_by_path``)."""
-        problem = folder_problem(snapshot.source, self.dirs)
-        if problem is not None:
-            raise PluginLoadError(snapshot.source.name, problem)
-        await off_loop(verify_snapshot, snapshot, self.trust)
         resolve = self.registry.pool_for_loaded_by_path if loaded_by_path else self.registry.pool_of
         async with self._compile_slots:
             return await off_loop(
@@ -387,6 +394,7 @@ class Loader:
                 self.start_timeout_ms,
                 resolve,
                 self.accounts[snapshot.source.name],
+                self.trust,
             )
 
     def _install(
