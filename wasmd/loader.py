@@ -250,7 +250,7 @@ class Loader:
         self._seen: dict[str, tuple[PluginSource, tuple[Stamp, Stamp | None], str]] = {}
         self._shadowed: set[tuple[str, Path]] = set()
         self._problems: set[tuple[Path, str]] = set()
-        self.unloaded: dict[str, str | None] = {}  # see the module docstring
+        self._unloaded: dict[str, str | None] = {}  # see the module docstring
 
     def lock_for(self, name: str) -> anyio.Lock:
         """The lock under which NAME is reconciled, loaded or unloaded."""
@@ -310,10 +310,10 @@ class Loader:
                 report.unchanged.append(name)  # loaded from a path: it holds the name
                 return
             if source is None:
-                self.unloaded.pop(name, None)  # gone from disk: its next file is a change
+                self._unloaded.pop(name, None)  # gone from disk: its next file is a change
                 if current is None:
                     return
-                self._unload(current)
+                self.remove(current)
                 report.unloaded.append(name)
                 return
             try:
@@ -328,10 +328,10 @@ class Loader:
                 self._failed(name, source, current, reason, fingerprint=None)
                 report.failed.append(name)
                 return
-            if snapshot is None or self.unloaded.get(name, "") == snapshot.fingerprint:
+            if snapshot is None or self._unloaded.get(name, "") == snapshot.fingerprint:
                 report.unchanged.append(name)  # (or unloaded on request, the disk as it was)
                 return
-            self.unloaded.pop(name, None)
+            self._unloaded.pop(name, None)
             try:
                 pool = await self.build(snapshot)
             except TrustRefused as exc:
@@ -351,7 +351,7 @@ class Loader:
                 report.failed.append(name)
                 return
             self._rejected.pop(name, None)
-            self._install(Entry(name, source, pool, fingerprint=snapshot.fingerprint), current)
+            self.install(Entry(name, source, pool, fingerprint=snapshot.fingerprint), current)
             (report.reloaded if current is not None and current.pool else report.loaded).append(
                 name
             )
@@ -397,7 +397,7 @@ class Loader:
                 self.trust,
             )
 
-    def _install(
+    def install(
         self, entry: Entry, previous: Entry | None, how: dict[str, Any] | None = None
     ) -> None:
         """``how``: fields that say how it came (``{"how": "load", "uid": ...}``); by default
@@ -443,7 +443,30 @@ class Loader:
             self.registry.install(Entry(name, source, None, reason, fingerprint=fingerprint))
         self.bus.emit("plugin.failed", fields)
 
-    def _unload(self, entry: Entry, how: dict[str, Any] | None = None) -> None:
+    def bring_back(self, name: str) -> None:
+        """Forget that NAME was unloaded on request (``wasmd.load`` brings it back)."""
+        self._unloaded.pop(name, None)
+
+    def unload_on_request(self, entry: Entry, disk_fingerprint: str | None, uid: int) -> None:
+        """Remove ``entry`` (``wasmd.unload``); its name stays away while the search path holds
+        the bytes of ``disk_fingerprint`` (``disk_fingerprint(name)``, read off the loop)."""
+        self._unloaded[entry.name] = disk_fingerprint
+        self.remove(entry, {"how": "unload", "uid": uid})
+
+    def disk_fingerprint(self, name: str) -> str | None:
+        """The fingerprint of what the search path holds for NAME now (blocking); None if it
+        holds nothing readable."""
+        winners, _, _ = search_path_winners(self.dirs, [name])
+        source = winners[name]
+        if source is None:
+            return None
+        try:
+            return take_snapshot(source, self.max_module_size).fingerprint
+        except (PluginLoadError, ConfigError):
+            return None
+
+    def remove(self, entry: Entry, how: dict[str, Any] | None = None) -> None:
+        """Take ``entry`` out of the registry; its pool drains. ``how`` as for ``install``."""
         self.registry.remove(entry.name)
         self._rejected.pop(entry.name, None)
         self._seen.pop(entry.name, None)

@@ -107,17 +107,17 @@ async def load_path(loader: Loader, path: str, caller: Caller) -> dict[str, Any]
                 f"`wasmd unload {name}` first",
             )
         entry = await _build(loader, checked)
-        loader.unloaded.pop(name, None)
+        loader.bring_back(name)
         if current is not None and current.fingerprint == entry.fingerprint and current.pool:
             assert entry.pool is not None
             entry.pool.close()  # the very same bytes: keep the version already serving
             return _summary(current, "load")
-        loader._install(entry, current, {"how": "load", "uid": caller.uid})
+        loader.install(entry, current, {"how": "load", "uid": caller.uid})
         return _summary(entry, "load")
 
 
 async def _from_search_path(loader: Loader, name: str) -> dict[str, Any]:
-    loader.unloaded.pop(name, None)
+    loader.bring_back(name)
     await loader.reconcile([name])
     entry = loader.registry.get(name)
     if entry is None or entry.pool is None:
@@ -155,20 +155,7 @@ async def unload(loader: Loader, name: str, uid: int) -> dict[str, Any]:
         entry = loader.registry.get(name)
         if entry is None:
             raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
-        loader.unloaded[name] = await anyio.to_thread.run_sync(_disk_fingerprint, loader, name)
-        loader._unload(entry, {"how": "unload", "uid": uid})
+        fingerprint = await anyio.to_thread.run_sync(loader.disk_fingerprint, name)
+        loader.unload_on_request(entry, fingerprint, uid)
         summary = entry.summary()
         return {key: summary[key] for key in ("name", "version", "path")} | {"how": "unload"}
-
-
-def _disk_fingerprint(loader: Loader, name: str) -> str | None:
-    """The fingerprint of what the search path holds for NAME now (blocking); None if it
-    holds nothing readable."""
-    winners, _, _ = search_path_winners(loader.dirs, [name])
-    source = winners[name]
-    if source is None:
-        return None
-    try:
-        return take_snapshot(source, loader.max_module_size).fingerprint
-    except (PluginLoadError, ConfigError):
-        return None
