@@ -20,7 +20,7 @@ import anyio
 import anyio.abc
 from prometheus_client.registry import CollectorRegistry
 
-from .builtins import LOOP_BUILTINS, Builtins
+from .builtins import Builtins, builtin_methods, dispatch_tables
 from .config import DaemonConfig, allowed_gids, allowed_load_uids, allowed_uids, trust_policy
 from .discovery import is_utf8, printable
 from .dispatch import Dispatcher
@@ -233,10 +233,11 @@ def _server(
     def on_loop(func: Callable[..., object], *args: Any) -> None:
         server.on_loop(func, *args)
 
+    handlers, on_loop_names = dispatch_tables(builtin_methods(builtins, loading))
     dispatcher = Dispatcher(
         daemon.registry,
-        builtins.table() | loading.table(),
-        loop_builtins=LOOP_BUILTINS,
+        handlers,
+        loop_builtins=on_loop_names,
         on_loop=on_loop,
         spawn=tg.start_soon,
     )

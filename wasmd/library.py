@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -312,14 +312,7 @@ class Plugin:
         """Everything ``wasmd describe NAME`` shows: exports, imports, manifest, limits, and
         the call statistics."""
         description = self._pool.plugin.describe()
-        stats = self._pool.stats()
-        description["stats"] = {
-            "calls": stats.calls,
-            "errors": stats.errors,
-            "latency_ms": stats.latency_ms,
-            "in_flight": stats.in_flight,
-            "instances": stats.instances,
-        }
+        description["stats"] = asdict(self._pool.stats())  # wasmd.describe's shape
         return description
 
     def close(self, grace: float | None = None) -> None:

@@ -17,7 +17,7 @@ Theory of operation (DESIGN.md section 1, "Loading and unloading on request"):
   with ``how`` ("load" or "unload") and the requesting ``uid``.
 
 They change loop state (the registry, the loader's per-name locks), so they run on the loop
-(``LOOP_BUILTINS``).
+(``on_loop`` in builtins.py's table).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import anyio.to_thread
 from .access import Caller
 from .by_path import CheckedSource, check_as_caller, preopens_as_caller, same_file
 from .discovery import name_problem, printable
-from .dispatch import Builtin
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 from .loader import Loader, search_path_winners
 from .peers import supplementary_groups
@@ -46,9 +45,6 @@ class LoadBuiltins:
     def __init__(self, loader: Loader, load_uids: Collection[int]) -> None:
         self.loader = loader
         self.load_uids = frozenset(load_uids)
-
-    def table(self) -> dict[str, Builtin]:
-        return {"load": self.load, "unload": self.unload}
 
     def check_peer(self, session: Session, method: str) -> int:
         """The peer's uid if ``load_uids`` lets it use ``wasmd.METHOD``; else
