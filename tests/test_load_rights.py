@@ -268,3 +268,16 @@ def test_resolve_as_walks_as_the_caller(short_tmp: Path) -> None:
     (tmp_path / "loop").symlink_to("loop")
     with pytest.raises(Refused, match="symbolic links"):
         resolve_as(Caller(0, 0), str(tmp_path / "loop"))
+
+
+async def test_a_folder_plugin_others_may_write_to_is_refused_on_the_search_path(
+    short_tmp: Path,
+) -> None:
+    plugins = {"shared/plugin.wat": ONE, "mine/plugin.wat": ONE}
+    write_plugins(short_tmp / "plugins.d", plugins)
+    (short_tmp / "plugins.d" / "shared").chmod(0o1777)
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        listed = {p["name"]: p for p in await client.list()}
+    assert listed["mine"]["state"] == "ready"
+    assert listed["shared"]["state"] == "failed"
+    assert "written by group or others (mode 1777)" in listed["shared"]["error"]

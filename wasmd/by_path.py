@@ -93,6 +93,8 @@ def _resolve(caller: Caller, path: str) -> tuple[Path, os.stat_result]:
         raise _hidden(path, caller) from None
     except Refused as exc:
         raise WasmdError(ErrorCode.INVALID_PARAMS, f"{printable(path)}: {exc}") from None
+    except OSError:  # a folder on the way vanished mid-walk
+        raise _hidden(path, caller) from None
 
 
 def _denied(caller: Caller, what: str) -> WasmdError:
@@ -115,7 +117,7 @@ def check_as_caller(caller: Caller, path: str, plugin_dirs: Sequence[Path]) -> C
         holder, holder_st = real, st
     else:
         holder = real.parent
-        holder_st = os.stat(holder)
+        holder_st = _resolve(caller, str(holder))[1]
     if others_may_write(holder_st):
         raise WasmdError(
             ErrorCode.INVALID_PARAMS,
