@@ -68,6 +68,7 @@ from .runtime import (
     PluginResolver,
     compile_plugin,
     module_binary,
+    plugin_calls,
 )
 from .runtime.account import Accounts, PluginAccount
 from .snapshot import DEFAULT_MAX_MODULE_SIZE, ModuleTooBig, Snapshot, Stamp, take_snapshot
@@ -119,7 +120,7 @@ def build_pool(
         snapshot.manifest_text,
         on_event=on_event,
         allow_absolute_preopens=allow_absolute_preopens,
-        plugins=plugins,
+        plugins=None if plugins is None else plugin_calls(plugins),
     )
     pool = PluginPool(plugin, engines, account, start_timeout_ms=start_timeout_ms)
     pool.start()
