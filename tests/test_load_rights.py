@@ -281,3 +281,21 @@ async def test_a_folder_plugin_others_may_write_to_is_refused_on_the_search_path
     assert listed["mine"]["state"] == "ready"
     assert listed["shared"]["state"] == "failed"
     assert "written by group or others (mode 1777)" in listed["shared"]["error"]
+
+
+@needs_root_and_setpriv
+async def test_the_callers_groups_count_as_the_kernel_counts_them(short_tmp: Path) -> None:
+    short_tmp.chmod(0o755)
+    team = short_tmp / "team"
+    write_plugins(team, {"t.wat": ONE})
+    os.chown(team / "t.wat", 0, 4545)
+    (team / "t.wat").chmod(0o640)
+    os.chown(team, 0, 4545)
+    team.chmod(0o750)
+    async with running_daemon(short_tmp, {}, **as_attacker()) as daemon:
+        call = [("wasmd.load", [str(team / "t.wat")])]
+        (outsider,) = await call_as(ATTACKER, daemon.socket, call)
+        (member,) = await call_as(ATTACKER, daemon.socket, call, groups=[4545])
+    assert outsider["error"][0] == ErrorCode.INVALID_PARAMS  # it may not even see it
+    assert "may not see it" in outsider["error"][1]
+    assert member["result"]["name"] == "t"
