@@ -33,7 +33,7 @@ from .by_path import CheckedSource, check_as_caller, preopens_as_caller, same_fi
 from .discovery import name_problem, printable
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 from .loader import Loader, search_path_winners
-from .peers import supplementary_groups
+from .peers import Peer, supplementary_groups
 from .registry import Entry
 from .server import Session
 from .snapshot import take_snapshot
@@ -66,9 +66,7 @@ class LoadBuiltins:
             raise WasmdError(
                 ErrorCode.INVALID_PARAMS, f"wasmd.load takes an absolute path: {printable(path)}"
             )
-        peer = session.peer
-        caller = Caller(peer.uid, peer.gid, supplementary_groups(peer.pid))
-        return load_path(self.loader, path, caller)
+        return _load_for(self.loader, path, session.peer)
 
     def unload(self, session: Session, params: list[Any]) -> Awaitable[dict[str, Any]]:
         uid = self.check_peer(session, "unload")
@@ -82,6 +80,12 @@ def _summary(entry: Entry, how: str) -> dict[str, Any]:
     return {key: summary[key] for key in ("name", "version", "path", "abi", "exports")} | {
         "how": how
     }
+
+
+async def _load_for(loader: Loader, path: str, peer: Peer) -> dict[str, Any]:
+    # The peer's groups are read from /proc: off the loop, with the rest of the checks.
+    groups = await anyio.to_thread.run_sync(supplementary_groups, peer.pid)
+    return await load_path(loader, path, Caller(peer.uid, peer.gid, groups))
 
 
 async def load_path(loader: Loader, path: str, caller: Caller) -> dict[str, Any]:
