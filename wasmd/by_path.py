@@ -78,11 +78,22 @@ def _changed(path: Path) -> WasmdError:
     )
 
 
+SHOWN_PATH_MAX = 256  # characters of a caller's path quoted back in an error
+
+
+def shown(path: str) -> str:
+    """A path the caller sent, as an error quotes it: escaped, and cut past
+    ``SHOWN_PATH_MAX`` characters (a path may be as long as a request)."""
+    if len(path) <= SHOWN_PATH_MAX:
+        return printable(path)
+    return f"{printable(path[:SHOWN_PATH_MAX])}... ({len(path)} characters)"
+
+
 def _hidden(path: str, caller: Caller) -> WasmdError:
     # One answer for "missing" and "not visible": no oracle for folders the caller may not enter.
     return WasmdError(
         ErrorCode.INVALID_PARAMS,
-        f"{printable(path)}: no such file or folder (or uid {caller.uid} may not see it)",
+        f"{shown(path)}: no such file or folder (or uid {caller.uid} may not see it)",
     )
 
 
@@ -92,7 +103,7 @@ def _resolve(caller: Caller, path: str) -> tuple[Path, os.stat_result]:
     except Hidden:
         raise _hidden(path, caller) from None
     except Refused as exc:
-        raise WasmdError(ErrorCode.INVALID_PARAMS, f"{printable(path)}: {exc}") from None
+        raise WasmdError(ErrorCode.INVALID_PARAMS, f"{shown(path)}: {exc}") from None
     except OSError:  # a folder on the way vanished mid-walk
         raise _hidden(path, caller) from None
 
@@ -107,7 +118,7 @@ def check_as_caller(caller: Caller, path: str, plugin_dirs: Sequence[Path]) -> C
     real, st = _resolve(caller, path)
     if os.path.islink(path.rstrip("/")):  # the walk saw it: the caller may see it too
         # As on the search path, a plug-in is never a link (its target may be anything).
-        raise WasmdError(ErrorCode.INVALID_PARAMS, f"{printable(path)}: {SYMLINK_NOT_FOLLOWED}")
+        raise WasmdError(ErrorCode.INVALID_PARAMS, f"{shown(path)}: {SYMLINK_NOT_FOLLOWED}")
     if stat.S_ISDIR(st.st_mode):
         if not caller.may(st, READ | SEARCH):
             raise _denied(caller, f"read the folder {printable(real)}")

@@ -29,8 +29,8 @@ import anyio
 import anyio.to_thread
 
 from .access import Caller
-from .by_path import CheckedSource, check_as_caller, preopens_as_caller, same_file
-from .discovery import name_problem, printable
+from .by_path import CheckedSource, check_as_caller, preopens_as_caller, same_file, shown
+from .discovery import name_problem
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 from .loader import Loader, search_path_winners
 from .peers import Peer, supplementary_groups
@@ -64,7 +64,7 @@ class LoadBuiltins:
         path = params[0]
         if not path.startswith("/"):
             raise WasmdError(
-                ErrorCode.INVALID_PARAMS, f"wasmd.load takes an absolute path: {printable(path)}"
+                ErrorCode.INVALID_PARAMS, f"wasmd.load takes an absolute path: {shown(path)}"
             )
         return _load_for(self.loader, path, session.peer)
 
