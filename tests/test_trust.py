@@ -340,6 +340,10 @@ def test_a_pin_holds_in_process_and_in_wasmd_check(
         assert loader.get("bad") is None
     assert main(["check", str(tmp_path / "bad.wat")]) != 0
     assert "does not match the pin" in capsys.readouterr().err
+    # With the daemon's config, its require_pinned holds in wasmd check too.
+    (tmp_path / "wasmd.toml").write_text("require_pinned = true\n")
+    assert main(["check", "--config", str(tmp_path / "wasmd.toml"), str(tmp_path / "ok.wat")]) != 0
+    assert "require_pinned" in capsys.readouterr().err
     strict = TrustPolicy(require_pinned=True)
     with Loader([tmp_path], environ={}, include_defaults=False, trust=strict) as loader:
         with pytest.raises(PluginLoadError, match="require_pinned"):

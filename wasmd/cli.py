@@ -226,6 +226,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "called with and their signatures, what it is granted, its limits",
     )
     p.add_argument("path", type=Path, help="a .wasm or .wat file, or a plug-in folder")
+    p.add_argument(
+        "--config",
+        help="the daemon config whose pins and signing keys apply (default: $WASMD_CONFIG, "
+        "/etc/wasmd/wasmd.toml if it exists)",
+    )
     p = command(
         "sign",
         "sign a plug-in (its name, module, manifest and a serial) for daemons whose "
@@ -281,8 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from .check import check_lines, check_plugin, problem_lines
+    from .config import config_path_from_env, load_config, trust_policy
 
-    report = check_plugin(args.path)
+    # The daemon's pins and keys apply, so check says what the daemon would.
+    config = load_config(config_path_from_env(args.config, os.environ))
+    report = check_plugin(args.path, trust_policy(config))
     if args.json:
         _print_json(report.to_dict())
     elif report.ok:
