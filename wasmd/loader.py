@@ -13,10 +13,15 @@ manifest, read together and fingerprinted), and compares it with the registry:
   in the new version fails, the old version keeps serving and ``plugin.failed`` says why;
 - the same fingerprint          -> nothing, and no event.
 
-Two requests change this (wasmd/loading.py): a plug-in loaded from a path (``wasmd.load``)
-holds its name until it is unloaded, whatever the search path holds; a plug-in unloaded on
-request (``wasmd.unload``) stays away while the search path's bytes for its name are the
-ones it was unloaded with (``unloaded``: name -> that fingerprint, None if there were none).
+Two requests change this (wasmd/loading.py, through ``install``, ``unload_on_request`` and
+``bring_back``): a plug-in loaded from a path (``wasmd.load``) holds its name until it is
+unloaded, whatever the search path holds; a plug-in unloaded on request (``wasmd.unload``)
+stays away while the search path's bytes for its name are the ones it was unloaded with
+(``_unloaded``: name -> that fingerprint, None if there were none).
+
+Every version, whoever asks for it, is built by ``build_pool``: the one pipeline of the
+plug-in set (snapshot -> folder rule -> trust check -> compile -> link -> pool), which
+``wasmd.Loader`` (library.py) and ``wasmd check`` (check.py) use too.
 
 A name is reconciled by one task at a time (a lock per name), so racing batches cannot
 interleave; each simply re-reads the disk. The blocking half (``build_pool``) runs in worker
