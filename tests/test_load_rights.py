@@ -16,7 +16,9 @@ from tests.conftest import running_daemon, write_plugins
 from tests.other_uid import call_as, needs_root_and_setpriv
 from tests.wat_abi import MSGPACK_GUEST, READ_SECRET_COMMAND, relay_guest
 from wasmd.access import Caller, Hidden, Refused, resolve_as
+from wasmd.by_path import check_as_caller
 from wasmd.errors import ErrorCode, WasmdError
+from wasmd.snapshot import take_snapshot
 
 ATTACKER, VICTIM = 4343, 4444
 ONE = '(module (func (export "who") (result i32) i32.const 1))'
@@ -301,3 +303,17 @@ async def test_the_callers_groups_count_as_the_kernel_counts_them(short_tmp: Pat
     assert outsider["error"][0] == ErrorCode.INVALID_PARAMS  # it may not even see it
     assert "may not see it" in outsider["error"][1]
     assert member["result"]["name"] == "t"
+
+
+def test_a_file_swapped_after_the_check_is_refused(short_tmp: Path) -> None:
+    """What the walk checked is compared with what was read (device, inode): a module
+    replaced in between (another inode) fails the load."""
+    write_plugins(short_tmp, {"m.wat": ONE})
+    short_tmp.chmod(0o755)
+    checked = check_as_caller(Caller(0, 0), str(short_tmp / "m.wat"), ())
+    before = take_snapshot(checked.source)
+    checked.same_files(before.stamps)  # the same file: fine
+    (short_tmp / "m.wat").rename(short_tmp / "old.wat")
+    write_plugins(short_tmp, {"m.wat": ONE})
+    with pytest.raises(WasmdError, match="changed while it was being loaded"):
+        checked.same_files(take_snapshot(checked.source).stamps)

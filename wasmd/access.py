@@ -21,7 +21,6 @@ loader compares the device and inode of what it opened with what the walk checke
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from collections import deque
@@ -150,7 +149,3 @@ def writable_by_others(st: os.stat_result) -> bool:
     or file: group- or other-writable. The sticky bit does not help a plug-in folder: others
     may still add the files that are missing (a manifest, a signature)."""
     return bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
-
-
-def errno_is_hidden(code: int | None) -> bool:
-    return code in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM)
