@@ -26,7 +26,7 @@ from .discovery import is_utf8, printable
 from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
-from .loader import Loader, ReloadReport
+from .loader import Reconciler, ReloadReport
 from .loading import LoadBuiltins
 from .metrics import (
     WasmdCollector,
@@ -47,7 +47,7 @@ class Daemon:
     """A running daemon, handed out by ``serve`` through ``task_status`` once it is ready."""
 
     def __init__(
-        self, registry: Registry, bus: EventBus, loader: Loader, notifier: Notifier | None
+        self, registry: Registry, bus: EventBus, loader: Reconciler, notifier: Notifier | None
     ) -> None:
         self.registry = registry
         self.bus = bus
@@ -163,8 +163,8 @@ def _engines(config: DaemonConfig) -> Engines:
     )
 
 
-def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Loader:
-    return Loader(
+def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Reconciler:
+    return Reconciler(
         engines=engines,
         registry=Registry(),
         bus=bus,

@@ -226,7 +226,11 @@ def search_path_winners(
     return winners, shadowed, problems
 
 
-class Loader:
+class Reconciler:
+    """The daemon's plug-in set: reconciles the search path with the registry (module
+    docstring). ``wasmd.Loader`` (library.py) is the in-process one; both build through
+    ``build_pool``."""
+
     def __init__(
         self,
         *,

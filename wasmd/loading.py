@@ -32,7 +32,7 @@ from .access import Caller
 from .by_path import CheckedSource, check_as_caller, preopens_as_caller, same_file, shown
 from .discovery import name_problem
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
-from .loader import Loader, search_path_winners
+from .loader import Reconciler, search_path_winners
 from .peers import Peer, supplementary_groups
 from .registry import Entry
 from .server import Session
@@ -42,7 +42,7 @@ from .snapshot import take_snapshot
 class LoadBuiltins:
     """The ``wasmd.load`` and ``wasmd.unload`` built-ins of one daemon."""
 
-    def __init__(self, loader: Loader, load_uids: Collection[int]) -> None:
+    def __init__(self, loader: Reconciler, load_uids: Collection[int]) -> None:
         self.loader = loader
         self.load_uids = frozenset(load_uids)
 
@@ -82,13 +82,13 @@ def _summary(entry: Entry, how: str) -> dict[str, Any]:
     }
 
 
-async def _load_for(loader: Loader, path: str, peer: Peer) -> dict[str, Any]:
+async def _load_for(loader: Reconciler, path: str, peer: Peer) -> dict[str, Any]:
     # The peer's groups are read from /proc: off the loop, with the rest of the checks.
     groups = await anyio.to_thread.run_sync(supplementary_groups, peer.pid)
     return await load_path(loader, path, Caller(peer.uid, peer.gid, groups))
 
 
-async def load_path(loader: Loader, path: str, caller: Caller) -> dict[str, Any]:
+async def load_path(loader: Reconciler, path: str, caller: Caller) -> dict[str, Any]:
     """Load the plug-in at ``path`` for ``caller`` (see the module docstring); its summary
     and ``how``."""
     checked = await anyio.to_thread.run_sync(check_as_caller, caller, path, loader.dirs)
@@ -116,7 +116,7 @@ async def load_path(loader: Loader, path: str, caller: Caller) -> dict[str, Any]
         return _summary(entry, "load")
 
 
-async def _from_search_path(loader: Loader, name: str) -> dict[str, Any]:
+async def _from_search_path(loader: Reconciler, name: str) -> dict[str, Any]:
     loader.bring_back(name)
     await loader.reconcile([name])
     entry = loader.registry.get(name)
@@ -126,7 +126,7 @@ async def _from_search_path(loader: Loader, name: str) -> dict[str, Any]:
     return _summary(entry, "search_path")
 
 
-async def _build(loader: Loader, checked: CheckedSource) -> Entry:
+async def _build(loader: Reconciler, checked: CheckedSource) -> Entry:
     source = checked.source
     try:
         snapshot = await anyio.to_thread.run_sync(take_snapshot, source, loader.max_module_size)
@@ -149,7 +149,7 @@ async def _build(loader: Loader, checked: CheckedSource) -> Entry:
     )
 
 
-async def unload(loader: Loader, name: str, uid: int) -> dict[str, Any]:
+async def unload(loader: Reconciler, name: str, uid: int) -> dict[str, Any]:
     """Remove NAME until the next change on disk or ``wasmd.load`` (module docstring)."""
     async with loader.lock_for(name):
         entry = loader.registry.get(name)
