@@ -5,8 +5,8 @@ Theory of operation. A signature (``NAME.wasm.sig`` beside the module, or
 covers ``message()``, a short text that names
 
 - the plug-in's name (a signed module copied under another name does not verify),
-- a serial number (the version floor: the daemon refuses a serial lower than the highest it
-  has loaded for that name since it started, or than the trust file's ``[min_serial]``),
+- a serial number (the version floor: the daemon refuses a serial lower than the highest whose
+  signature verified for that name since it started, or than the trust file's ``[min_serial]``),
 - the sha256 of the module's bytes,
 - the sha256 of the manifest's bytes, or ``none`` when it has no manifest (an edit of
   ``[access]`` or ``[wasi]``, or a manifest added later, does not verify).

@@ -10,8 +10,9 @@ a module that is refused never reaches Cranelift. What can vouch for a version:
   version and then ``wasmd reload`` it;
 - an ed25519 signature ``NAME.wasm.sig`` by one of ``signing_keys``, of the plug-in's name,
   a serial number, and the module's and manifest's bytes (wasmd/signature.py). A serial
-  lower than the floor (the highest serial loaded for that name since the daemon started,
-  or the trust file's ``[min_serial] NAME = N`` if higher) is a rollback and is refused;
+  lower than the floor (the highest serial whose signature verified for that name since the
+  daemon started, or the trust file's ``[min_serial] NAME = N`` if higher) is a rollback and
+  is refused;
 - a pin in the version's own manifest, ``[plugin] sha256 = "..."``: it must match, but it
   vouches for nothing (whoever writes the module writes the manifest beside it), so it only
   catches mistakes such as a half-copied upgrade.
@@ -53,7 +54,7 @@ signature_path = sigfile.signature_path
 
 
 class SerialFloors:
-    """The highest signature serial loaded per name (anti-rollback), shared by every load of
+    """The highest signature serial verified per name (anti-rollback), shared by every load of
     one daemon or ``wasmd.Loader``; safe across threads."""
 
     def __init__(self) -> None:
@@ -202,7 +203,7 @@ def _check_signature(
     if signed.serial < floor:
         raise refuse(
             f"has serial {signed.serial}, below {floor}: an older version (rollback) is "
-            "refused (the floor is the highest serial loaded since the daemon started, or "
+            "refused (the floor is the highest serial verified since the daemon started, or "
             "the trust file's [min_serial])"
         )
     policy.floors.raise_to(name, signed.serial)
