@@ -228,13 +228,18 @@ def _trust_file_pins(snapshot: Snapshot, policy: TrustPolicy) -> TrustPins | Non
         return None
     name = snapshot.source.name
     try:
-        return trust_file_pins(policy.trust_file).get(name, TrustPins())
+        return trust_file_tables(policy.trust_file).get(name, TrustPins())
     except ConfigError as exc:
         # Failing closed: a trust file that cannot be read refuses every module.
         raise TrustRefused(name, f"bad trust file: {exc}", None, None) from None
 
 
-def trust_file_pins(path: Path) -> dict[str, TrustPins]:
+def trust_file_pins(path: Path) -> dict[str, str]:
+    """The trust file's module pins (``[sha256]``), by name; raises ``ConfigError``."""
+    return {name: pins.module for name, pins in trust_file_tables(path).items() if pins.module}
+
+
+def trust_file_tables(path: Path) -> dict[str, TrustPins]:
     """The trust file's ``[sha256]``, ``[manifest_sha256]`` and ``[min_serial]`` tables, by
     name; raises ``ConfigError``."""
     doc = read_toml(path, kind="trust file")
