@@ -16,7 +16,7 @@ Three rules keep this from hanging or running away:
   answer is to give up at once with ``busy`` (7), "no free instance".
 - **The caller's deadline.** The callee runs until the earlier of its own ``timeout_ms`` and
   what is left of the caller's deadline; cancelling the caller's call cancels the callee too.
-- **A depth limit**, ``MAX_CALL_DEPTH`` calls deep; past it, ``resource_exhausted`` (6).
+- **A depth limit**, ``host.MAX_CALL_DEPTH`` calls deep; past it, ``resource_exhausted`` (6).
 
 The answer the guest gets is one msgpack value ``[error, result]``, as a response carries:
 ``[nil, result]`` or ``[[code, message], nil]``. Only a misuse of the import itself (bad
@@ -28,11 +28,13 @@ resets it, so the caller's is saved first and put back after.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, WasmdError
+from .host import PluginCalls
 from .pool import PoolClosed, Ticket
 
 if TYPE_CHECKING:
@@ -40,7 +42,6 @@ if TYPE_CHECKING:
     from .pool import PluginPool
 
 # How deep plug-ins may call each other: A -> B -> C is depth 2.
-MAX_CALL_DEPTH = 8
 # A reload may swap the callee between its look-up and its start this often in a row.
 LOOKUP_ATTEMPTS = 3
 
@@ -73,6 +74,12 @@ class NestedTicket(Ticket):
     def _refuse_wait(self) -> None:
         self.refused_wait = True
         self.cancel()
+
+
+def plugin_calls(resolve: PluginResolver) -> PluginCalls:
+    """What a plug-in's ``wasmd.call`` reaches: the plug-ins ``resolve`` finds
+    (``HostContext.plugins``)."""
+    return functools.partial(call_plugin, resolve)
 
 
 def call_plugin(
