@@ -299,7 +299,7 @@ class Plugin:
         except PoolClosed:
             raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {self.name} is closed") from None
         if outcome[0] is not None:
-            raise outcome[0]
+            raise outcome.pop(0)  # not kept in a local: its traceback will hold this frame
         return outcome[1]
 
     def describe(self) -> dict[str, Any]:

@@ -52,7 +52,7 @@ from .breaker import CircuitBreaker
 from .engine import Engines
 from .instance import Deadline, Instance
 from .plugin import CompiledPlugin
-from .traps import CallEnded, call_error, cause_of
+from .traps import CallEnded, call_error, cause_of, forget_traceback
 
 log = logging.getLogger("wasmd.runtime")
 
@@ -402,15 +402,11 @@ class PluginPool:
         try:
             slot.instance = Instance(plugin, deadline)
             return None
-        except (CallEnded, wasmtime.Trap) as exc:
-            if isinstance(exc, CallEnded) or exc.trap_code == wasmtime.TrapCode.INTERRUPT:
-                return f"start code ran past its {timeout_ms} ms deadline"
-            return f"cannot instantiate: {cause_of(exc)}"
-        except wasmtime.WasmtimeError as exc:
-            return f"cannot instantiate: {cause_of(exc)}"
-        except Exception as exc:  # a bug of ours: report it
-            log.exception("%s: instantiating failed unexpectedly", plugin.name)
-            return f"cannot instantiate: internal error: {exc!r}"
+        except Exception as exc:
+            try:
+                return _instantiation_failure(exc, plugin.name, timeout_ms)
+            finally:
+                forget_traceback(exc)  # it holds the failed instance and its Store
 
     def _run(
         self, slot: _Slot, export: str, args: Any, ticket: Ticket, deadline_at: float
@@ -446,8 +442,10 @@ class PluginPool:
                 instance = Instance(plugin, deadline)
             return None, instance.run(export, args, deadline), False
         except WasmdError as exc:
+            forget_traceback(exc)  # its frames hold the call's params and instance
             return exc, None, False  # the guest's own error, or output over the limit
         except Exception as exc:
+            forget_traceback(exc)  # the same, and wasmtime-py's traps hold them in a cycle
             if sampled:  # the guest's time, not what handling its fault takes
                 slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
                 sampled = False
@@ -532,7 +530,10 @@ class PluginPool:
             {"kind": "quarantined", "reason": reason, "retry_in_ms": retry_ms},
         )
         self._finished(ticket, error)
-        raise error
+        try:
+            raise error
+        finally:
+            del error  # its traceback holds this frame (and the caller's, with the params)
 
     def _fault(self, error: WasmdError) -> None:
         """A call faulted and its instance was discarded: count it against the policy."""
@@ -627,6 +628,18 @@ class PluginPool:
                 memory += slot.memory_bytes
             retry_in = self._breaker.refusal(time.monotonic())
             return PoolUsage(live, memory, self._pending, len(self._waiters), retry_in)
+
+
+def _instantiation_failure(exc: Exception, name: str, timeout_ms: int) -> str:
+    """Why an instantiation failed, for the load's error or the log."""
+    if isinstance(exc, CallEnded) or (
+        isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT
+    ):
+        return f"start code ran past its {timeout_ms} ms deadline"
+    if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
+        return f"cannot instantiate: {cause_of(exc)}"
+    log.error("%s: instantiating failed unexpectedly", name, exc_info=exc)  # a bug of ours
+    return f"cannot instantiate: internal error: {exc!r}"
 
 
 def _error_name(error: WasmdError | None) -> str | None:
