@@ -21,6 +21,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -135,7 +136,7 @@ async def test_failed_reloads_keep_no_bytes(
 ) -> None:
     """The issue's case: a plug-in directory's writer reloads big broken versions."""
     size = 8 * MiB
-    extra: dict[str, Path] = {}
+    extra: dict[str, Any] = {}
     if pinned:
         (short_tmp / "trust.toml").write_text('[sha256]\nbig = "' + "0" * 64 + '"\n')
         extra["trust_file"] = short_tmp / "trust.toml"
