@@ -64,6 +64,9 @@ Respond = Callable[[WasmdError | None, Any], None]
 # ``start_timeout_ms``).
 DEFAULT_START_TIMEOUT_MS = 5000
 
+# The error data's "kind" of a plug-in's call to another that its caller's deadline ended.
+CALLERS_DEADLINE = "caller_deadline"
+
 
 @dataclass(frozen=True, slots=True)
 class PoolStats:
@@ -101,6 +104,10 @@ class Ticket:
     """
 
     __slots__ = ("_waiting", "backpressured", "before_wait", "cancelled", "owner", "started")
+
+    # A plug-in's call to another (nested.py) ends by its caller's deadline, if that is the
+    # earlier: monotonic seconds, or None.
+    caller_deadline: float | None = None
 
     def __init__(self, owner: object, started: float) -> None:
         self.owner = owner
@@ -244,6 +251,9 @@ class PluginPool:
         if probing:
             self._refuse_if_quarantined(ticket)  # unless the quarantine is over: probation
         deadline_at = ticket.started + self._timeout_s
+        caller_deadline = ticket.caller_deadline
+        if caller_deadline is not None and caller_deadline < deadline_at:
+            deadline_at = caller_deadline
         owner = ticket.owner
         with self._lock:  # the common case, inline: a free instance and nobody waiting
             if self._free and not self._waiters and not self._closing:
@@ -341,6 +351,16 @@ class PluginPool:
             ticket._waiting = None
             if not backpressured:
                 self._queued -= 1
+
+    def _callers_deadline_passed(self, ticket: Ticket, deadline_at: float) -> WasmdError:
+        """The answer of a plug-in's call to this one that its caller's deadline ended."""
+        allowed_ms = max(0, round((deadline_at - ticket.started) * 1000))
+        return WasmdError(
+            ErrorCode.TIMEOUT,
+            f"the calling plug-in's deadline passed {allowed_ms} ms into the call "
+            f"(before this plug-in's own timeout_ms of {self.plugin.manifest.timeout_ms})",
+            {"kind": CALLERS_DEADLINE, "deadline_ms": allowed_ms},
+        )
 
     def _waited_too_long(self) -> WasmdError:
         return WasmdError(
@@ -452,6 +472,8 @@ class PluginPool:
             at_limit = instance is not None and instance.memory_at_limit()
             self._retire(slot)  # its state is suspect after any fault
             error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
+            if error.code == ErrorCode.TIMEOUT and deadline_at == ticket.caller_deadline:
+                error = self._callers_deadline_passed(ticket, deadline_at)
             if at_limit and (error.data or {}).get("trap_code") == "unreachable":
                 # Guests abort (unreachable) when an allocation fails: at the ceiling, that
                 # is the cause. Other traps there (out of bounds, say) are the guest's own.
@@ -539,7 +561,7 @@ class PluginPool:
         """A call faulted and its instance was discarded: count it against the policy."""
         with self._lock:
             self.account.restarts += 1
-        if error.code != ErrorCode.CANCELLED:  # the caller's doing, not the plug-in's
+        if not _callers_doing(error):
             self._instance_failed(f"{ErrorCode(error.code).name.lower()}: {error.message}")
 
     def _instance_failed(self, reason: str) -> None:
@@ -593,7 +615,11 @@ class PluginPool:
         plugin = self.plugin
         fields: dict[str, Any] = {"export": export}
         if error.code == ErrorCode.TIMEOUT:
-            fields["timeout_ms"] = plugin.manifest.timeout_ms
+            data = error.data or {}
+            if data.get("kind") == CALLERS_DEADLINE:
+                fields.update(timeout_ms=data["deadline_ms"], deadline_of="caller")
+            else:
+                fields["timeout_ms"] = plugin.manifest.timeout_ms
             event = "plugin.timeout"
         elif error.code == ErrorCode.CANCELLED:
             fields["instance_restarted"] = True
@@ -628,6 +654,14 @@ class PluginPool:
                 memory += slot.memory_bytes
             retry_in = self._breaker.refusal(time.monotonic())
             return PoolUsage(live, memory, self._pending, len(self._waiters), retry_in)
+
+
+def _callers_doing(error: WasmdError) -> bool:
+    """Whether a call ended for its caller's sake, not the plug-in's: cancelled, or stopped
+    by the deadline of the plug-in that called it. No fault of the plug-in's."""
+    if error.code == ErrorCode.CANCELLED:
+        return True
+    return error.code == ErrorCode.TIMEOUT and (error.data or {}).get("kind") == CALLERS_DEADLINE
 
 
 def _instantiation_failure(exc: Exception, name: str, timeout_ms: int) -> str:
