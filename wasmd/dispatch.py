@@ -74,10 +74,8 @@ class Dispatcher:
             if (manifest.access_uids or manifest.access_gids) and not manifest.admits(
                 peer.uid, peer.gid, lambda: supplementary_groups(peer.pid)
             ):
-                raise WasmdError(
-                    ErrorCode.PERMISSION_DENIED,
-                    f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}",
-                )
+                message = f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}"
+                raise pool.refuse(ticket, WasmdError(ErrorCode.PERMISSION_DENIED, message))
             try:
                 pool.call(export, params, ticket, respond)
                 return

@@ -363,7 +363,8 @@ class Loader:
     ) -> None:
         self.start_timeout_ms = start_timeout_ms
         self.trust = trust or TrustPolicy()
-        self.accounts = Accounts()  # per name, kept across versions (wasmd.metrics reads them)
+        # Per name served, kept across versions (wasmd.metrics reads them; account.py).
+        self.accounts = Accounts()
         self.engines = engines
         self.max_module_size = max_module_size
         self.allow_absolute_preopens = allow_absolute_preopens
@@ -508,19 +509,25 @@ class Loader:
     async def build(self, snapshot: Snapshot) -> PluginPool:
         """``build_pool`` off the loop, at most one per core. Raises PluginLoadError
         (``TrustRefused`` before compiling: refused bytes never reach the compiler)."""
-        await off_loop(verify_snapshot, snapshot, self.trust)
-        async with self._compile_slots:
-            return await off_loop(
-                build_pool,
-                snapshot,
-                self.engines,
-                self.bus.emit_threadsafe,
-                self.allow_absolute_preopens,
-                self.dirs,
-                self.start_timeout_ms,
-                self.registry.pool_of,
-                self.accounts[snapshot.source.name],
-            )
+        name = snapshot.source.name
+        try:
+            await off_loop(verify_snapshot, snapshot, self.trust)
+            async with self._compile_slots:
+                return await off_loop(
+                    build_pool,
+                    snapshot,
+                    self.engines,
+                    self.bus.emit_threadsafe,
+                    self.allow_absolute_preopens,
+                    self.dirs,
+                    self.start_timeout_ms,
+                    self.registry.pool_of,
+                    self.accounts[name],
+                )
+        except BaseException:
+            if self.registry.get(name) is None:
+                self.accounts.retire(name)  # no version serves the name: no account for it
+            raise
 
     def _install(
         self, entry: Entry, previous: Entry | None, how: dict[str, Any] | None = None
@@ -570,6 +577,7 @@ class Loader:
 
     def _unload(self, entry: Entry, how: dict[str, Any] | None = None) -> None:
         self.registry.remove(entry.name)
+        self.accounts.retire(entry.name)  # its counts stay in the daemon-wide totals
         self._rejected.pop(entry.name, None)
         self._seen.pop(entry.name, None)
         fields: dict[str, Any] = {"plugin": entry.name, "path": str(entry.source.module_path)}

@@ -183,7 +183,10 @@ class PluginPool:
         self._lock = self.account.lock
         self._breaker = CircuitBreaker(manifest.failure)
         self._fuel = manifest.fuel
-        self._cpu_countdown = CPU_SAMPLE_EVERY  # calls until one has its CPU time measured
+        # Calls until one has its CPU time measured, and how many calls that one stands for:
+        # the first call, for itself; then one in CPU_SAMPLE_EVERY, for them all (account.py).
+        self._cpu_countdown = 1
+        self._cpu_weight = 1
         # Whether every call has costs to add (most plug-ins: only a sampled call does).
         self._costs_every_call = bool(manifest.fuel) or not self._keeps_instance
         with self._lock:
@@ -245,8 +248,12 @@ class PluginPool:
         """
         call = self._calls_by_name.get(export)
         if call is None:
-            raise self._no_such_export(export)
-        args = call.convert(params)
+            raise self.refuse(ticket, self._no_such_export(export))
+        try:
+            args = call.convert(params)
+        except WasmdError as exc:
+            self._finished(ticket, exc)  # every request to the plug-in counts
+            raise
         probing = self._breaker.tripped
         if probing:
             self._refuse_if_quarantined(ticket)  # unless the quarantine is over: probation
@@ -453,10 +460,11 @@ class PluginPool:
         countdown = self._cpu_countdown - 1
         if countdown:
             self._cpu_countdown = countdown
-            sampled, cpu_at = False, 0
+            sampled, cpu_at = 0, 0
         else:
             self._cpu_countdown = CPU_SAMPLE_EVERY
-            sampled, cpu_at = True, time.thread_time_ns()
+            sampled, self._cpu_weight = self._cpu_weight, CPU_SAMPLE_EVERY
+            cpu_at = time.thread_time_ns()
         try:
             if instance is None:  # the ABI keeps no instance: a bare one for this call alone
                 instance = Instance(plugin, deadline)
@@ -467,8 +475,8 @@ class PluginPool:
         except Exception as exc:
             forget_traceback(exc)  # the same, and wasmtime-py's traps hold them in a cycle
             if sampled:  # the guest's time, not what handling its fault takes
-                slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
-                sampled = False
+                slot.cpu_ns += (time.thread_time_ns() - cpu_at) * sampled
+                sampled = 0
             at_limit = instance is not None and instance.memory_at_limit()
             self._retire(slot)  # its state is suspect after any fault
             error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
@@ -487,11 +495,12 @@ class PluginPool:
             if sampled or self._costs_every_call:
                 self._spent(slot, instance, sampled, cpu_at)
 
-    def _spent(self, slot: _Slot, instance: Instance | None, sampled: bool, cpu_at: int) -> None:
+    def _spent(self, slot: _Slot, instance: Instance | None, sampled: int, cpu_at: int) -> None:
         """Add what the call that ran in ``slot`` cost (not on the common path: only for a
-        sampled call, a metered plug-in, and an ABI that keeps no instance)."""
+        sampled call, a metered plug-in, and an ABI that keeps no instance). ``sampled``: how
+        many calls the measured one stands for (0: not measured)."""
         if sampled:
-            slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
+            slot.cpu_ns += (time.thread_time_ns() - cpu_at) * sampled
         if instance is None:
             return
         if self._fuel:
@@ -499,6 +508,13 @@ class PluginPool:
         if not self._keeps_instance:  # a bare instance, for this call alone
             with self._lock:
                 self._fold(instance, 0)
+
+    def refuse(self, ticket: Ticket, error: WasmdError) -> WasmdError:
+        """Count a call refused before it ran (in the plug-in's account, as every request to
+        it is) and return its error, to be raised. Raised at once rather than held in a
+        local: its traceback will hold the frame (and the caller's, with the params)."""
+        self._finished(ticket, error)
+        return error
 
     def _finished(self, ticket: Ticket, error: WasmdError | None) -> None:
         elapsed = time.monotonic() - ticket.started
@@ -546,16 +562,11 @@ class PluginPool:
                 return  # on probation: this call may run
             reason = breaker.reason
         retry_ms = max(1, round(retry_in * 1000))
-        error = WasmdError(
-            ErrorCode.UNAVAILABLE,
-            f"plug-in {self.plugin.name} is quarantined ({reason}); it is retried in {retry_ms} ms",
-            {"kind": "quarantined", "reason": reason, "retry_in_ms": retry_ms},
+        message = (
+            f"plug-in {self.plugin.name} is quarantined ({reason}); it is retried in {retry_ms} ms"
         )
-        self._finished(ticket, error)
-        try:
-            raise error
-        finally:
-            del error  # its traceback holds this frame (and the caller's, with the params)
+        data = {"kind": "quarantined", "reason": reason, "retry_in_ms": retry_ms}
+        raise self.refuse(ticket, WasmdError(ErrorCode.UNAVAILABLE, message, data))
 
     def _fault(self, error: WasmdError) -> None:
         """A call faulted and its instance was discarded: count it against the policy."""
