@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ErrorCode, WasmdError
+from ..errors import ErrorCode, WasmdError, echo
 from .pool import PoolClosed, Ticket
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def call_plugin(
     name, dot, export = method.partition(".")
     if not dot or not export:
         return WasmdError(
-            ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {method!r}"
+            ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {echo(method)}"
         ), None
     try:
         for _ in range(LOOKUP_ATTEMPTS):

@@ -46,7 +46,7 @@ from typing import Any
 
 import wasmtime
 
-from ..errors import ErrorCode, PluginLoadError, WasmdError
+from ..errors import ErrorCode, PluginLoadError, WasmdError, echo
 from .account import CPU_SAMPLE_EVERY, PluginAccount
 from .breaker import CircuitBreaker
 from .engine import Engines
@@ -619,7 +619,8 @@ class PluginPool:
         known = ", ".join(sorted(plugin.calls)) or "none"
         return WasmdError(
             ErrorCode.METHOD_NOT_FOUND,
-            f"plug-in {plugin.name} has no callable export {export!r} ({why}; callable: {known})",
+            f"plug-in {plugin.name} has no callable export {echo(export)} "
+            f"({why}; callable: {known})",
         )
 
     def _report(self, export: str, error: WasmdError) -> None:
