@@ -34,6 +34,7 @@ from wasmd.runtime.instance import Instance
 
 from .conftest import running_daemon, serve_command
 from .helpers import replace_atomically, subscribe
+from .test_plugin_calls import plugins
 from .wat import ARITH, MEMORY, START_TRAPS
 
 MiB = 1024 * 1024
@@ -265,3 +266,32 @@ def _wait_for_failure(client: SyncClient, failures: int) -> None:
 
 if sys.implementation.name != "cpython":  # reference counting is what these tests check
     pytestmark = pytest.mark.skip("CPython's reference counting only")
+
+
+async def test_garbage_from_a_client_keeps_nothing(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        with collector_off():
+            for _ in range(3):
+                stream = await anyio.connect_unix(daemon.socket)
+                async with stream:
+                    await stream.send(b"\xc1" * 64)  # never valid MessagePack
+                    with anyio.fail_after(10):
+                        with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                            while True:
+                                await stream.receive()
+            async with daemon.client() as client:
+                assert await client.call("wasmd.ping") == "pong"  # the closings are done
+                garbage = cyclic_garbage()
+    assert garbage == [], "\n".join(garbage)
+
+
+async def test_failed_plugin_to_plugin_calls_keep_nothing(short_tmp: Path) -> None:
+    files = plugins(relay='[plugin]\ntimeout_ms = 2000\n[access]\nplugins = ["relay"]\n')
+    async with running_daemon(short_tmp, files) as daemon, daemon.client() as client:
+        assert await client.call("relay.to_echo", 1) == [None, [1]]
+        with collector_off():
+            for export in ("to_fail", "to_missing", "to_no_export", "to_private", "to_self"):
+                answer = await client.call(f"relay.{export}")
+                assert answer[0] is not None, (export, answer)
+            garbage = cyclic_garbage()
+    assert garbage == [], "\n".join(garbage)

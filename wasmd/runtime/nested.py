@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, WasmdError, echo
 from .pool import PoolClosed, Ticket
+from .traps import forget_traceback
 
 if TYPE_CHECKING:
     from .fastcall import Cancellable
@@ -111,6 +112,9 @@ def call_plugin(
                 continue
         raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {name} is being replaced; try again")
     except WasmdError as exc:
+        # Returned, not raised: the caller's frame will hold it, and its traceback holds this
+        # frame, whose f_back is the caller's: a cycle, unless the traceback goes.
+        forget_traceback(exc)
         return exc, None
 
 
@@ -137,6 +141,7 @@ def _call_pool(
     except PoolClosed:
         raise
     except WasmdError as exc:
+        forget_traceback(exc)  # returned: see call_plugin
         if ticket.refused_wait and not (outer is not None and outer.cancelled):
             return _no_free_instance(pool), None
         return exc, None
