@@ -11,7 +11,6 @@ These tests disable the collector and check that nothing of a failure is left fo
 from __future__ import annotations
 
 import gc
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import types
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from wasmd.runtime.instance import Instance
 
 from .conftest import running_daemon, serve_command
 from .helpers import replace_atomically, subscribe
+from .processes import reaped, until
 from .test_plugin_calls import plugins
 from .wat import ARITH, MEMORY, START_TRAPS
 
@@ -232,36 +233,36 @@ def test_daemon_memory_stays_bounded_over_broken_reloads(short_tmp: Path) -> Non
     plugins, sock = short_tmp / "plugins.d", short_tmp / "wasmd.sock"
     plugins.mkdir()
     command = serve_command(plugins, "--socket", str(sock))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env) as daemon:
-        try:
-            deadline = time.monotonic() + 30
-            while not sock.exists():
-                assert daemon.poll() is None, "the daemon exited"
-                assert time.monotonic() < deadline, "the daemon did not start"
-                time.sleep(0.02)
-            with SyncClient(sock, timeout=30) as client:
-                client.call("wasmd.ping")
-                base = _rss_mib(daemon.pid)
-                target = plugins / "big.wasm"
-                for seed in range(6):
-                    replace_atomically(target, _broken_module(64 * MiB, seed))
-                    _wait_for_failure(client, seed + 1)
-                grown = _rss_mib(daemon.pid) - base
-        finally:
-            daemon.terminate()
-            daemon.wait(timeout=30)
+    with reaped(command, stderr=subprocess.DEVNULL) as daemon:
+        until(lambda: _answers(sock, daemon), what="the daemon's start")
+        with SyncClient(sock, timeout=30) as client:
+            base = _rss_mib(daemon.pid)
+            target = plugins / "big.wasm"
+            for seed in range(6):
+                replace_atomically(target, _broken_module(64 * MiB, seed))
+                until(partial(_failed_loads, client, seed + 1), what=f"failure {seed + 1}")
+            grown = _rss_mib(daemon.pid) - base
     # One version's bytes may still be on their way out; six (twice over) were kept before.
     assert grown < 2 * 64, f"RSS grew by {grown} MiB over six failed 64 MiB versions"
 
 
-def _wait_for_failure(client: SyncClient, failures: int) -> None:
-    """Until ``wasmd.metrics`` counts ``failures`` failed loads of "big" (bounded)."""
-    deadline = time.monotonic() + 60
-    line = f'wasmd_plugin_load_failures_total{{plugin="big"}} {float(failures)}'
-    while line not in str(client.call("wasmd.metrics")).splitlines():
-        assert time.monotonic() < deadline, f"no failure {failures} of big"
+def _answers(sock: Path, daemon: subprocess.Popen[bytes]) -> bool:
+    assert daemon.poll() is None, "the daemon exited"
+    try:
+        with SyncClient(sock, timeout=5) as client:
+            return bool(client.call("wasmd.ping") == "pong")
+    except WasmdError:  # not listening yet
         time.sleep(0.05)
+        return False
+
+
+def _failed_loads(client: SyncClient, count: int) -> bool:
+    """Whether ``wasmd.metrics`` counts ``count`` failed loads of "big" (0.05 s apart)."""
+    time.sleep(0.05)
+    for line in str(client.call("wasmd.metrics")).splitlines():
+        if line.startswith('wasmd_plugin_load_failures_total{plugin="big"}'):
+            return float(line.split()[-1]) >= count
+    return False
 
 
 if sys.implementation.name != "cpython":  # reference counting is what these tests check
