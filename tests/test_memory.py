@@ -126,20 +126,24 @@ def _start_traps(size: int, seed: int) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("make", "pinned"),
+    ("make", "setting"),
     [
-        pytest.param(_broken_module, False, id="invalid-module"),
-        pytest.param(_start_traps, False, id="start-code-traps"),
-        pytest.param(_broken_module, True, id="refused-by-its-pin"),
+        pytest.param(_broken_module, "", id="invalid-module"),
+        pytest.param(_broken_module, "cache", id="invalid-module-with-compile-cache"),
+        pytest.param(_start_traps, "", id="start-code-traps"),
+        pytest.param(_start_traps, "cache", id="start-code-traps-with-compile-cache"),
+        pytest.param(_broken_module, "pinned", id="refused-by-its-pin"),
     ],
 )
 async def test_failed_reloads_keep_no_bytes(
-    short_tmp: Path, make: Callable[[int, int], bytes], pinned: bool
+    short_tmp: Path, make: Callable[[int, int], bytes], setting: str
 ) -> None:
     """The issue's case: a plug-in directory's writer reloads big broken versions."""
     size = 8 * MiB
     extra: dict[str, Any] = {}
-    if pinned:
+    if setting == "cache":
+        extra["cache_dir"] = short_tmp / "cache"
+    if setting == "pinned":
         (short_tmp / "trust.toml").write_text('[sha256]\nbig = "' + "0" * 64 + '"\n')
         extra["trust_file"] = short_tmp / "trust.toml"
     async with running_daemon(short_tmp, {}, **extra) as daemon, daemon.client() as client:
