@@ -199,7 +199,9 @@ async def test_cancelling_the_caller_cancels_the_callee(tmp_path: Path) -> None:
         assert relay.describe()["stats"]["errors"] == {"cancelled": 1}
 
 
-async def test_the_callers_deadline_is_no_fault_of_the_callee(short_tmp: Path) -> None:
+async def test_the_callers_deadline_is_no_fault_of_the_callee(
+    short_tmp: Path, call_path: str
+) -> None:
     """Issue 22 item 6: relay (50 ms) calls slow (60 s); relay's deadline stopping slow must
     not quarantine slow for everyone, and the answer names the deadline that applied."""
     files = plugins(relay='[plugin]\ntimeout_ms = 50\n[access]\nplugins = ["relay"]\n')
