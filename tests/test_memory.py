@@ -26,10 +26,12 @@ from typing import Any
 import anyio
 import pytest
 import wasmtime
+from prometheus_client.registry import CollectorRegistry
 
 from wasmd import WasmdError
 from wasmd.client import SyncClient
 from wasmd.loader import off_loop
+from wasmd.metrics import write_textfile_forever
 from wasmd.runtime.instance import Instance
 
 from .conftest import running_daemon, serve_command
@@ -186,8 +188,30 @@ async def test_refused_loads_keep_no_bytes(short_tmp: Path) -> None:
                 assert "cannot instantiate" in await error_of(client.call("wasmd.load", str(path)))
                 path.write_bytes(_broken_module(size, seed))
                 assert "invalid module" in await error_of(client.call("wasmd.load", str(path)))
+                # The manifest is read after the module: its error held the module's bytes.
+                path.with_suffix(".toml").write_bytes(b"\xff")
+                assert "not valid UTF-8" in await error_of(client.call("wasmd.load", str(path)))
+                path.with_suffix(".toml").unlink()
             garbage = cyclic_garbage()
-    assert garbage == []
+    assert garbage == [], "\n".join(garbage)
+
+
+async def test_a_textfile_that_cannot_be_written_keeps_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each failed round (here: the folder is missing) kept the metrics text in a cycle."""
+    registry = CollectorRegistry()
+    with collector_off():
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_textfile_forever, tmp_path / "missing" / "wasmd.prom", registry, 60)
+            with anyio.fail_after(10):
+                while True:  # the first round has failed
+                    if "cannot write metrics" in caplog.text:
+                        break
+                    await anyio.sleep(0.01)
+            garbage = cyclic_garbage()  # before the writer is cancelled (which makes some)
+            tg.cancel_scope.cancel()
+    assert garbage == [], "\n".join(garbage)
 
 
 def _live_instances() -> int:

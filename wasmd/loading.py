@@ -32,7 +32,7 @@ import anyio.to_thread
 from .discovery import PluginSource, name_problem, source_from_path
 from .dispatch import Builtin
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
-from .loader import Loader, search_path_winners, take_snapshot
+from .loader import Loader, off_loop, search_path_winners, take_snapshot
 from .registry import Entry
 from .server import Session
 
@@ -120,7 +120,8 @@ async def _from_search_path(loader: Loader, name: str) -> dict[str, Any]:
 
 async def _build(loader: Loader, source: PluginSource) -> Entry:
     try:
-        snapshot = await anyio.to_thread.run_sync(take_snapshot, source, loader.max_module_size)
+        # off_loop, not anyio's worker: an error there would keep the bytes read in a cycle.
+        snapshot = await off_loop(take_snapshot, source, loader.max_module_size)
         pool = await loader.build(snapshot)
     except ConfigError as exc:
         raise WasmdError(ErrorCode.INVALID_PARAMS, f"{source.name}: bad manifest: {exc}") from None

@@ -256,17 +256,23 @@ def write_textfile(path: Path, registry: CollectorRegistry) -> None:
         raise
 
 
+def _textfile_problem(path: Path, registry: CollectorRegistry) -> str | None:
+    """``write_textfile`` in a worker thread: why it failed, or None. Only the reason leaves
+    the thread: an exception would come back in a cycle with the frames holding the text."""
+    try:
+        write_textfile(path, registry)
+    except OSError as exc:
+        return f"{exc.strerror or exc}"
+    return None
+
+
 async def write_textfile_forever(path: Path, registry: CollectorRegistry, interval: float) -> None:
     """Rewrite ``path`` every ``interval`` seconds. A failure (a missing folder, no permission)
     is logged once per distinct reason, and the next round tries again."""
-    last_problem = ""
+    last_problem: str | None = None
     while True:
-        try:
-            await anyio.to_thread.run_sync(write_textfile, path, registry)
-            last_problem = ""
-        except OSError as exc:
-            problem = f"{exc.strerror or exc}"
-            if problem != last_problem:
-                log.warning("cannot write metrics to %s: %s", path, problem)
-                last_problem = problem
+        problem = await anyio.to_thread.run_sync(_textfile_problem, path, registry)
+        if problem is not None and problem != last_problem:
+            log.warning("cannot write metrics to %s: %s", path, problem)
+        last_problem = problem
         await anyio.sleep(interval)
