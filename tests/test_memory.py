@@ -28,8 +28,9 @@ import pytest
 import wasmtime
 from prometheus_client.registry import CollectorRegistry
 
-from wasmd import WasmdError
+from wasmd import Loader, WasmdError
 from wasmd.client import SyncClient
+from wasmd.errors import PluginLoadError
 from wasmd.loader import off_loop
 from wasmd.metrics import write_textfile_forever
 from wasmd.runtime.instance import Instance
@@ -329,5 +330,21 @@ async def test_failed_plugin_to_plugin_calls_keep_nothing(short_tmp: Path) -> No
             for export in ("to_fail", "to_missing", "to_no_export", "to_private", "to_self"):
                 answer = await client.call(f"relay.{export}")
                 assert answer[0] is not None, (export, answer)
+            garbage = cyclic_garbage()
+    assert garbage == [], "\n".join(garbage)
+
+
+async def test_the_in_process_loaders_failures_keep_nothing(tmp_path: Path) -> None:
+    """``wasmd.Loader``'s anyio methods: their worker thread's error came back in a cycle."""
+    (tmp_path / "arith.wat").write_text(ARITH)
+    with Loader([tmp_path], environ={}, include_defaults=False) as loader:
+        arith = await loader.aload("arith")
+        with collector_off():
+            for seed in range(3):
+                (tmp_path / "big.wasm").write_bytes(_broken_module(MiB, seed))
+                with suppress(PluginLoadError):
+                    await loader.aload("big")
+                with suppress(WasmdError):
+                    await arith.acall("div", 1, 0)
             garbage = cyclic_garbage()
     assert garbage == [], "\n".join(garbage)
