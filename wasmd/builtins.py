@@ -18,7 +18,7 @@ from typing import Any
 from .configure import configure
 from .discovery import name_problem
 from .dispatch import Builtin
-from .errors import ErrorCode, WasmdError
+from .errors import ErrorCode, WasmdError, echo
 from .events import EventBus, Subscription
 from .loader import ReloadReport
 from .loading import LoadBuiltins
@@ -91,7 +91,7 @@ class Builtins:
             raise WasmdError(ErrorCode.INVALID_PARAMS, "wasmd.describe takes [name]")
         entry = self.registry.get(params[0])
         if entry is None:
-            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {params[0]!r}")
+            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {echo(params[0])}")
         description = entry.summary()
         if entry.pool is not None:
             # Configuration values may be secrets: only a caller the plug-in admits sees them.

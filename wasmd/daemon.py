@@ -31,7 +31,7 @@ from .loading import LoadBuiltins
 from .metrics import (
     WasmdCollector,
     collector_registry,
-    render,
+    render_answer,
     write_textfile_forever,
 )
 from .registry import Registry
@@ -225,7 +225,7 @@ def _server(
         daemon.reload,
         engines.cache_stats,
         events_outbox_limit=config.events_outbox_limit,
-        metrics=lambda: render(metrics),
+        metrics=lambda: render_answer(metrics, config.max_message_size),
         check_reload=loading.check_peer,
     )
     server: RpcServer

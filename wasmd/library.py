@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -138,11 +138,11 @@ class Loader:
 
     async def aload(self, name: str) -> Plugin:
         """``load`` for anyio code: compiles in a worker thread."""
-        return await anyio.to_thread.run_sync(self.load, name)
+        return await _in_worker(self.load, name)
 
     async def aload_path(self, path: str | os.PathLike[str]) -> Plugin:
         """``load_path`` for anyio code: compiles in a worker thread."""
-        return await anyio.to_thread.run_sync(self.load_path, path)
+        return await _in_worker(self.load_path, path)
 
     def _find(self, name: str) -> PluginSource:
         for directory in self.search_path:
@@ -291,9 +291,7 @@ class Plugin:
         (a running guest ends at the next epoch tick)."""
         ticket = Ticket(object(), time.monotonic())
         try:
-            return await anyio.to_thread.run_sync(
-                self._call, export, params, ticket, abandon_on_cancel=True
-            )
+            return await _in_worker(self._call, export, params, ticket, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
             ticket.cancel()
             raise
@@ -309,7 +307,7 @@ class Plugin:
         except PoolClosed:
             raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {self.name} is closed") from None
         if outcome[0] is not None:
-            raise outcome[0]
+            raise outcome.pop(0)  # not kept in a local: its traceback will hold this frame
         return outcome[1]
 
     def describe(self) -> dict[str, Any]:
@@ -338,3 +336,17 @@ class Plugin:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+T = TypeVar("T")
+
+
+async def _in_worker(func: Callable[..., T], *args: Any, abandon_on_cancel: bool = False) -> T:
+    """``anyio.to_thread.run_sync``, but an error comes back without the worker's frames:
+    anyio hands it over through a future that a frame of its traceback holds, a cycle that
+    kept what the call worked on (a module's bytes, the params) until the cyclic collector
+    ran. Its message and data are what matter."""
+    try:
+        return await anyio.to_thread.run_sync(func, *args, abandon_on_cancel=abandon_on_cancel)
+    except Exception as exc:
+        raise exc.with_traceback(None)  # noqa: B904  (the very error, not a new one)

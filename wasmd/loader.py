@@ -39,7 +39,6 @@ the last snapshot taken of it.
 from __future__ import annotations
 
 import asyncio  # a Future settled from a thread anyio's to_thread would wait for
-import contextlib
 import logging
 import os
 import threading
@@ -166,28 +165,50 @@ async def off_loop(func: Callable[..., T], *args: Any) -> T:
     For compiling and reading plug-ins: a compile cannot be interrupted, and anyio's worker
     threads would hold up both the cancellation (a SIGTERM during a 30 s compile) and the
     process's exit, which waits for every non-daemon thread.
+
+    An exception ``func`` raises carries a traceback whose frames hold the build's bytes
+    (the snapshot, the copy wasmtime was handed). No frame here keeps a reference back to the
+    exception once it is handed on, or exception -> traceback -> frame -> exception would be
+    a cycle that only the cyclic collector frees, and every failed build would keep its
+    bytes until then (tests/test_memory.py).
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
+    threading.Thread(
+        target=_run_and_settle,
+        args=(loop, done, func, args),
+        name=f"wasmd-{func.__name__}",
+        daemon=True,
+    ).start()
+    try:
+        return await done
+    finally:
+        del done  # it holds the exception, whose traceback holds this frame
 
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if done.cancelled():
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(result)  # type: ignore[arg-type]  # T when there is no error
 
-    def run() -> None:
-        try:
-            result, error = func(*args), None
-        except BaseException as exc:
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(settle, result, error)
+def _run_and_settle(
+    loop: asyncio.AbstractEventLoop, done: asyncio.Future[Any], func: Callable[..., Any], args: Any
+) -> None:
+    """``off_loop``'s thread: run ``func``, hand its outcome to ``done`` on the loop."""
+    try:
+        result, error = func(*args), None
+    except BaseException as exc:
+        result, error = None, exc
+    try:
+        loop.call_soon_threadsafe(_settle, done, result, error)
+    except RuntimeError:
+        pass  # the loop closed: nobody waits any more
+    finally:
+        del result, error, done  # the error's traceback holds this frame
 
-    threading.Thread(target=run, name=f"wasmd-{func.__name__}", daemon=True).start()
-    return await done
+
+def _settle(done: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if done.cancelled():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)
 
 
 @dataclass
@@ -245,7 +266,8 @@ class Reconciler:
     ) -> None:
         self.start_timeout_ms = start_timeout_ms
         self.trust = trust or TrustPolicy()
-        self.accounts = Accounts()  # per name, kept across versions (wasmd.metrics reads them)
+        # Per name served, kept across versions (wasmd.metrics reads them; account.py).
+        self.accounts = Accounts()
         self.engines = engines
         self.max_module_size = max_module_size
         self.allow_absolute_preopens = allow_absolute_preopens
@@ -392,20 +414,26 @@ class Reconciler:
         (``TrustRefused`` before compiling: refused bytes never reach the compiler).
         ``loaded_by_path``: by ``wasmd.load``, so trusted by no callee's name
         (``Registry.pool_for_loaded_by_path``)."""
+        name = snapshot.source.name
         resolve = self.registry.pool_for_loaded_by_path if loaded_by_path else self.registry.pool_of
-        async with self._compile_slots:
-            return await off_loop(
-                build_pool,
-                snapshot,
-                self.engines,
-                self.bus.emit_threadsafe,
-                self.allow_absolute_preopens,
-                self.dirs,
-                self.start_timeout_ms,
-                resolve,
-                self.accounts[snapshot.source.name],
-                self.trust,
-            )
+        try:
+            async with self._compile_slots:
+                return await off_loop(
+                    build_pool,
+                    snapshot,
+                    self.engines,
+                    self.bus.emit_threadsafe,
+                    self.allow_absolute_preopens,
+                    self.dirs,
+                    self.start_timeout_ms,
+                    resolve,
+                    self.accounts[name],
+                    self.trust,
+                )
+        except BaseException:
+            if self.registry.get(name) is None:
+                self.accounts.retire(name)  # no version serves the name: no account for it
+            raise
 
     def install(
         self, entry: Entry, previous: Entry | None, how: dict[str, Any] | None = None
@@ -478,6 +506,7 @@ class Reconciler:
     def remove(self, entry: Entry, how: dict[str, Any] | None = None) -> None:
         """Take ``entry`` out of the registry; its pool drains. ``how`` as for ``install``."""
         self.registry.remove(entry.name)
+        self.accounts.retire(entry.name)  # its counts stay in the daemon-wide totals
         self._rejected.pop(entry.name, None)
         self._seen.pop(entry.name, None)
         fields: dict[str, Any] = {"plugin": entry.name, "path": str(entry.source.module_path)}

@@ -32,7 +32,7 @@ from .access import Caller
 from .by_path import CheckedSource, check_as_caller, preopens_as_caller, same_file, shown
 from .discovery import name_problem
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
-from .loader import Reconciler, search_path_winners
+from .loader import Reconciler, off_loop, search_path_winners
 from .peers import Peer, supplementary_groups
 from .registry import Entry
 from .server import Session
@@ -129,11 +129,10 @@ async def _from_search_path(loader: Reconciler, name: str) -> dict[str, Any]:
 async def _build(loader: Reconciler, checked: CheckedSource) -> Entry:
     source = checked.source
     try:
-        snapshot = await anyio.to_thread.run_sync(take_snapshot, source, loader.max_module_size)
+        # off_loop, not anyio's worker: an error there would keep the bytes read in a cycle.
+        snapshot = await off_loop(take_snapshot, source, loader.max_module_size)
         checked.same_files(snapshot.stamps)
-        checked.preopens = await anyio.to_thread.run_sync(
-            preopens_as_caller, checked, snapshot.manifest_text
-        )
+        checked.preopens = await off_loop(preopens_as_caller, checked, snapshot.manifest_text)
         pool = await loader.build(snapshot, loaded_by_path=True)
     except ConfigError as exc:
         raise WasmdError(ErrorCode.INVALID_PARAMS, f"{source.name}: bad manifest: {exc}") from None
