@@ -241,6 +241,21 @@ def _build_parser() -> argparse.ArgumentParser:
         "called with and their signatures, what it is granted, its limits",
     )
     p.add_argument("path", type=Path, help="a .wasm or .wat file, or a plug-in folder")
+    p.add_argument(
+        "--config",
+        help="the daemon config whose pins and signing keys apply (default: $WASMD_CONFIG, "
+        "/etc/wasmd/wasmd.toml if it exists)",
+    )
+    p = command(
+        "sign",
+        "sign a plug-in (its name, module, manifest and a serial) for daemons whose "
+        "signing_keys hold the key's public half; writes NAME.wasm.sig (docs/security.md)",
+    )
+    p.add_argument("path", type=Path, help="a .wasm or .wat file, or a plug-in folder")
+    p.add_argument("--key", type=Path, required=True, help="ed25519 private key, PEM")
+    p.add_argument(
+        "--serial", type=int, required=True, help="this version's number: never lower than the last"
+    )
     _add_remote_commands(command)
     return parser
 
@@ -352,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "sign":
+            return _sign(args)
         if args.command in ("bridge", "pull", "push"):
             from .remote_cli import run_remote_command
 
@@ -371,8 +388,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from .check import check_lines, check_plugin, problem_lines
+    from .config import config_path_from_env, load_config, trust_policy
 
-    report = check_plugin(args.path)
+    # The daemon's pins and keys apply, so check says what the daemon would.
+    config = load_config(config_path_from_env(args.config, os.environ))
+    report = check_plugin(args.path, trust_policy(config))
     if args.json:
         _print_json(report.to_dict())
     elif report.ok:
@@ -382,6 +402,19 @@ def _check(args: argparse.Namespace) -> int:
     if not report.ok:
         return EXIT_FAILED
     return EXIT_WARNING if report.warnings else EXIT_OK
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from .errors import PluginLoadError
+    from .signature import sign_plugin
+
+    try:
+        written = sign_plugin(args.path, args.key.read_bytes(), args.serial)
+    except (OSError, ValueError, PluginLoadError) as exc:
+        print(f"wasmd: cannot sign {args.path}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(written)
+    return EXIT_OK
 
 
 def _request_for(args: argparse.Namespace) -> tuple[str, list[Any]]:
