@@ -140,18 +140,48 @@ def test_help_says_what_each_command_does(capsys: pytest.CaptureFixture[str]) ->
         assert phrase in out, phrase
 
 
-async def test_a_client_command_does_not_load_the_daemon(short_tmp: Path) -> None:
+# What a client command may load of wasmd (issue 23: it imports only what it uses), and what
+# it must not load at all: the daemon, the runtime, anyio/asyncio (the blocking client talks
+# to the socket directly) and dataclasses (~10 ms). bench/cli_startup.py measures the time.
+CLIENT_COMMAND_MODULES = [
+    "wasmd",
+    "wasmd.cli",
+    "wasmd.errors",
+    "wasmd.protocol",
+    "wasmd.socket_path",
+    "wasmd.sync_client",
+]
+NOT_FOR_A_CLIENT = ("wasmtime", "watchfiles", "anyio", "asyncio", "dataclasses", "logging")
+
+
+@pytest.mark.parametrize("command", [["call", "arith.add", "2", "3"], ["list"]])
+async def test_a_client_command_imports_only_what_it_uses(
+    short_tmp: Path, command: list[str]
+) -> None:
     async with running_daemon(short_tmp, PLUGINS) as daemon:
         script = (
             "import sys; from wasmd.cli import main\n"
-            f"sock = {str(daemon.socket)!r}\n"
-            "assert main(['call', '--socket', sock, 'arith.add', '2', '3']) == 0\n"
-            "heavy = ('wasmtime', 'watchfiles', 'wasmd.daemon', 'wasmd.runtime', 'wasmd.server')\n"
-            "print(sorted(m for m in heavy if m in sys.modules))\n"
+            f"assert main([*{command!r}, '--socket', {str(daemon.socket)!r}]) == 0\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'wasmd'))\n"
+            f"print(sorted(m for m in {NOT_FOR_A_CLIENT!r} if m in sys.modules))\n"
         )
         result = await anyio.run_process([sys.executable, "-c", script], check=False)
     assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().splitlines() == ["5", "[]"]
+    *_, wasmd_modules, others = result.stdout.decode().splitlines()
+    assert (wasmd_modules, others) == (str(CLIENT_COMMAND_MODULES), "[]")
+
+
+def test_importing_the_client_loads_no_daemon_module() -> None:
+    """``wasmd.client`` needs the socket path, not the config file's checker or the runtime."""
+    script = (
+        "import sys, wasmd.client\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('wasmd', 'wasmtime')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    client = sorted({*CLIENT_COMMAND_MODULES, "wasmd.client", "wasmd.sockets"} - {"wasmd.cli"})
+    assert result.stdout.splitlines() == [str(client)]
 
 
 def test_wasmd_call_as_a_process_loads_no_daemon_module(short_tmp: Path) -> None:

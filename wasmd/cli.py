@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import json
-import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import anyio
-import anyio.abc
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigError, ErrorCode, SocketPathError, WasmdError
 
 if TYPE_CHECKING:
+    import logging
+    import socket
+
+    import anyio.abc
+
     from .config import DaemonConfig
     from .daemon import Daemon
     from .systemd import Notifier
@@ -308,7 +307,7 @@ def _command_failed(method: str, result: Any) -> bool:
 
 
 def _client_command(args: argparse.Namespace) -> int:
-    from .client import SyncClient
+    from .sync_client import SyncClient  # not .client: a client command needs no anyio
 
     try:
         client = SyncClient(args.socket)
@@ -345,7 +344,13 @@ def _print_list(plugins: list[dict[str, Any]]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # The daemon's modules load here only: a client command never pays for them.
+    # The daemon's modules (and anyio, logging) load here only: a client command never
+    # pays for them.
+    import dataclasses
+    import logging
+
+    import anyio
+
     from .config import config_path_from_env, load_config
     from .discovery import search_path
     from .runtime import default_cache_dir
@@ -405,8 +410,7 @@ def _first_leaf(group: BaseExceptionGroup[SocketPathError]) -> SocketPathError:
     return error
 
 
-@dataclasses.dataclass(frozen=True)
-class SystemdContext:
+class SystemdContext(NamedTuple):  # not a dataclass: a client command must not import dataclasses
     """What systemd handed the process: a listening socket, a notify socket, a watchdog."""
 
     listen_socket: socket.socket | None
@@ -419,6 +423,10 @@ async def _serve_until_signalled(config: DaemonConfig, systemd: SystemdContext) 
     handled from the start: one during the initial scan stops the daemon at once (nothing
     is served yet), and a rescan runs beside the handler, so a SIGTERM is never queued
     behind a slow reload."""
+    import logging
+
+    import anyio
+
     log = logging.getLogger("wasmd")
     dirs = config.plugin_dirs
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
