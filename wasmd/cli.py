@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .errors import ConfigError, ErrorCode, SocketPathError, WasmdError
+from .errors import ConfigError, SocketPathError, WasmdError, error_name
 
 if TYPE_CHECKING:
     import logging
@@ -98,11 +98,9 @@ def _format_event(event: dict[str, Any], *, as_json: bool) -> str:
 
 
 def _error_json(error: WasmdError) -> dict[str, Any]:
-    code = error.code
-    name = code.name.lower() if isinstance(code, ErrorCode) else "unknown"
-    return {
-        "error": {"code": int(code), "name": name, "message": error.message, "data": error.data}
-    }
+    code = int(error.code)
+    name = error_name(code)
+    return {"error": {"code": code, "name": name, "message": error.message, "data": error.data}}
 
 
 def _report_error(error: WasmdError, *, as_json: bool, exit_code: int) -> int:

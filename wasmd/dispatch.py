@@ -20,6 +20,7 @@ from .peers import supplementary_groups
 from .registry import Registry
 from .runtime import PoolClosed, Respond, Ticket
 from .server import Session
+from .values import show_value
 
 log = logging.getLogger("wasmd.dispatch")
 
@@ -58,7 +59,8 @@ class Dispatcher:
             return
         if not dot or not export:
             raise WasmdError(
-                ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {method!r}"
+                ErrorCode.METHOD_NOT_FOUND,
+                f"method must be PLUGIN.EXPORT, got {show_value(method)}",
             )
         peer = session.peer
         for _ in range(LOOKUP_ATTEMPTS):

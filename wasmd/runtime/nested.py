@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ErrorCode, WasmdError
+from ..values import show_value
 from .pool import PoolClosed, Ticket
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def call_plugin(
     name, dot, export = method.partition(".")
     if not dot or not export:
         return WasmdError(
-            ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {method!r}"
+            ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {show_value(method)}"
         ), None
     try:
         for _ in range(LOOKUP_ATTEMPTS):
