@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .config import DaemonConfig
     from .daemon import Daemon, serve
     from .library import Export, Loader, Plugin
+    from .runtime.embedder import HostFunction
     from .sync_client import SyncClient
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ _LAZY = {
     "serve": "daemon",
     # The library loads the runtime (wasmtime): a client must not pay for it.
     "Export": "library",
+    "HostFunction": "runtime.embedder",
     "Loader": "library",
     "Plugin": "library",
 }
@@ -42,6 +44,7 @@ __all__ = [
     "DaemonConfig",
     "ErrorCode",
     "Export",
+    "HostFunction",
     "Loader",
     "Plugin",
     "PluginLoadError",

@@ -41,6 +41,7 @@ from .discovery import PluginSource, name_problem, scan_name, search_path, sourc
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 from .loader import DEFAULT_MAX_MODULE_SIZE, build_pool, take_snapshot
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
+from .runtime.embedder import HostFunctions, check_host_functions
 
 log = logging.getLogger("wasmd.library")
 
@@ -69,6 +70,8 @@ class Loader:
     unless ``include_defaults`` is false: the daemon's order (DESIGN.md section 2).
     ``on_event`` receives the lifecycle events the daemon would publish (``plugin.trapped``,
     ``plugin.custom``, ...), on the thread where they happen; by default they are logged.
+    ``host_functions`` (module name -> import name -> ``HostFunction``) are Python callables
+    its plug-ins may import besides wasmd's own (docs/embedding.md).
     """
 
     def __init__(
@@ -84,9 +87,13 @@ class Loader:
         max_module_size: int = DEFAULT_MAX_MODULE_SIZE,
         start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
         on_event: EventCallback = _log_event,
+        host_functions: HostFunctions | None = None,
     ) -> None:
         if engine not in ("cranelift", "pulley"):
             raise ValueError(f"engine must be 'cranelift' or 'pulley', got {engine!r}")
+        # The embedder's own imports for its plug-ins (runtime/embedder.py), checked now:
+        # a reserved module name (wasmd's own) is refused before anything is loaded.
+        self.host_functions = check_host_functions(host_functions or {})
         self.search_path: tuple[Path, ...] = search_path(
             [Path(d) for d in dirs],
             os.environ if environ is None else environ,
@@ -180,6 +187,7 @@ class Loader:
             self.search_path,
             self.start_timeout_ms,
             plugins=self._resolve,
+            host_functions=self.host_functions,
         )
 
     def _resolve(self, name: str) -> PluginPool:

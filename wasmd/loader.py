@@ -71,6 +71,7 @@ from .runtime import (
     module_binary,
 )
 from .runtime.account import Accounts, PluginAccount
+from .runtime.embedder import HostFunctions
 from .tomlcheck import read_toml_fd
 from .trust import TrustPolicy, TrustRefused, verify_snapshot
 
@@ -204,6 +205,7 @@ def build_pool(
     start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
     plugins: PluginResolver | None = None,
     account: PluginAccount | None = None,
+    host_functions: HostFunctions | None = None,
 ) -> PluginPool:
     """Compile a snapshot and start its instances (blocking). Raises PluginLoadError.
 
@@ -229,6 +231,7 @@ def build_pool(
         on_event=on_event,
         allow_absolute_preopens=allow_absolute_preopens,
         plugins=plugins,
+        host_functions=host_functions,
     )
     pool = PluginPool(plugin, engines, account, start_timeout_ms=start_timeout_ms)
     pool.start()

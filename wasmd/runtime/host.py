@@ -17,7 +17,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -111,6 +111,8 @@ class HostContext:
     config: dict[str, str]
     on_event: EventSink | None = None
     plugins: Callable[[str], Any] | None = None  # a nested.PluginResolver
+    # An embedder's own host functions (embedder.HostFunctions; wasmd.Loader's only).
+    host_functions: Mapping[str, Mapping[str, Any]] | None = None
     log: logging.Logger = field(init=False)
     budget: RateLimit = field(init=False)
 

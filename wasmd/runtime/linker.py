@@ -1,10 +1,12 @@
-"""Linking a plug-in's imports: WASI, the ``wasmd`` host imports, Extism's kernel and host
-functions; whatever nobody provides links as a trap that names it when called."""
+"""Linking a plug-in's imports: WASI, the ``wasmd`` host imports, an embedder's host functions
+(``wasmd.Loader(host_functions=...)``), Extism's kernel and host functions; whatever nobody
+provides links as a trap that names it when called."""
 
 from __future__ import annotations
 
 import wasmtime
 
+from .embedder import define_host_functions
 from .extism import ENV, KERNEL_EXPORTS, USER
 from .extism import HOST_FUNCTIONS as EXTISM_HOST_FUNCTIONS
 from .extism import define_host_functions as define_extism_host_functions
@@ -27,6 +29,8 @@ def make_linker(
     if uses_wasi:
         linker.define_wasi()
     define_host_imports(linker, module, host)
+    if host.host_functions:
+        define_host_functions(linker, module, host.plugin, host.host_functions)
     if extism is not None:
         store, kernel = extism
         define_extism_host_functions(linker)
