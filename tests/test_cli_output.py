@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from wasmd.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, _print_result, main
+from wasmd.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, _print_result, list_lines, main
 
 from .conftest import running_daemon
 from .wat import ARITH
@@ -201,3 +201,40 @@ def test_wasmd_call_as_a_process_loads_no_daemon_module(short_tmp: Path) -> None
         check=False,
     )
     assert result.stdout.splitlines()[-1] == f"{EXIT_UNREACHABLE} False False", result.stderr
+
+
+def test_wasmd_list_keeps_its_columns_aligned() -> None:
+    """Issue 28: a ``component`` ABI (9 characters) pushed its row out of line."""
+    plugins = [
+        {
+            "name": "math",
+            "version": "0118510037af",
+            "abi": "core",
+            "state": "ready",
+            "exports": ["add", "sub"],
+        },
+        {
+            "name": "textstats",
+            "version": "a1b2c3d4e5f6",
+            "abi": "component",
+            "state": "ready",
+            "exports": ["text.shout"],
+        },
+        {
+            "name": "a-plugin-with-a-long-name",
+            "version": None,
+            "abi": None,
+            "state": "failed",
+            "error": "bad manifest: x",
+            "exports": [],
+        },
+    ]
+    lines = list_lines(plugins)
+    assert lines == [
+        "math                      0118510037af core      ready    add, sub",
+        "textstats                 a1b2c3d4e5f6 component ready    text.shout",
+        "a-plugin-with-a-long-name -            -         failed   bad manifest: x",
+    ]
+    assert list_lines(plugins[:1]) == [  # what the README shows: the old fixed widths
+        "math                 0118510037af core     ready    add, sub"
+    ]

@@ -331,14 +331,34 @@ def _client_command(args: argparse.Namespace) -> int:
     return EXIT_FAILED if _command_failed(method, result) else EXIT_OK
 
 
-def _print_list(plugins: list[dict[str, Any]]) -> None:
-    for item in plugins:
-        state = item["state"] if item["state"] != "failed" else f"failed: {item.get('error')}"
-        exports = ", ".join(item["exports"])
-        print(
-            f"{item['name']:<20} {item['version'] or '-':<12} {item['abi'] or '-':<8} "
-            f"{state:<8} {exports}"
+# `wasmd list`'s columns (name, version, ABI, state) are at least this wide, and as wide as
+# their longest value: a "component" ABI or a long name does not push its row out of line.
+LIST_WIDTHS = (20, 12, 8, 8)
+
+
+def list_lines(plugins: list[dict[str, Any]]) -> list[str]:
+    """``wasmd list`` as text: one aligned row per plug-in, its callable functions last (a
+    failed plug-in's reason instead)."""
+    rows = [
+        (
+            item["name"],
+            item["version"] or "-",
+            item["abi"] or "-",
+            item["state"],
+            (item.get("error") or "") if item["state"] == "failed" else ", ".join(item["exports"]),
         )
+        for item in plugins
+    ]
+    widths = [max([least, *(len(row[i]) for row in rows)]) for i, least in enumerate(LIST_WIDTHS)]
+    return [
+        " ".join([*(v.ljust(w) for v, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    ]
+
+
+def _print_list(plugins: list[dict[str, Any]]) -> None:
+    for line in list_lines(plugins):
+        print(line)
 
 
 def _serve(args: argparse.Namespace) -> int:
