@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -205,7 +206,7 @@ def test_wasmd_call_as_a_process_loads_no_daemon_module(short_tmp: Path) -> None
 
 def test_wasmd_list_keeps_its_columns_aligned() -> None:
     """Issue 28: a ``component`` ABI (9 characters) pushed its row out of line."""
-    plugins = [
+    plugins: list[dict[str, Any]] = [
         {
             "name": "math",
             "version": "0118510037af",

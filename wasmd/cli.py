@@ -470,9 +470,20 @@ async def _serve_until_signalled(config: DaemonConfig, systemd: SystemdContext) 
                 "ready: %d plug-ins (%d failed) on %s; search path: %s",
                 info.plugins,
                 info.failed,
-                info.socket_path,
+                listening_on(info.socket_path, systemd.listen_socket),
                 ":".join(str(d) for d in dirs),
             )
+
+
+def listening_on(own_path: Path | None, inherited: socket.socket | None) -> str:
+    """Where the daemon listens, for its ready line: the path it bound, or the one of the
+    socket systemd passed (socket activation: the daemon binds none of its own)."""
+    if own_path is not None:
+        return str(own_path)
+    name = inherited.getsockname() if inherited is not None else None
+    if isinstance(name, str) and name:
+        return f"{name} (passed by systemd)"
+    return "the socket passed by systemd"
 
 
 class _SignalHandler:
