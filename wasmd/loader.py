@@ -303,6 +303,8 @@ class ReloadReport:
     unloaded: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    # Unloaded on request (wasmd.unload) earlier, and its files have not changed since.
+    still_unloaded: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, list[str]]:
         return {key: sorted(value) for key, value in vars(self).items()}
@@ -438,8 +440,13 @@ class Loader:
                 self._failed(name, source, current, reason, fingerprint=None)
                 report.failed.append(name)
                 return
-            if snapshot is None or self.unloaded.get(name, "") == snapshot.fingerprint:
-                report.unchanged.append(name)  # (or unloaded on request, the disk as it was)
+            if name in self.unloaded and (
+                snapshot is None or self.unloaded[name] == snapshot.fingerprint
+            ):
+                report.still_unloaded.append(name)  # on request, and the disk is as it was
+                return
+            if snapshot is None:
+                report.unchanged.append(name)
                 return
             self.unloaded.pop(name, None)
             try:
