@@ -71,7 +71,7 @@ from .runtime import (
     module_binary,
 )
 from .runtime.account import Accounts, PluginAccount
-from .runtime.embedder import HostFunctions
+from .runtime.host import Imports
 from .tomlcheck import read_toml_fd
 from .trust import TrustPolicy, TrustRefused, verify_snapshot
 
@@ -205,7 +205,7 @@ def build_pool(
     start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
     plugins: PluginResolver | None = None,
     account: PluginAccount | None = None,
-    host_functions: HostFunctions | None = None,
+    host_functions: Imports | None = None,
 ) -> PluginPool:
     """Compile a snapshot and start its instances (blocking). Raises PluginLoadError.
 

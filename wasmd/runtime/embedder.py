@@ -2,7 +2,8 @@
 
 The embedder registers Python callables under module names of its own; a plug-in loaded by
 that ``Loader`` may import them, and the linker defines the ones it imports
-(``define_host_functions``, called by ``linker.make_linker``). Each is declared with its
+(``HostFunctionTable.define``, which ``linker.make_linker`` calls through the plug-in's
+``HostContext``: the runtime's linking does not import this module). Each is declared with its
 types, in one of two shapes (docs/embedding.md):
 
 - ``core``: wasm numbers in and out. The import is a function of those types
@@ -95,7 +96,21 @@ class HostFunction:
 HostFunctions = Mapping[str, Mapping[str, HostFunction]]
 
 
-def check_host_functions(given: HostFunctions) -> dict[str, dict[str, HostFunction]]:
+class HostFunctionTable:
+    """An embedder's checked host functions, as the linker asks for them (``host.Imports``:
+    the runtime reaches them through ``HostContext``, without importing this module)."""
+
+    def __init__(self, functions: dict[str, dict[str, HostFunction]]) -> None:
+        self.functions = functions
+
+    def provides(self, module: str, name: str) -> bool:
+        return name in self.functions.get(module, {})
+
+    def define(self, linker: wasmtime.Linker, module: wasmtime.Module, plugin: str) -> None:
+        define_host_functions(linker, module, plugin, self.functions)
+
+
+def check_host_functions(given: HostFunctions) -> HostFunctionTable:
     """``given``, checked and copied; ``ValueError`` names the first problem."""
     checked: dict[str, dict[str, HostFunction]] = {}
     for module, functions in given.items():
@@ -134,12 +149,7 @@ def check_host_functions(given: HostFunctions) -> dict[str, dict[str, HostFuncti
             checked[module][name] = HostFunction(
                 function.func, tuple(function.params), tuple(function.results), function.shape
             )
-    return checked
-
-
-def provides(functions: HostFunctions | None, module: str, name: str) -> bool:
-    """Whether ``functions`` has the import ``module::name``."""
-    return functions is not None and name in functions.get(module, {})
+    return HostFunctionTable(checked)
 
 
 def define_host_functions(
@@ -149,7 +159,7 @@ def define_host_functions(
     (an import of a name not given is left to trap when called, as any unknown import)."""
     for item in module.imports:
         name = item.name or ""
-        if not provides(functions, item.module, name):
+        if name not in functions.get(item.module, {}):
             continue
         function = functions[item.module][name]
         expected = function.functype()
@@ -183,13 +193,8 @@ def _raised(label: str, exc: BaseException) -> None:
 
 def _core_guard(label: str, function: HostFunction) -> Callable[..., Any]:
     func, results = function.func, tuple(function.results)
-    fallback: Any = (
-        None
-        if not results
-        else _ZERO[results[0]]
-        if len(results) == 1
-        else tuple(_ZERO[t] for t in results)
-    )
+    zeros = tuple(_ZERO[t] for t in results)
+    fallback: Any = zeros[0] if len(zeros) == 1 else zeros or None
 
     def guarded(*args: Any) -> Any:
         try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import wasmtime
 
-from .embedder import define_host_functions
 from .extism import ENV, KERNEL_EXPORTS, USER
 from .extism import HOST_FUNCTIONS as EXTISM_HOST_FUNCTIONS
 from .extism import define_host_functions as define_extism_host_functions
@@ -29,8 +28,8 @@ def make_linker(
     if uses_wasi:
         linker.define_wasi()
     define_host_imports(linker, module, host)
-    if host.host_functions:
-        define_host_functions(linker, module, host.plugin, host.host_functions)
+    if host.host_functions is not None:
+        host.host_functions.define(linker, module, host.plugin)
     if extism is not None:
         store, kernel = extism
         define_extism_host_functions(linker)

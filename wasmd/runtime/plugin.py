@@ -22,9 +22,8 @@ from ..manifest import Manifest
 from .abis import ABIS, Abi, Method, detect_abi
 from .abis import component as component_abi
 from .abis.component import LinkedComponent
-from .embedder import HostFunctions, provides
 from .engine import Engines
-from .host import EventSink, HostContext
+from .host import EventSink, HostContext, Imports
 from .linker import WASI_MODULES, is_provided
 from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
 from .traps import cause_of
@@ -90,7 +89,9 @@ class CompiledPlugin:
         return [
             i
             for i in self.imports
-            if i.kind == "func" and not is_provided(i) and not provides(given, i.module, i.name)
+            if i.kind == "func"
+            and not is_provided(i)
+            and not (given is not None and given.provides(i.module, i.name))
         ]
 
     def describe(self, *, with_values: bool = True) -> dict[str, Any]:
@@ -216,7 +217,7 @@ def compile_plugin(
     on_event: EventSink,
     allow_absolute_preopens: bool = False,
     plugins: PluginResolver | None = None,
-    host_functions: HostFunctions | None = None,
+    host_functions: Imports | None = None,
 ) -> CompiledPlugin:
     """Compile, check and link one version (blocking). Raises ``PluginLoadError``.
 
