@@ -1,9 +1,10 @@
 """The command line: it parses, calls the library, and prints. No logic lives only here.
 
-A client command (everything but ``serve`` and ``check``) imports only the client side
-(``wasmd.client``: the protocol, msgpack, anyio); the daemon's modules (wasmtime,
-watchfiles) load inside ``_serve`` and ``_check``, so ``wasmd call`` starts quickly
-(bench/cli_startup.py measures it).
+A client command (everything but ``serve`` and ``check``) imports only the blocking client
+(``wasmd.sync_client``: the protocol, msgpack, a plain socket; no anyio, no dataclasses); the
+daemon's modules (wasmtime, watchfiles, anyio, logging) load inside ``_serve`` and
+``_check``, so ``wasmd call`` starts within 40 ms of bare Python (bench/cli_startup.py
+measures it; tests/test_cli_output.py pins the modules it loads).
 """
 
 from __future__ import annotations
