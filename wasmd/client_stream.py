@@ -1,5 +1,6 @@
-"""Streaming calls from a client (``Client.stream``, ``SyncClient.stream``): the chunks of a
-``wasmd.stream`` call as an iterator, with credit managed for the caller.
+"""Streaming calls from a client (``SyncClient.stream`` here, and what ``Client.stream``
+shares, client_async_stream.py): the chunks of a ``wasmd.stream`` call as an iterator, with
+credit managed for the caller. No anyio here: the CLI's client commands import this.
 
 Credit. The daemon sends chunk k only while k < window + credit granted. The iterator
 grants credit for the chunks the caller has taken, half a window at a time, so at most a
@@ -14,14 +15,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-import anyio
-
 from .errors import WasmdError
-from .protocol import Notification, Request, Response
+from .protocol import Notification, Request
 from .streams import DEFAULT_WINDOW, parse_window
 
 STREAM_METHOD = "wasmd.stream"
@@ -39,21 +38,7 @@ def credit_step(window: int) -> int:
     return max(1, window // 2)
 
 
-def route_chunk(streams: Mapping[int, _Chunks], params: Sequence[Any]) -> None:
-    """Give a ``wasmd.chunk`` notification's value to the stream its msgid names (one left
-    early, or an unknown msgid, takes nothing)."""
-    if len(params) == 3 and type(params[0]) is int:
-        stream = streams.get(params[0])
-        if stream is not None:
-            stream.deliver(params[2])
-
-
-def outcome_of(response: Response) -> tuple[WasmdError | None, Any]:
-    error = None if response.error is None else WasmdError.from_wire(response.error)
-    return error, response.result
-
-
-class _Chunks:
+class StreamChunks:
     """What both iterators share: the chunks taken off the wire, the outcome, the credit."""
 
     def __init__(self, window: int) -> None:
@@ -85,107 +70,10 @@ class _Chunks:
             raise error
 
 
-# --- async ---------------------------------------------------------------------------------
-
-Send = Callable[[Request | Notification], Awaitable[None]]
-
-
-class ClientStream(_Chunks):
-    """``async for chunk in client.stream(...)``; afterwards ``result``."""
-
-    def __init__(
-        self,
-        register: Callable[[ClientStream], int],
-        unregister: Callable[[int], None],
-        send: Send,
-        method: str,
-        params: Sequence[Any],
-        window: int,
-    ) -> None:
-        super().__init__(window)
-        parse_window({"window": window})
-        self._register, self._unregister, self._send = register, unregister, send
-        self._method, self._params = method, params
-        self.msgid: int | None = None
-        self._changed = anyio.Event()
-
-    # the client's receive loop
-    def deliver(self, value: Any) -> None:
-        super().deliver(value)
-        self._changed.set()
-
-    def finish(self, error: WasmdError | None, result: Any) -> None:
-        self.outcome = (error, result)
-        self._changed.set()
-
-    # the caller
-    async def _started(self) -> int:
-        if self.msgid is None:
-            self.msgid = self._register(self)
-            await self._send(stream_request(self.msgid, self._method, self._params, self.window))
-        return self.msgid
-
-    def __aiter__(self) -> ClientStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        if self.done:
-            raise StopAsyncIteration
-        msgid = await self._started()
-        try:
-            while not self.chunks and self.outcome is None:
-                self._changed = anyio.Event()
-                await self._changed.wait()
-        except BaseException:
-            await self.aclose()
-            raise
-        if self.chunks:
-            value, grant = self.take()
-            if grant and self.outcome is None:
-                await self._send(Notification("wasmd.credit", [msgid, grant]))
-            return value
-        self._unregister(msgid)
-        self.end()
-        raise StopAsyncIteration
-
-    async def push(self, value: Any) -> None:
-        """One value for the guest's ``recv``."""
-        msgid = await self._started()
-        await self._send(Notification("wasmd.push", [msgid, value]))
-
-    async def push_end(self) -> None:
-        """No more values: the guest's ``recv`` answers the end once it has read them."""
-        msgid = await self._started()
-        await self._send(Notification("wasmd.push_end", [msgid]))
-
-    async def aclose(self) -> None:
-        """Stop the call if it is still running (``wasmd.cancel``); drop what comes later."""
-        if self.done:
-            return
-        self.done = True
-        if self.msgid is not None:
-            self._unregister(self.msgid)
-            if self.outcome is None:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-                    await self._send(Notification("wasmd.cancel", [self.msgid]))
-
-    async def __aenter__(self) -> ClientStream:
-        await self._started()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
 # --- blocking -------------------------------------------------------------------------------
 
 
-class SyncStream(_Chunks, Iterator[Any]):
+class SyncStream(StreamChunks, Iterator[Any]):
     """``for chunk in sync_client.stream(...)``; afterwards ``result``."""
 
     def __init__(
@@ -250,9 +138,6 @@ class SyncStream(_Chunks, Iterator[Any]):
 
 __all__ = [
     "DEFAULT_WINDOW",
-    "ClientStream",
     "SyncStream",
-    "outcome_of",
-    "route_chunk",
     "stream_request",
 ]
