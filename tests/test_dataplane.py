@@ -114,3 +114,75 @@ async def test_client_cancelling_its_call_cancels_it_in_the_daemon(short_tmp: Pa
             assert (event["plugin"], event["export"]) == ("spin", "spin")
             assert (await observer.stats())["plugins"]["spin"]["errors"] == {"cancelled": 1}
             assert await client.call("spin.quick") == 7
+
+
+async def _responses_by_msgid(
+    stream: anyio.abc.ByteStream, protocol: Connection, count: int
+) -> dict[int, Response]:
+    got: dict[int, Response] = {}
+    while len(got) < count:
+        response = await _next_response(stream, protocol)
+        got[response.msgid] = response
+    return got
+
+
+@needs_guard
+async def test_control_traffic_behind_a_queued_call_is_seen_at_once(short_tmp: Path) -> None:
+    # Issue 21's first fault: one write carries a runaway call, a second call to the same
+    # one-instance plug-in (queued behind it), a ping, a cancel of the first, and a call to
+    # another plug-in. The reader used to park on the queued call: the ping, the cancel and
+    # the other call were read only when the first call ended (here: after a minute).
+    async with running_daemon(short_tmp, SPINNER) as daemon:
+        async with await anyio.connect_unix(daemon.socket) as stream:
+            protocol = Connection()
+            await stream.send(
+                _request(1, "spin.spin")
+                + _request(2, "spin.spin")
+                + _request(3, "wasmd.ping")
+                + _notification("wasmd.cancel", 1)
+                + _request(4, "arith.add", 2, 3)
+            )
+            with anyio.fail_after(10):
+                got = await _responses_by_msgid(stream, protocol, 3)
+            assert got[3].result == "pong"
+            assert got[4].result == 5
+            assert got[1].error is not None and got[1].error[0] == ErrorCode.CANCELLED
+            # The queued call now runs; cancelling it ends it too.
+            await stream.send(_notification("wasmd.cancel", 2))
+            with anyio.fail_after(10):
+                second = await _next_response(stream, protocol)
+            assert second.msgid == 2
+            assert second.error is not None and second.error[0] == ErrorCode.CANCELLED
+
+
+async def test_a_queued_call_cancelled_leaves_the_queue_at_once(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, SPINNER) as daemon:
+        async with await anyio.connect_unix(daemon.socket) as stream:
+            protocol = Connection()
+            await stream.send(_request(1, "spin.spin") + _request(2, "spin.quick"))
+            await stream.send(_notification("wasmd.cancel", 2))
+            with anyio.fail_after(10):
+                queued = await _next_response(stream, protocol)
+            assert queued.msgid == 2
+            assert queued.error is not None and queued.error[0] == ErrorCode.CANCELLED
+            await stream.send(_notification("wasmd.cancel", 1))
+            with anyio.fail_after(10):
+                running = await _next_response(stream, protocol)
+            assert running.msgid == 1
+
+
+@needs_guard
+async def test_a_hang_up_with_a_call_running_and_one_queued_frees_the_instance(
+    short_tmp: Path,
+) -> None:
+    # The reader parked on the queued call did not see the hang-up: another connection
+    # waited for the instance until the running call's deadline (here: a minute).
+    async with running_daemon(short_tmp, SPINNER) as daemon:
+        async with daemon.client() as other:
+            async with await anyio.connect_unix(daemon.socket) as stream:
+                await stream.send(_request(1, "spin.spin") + _request(2, "spin.spin"))
+                with anyio.fail_after(5):
+                    while (await other.stats())["plugins"]["spin"]["in_flight"] < 2:
+                        await anyio.wait_all_tasks_blocked()
+            with anyio.fail_after(10):
+                assert await other.call("spin.quick") == 7

@@ -249,7 +249,9 @@ def _server(
             max_connections_per_uid=config.max_connections_per_uid,
             frame_timeout=config.frame_timeout_ms / 1000,
             max_buffered=config.max_buffered,
+            max_unread=config.max_unread,
         ),
+        is_control=dispatcher.is_control,
         allow_uids=allowed_uids(config, os.getuid()),
         allow_gids=allowed_gids(config),
     )

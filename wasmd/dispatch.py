@@ -15,10 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .calls import PoolClosed, Respond, Ticket
 from .errors import ErrorCode, WasmdError
 from .peers import supplementary_groups
 from .registry import Registry
-from .runtime import PoolClosed, Respond, Ticket
 from .server import Session
 
 log = logging.getLogger("wasmd.dispatch")
@@ -27,6 +27,10 @@ log = logging.getLogger("wasmd.dispatch")
 Builtin = Callable[[Session, list[Any]], Any]
 Spawn = Callable[..., object]
 OnLoop = Callable[..., None]
+
+# Built-ins that build or drop plug-ins: they wait for room like calls, where the others are
+# control traffic, dispatched past a connection's in-flight limit (see session.py).
+HEAVY_BUILTINS = frozenset({"load", "reload", "unload"})
 
 # A reload swaps a version in between a call's look-up and its start at most this often in a
 # row before the call gives up with ``unavailable``.
@@ -48,6 +52,10 @@ class Dispatcher:
         self.loop_builtins = loop_builtins
         self.on_loop = on_loop
         self.spawn = spawn
+
+    def is_control(self, method: str) -> bool:
+        """Whether ``method`` is control traffic: a built-in that answers at once."""
+        return method.startswith("wasmd.") and method[6:] not in HEAVY_BUILTINS
 
     def __call__(
         self, session: Session, method: str, params: list[Any], ticket: Ticket, respond: Respond

@@ -32,8 +32,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..calls import PoolClosed, Ticket
 from ..errors import ErrorCode, WasmdError
-from .pool import PoolClosed, Ticket
 
 if TYPE_CHECKING:
     from .fastcall import Cancellable
