@@ -146,13 +146,15 @@ async def test_control_traffic_behind_a_queued_call_is_seen_at_once(short_tmp: P
                 got = await _responses_by_msgid(stream, protocol, 3)
             assert got[3].result == "pong"
             assert got[4].result == 5
-            assert got[1].error is not None and got[1].error[0] == ErrorCode.CANCELLED
+            assert got[1].error is not None
+            assert got[1].error[0] == ErrorCode.CANCELLED
             # The queued call now runs; cancelling it ends it too.
             await stream.send(_notification("wasmd.cancel", 2))
             with anyio.fail_after(10):
                 second = await _next_response(stream, protocol)
             assert second.msgid == 2
-            assert second.error is not None and second.error[0] == ErrorCode.CANCELLED
+            assert second.error is not None
+            assert second.error[0] == ErrorCode.CANCELLED
 
 
 async def test_a_queued_call_cancelled_leaves_the_queue_at_once(short_tmp: Path) -> None:
@@ -164,7 +166,8 @@ async def test_a_queued_call_cancelled_leaves_the_queue_at_once(short_tmp: Path)
             with anyio.fail_after(10):
                 queued = await _next_response(stream, protocol)
             assert queued.msgid == 2
-            assert queued.error is not None and queued.error[0] == ErrorCode.CANCELLED
+            assert queued.error is not None
+            assert queued.error[0] == ErrorCode.CANCELLED
             await stream.send(_notification("wasmd.cancel", 1))
             with anyio.fail_after(10):
                 running = await _next_response(stream, protocol)

@@ -12,7 +12,7 @@ import contextlib
 import itertools
 import os
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +27,9 @@ from .errors import ErrorCode, WasmdError
 from .events import LifecycleEvent
 from .protocol import EOF, NEED_DATA, Connection, Notification, Request, Response
 from .sockets import receive_some, send_all
+
+# How long one message's write may wait for the daemon to take it (see ``Client._send``).
+WRITE_TIMEOUT = 30.0
 
 
 def resolve_socket(path: str | os.PathLike[str] | None) -> Path:
@@ -76,15 +79,7 @@ class Client:
         self._pending[msgid] = (done, slot)
         data = self._protocol.send(Request(msgid, method, list(params)))
         try:
-            async with self._send_lock:
-                try:
-                    await send_all(self._sock, data)
-                except OSError as exc:
-                    # The daemon may have refused us and closed first: the receive loop is
-                    # about to read its reason; give it a moment to arrive.
-                    with anyio.move_on_after(1):
-                        await self._closed.wait()
-                    raise self._failure or _closed_error(exc.strerror or str(exc)) from None
+            await self._send(data)
             try:
                 await done.wait()
             except BaseException:
@@ -98,13 +93,33 @@ class Client:
             raise error
         return result
 
+    async def _send(self, data: bytes) -> None:
+        """Write one whole message. Cancelling the caller never leaves half of it on the
+        wire (the stream would be garbage from there on): the write is shielded, and one
+        that the daemon does not take within ``WRITE_TIMEOUT`` fails the connection."""
+        with anyio.CancelScope(shield=True):
+            async with self._send_lock:
+                if self._failure is not None:
+                    raise self._failure
+                try:
+                    with anyio.fail_after(WRITE_TIMEOUT):
+                        await send_all(self._sock, data)
+                except TimeoutError:
+                    self._fail(_closed_error("the daemon took no bytes for a whole write"))
+                    raise self._failure or _closed_error("write timed out") from None
+                except OSError as exc:
+                    # The daemon may have refused us and closed first: the receive loop is
+                    # about to read its reason; give it a moment to arrive.
+                    with anyio.move_on_after(1):
+                        await self._closed.wait()
+                    raise self._failure or _closed_error(exc.strerror or str(exc)) from None
+
     async def _cancel_remote(self, msgid: int) -> None:
         """Tell the daemon to stop a call we no longer wait for (best effort, bounded)."""
         data = self._protocol.send(Notification("wasmd.cancel", [msgid]))
         with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-            async with self._send_lock:
-                with contextlib.suppress(OSError):
-                    await send_all(self._sock, data)
+            with contextlib.suppress(OSError, WasmdError):
+                await self._send(data)
 
     async def ping(self) -> str:
         return str(await self.call("wasmd.ping"))
@@ -137,6 +152,13 @@ class Client:
             await self.subscribe(prefixes)
         async for event in self._event_receive:
             yield event
+
+    async def next_event(self) -> LifecycleEvent:
+        """The next lifecycle event (after ``subscribe``)."""
+        try:
+            return await self._event_receive.receive()
+        except anyio.EndOfStream:
+            raise self._failure or _closed_error("end of stream") from None
 
     async def _receive_loop(self) -> None:
         protocol = self._protocol
@@ -221,6 +243,7 @@ class SyncClient:
         self._msgids = itertools.count()
         self._results: dict[int, Response] = {}
         self._events: list[LifecycleEvent] = []
+        self._subscribed = False
 
     def call(self, method: str, *params: Any) -> Any:
         msgid = next(self._msgids) & 0xFFFFFFFF
@@ -240,6 +263,18 @@ class SyncClient:
             raise WasmdError.from_wire(response.error)
         return response.result
 
+    def ping(self) -> str:
+        return str(self.call("wasmd.ping"))
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self.call("wasmd.list"))
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return dict(self.call("wasmd.describe", name))
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.call("wasmd.stats"))
+
     def load_path(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Have the daemon load the plug-in file or folder at ``path`` (``wasmd.load``)."""
         return dict(self.call("wasmd.load", _absolute(path)))
@@ -247,6 +282,18 @@ class SyncClient:
     def unload(self, name: str) -> dict[str, Any]:
         """Have the daemon drain and remove plug-in NAME (``wasmd.unload``)."""
         return dict(self.call("wasmd.unload", name))
+
+    def subscribe(self, prefixes: Sequence[str] = ()) -> None:
+        """Ask for lifecycle events whose type starts with one of ``prefixes`` (all if none)."""
+        self.call("wasmd.subscribe", *([list(prefixes)] if prefixes else []))
+        self._subscribed = True
+
+    def events(self, prefixes: Sequence[str] = ()) -> Iterator[LifecycleEvent]:
+        """Yield lifecycle events as they come, subscribing first unless ``subscribe`` was."""
+        if not self._subscribed:
+            self.subscribe(prefixes)
+        while True:
+            yield self.next_event()
 
     def next_event(self) -> LifecycleEvent:
         """Block until the next lifecycle event (after ``call("wasmd.subscribe")``)."""
