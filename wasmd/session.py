@@ -20,13 +20,14 @@ loop's writer) feeds it events and carries out the actions it returns:
 
 Backpressure stops dispatching, never reading. A request past ``max_in_flight`` unanswered
 calls, or decoded while the outbox holds ``outbox_limit`` bytes the peer has not read, waits
-in the session (``ready``) until there is room; meanwhile reading goes on, so control
-traffic is seen at once: ``wasmd.cancel`` and the stream notifications are acted on as they
-are decoded, and ``is_control`` requests (the built-ins answered inline: ping, describe...)
-are dispatched past the in-flight limit (not past the outbox's: a peer that does not read
-gets no more answers). Reading stops (``WAIT``) only once ``max_in_flight`` requests wait
-too, so what a connection holds stays bounded: ``max_in_flight`` calls running or queued,
-as many decoded requests waiting, the outbox.
+in the session until there is room; meanwhile reading goes on, so control traffic is seen
+at once: ``wasmd.cancel`` (a waiting request is answered ``cancelled`` and never runs) and
+the stream notifications are acted on as they are decoded, and ``is_control`` requests
+(the built-ins that answer at once: ping, describe, subscribe...) are dispatched past the
+in-flight limit (not past the outbox's: a peer that does not read gets no more answers).
+Decoding stops (``WAIT``) once ``max(max_in_flight, MIN_WAITING)`` requests wait, or
+requests of ``max_message_size`` bytes in all, so what a connection holds stays bounded:
+``max_in_flight`` calls running or queued, the requests waiting, the outbox.
 
 Streaming (issue 24) plugs in here. A call that streams gets an in-flight entry with a
 ``stream`` object (``attach_stream(msgid, stream)``, from the dispatcher, on the reader's
@@ -73,6 +74,9 @@ log = logging.getLogger("wasmd.server")
 # The reader's held-back answers are written once they reach this much, batch or not.
 BATCH_LIMIT = 64 * 1024
 OUTBOX_LIMIT = 4 * 1024 * 1024
+
+# Requests that may wait for room when max_in_flight is smaller than this.
+MIN_WAITING = 16
 
 WAIT: Final = "wait"
 END: Final = "end"
@@ -172,6 +176,8 @@ class RpcSession:
     ) -> None:
         self.protocol = Connection(max_message_size=max_message_size)
         self.max_in_flight = max_in_flight
+        self.max_waiting = max(max_in_flight, MIN_WAITING)
+        self.max_waiting_bytes = max_message_size
         self.outbox_limit = outbox_limit
         self.is_control = is_control
         self.clock = clock
@@ -185,7 +191,8 @@ class RpcSession:
         self.outbox = bytearray()
         self.peer_gone = False  # a write failed, or the peer hung up: answer nobody
         self._calls: dict[int, _Entry] = {}
-        self._ready: collections.deque[Request] = collections.deque()
+        self._ready: collections.deque[tuple[Request, int]] = collections.deque()
+        self._ready_bytes = 0
         self._batch: list[bytes] = []
         self._batch_bytes = 0
         self._eof = False
@@ -225,12 +232,16 @@ class RpcSession:
         goes on past them until ``max_in_flight`` of them wait."""
         if self.peer_gone:
             self._ready.clear()  # nobody would read their answers
+            self._ready_bytes = 0
             return END if not self._calls else WAIT
         ready = self._ready
         if ready and self.has_room():
-            return self._dispatch(ready.popleft())
+            request, size = ready.popleft()
+            self._ready_bytes -= size
+            return self._dispatch(request)
         protocol = self.protocol
-        while len(ready) < self.max_in_flight:
+        while len(ready) < self.max_waiting and self._ready_bytes < self.max_waiting_bytes:
+            began = protocol.consumed
             try:
                 event = protocol.next_event()
             except RemoteProtocolError as exc:
@@ -247,7 +258,9 @@ class RpcSession:
                     return self._dispatch(event)
                 if self.is_control(event.method) and len(self.outbox) < self.outbox_limit:
                     return self._dispatch(event)
-                ready.append(event)
+                size = protocol.consumed - began
+                ready.append((event, size))
+                self._ready_bytes += size
             elif kind is Notification:
                 assert isinstance(event, Notification)
                 action = self._notification(event)
@@ -272,10 +285,11 @@ class RpcSession:
         method, params = event.method, event.params
         if method == "wasmd.cancel":
             entry = self._entry(params, 1)
-            if entry is None:
+            if entry is not None:
+                return Cancel([entry.ticket], [] if entry.stream is None else [entry.stream])
+            if not self._cancel_waiting(params):
                 log.debug("cancel of %r, which is not in flight", params[:1])
-                return None
-            return Cancel([entry.ticket], [] if entry.stream is None else [entry.stream])
+            return None
         if method in STREAM_NOTIFICATIONS:
             entry = self._entry(params, 1 if method == "wasmd.push_end" else 2)
             if entry is None or entry.stream is None:
@@ -284,6 +298,22 @@ class RpcSession:
                 return None
             return Route(entry.stream, method, params)
         return None  # other notifications from a client are ignored (nvim_set_client_info)
+
+    def _cancel_waiting(self, params: list[Any]) -> bool:
+        """A cancel of a request that waits for room: it is answered ``cancelled`` at once
+        (batched) and never runs."""
+        msgid = params[0] if len(params) == 1 else None
+        for waiting in self._ready:
+            request, size = waiting
+            if request.msgid == msgid and type(msgid) is int:
+                self._ready.remove(waiting)
+                self._ready_bytes -= size
+                self.requests += 1
+                error = WasmdError(ErrorCode.CANCELLED, "call cancelled before it started")
+                data = encode_response(msgid, self.encode_error(error), None)
+                self._add_to_batch(data)
+                return True
+        return False
 
     def _entry(self, params: list[Any], size: int) -> _Entry | None:
         if len(params) != size:
@@ -363,6 +393,7 @@ class RpcSession:
         nothing waiting is dispatched, and the outbox is let go."""
         self.peer_gone = True
         self._ready.clear()
+        self._ready_bytes = 0
         self._batch.clear()
         self._batch_bytes = 0
         self.outbox = bytearray()
