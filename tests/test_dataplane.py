@@ -3,6 +3,7 @@ own connection; cancellation by notification and by hanging up."""
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -12,10 +13,12 @@ import msgpack
 import pytest
 
 from wasmd import ErrorCode
+from wasmd.config import DaemonConfig
+from wasmd.daemon import serve
 from wasmd.protocol import NEED_DATA, Connection, Response
 from wasmd.runtime import fastcall
 
-from .conftest import running_daemon
+from .conftest import running_daemon, write_plugins
 from .wat import ARITH, SPIN
 
 # A minute's deadline: within a test, a spin ends only by cancellation or by the test's end.
@@ -189,3 +192,30 @@ async def test_a_hang_up_with_a_call_running_and_one_queued_frees_the_instance(
                         await anyio.wait_all_tasks_blocked()
             with anyio.fail_after(10):
                 assert await other.call("spin.quick") == 7
+
+
+@needs_guard
+async def test_serve_stops_when_its_shutdown_trigger_returns(short_tmp: Path) -> None:
+    write_plugins(short_tmp / "plugins.d", SPINNER)
+    socket_path = short_tmp / "wasmd.sock"
+    config = DaemonConfig(
+        socket=socket_path,
+        plugin_dirs=(short_tmp / "plugins.d",),
+        watch=False,
+        shutdown_timeout_ms=200,
+    )
+    trigger = anyio.Event()
+    protocol = Connection()
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            await tg.start(functools.partial(serve, config, shutdown_trigger=trigger.wait))
+            async with await anyio.connect_unix(socket_path) as stream:
+                await stream.send(_request(1, "spin.spin") + _request(2, "wasmd.ping"))
+                assert (await _next_response(stream, protocol)).msgid == 2
+                trigger.set()
+                # The running call had shutdown_timeout_ms to finish; then it is cancelled
+                # and the connection closed: the daemon is going away.
+                with pytest.raises(anyio.EndOfStream):
+                    await _next_response(stream, protocol)
+        # serve returned on its own: nothing cancelled the task group.
+    assert not socket_path.exists()

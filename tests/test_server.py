@@ -226,3 +226,30 @@ async def test_serving_changes_no_interpreter_wide_setting(short_tmp: Path) -> N
             with anyio.fail_after(10):
                 await next_message(sock, Connection())
     assert (threading.stack_size(), sys.getswitchinterval()) == (stack, interval)
+
+
+def test_the_network_layer_loads_no_runtime() -> None:
+    # A fresh interpreter: the test process has loaded wasmtime long ago.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, wasmd.server, wasmd.connection, wasmd.session, wasmd.handoff\n"
+        "runtime = ('wasmtime', 'wasmd.runtime')\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(runtime))\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_stop_fits_inside_the_units_stop_timeout_with_margin() -> None:
+    from wasmd.config import DaemonConfig
+    from wasmd.daemon import stop_budget
+
+    unit = (Path(__file__).resolve().parent.parent / "systemd" / "wasmd.service").read_text()
+    (line,) = [x for x in unit.splitlines() if x.startswith("TimeoutStopSec=")]
+    timeout = float(line.removeprefix("TimeoutStopSec=").removesuffix("s"))
+    assert stop_budget(DaemonConfig()) + 5 <= timeout

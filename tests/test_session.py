@@ -227,7 +227,14 @@ def test_stream_notifications_reach_their_call_and_unknown_ones_are_dropped() ->
     s.receive_data(request(5, "p.stream"))
     (run,) = [a for a in actions(s) if isinstance(a, Run)]
     stream = Stream()
-    s.attach_stream(5, stream)
+    assert s.open_stream(run.ticket, stream) == 5
+    # Chunks go out like answers: batched on the reader's thread, else at once.
+    assert s.chunk(5, 0, "a", batch=True) is None
+    chunks = decode(s.chunk(5, 1, "b", batch=False) or b"")
+    assert chunks == [
+        Notification("wasmd.chunk", [5, 0, "a"]),
+        Notification("wasmd.chunk", [5, 1, "b"]),
+    ]
     s.receive_data(
         notification("wasmd.credit", 5, 3)
         + notification("wasmd.push", 5, "v")

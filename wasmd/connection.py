@@ -107,6 +107,8 @@ class Session(Protocol):
 
     def on_drained(self, callback: Callable[[], None] | None) -> None: ...
 
+    def open_stream(self, ticket: Ticket, stream: CallStream) -> Callable[[int, Any], None]: ...
+
 
 # Called on the connection's reader thread; answers through ``respond``, on any thread.
 Dispatch = Callable[[Session, str, list[Any], Ticket, Respond], None]
@@ -204,10 +206,22 @@ class ClientConnection:
         """Run ``callback`` on the event loop each time the outbox has been flushed."""
         self._drained_callback = callback
 
-    def attach_stream(self, msgid: int, stream: CallStream) -> None:
-        """Route the stream notifications for ``msgid`` to ``stream`` (see ``session``)."""
+    def open_stream(self, ticket: Ticket, stream: CallStream) -> Callable[[int, Any], None]:
+        """Attach ``stream`` to ``ticket``'s call (see ``session``); the chunk sink
+        ``sink(seq, value)``, callable from any thread."""
         with self._lock:
-            self.session.attach_stream(msgid, stream)
+            msgid = self.session.open_stream(ticket, stream)
+
+        def sink(seq: int, value: Any) -> None:
+            if msgid is None:
+                return
+            with self._lock:
+                batch = self._reader_ident == threading.get_ident()
+                data = self.session.chunk(msgid, seq, value, batch=batch)
+                if data is not None:
+                    self._write_locked(data)
+
+        return sink
 
     # --- life --------------------------------------------------------------------------------
 

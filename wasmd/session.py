@@ -29,18 +29,21 @@ Decoding stops (``WAIT``) once ``max(max_in_flight, MIN_WAITING)`` requests wait
 requests of ``max_message_size`` bytes in all, so what a connection holds stays bounded:
 ``max_in_flight`` calls running or queued, the requests waiting, the outbox.
 
-Streaming (issue 24) plugs in here. A call that streams gets an in-flight entry with a
-``stream`` object (``attach_stream(msgid, stream)``, from the dispatcher, on the reader's
-thread before the call can answer); the notifications ``wasmd.credit [msgid, n]``,
-``wasmd.push [msgid, value]`` and ``wasmd.push_end [msgid]`` are routed to it as a
-``Route(stream, method, params)`` action, which the driver carries out with
-``route(stream, method, params)`` (``stream.credit(n)``, ``stream.push(value)``,
-``stream.push_end()``); a cancel or a hang-up cancels the call's ticket as for any call and
-also calls ``stream.cancel()``. Chunks are notifications written through the outbox like
-answers (``encode_notification("wasmd.chunk", [msgid, seq, value])`` given to the driver's
-``notify``), so a peer that reads no chunks fills the outbox and its streams wait for credit
-it never gives. A notification for a msgid that is not in flight, or whose call does not
-stream, is counted in ``unrouted`` and dropped: nothing is held for it.
+Streaming (issue 24) plugs in here. The dispatcher starts a streaming call like any other,
+and before the call can answer it opens the stream on its connection:
+``ClientConnection.open_stream(ticket, stream)`` finds the in-flight entry of ``ticket``
+(``RpcSession.open_stream``), attaches ``stream`` to it and returns a chunk sink,
+``sink(seq, value)``, which writes ``[2, "wasmd.chunk", [msgid, seq, value]]`` through the
+outbox with the same batching as answers (``RpcSession.chunk``), from whatever thread runs
+the guest. The peer's ``wasmd.credit [msgid, n]``, ``wasmd.push [msgid, value]`` and
+``wasmd.push_end [msgid]`` are then routed to it as a ``Route(stream, method, params)``
+action, which the driver carries out with ``route`` (``stream.credit(n)``,
+``stream.push(value)``, ``stream.push_end()``), outside its lock; a cancel or a hang-up
+cancels the call's ticket as for any call and also calls ``stream.cancel()``. A peer that
+reads no chunks fills the outbox, and its streams wait for credit it never gives. A
+notification for a msgid that is not in flight, whose call does not stream, or whose
+params have the wrong shape, is counted in ``unrouted``, logged at debug level and dropped:
+nothing is held for it.
 
 Who may touch a session: one thread at a time. The driver holds its connection's lock
 around every call into it, and carries out the actions (dispatching, cancelling) outside it.
@@ -66,6 +69,7 @@ from .protocol import (
     RemoteProtocolError,
     Request,
     Sentinel,
+    encode_notification,
     encode_response,
 )
 
@@ -321,11 +325,25 @@ class RpcSession:
         msgid = params[0]
         return self._calls.get(msgid) if type(msgid) is int else None
 
-    def attach_stream(self, msgid: int, stream: CallStream) -> None:
-        """Route ``msgid``'s stream notifications to ``stream`` (issue 24's hook)."""
-        entry = self._calls.get(msgid)
-        if entry is not None:
-            entry.stream = stream
+    def open_stream(self, ticket: Ticket, stream: CallStream) -> int | None:
+        """Route the stream notifications of ``ticket``'s call to ``stream``; its msgid, or
+        None if the call is not in flight (answered, or its peer gone)."""
+        for msgid, entry in self._calls.items():
+            if entry.ticket is ticket:
+                entry.stream = stream
+                return msgid
+        return None
+
+    def chunk(self, msgid: int, seq: int, value: Any, *, batch: bool) -> bytes | None:
+        """A streaming call's chunk: the bytes to write now, or None (batched, or nobody to
+        read it)."""
+        if self.peer_gone:
+            return None
+        data = encode_notification("wasmd.chunk", [msgid, seq, value])
+        if batch and self._batch_bytes < BATCH_LIMIT:
+            self._add_to_batch(data)
+            return None
+        return self.take_batch() + data if self._batch else data
 
     # --- a call finished ---------------------------------------------------------------
 
