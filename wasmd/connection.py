@@ -316,17 +316,21 @@ class ClientConnection:
         self._flush_batch()  # what the reader before this one left
         while True:
             with self._lock:
+                # One lock for the end of the last request and the start of the next.
+                if self._reader_turn != turn:
+                    return False  # another thread became the reader during the last one
                 action = session.next_action()
                 if type(action) is Run:
                     self._inline = action.ticket
                     if not self._watched:
                         self._watched = True
                         self.server.watcher.enter(self)
+                else:
+                    self._inline = None
             kind = type(action)
             if kind is Run:
                 assert isinstance(action, Run)
-                if not self._serve(action, turn):
-                    return False
+                self._serve(action)
             elif action is NEED_DATA:
                 self._flush_batch()
                 refusal = self._hold_partial()
@@ -366,9 +370,8 @@ class ClientConnection:
                 self.notify("wasmd.error", [[int(ErrorCode.INVALID_REQUEST), action.reason]])
                 return True
 
-    def _serve(self, action: Run, turn: int) -> bool:
-        """Run one request on this thread; False if meanwhile another thread became the
-        reader (then this one only finishes the request)."""
+    def _serve(self, action: Run) -> None:
+        """Run one request on this thread (meanwhile, another may become the reader)."""
         request, ticket = action.request, action.ticket
         respond = functools.partial(self._respond, request.msgid, ticket)
         try:
@@ -378,11 +381,6 @@ class ClientConnection:
         except Exception as exc:
             log.exception("dispatching %s failed", request.method)
             respond(WasmdError(ErrorCode.INTERNAL, f"internal error: {exc!r}"), None)
-        with self._lock:
-            if self._reader_turn != turn:
-                return False
-            self._inline = None
-        return True
 
     def _hold_partial(self) -> str | None:
         """Account for the unfinished message the peer has begun; why to close, if so."""
