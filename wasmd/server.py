@@ -254,6 +254,12 @@ class RpcServer:
                 self._unread.pop(connection, None)
             return True
 
+    @property
+    def unread_bytes(self) -> int:
+        """Answers written for peers that have not read them, over all connections."""
+        with self._unread_lock:
+            return self._unread_total
+
     def note_protocol_error(self) -> None:
         """Any thread: a peer broke the protocol."""
         with self._buffered_lock:
