@@ -74,10 +74,12 @@ IDLE_SHED_MS = 500
 # While the connection may not dispatch, how long the reader waits for room before it looks
 # at the socket again: control traffic and a hang-up are seen within this.
 CONTROL_TICK = 0.002
-# A peer that sends an unfinished message in pieces smaller than this is read more slowly
-# each time (from DRIBBLE_PAUSE up to DRIBBLE_PAUSE_MAX): one byte every few milliseconds
-# from many connections must not keep the daemon's CPUs busy waking readers.
+# A peer whose unfinished message grew by less than DRIBBLE_BYTES in each of more than
+# DRIBBLE_READS reads in a row is read more slowly each time (from DRIBBLE_PAUSE up to
+# DRIBBLE_PAUSE_MAX): one byte every few milliseconds from many connections must not keep
+# the daemon's CPUs busy waking readers. A message split in a few pieces is not slowed.
 DRIBBLE_BYTES = 4096
+DRIBBLE_READS = 3
 DRIBBLE_PAUSE = 0.001
 DRIBBLE_PAUSE_MAX = 0.064
 
@@ -166,6 +168,7 @@ class ClientConnection:
         self._frame_deadline: float | None = None  # reader's: when the begun message is due
         self._held = 0  # reader's: bytes of an unfinished message in the server's budget
         self._dribble = 0.0  # reader's: the pause before the next read of a dribbler
+        self._small_reads = 0  # reader's: reads in a row that grew a begun message a little
         self._reader_turn = 0  # bumped by each hand-off; a reader holds one turn
         self._reader_ident: int | None = None
         self._inline: Ticket | None = None  # the request the reader is inside, if any
@@ -388,6 +391,7 @@ class ClientConnection:
         if not held:
             self._frame_deadline = None
             self._dribble = 0.0
+            self._small_reads = 0
             if self._held:  # the server's lock only when there was something to let go of
                 self.server.buffered(self, 0)
                 self._held = 0
@@ -395,9 +399,12 @@ class ClientConnection:
         if not self.server.buffered(self, held):
             limit = self.server.limits.max_buffered
             return f"the daemon holds its limit of {limit} bytes of unfinished messages"
-        if held - self._held < DRIBBLE_BYTES:  # the last read brought little of it
-            self._dribble = min(DRIBBLE_PAUSE_MAX, max(DRIBBLE_PAUSE, self._dribble * 2))
+        if 0 <= held - self._held < DRIBBLE_BYTES:  # the last read brought little of it
+            self._small_reads += 1
+            if self._small_reads > DRIBBLE_READS:
+                self._dribble = min(DRIBBLE_PAUSE_MAX, max(DRIBBLE_PAUSE, self._dribble * 2))
         else:
+            self._small_reads = 0
             self._dribble = 0.0
         self._held = held
         if self._frame_deadline is None:
@@ -597,7 +604,12 @@ class ClientConnection:
         while True:
             try:
                 await anyio.wait_writable(self.sock)
-            except (anyio.ClosedResourceError, OSError):
+            except (anyio.ClosedResourceError, OSError, ValueError):
+                # Closed meanwhile (ValueError: before the wait began; its descriptor may
+                # already serve another connection). A writer must never fail the server's
+                # task group: that would abort every connection.
+                with self._lock:
+                    self._writer_scheduled = False
                 return
             with self._lock:
                 outbox = self.session.outbox
