@@ -322,3 +322,22 @@ def test_calls_queued_before_a_close_still_run(engines: Engines, tmp_path: Path)
     tick_until(engines, spun)
     assert answers.get(timeout=10)[0] == 7
     assert pool.wait_closed(10)
+
+
+def test_a_call_queued_behind_its_own_owners_calls_starts_its_deadline_when_it_runs(
+    engines: Engines, tmp_path: Path
+) -> None:
+    pool = make_pool(engines, tmp_path, SPIN, Manifest(timeout_ms=200, instances=1, queue=0))
+    owner = object()
+    spin, spun = _spinning(engines, pool, owner)
+    answers, respond = _answers()
+    # Arrived a second ago: past its deadline, were it counted from arrival.
+    behind = Ticket(owner, time.monotonic() - 1.0, detached=True)
+    pool.call("quick", [], behind, respond)
+    assert behind.backpressured
+    assert behind.deadline_at is None  # nothing for the watcher to expire
+    spin.cancel()
+    tick_until(engines, spun)
+    assert answers.get(timeout=10)[0] == 7
+    pool.close()
+    assert pool.wait_closed(10)

@@ -58,8 +58,9 @@ class Ticket:
         self.cancelled = False
         self.backpressured = False
         self.before_wait: Callable[[], None] | None = None
-        # While the call waits in a run queue: its deadline, and the pool's way to take it
-        # out (answering it ``timeout`` if the argument is true, else ``cancelled``).
+        # While the call waits in a run queue: its deadline (None: it starts when the call
+        # does), and the pool's way to take it out (answering it ``timeout`` if the argument
+        # is true, else ``cancelled``).
         self.deadline_at: float | None = None
         self._withdraw: Callable[[bool], object] | None = None
 

@@ -420,12 +420,12 @@ class ClientConnection:
         when requests wait for room and there is none yet (ask the session again).
         Raises ``_Overdue`` when a begun message's deadline passes."""
         while True:
-            if self.session.waiting and not self._wait_for_room(readable=True):
+            if self._requests_wait() and not self._wait_for_room(readable=True):
                 return None
             try:
                 return self.sock.recv(RECEIVE_SIZE)
             except BlockingIOError:
-                if self.session.waiting:
+                if self._requests_wait():
                     return None
                 if not self._wait_readable():
                     raise _Overdue from None
@@ -433,6 +433,11 @@ class ClientConnection:
                 continue
             except OSError:
                 return b""
+
+    def _requests_wait(self) -> bool:
+        """Whether decoded requests wait for room (then reading never blocks for long)."""
+        with self._lock:
+            return self.session.waiting > 0
 
     def _wait_readable(self) -> bool:
         """Wait for bytes; False if a begun message's deadline passed first."""

@@ -41,7 +41,7 @@ class HandoffWatcher:
         self._inside_lock = threading.Lock()
         self._armed = False
         self._wake = threading.Event()
-        self._stop = False
+        self._stop = threading.Event()  # set by stop(), from another thread
         self._thread: threading.Thread | None = None
 
     def enter(self, reader: Reader) -> None:
@@ -58,12 +58,12 @@ class HandoffWatcher:
             self._inside.discard(reader)
 
     def start(self) -> None:
-        self._stop = False
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="wasmd-handoff", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop = True
+        self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
@@ -71,7 +71,7 @@ class HandoffWatcher:
 
     def _run(self) -> None:
         quiet = 0
-        while not self._stop:
+        while not self._stop.is_set():
             if not self._armed:
                 self._wake.wait()
                 self._wake.clear()

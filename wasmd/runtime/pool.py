@@ -22,7 +22,9 @@ What a call counts against: if the same owner (the connection) already has a cal
 or queued here, it queues without taking one of ``queue`` places (``backpressured``: the
 owner's own ``max_in_flight`` bounds it); otherwise it takes a place, and past them the
 answer is ``busy``: the capacity is taken by other owners' calls. A deadline covers waiting
-too: a call still queued at its deadline is answered ``timeout`` without running. A
+too: a call still queued at its deadline is answered ``timeout`` without running (a call
+queued behind its own owner's calls starts its deadline when it starts running, as it did
+when its connection was not read meanwhile). A
 cancelled queued call leaves the queue at once, answered ``cancelled`` (11); a cancelled
 running call is ended at the next epoch tick by the instance's guard. Calls queued before
 the pool closes (a reload) still run on it before it drains.
@@ -333,9 +335,12 @@ class PluginPool:
                 self._queued += 1
             ticket.backpressured = backpressured
             if ticket.detached:
+                # Behind its own owner's calls (backpressure), a call's deadline starts when
+                # it does, as it did when such a request was not read until then; otherwise
+                # it counts from the call's arrival.
                 job = _Job(export, args, ticket, respond, deadline_at, probing)
                 self._waiters.append(job)
-                ticket.deadline_at = deadline_at
+                ticket.deadline_at = None if backpressured else deadline_at
                 ticket._withdraw = functools.partial(self._withdraw, job)
                 return None
             return self._wait(ticket, deadline_at, backpressured)
@@ -480,15 +485,16 @@ class PluginPool:
         """Under the lock: the next job to run in ``slot``; or None, and ``slot`` went to
         the next waiting thread or back to the free list."""
         waiters = self._waiters
-        while waiters:
-            waiter = waiters[0]
+        for waiter in waiters:
             if isinstance(waiter, _Job):
-                waiters.popleft()
+                waiters.remove(waiter)
+                if waiter.ticket.backpressured:
+                    waiter.deadline_at = time.monotonic() + self._timeout_s
                 self._left_queue(waiter.ticket)
                 return waiter
             if self._closing:
-                break  # a waiting thread gets PoolClosed; no slot for it here
-            waiters.popleft()
+                continue  # a waiting thread gets PoolClosed (and leaves); jobs still run
+            waiters.remove(waiter)
             self._left_queue(waiter.ticket)
             waiter.slot = slot
             waiter.wakeup.notify()
