@@ -24,6 +24,7 @@ from wasmd.runtime import (
     read_module_bytes,
 )
 
+from .processes import until
 from .wat import ARITH, COUNTER, SPIN
 
 pytestmark = pytest.mark.usefixtures("call_path")
@@ -206,11 +207,18 @@ def _answers() -> tuple[queue.Queue[Any], Any]:
     return answers, respond
 
 
+def _running(pool: PluginPool) -> bool:
+    """Whether a call holds an instance (a short wait when not: a bounded poll's step)."""
+    if pool.stats().in_flight >= 1:
+        return True
+    time.sleep(0.001)
+    return False
+
+
 def _spinning(engines: Engines, pool: PluginPool, owner: object) -> tuple[Ticket, Any]:
     spin = Ticket(owner, time.monotonic())
     spun = call_in_thread(pool, "spin", spin)
-    while pool.stats().in_flight < 1:  # the spinner holds the one instance
-        time.sleep(0.001)
+    until(lambda: _running(pool), within=10, what="the spinner's start")
     return spin, spun
 
 
@@ -226,19 +234,20 @@ def test_a_detached_call_is_queued_and_run_by_the_thread_that_frees_the_instance
         pool.call("spin", [], spin, lambda error, result: None)
 
     threading.Thread(target=run_spin, daemon=True).start()
-    while pool.stats().in_flight < 1:
-        time.sleep(0.001)
+    until(lambda: _running(pool), within=10, what="the spinner's start")
     answers, respond = _answers()
     queued = Ticket(object(), time.monotonic(), detached=True)
     pool.call("quick", [], queued, respond)  # returns at once: the caller goes on
     assert answers.empty()
     assert pool.usage().queued == 1
     spin.cancel()
-    for _ in range(1000):
-        engines.increment_epoch()
-        if not answers.empty():
-            break
+
+    def answered() -> bool:
+        engines.increment_epoch()  # the spin ends at a tick; then the queued call runs
         time.sleep(0.001)
+        return not answers.empty()
+
+    until(answered, within=10, what="the queued call's answer")
     result, thread = answers.get(timeout=10)
     assert result == 7
     assert thread == spinner_thread[0]  # combining: no hand-off to another thread

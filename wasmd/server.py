@@ -137,12 +137,9 @@ class RpcServer:
         self._tg: anyio.abc.TaskGroup | None = None
         self._own_uid = os.getuid()
         self._per_uid: collections.Counter[int] = collections.Counter()
-        self._buffered: dict[ClientConnection, int] = {}
-        self._buffered_total = 0
-        self._buffered_lock = threading.Lock()
-        self._unread: dict[ClientConnection, int] = {}
-        self._unread_total = 0
-        self._unread_lock = threading.Lock()
+        self._buffered = _Budget(limits.max_buffered)
+        self._unread = _Budget(limits.max_unread)
+        self._counters_lock = threading.Lock()
         self._trim_scheduled = False
         self._live_count = 0
         self._live_counted_at = -LIVE_RECOUNT
@@ -229,40 +226,21 @@ class RpcServer:
     def buffered(self, connection: ClientConnection, size: int) -> bool:
         """Any thread: ``connection`` now holds ``size`` bytes of an unfinished message;
         False if that would take the daemon past ``max_buffered`` (then it is not counted)."""
-        with self._buffered_lock:
-            total = self._buffered_total - self._buffered.get(connection, 0) + size
-            if size and total > self.limits.max_buffered:
-                return False
-            self._buffered_total = total
-            if size:
-                self._buffered[connection] = size
-            else:
-                self._buffered.pop(connection, None)
-            return True
+        return self._buffered.hold(connection, size)
 
     def unread(self, connection: ClientConnection, size: int) -> bool:
         """Any thread: ``connection``'s peer has ``size`` bytes of answers it has not read;
         False if that would take the daemon past ``max_unread`` (then it is not counted)."""
-        with self._unread_lock:
-            total = self._unread_total - self._unread.get(connection, 0) + size
-            if size and total > self.limits.max_unread:
-                return False
-            self._unread_total = total
-            if size:
-                self._unread[connection] = size
-            else:
-                self._unread.pop(connection, None)
-            return True
+        return self._unread.hold(connection, size)
 
     @property
     def unread_bytes(self) -> int:
         """Answers written for peers that have not read them, over all connections."""
-        with self._unread_lock:
-            return self._unread_total
+        return self._unread.total
 
     def note_protocol_error(self) -> None:
         """Any thread: a peer broke the protocol."""
-        with self._buffered_lock:
+        with self._counters_lock:
             self.counters.protocol_errors += 1
 
     def connection_closed(self, connection: ClientConnection) -> None:
@@ -343,6 +321,30 @@ class RpcServer:
                 f"(limit {limits.max_connections_per_uid} per uid)",
             )
         return None
+
+
+class _Budget:
+    """Bytes the connections hold of one kind, bounded across the daemon (any thread)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self._held: dict[ClientConnection, int] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, connection: ClientConnection, size: int) -> bool:
+        """``connection`` now holds ``size`` bytes; False if that would take the total past
+        the limit (then it is not counted)."""
+        with self._lock:
+            total = self.total - self._held.get(connection, 0) + size
+            if size and total > self.limit:
+                return False
+            self.total = total
+            if size:
+                self._held[connection] = size
+            else:
+                self._held.pop(connection, None)
+            return True
 
 
 def _no_control(method: str) -> bool:

@@ -256,9 +256,10 @@ class PluginPool:
                 self._pending += 1
             else:
                 slot = None
+        job = _Job(export, args, ticket, respond, deadline_at, probing)
         if slot is None:
             try:
-                slot = self._acquire(export, args, ticket, respond, deadline_at, probing)
+                slot = self._acquire(job)
             except PoolClosed:
                 raise
             except WasmdError as exc:
@@ -266,7 +267,7 @@ class PluginPool:
                 raise
             if slot is None:
                 return  # queued: whoever frees an instance runs and answers it
-        self._serve(slot, _Job(export, args, ticket, respond, deadline_at, probing))
+        self._serve(slot, job)
 
     def _serve(self, slot: _Slot, job: _Job | None) -> None:
         """Run ``job`` in ``slot``, then each job queued meanwhile, then give the slot back."""
@@ -303,16 +304,9 @@ class PluginPool:
             _answer(respond, error, result)
         return following
 
-    def _acquire(
-        self,
-        export: str,
-        args: Any,
-        ticket: Ticket,
-        respond: Respond,
-        deadline_at: float,
-        probing: bool,
-    ) -> _Slot | None:
+    def _acquire(self, job: _Job) -> _Slot | None:
         """A slot for the call, or None when it was queued as a detached job."""
+        ticket = job.ticket
         owner = ticket.owner
         with self._lock:
             if self._closing:
@@ -338,12 +332,11 @@ class PluginPool:
                 # Behind its own owner's calls (backpressure), a call's deadline starts when
                 # it does, as it did when such a request was not read until then; otherwise
                 # it counts from the call's arrival.
-                job = _Job(export, args, ticket, respond, deadline_at, probing)
                 self._waiters.append(job)
-                ticket.deadline_at = None if backpressured else deadline_at
+                ticket.deadline_at = None if backpressured else job.deadline_at
                 ticket._withdraw = functools.partial(self._withdraw, job)
                 return None
-            return self._wait(ticket, deadline_at, backpressured)
+            return self._wait(ticket, job.deadline_at, backpressured)
 
     def _withdraw(self, job: _Job, timed_out: bool) -> None:
         """``job`` leaves the queue at once: its caller cancelled it, or its deadline passed
