@@ -191,7 +191,9 @@ class ClientConnection:
 
     @property
     def requests(self) -> int:
-        return self.session.requests
+        """Requests decoded so far (any thread)."""
+        with self._lock:
+            return self.session.requests
 
     def notify(self, method: str, params: list[Any]) -> None:
         self._write(encode_notification(method, params))
@@ -202,8 +204,9 @@ class ClientConnection:
 
     @property
     def outbox_bytes(self) -> int:
-        """Bytes written for this peer that the kernel has not taken yet."""
-        return len(self.session.outbox)
+        """Bytes written for this peer that the kernel has not taken yet (any thread)."""
+        with self._lock:
+            return len(self.session.outbox)
 
     def on_drained(self, callback: Callable[[], None] | None) -> None:
         """Run ``callback`` on the event loop each time the outbox has been flushed."""
@@ -230,7 +233,9 @@ class ClientConnection:
 
     @property
     def in_flight(self) -> int:
-        return self.session.in_flight
+        """Requests dispatched and not answered (any thread)."""
+        with self._lock:
+            return self.session.in_flight
 
     def start(self) -> None:
         """Start the reader; raises ``RuntimeError`` if no thread can be started."""
