@@ -218,3 +218,35 @@ async def test_serve_stops_when_its_shutdown_trigger_returns(short_tmp: Path) ->
                     await _next_response(stream, protocol)
         # serve returned on its own: nothing cancelled the task group.
     assert not socket_path.exists()
+
+
+@needs_guard
+async def test_past_the_in_flight_limit_requests_wait_and_pings_are_answered(
+    short_tmp: Path,
+) -> None:
+    # Backpressure stops dispatching, not reading: with two calls in flight (the limit), a
+    # third waits unstarted, and a ping behind it is answered at once. The reader used to
+    # stop reading there, until a call ended (here: a minute).
+    async with running_daemon(short_tmp, SPINNER, max_in_flight=2) as daemon:
+        async with await anyio.connect_unix(daemon.socket) as stream:
+            protocol = Connection()
+            await stream.send(
+                _request(1, "spin.spin")
+                + _request(2, "spin.spin")
+                + _request(3, "spin.quick")
+                + _request(4, "wasmd.ping")
+            )
+            with anyio.fail_after(10):
+                ping = await _next_response(stream, protocol)
+            assert (ping.msgid, ping.result) == (4, "pong")
+            # Cancelling the waiting request answers it at once; it never ran.
+            await stream.send(_notification("wasmd.cancel", 3))
+            with anyio.fail_after(10):
+                waiting = await _next_response(stream, protocol)
+            assert waiting.msgid == 3
+            assert waiting.error is not None
+            assert waiting.error[0] == ErrorCode.CANCELLED
+            await stream.send(_notification("wasmd.cancel", 1) + _notification("wasmd.cancel", 2))
+            with anyio.fail_after(10):
+                got = await _responses_by_msgid(stream, protocol, 2)
+            assert sorted(got) == [1, 2]
