@@ -51,6 +51,10 @@ class Ticket:
         "started",
     )
 
+    # A plug-in's call to another (runtime/nested.py) ends by its caller's deadline, if that
+    # is the earlier: monotonic seconds, or None.
+    caller_deadline: float | None = None
+
     def __init__(self, owner: object, started: float, *, detached: bool = False) -> None:
         self.owner = owner
         self.started = started

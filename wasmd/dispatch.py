@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .calls import PoolClosed, Respond, Ticket
-from .errors import ErrorCode, WasmdError
+from .errors import ErrorCode, WasmdError, echo
 from .peers import supplementary_groups
 from .registry import Registry
 from .server import Session
@@ -66,13 +66,13 @@ class Dispatcher:
             return
         if not dot or not export:
             raise WasmdError(
-                ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {method!r}"
+                ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {echo(method)}"
             )
         peer = session.peer
         for _ in range(LOOKUP_ATTEMPTS):
             entry = self.registry.get(name)
             if entry is None:
-                raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
+                raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {echo(name)}")
             pool = entry.pool
             if pool is None:
                 raise WasmdError(
@@ -82,10 +82,8 @@ class Dispatcher:
             if (manifest.access_uids or manifest.access_gids) and not manifest.admits(
                 peer.uid, peer.gid, lambda: supplementary_groups(peer.pid)
             ):
-                raise WasmdError(
-                    ErrorCode.PERMISSION_DENIED,
-                    f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}",
-                )
+                message = f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}"
+                raise pool.refuse(ticket, WasmdError(ErrorCode.PERMISSION_DENIED, message))
             try:
                 pool.call(export, params, ticket, respond)
                 return
@@ -98,7 +96,8 @@ class Dispatcher:
         if builtin is None:
             known = ", ".join(f"wasmd.{b}" for b in sorted(self.builtins))
             raise WasmdError(
-                ErrorCode.METHOD_NOT_FOUND, f"no built-in 'wasmd.{name}' (built-ins: {known})"
+                ErrorCode.METHOD_NOT_FOUND,
+                f"no built-in {echo('wasmd.' + name)} (built-ins: {known})",
             )
         if name in self.loop_builtins:
             if self.on_loop is None:

@@ -1,4 +1,4 @@
-"""Scenario 9: does a ping on another connection stay prompt while 8 connections hammer one
+"""Scenario 10: does a ping on another connection stay prompt while 8 connections hammer one
 plug-in instance?
 
 A plug-in with the default ``instances = 1`` exports ``add``; the load generator keeps 8
@@ -30,7 +30,7 @@ def run(ctx: Context) -> list[Row]:
     idle: list[dict[str, Any]] = []
     rates: list[float] = []
     with servers.wasmd(workdir, {"math.wat": plugins.ADD}, cpu=cpu) as daemon:
-        ctx.say(f"9: {rounds} rounds of {seconds} s of pings under 8 x 8 calls, on CPU {cpu}")
+        ctx.say(f"10: {rounds} rounds of {seconds} s of pings under 8 x 8 calls, on CPU {cpu}")
         for _ in range(rounds):
             hammer: dict[str, Any] = {}
 
@@ -65,7 +65,7 @@ def run(ctx: Context) -> list[Row]:
     w = Spread.of([r["p99_ns"] / 1e6 for r in loaded])
     b = Spread.of([r["p99_ns"] / 1e6 for r in idle])
     row = Row(
-        "9",
+        "10",
         "wasmd.ping p99, other conn, 8 conns x 8 on one instance (all on 1 CPU)",
         "ms",
         w,
