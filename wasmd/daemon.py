@@ -260,11 +260,12 @@ def _server(
     def on_loop(func: Callable[..., object], *args: Any) -> None:
         server.on_loop(func, *args)
 
-    handlers, on_loop_names = dispatch_tables(builtin_methods(builtins, loading))
+    handlers, on_loop_names, control = dispatch_tables(builtin_methods(builtins, loading))
     dispatcher = Dispatcher(
         daemon.registry,
         handlers,
         loop_builtins=on_loop_names,
+        control=control,
         on_loop=on_loop,
         spawn=tg.start_soon,
     )

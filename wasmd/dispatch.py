@@ -28,9 +28,6 @@ Builtin = Callable[[Session, list[Any]], Any]
 Spawn = Callable[..., object]
 OnLoop = Callable[..., None]
 
-# Built-ins that build or drop plug-ins: they wait for room like calls, where the others are
-# control traffic, dispatched past a connection's in-flight limit (see session.py).
-HEAVY_BUILTINS = frozenset({"load", "reload", "unload"})
 
 # A reload swaps a version in between a call's look-up and its start at most this often in a
 # row before the call gives up with ``unavailable``.
@@ -44,18 +41,21 @@ class Dispatcher:
         builtins: dict[str, Builtin],
         *,
         loop_builtins: frozenset[str] = frozenset(),
+        control: frozenset[str] = frozenset(),
         on_loop: OnLoop | None = None,
         spawn: Spawn | None = None,
     ) -> None:
         self.registry = registry
         self.builtins = builtins
         self.loop_builtins = loop_builtins
+        self.control = control
         self.on_loop = on_loop
         self.spawn = spawn
 
     def is_control(self, method: str) -> bool:
-        """Whether ``method`` is control traffic: a built-in that answers at once."""
-        return method.startswith("wasmd.") and method[6:] not in HEAVY_BUILTINS
+        """Whether ``method`` is control traffic: a built-in run even past a connection's
+        in-flight limit (see session.py)."""
+        return method.startswith("wasmd.") and method[6:] in self.control
 
     def __call__(
         self, session: Session, method: str, params: list[Any], ticket: Ticket, respond: Respond
