@@ -173,6 +173,7 @@ class ClientConnection:
         self._reader_ident: int | None = None
         self._inline: Ticket | None = None  # the request the reader is inside, if any
         self._watched = False  # in the watcher's set (inside a request, or calls queued)
+        self._hand_off_failed = False  # the watcher's: the last hand-off had no thread
         self._closed = False
         self._unread = 0  # the outbox's size as counted in the server's max_unread
         self._close_callbacks: list[Callable[[], None]] = []
@@ -289,8 +290,11 @@ class ClientConnection:
         try:
             thread.start()
         except RuntimeError as exc:  # can't start new thread: try again at the next scan
-            log.warning("pid %d: cannot hand reading to a new thread: %s", self.peer.pid, exc)
+            if not self._hand_off_failed:  # once, not at every scan
+                self._hand_off_failed = True
+                log.warning("pid %d: cannot hand reading to a new thread: %s", self.peer.pid, exc)
             return
+        self._hand_off_failed = False
         with self._lock:
             if self._inline is ticket:
                 self._inline = None
