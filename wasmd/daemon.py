@@ -101,7 +101,8 @@ class Daemon:
         report = await self.loader.reconcile(names)
         if names is None and self.notifier is not None:
             self.notifier.ready(self.status())
-        changed = {k: v for k, v in report.to_dict().items() if v and k != "unchanged"}
+        quiet = ("unchanged", "still_unloaded")  # nothing happened to these
+        changed = {k: v for k, v in report.to_dict().items() if v and k not in quiet}
         if names is None or changed:
             log.info("rescan: %s", changed or "nothing changed")
         return report

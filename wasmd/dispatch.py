@@ -20,8 +20,22 @@ from .errors import ErrorCode, WasmdError, echo
 from .peers import supplementary_groups
 from .registry import Registry
 from .server import Session
+from .values import show_value
 
 log = logging.getLogger("wasmd.dispatch")
+
+
+def _not_a_method(method: str) -> str:
+    """Why ``method`` names no plug-in export; a Neovim API call (``pynvim.attach`` asks
+    ``nvim_get_api_info`` first) learns what works instead (docs/neovim.md)."""
+    why = f"method must be PLUGIN.EXPORT, got {show_value(method)}"
+    if method.startswith("nvim_"):
+        why += (
+            " (wasmd is not Neovim and has no Neovim API: from pynvim, connect with "
+            "pynvim.msgpack_rpc.socket_session(path), not pynvim.attach)"
+        )
+    return why
+
 
 # A built-in answers at once, or returns an awaitable that a background task awaits.
 Builtin = Callable[[Session, list[Any]], Any]
@@ -65,9 +79,7 @@ class Dispatcher:
             self._builtin(session, export, params, respond)
             return
         if not dot or not export:
-            raise WasmdError(
-                ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {echo(method)}"
-            )
+            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, _not_a_method(method))
         peer = session.peer
         for _ in range(LOOKUP_ATTEMPTS):
             entry = self.registry.get(name)
