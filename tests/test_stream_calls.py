@@ -381,3 +381,24 @@ async def test_recv_waits_under_cancellation_and_the_deadline(short_tmp: Path) -
         await p.send(0, 2, "wasmd.stream", ["streamer.echo", []])
         _, response = await p.until_response(2)  # nothing pushed, no end: the deadline
         assert response[2][0] == ErrorCode.TIMEOUT
+
+
+async def test_more_streams_than_max_in_flight_on_one_connection(short_tmp: Path) -> None:
+    # Past max_in_flight a request waits undispatched, but the connection is still read:
+    # the credit of the streams running reaches them, they end, and the rest run.
+    plugins = {
+        "streamer.wat": STREAMER,
+        "streamer.toml": "[plugin]\ntimeout_ms = 20000\ninstances = 4\n",
+    }
+    async with running_daemon(short_tmp, plugins, max_in_flight=2) as daemon:
+        async with daemon.client() as client:
+            results: dict[int, list[Any]] = {}
+
+            async def consume(i: int) -> None:
+                results[i] = [n async for n in client.stream("streamer.count", 20, window=1)]
+
+            with anyio.fail_after(30):
+                async with anyio.create_task_group() as tg:
+                    for i in range(5):
+                        tg.start_soon(consume, i)
+    assert results == {i: list(range(20)) for i in range(5)}

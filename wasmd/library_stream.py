@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ErrorCode, WasmdError
 from .runtime import Ticket
-from .streams import MAX_CHUNK, CallStream, encode_push, stream_outcome
+from .streams import CallStream, stream_outcome
 
 # The call, run on the stream's thread: (export, params, ticket) -> the export's result.
 Run = Callable[[str, Sequence[Any], Ticket], Any]
@@ -35,7 +35,9 @@ class PluginStream(Iterator[Any]):
         items: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
         self._items = items
         self._ticket = Ticket(object(), time.monotonic())
-        self._stream = CallStream(window, lambda seq, value, raw: items.put((True, value)))
+        self._stream = CallStream(
+            window, lambda seq, value: items.put((True, value)), on_refuse=self._ticket.cancel
+        )
         self._ticket.stream = self._stream
         # The thread holds the queue, the ticket and the stream, not this iterator: an
         # iterator dropped half-read is collected, and cancels its call (``__del__``).
@@ -63,9 +65,8 @@ class PluginStream(Iterator[Any]):
     def push(self, value: Any) -> None:
         """Give the guest one value for its ``recv``; ``WasmdError`` if the stream refused
         it (past the push bound: the call ends ``busy``)."""
-        if not self._stream.push(encode_push(value, MAX_CHUNK)):
-            self._ticket.cancel()
-            assert self._stream.refusal is not None
+        self._stream.push(value)
+        if self._stream.refusal is not None:
             raise self._stream.refusal
 
     def push_end(self) -> None:

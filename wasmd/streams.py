@@ -13,17 +13,19 @@ A wait is a host-side wait: while a guest sits in a host function, wasmtime's ep
 does not run, so ``send`` and ``recv`` check the call's cancellation and deadline
 themselves. They wait on the stream's condition in slices of ``WAKE_SLICE`` (one epoch
 tick of the default engine), so a cancellation that only sets the ticket's flag, a hang-up
-say, ends the wait within a tick; ``wake`` ends it at once. Their outcome then says why
+say, ends the wait within a tick; ``cancel`` ends it at once. Their outcome then says why
 (``CANCELLED``, ``TIMEOUT``) and the runtime ends the call so.
 
-Nothing here imports the runtime or the network layer: the runtime's host functions and
-the connection each hold a ``CallStream`` (the pool's ``Ticket.stream``); the unit tests
-drive it with threads.
+Nothing here imports the runtime or the network layer: the runtime's host functions find
+a call's ``CallStream`` on its ticket (``calls.Ticket.stream``), the connection's session
+routes the peer's notifications to it (``session.CallStream`` is this interface), and the
+unit tests drive it with threads.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +34,8 @@ from typing import Any, Protocol
 import msgpack
 
 from .errors import ErrorCode, WasmdError
+
+log = logging.getLogger("wasmd.stream")
 
 # How many chunks may be sent before the client grants more (``{"window": N}``).
 DEFAULT_WINDOW = 32
@@ -59,9 +63,9 @@ class Cancellable(Protocol):
     def cancelled(self) -> bool: ...
 
 
-# sink(seq, value, raw): deliver chunk ``seq``, both decoded and as the guest encoded it
-# (the wire splices ``raw`` into the notification; an in-process reader takes ``value``).
-ChunkSink = Callable[[int, Any, bytes], None]
+# sink(seq, value): deliver chunk ``seq`` (the connection's ``open_stream`` gives one that
+# writes ``[2, "wasmd.chunk", [msgid, seq, value]]``; an in-process reader queues it).
+ChunkSink = Callable[[int, Any], None]
 
 
 class TooBig:
@@ -93,16 +97,26 @@ def parse_window(options: Any) -> int:
 class CallStream:
     """One streaming call's window, credit, chunk count and pushed input (thread-safe).
 
-    ``ready`` (optional) is asked before each chunk too: the connection says no while its
-    peer has too many unread bytes, so a chunk waits rather than piling up in the outbox.
+    The client's side is what a connection's session routes to a streaming call
+    (``session.CallStream``): ``credit``, ``push``, ``push_end``, ``cancel``; the guest's
+    side is ``send`` and ``recv``. ``sink`` takes the chunks (``attach`` sets it later, once
+    the connection has opened the stream); ``ready`` (optional) is asked before each chunk
+    too: the connection says no while its peer has too many unread bytes, so a chunk waits
+    rather than piling up in the outbox. ``on_refuse`` ends the call when a push is refused
+    (it cancels the call's ticket; the call is then answered ``refusal``, ``busy``).
     """
 
     def __init__(
-        self, window: int, sink: ChunkSink, ready: Callable[[], bool] | None = None
+        self,
+        window: int,
+        sink: ChunkSink | None = None,
+        ready: Callable[[], bool] | None = None,
+        on_refuse: Callable[[], None] | None = None,
     ) -> None:
         self.window = window
         self._sink = sink
         self._ready = ready
+        self._on_refuse = on_refuse
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._granted = 0  # credit granted so far
@@ -116,35 +130,58 @@ class CallStream:
 
     # --- the client's side (the connection, or an in-process reader) -----------------------
 
-    def credit(self, n: int) -> None:
-        """Allow ``n`` more chunks."""
-        if n <= 0:
+    def attach(self, sink: ChunkSink) -> None:
+        self._sink = sink
+
+    def credit(self, n: Any) -> None:
+        """Allow ``n`` more chunks (an integer >= 0; anything else is dropped and logged:
+        a notification cannot be answered)."""
+        if type(n) is not int or n < 0:
+            log.debug("wasmd.credit of %.40r dropped: not an integer >= 0", n)
             return
         with self._lock:
             self._granted += n
             self._changed.notify_all()
 
-    def push(self, raw: bytes) -> bool:
-        """Queue one msgpack-encoded value for the guest's ``recv``. False, holding nothing,
-        when it is over the bound or arrives after the end: then ``refusal`` says why."""
+    def push(self, value: Any) -> None:
+        """Queue ``value`` for the guest's ``recv`` (as its msgpack encoding). A value over
+        ``MAX_CHUNK`` bytes, or past the bound, or after ``push_end``, is refused: the call
+        ends ``busy`` (``refusal`` says why) and nothing is kept."""
+        try:
+            raw = encode_push(value, MAX_CHUNK)
+        except WasmdError as exc:
+            refused = self._push_raw(None, exc.message)
+        else:
+            refused = self._push_raw(raw, None)
+        if refused and self._on_refuse is not None:
+            self._on_refuse()
+
+    def _push_raw(self, raw: bytes | None, problem: str | None) -> bool:
+        """Queue ``raw`` unless it must be refused (``problem``, or the bounds); whether this
+        push refused the call (only the first refusal does)."""
         with self._lock:
+            if self._over or self.refusal is not None:
+                return False  # the call is ending: nothing will read it, nothing is held
+            if raw is None:
+                self._refuse(problem or "the value cannot be encoded")
+                return True
             if self._over:
                 return True  # the call is finishing: nothing will read it, nothing is held
             if self.refusal is not None:
                 return False  # refused already: the call is ending, nothing more is queued
             if self._input_ended:
                 self._refuse("a value was pushed after wasmd.push_end")
-                return False
+                return True
             if len(self._pushes) >= MAX_PUSHES or self._push_bytes + len(raw) > MAX_PUSH_BYTES:
                 self._refuse(
                     f"the guest has {len(self._pushes)} pushed values ({self._push_bytes} "
                     f"bytes) unread: at most {MAX_PUSHES} values and {MAX_PUSH_BYTES} bytes"
                 )
-                return False
+                return True
             self._pushes.append(raw)
             self._push_bytes += len(raw)
             self._changed.notify_all()
-            return True
+            return False
 
     def push_end(self) -> None:
         """No more pushes: the guest's ``recv`` answers the end once the queue is empty."""
@@ -152,8 +189,9 @@ class CallStream:
             self._input_ended = True
             self._changed.notify_all()
 
-    def wake(self) -> None:
-        """Make a waiting guest look at its cancellation now (not at the next slice)."""
+    def cancel(self) -> None:
+        """The call was cancelled (its ticket says so): a waiting guest looks at once, not
+        at the next slice."""
         with self._lock:
             self._changed.notify_all()
 
@@ -179,9 +217,7 @@ class CallStream:
 
     # --- the guest's side (the thread running the call) -------------------------------------
 
-    def send(
-        self, value: Any, raw: bytes, deadline_at: float | None, call: Cancellable | None
-    ) -> str:
+    def send(self, value: Any, deadline_at: float | None, call: Cancellable | None) -> str:
         """Send one chunk once the window allows: ``SENT``, or why the call is over."""
         seq = self.seq
         with self._lock:
@@ -193,7 +229,8 @@ class CallStream:
                     break
                 self._wait(deadline_at)
         self.seq = seq + 1
-        self._sink(seq, value, raw)  # outside the lock: the sink writes to a socket
+        if self._sink is not None:
+            self._sink(seq, value)  # outside the lock: the sink writes to a socket
         return SENT
 
     def recv(
@@ -242,7 +279,12 @@ def stream_outcome(stream: CallStream, error: WasmdError | None) -> WasmdError |
 def encode_push(value: Any, limit: int) -> bytes:
     """A pushed value as the guest's ``recv`` gets it: one msgpack value, at most ``limit``
     bytes (else ``invalid_params``)."""
-    raw = bytes(msgpack.packb(value, use_bin_type=True))
+    try:
+        raw = bytes(msgpack.packb(value, use_bin_type=True))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise WasmdError(
+            ErrorCode.INVALID_PARAMS, f"a pushed value cannot be encoded: {exc}"
+        ) from None
     if len(raw) > limit:
         raise WasmdError(
             ErrorCode.INVALID_PARAMS, f"a pushed value of {len(raw)} bytes is over {limit}"

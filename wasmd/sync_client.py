@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -81,6 +81,7 @@ class SyncClient:
         self._events: list[LifecycleEvent] = []
         self._streams: dict[int, SyncStream] = {}
         self._abandoned: set[int] = set()  # streams left early: their answers are dropped
+        self._subscribed = False
 
     def call(self, method: str, *params: Any) -> Any:
         msgid = next(self._msgids) & 0xFFFFFFFF
@@ -99,6 +100,20 @@ class SyncClient:
         if response.error is not None:
             raise WasmdError.from_wire(response.error)
         return response.result
+
+    # The same methods as the async Client (tests/test_client.py keeps them so).
+
+    def ping(self) -> str:
+        return str(self.call("wasmd.ping"))
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self.call("wasmd.list"))
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return dict(self.call("wasmd.describe", name))
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.call("wasmd.stats"))
 
     def load_path(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Have the daemon load the plug-in file or folder at ``path`` (``wasmd.load``)."""
@@ -143,6 +158,18 @@ class SyncClient:
         unanswered = stream is not None and stream.outcome is None
         if unanswered and self._results.pop(msgid, None) is None:
             self._abandoned.add(msgid)
+
+    def subscribe(self, prefixes: Sequence[str] = ()) -> None:
+        """Ask for lifecycle events whose type starts with one of ``prefixes`` (all if none)."""
+        self.call("wasmd.subscribe", *([list(prefixes)] if prefixes else []))
+        self._subscribed = True
+
+    def events(self, prefixes: Sequence[str] = ()) -> Iterator[LifecycleEvent]:
+        """Yield lifecycle events as they come, subscribing first unless ``subscribe`` was."""
+        if not self._subscribed:
+            self.subscribe(prefixes)
+        while True:
+            yield self.next_event()
 
     def next_event(self) -> LifecycleEvent:
         """Block until the next lifecycle event (after ``call("wasmd.subscribe")``)."""

@@ -77,7 +77,7 @@ def send_chunk(raw: bytes) -> bool:
     stream = current_stream()
     if stream is None:
         return False
-    outcome = stream.send(value, raw, call_state.deadline_at, call_state.cancellable)
+    outcome = stream.send(value, call_state.deadline_at, call_state.cancellable)
     if outcome == SENT:
         return True
     call_state.ended = outcome
