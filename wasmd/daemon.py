@@ -37,6 +37,7 @@ from .metrics import (
 from .registry import Registry
 from .runtime import Engines
 from .server import RpcServer, ServerCounters, ServerLimits
+from .statestore import state_stores
 from .systemd import Notifier
 from .watcher import DirectoryWatcher
 
@@ -155,12 +156,14 @@ async def serve(
 
 
 def _engines(config: DaemonConfig) -> Engines:
-    return Engines(
+    engines = Engines(
         tick_ms=config.tick_ms,
         target="pulley64" if config.engine == "pulley" else None,
         cache_dir=config.cache_dir,
         cache_max_bytes=config.cache_max_size,
     )
+    engines.states = state_stores(config)
+    return engines
 
 
 def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Loader:

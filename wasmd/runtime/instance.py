@@ -32,6 +32,7 @@ from .fastcall import (
     set_deadline,
 )
 from .host import call_state
+from .kv import transaction
 from .traps import CallEnded
 from .wasi import MemFile, make_wasi_config
 
@@ -242,7 +243,13 @@ class Instance:
         call_state.reset()
         call_state.deadline_at, call_state.cancellable = deadline.at, deadline.call
         try:
-            return self.abi_call(self, export, args)
+            if not self.plugin.uses_state:
+                return self.abi_call(self, export, args)
+            # State hook (issue 26): the call is one transaction on the plug-in's state,
+            # committed before this returns (and so before the answer is sent), rolled back
+            # by any exception: the guest's error, a trap, a timeout, a cancellation.
+            with transaction(self.plugin.state, self.plugin.manifest.state):
+                return self.abi_call(self, export, args)
         except wasmtime.WasmtimeError:  # inline rather than _guarded: this is the hot path
             guard = self.guard
             if guard is not None and guard.ended is not None:

@@ -19,11 +19,13 @@ import wasmtime
 
 from ..errors import PluginLoadError
 from ..manifest import Manifest
+from ..statestore import Namespace, StateError
 from .abis import ABIS, Abi, Method, detect_abi
 from .abis import component as component_abi
 from .abis.component import LinkedComponent
 from .engine import Engines
 from .host import EventSink, HostContext
+from .kv import uses_state
 from .linker import WASI_MODULES, is_provided
 from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
 from .traps import cause_of
@@ -73,6 +75,10 @@ class CompiledPlugin:
     on_event: EventSink  # where the pool reports traps, timeouts and cancellations
     version: str  # see version_of
     component: LinkedComponent | None = field(default=None, repr=False)  # abis/component.py
+    # Whether it imports the state imports (kv.py); then every call is a transaction on
+    # ``state``, its namespace (None: no store, the imports answer KV_UNAVAILABLE).
+    uses_state: bool = False
+    state: Namespace | None = field(default=None, repr=False)
     # describe()'s answers, by with_values: a version never changes, and a flood of
     # wasmd.describe must not rebuild thousands of export maps holding the GIL each time.
     _described: dict[bool, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
@@ -257,6 +263,7 @@ def compile_plugin(
         template, kernel = abi.link(engines, engine, module, host, uses_wasi)
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"cannot link: {cause_of(exc)}") from None
+    stateful = uses_state(imports)
 
     return CompiledPlugin(
         name=name,
@@ -276,7 +283,20 @@ def compile_plugin(
         host=host,
         on_event=on_event,
         version=version_of(wasm, manifest_text),
+        uses_state=stateful,
+        state=open_state(engines, name, manifest) if stateful else None,
     )
+
+
+def open_state(engines: Engines, name: str, manifest: Manifest) -> Namespace | None:
+    """The namespace of a plug-in that uses state (None: disabled, or no state directory).
+    Raises ``PluginLoadError`` when it cannot be opened (locked, corrupt, refused)."""
+    if not manifest.state.enabled or engines.states is None:
+        return None
+    try:
+        return engines.states.open(name)
+    except StateError as exc:
+        raise PluginLoadError(name, exc.message) from None
 
 
 def compile_component(
