@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import anyio
 import pytest
 
-from wasmd import ErrorCode, WasmdError
+from wasmd import ErrorCode, SyncClient, WasmdError
 
-from .conftest import running_daemon
+from .conftest import running_daemon, serve_command, write_plugins
 from .helpers import replace_atomically, subscribe
-from .wat_state import COUNTER
+from .wat_state import COUNTER, SELF_CALLER
+
+LIMITS = "[state]\nmax_bytes = 4096\nmax_keys = 4\n"
 
 
 async def test_counting_survives_a_trap_and_a_reload(short_tmp: Path) -> None:
@@ -26,3 +36,227 @@ async def test_counting_survives_a_trap_and_a_reload(short_tmp: Path) -> None:
             replace_atomically(daemon.plugins_dir / "tally.wat", COUNTER + "\n;; v2\n")
             assert (await events.next())["type"] == "plugin.reloaded"
             assert await c.call("tally.incr") == 4
+    assert oct((state).stat().st_mode & 0o777) == "0o700"
+    assert oct((state / "tally.sqlite3").stat().st_mode & 0o777) == "0o600"
+
+
+async def test_a_timed_out_call_leaves_no_write(short_tmp: Path) -> None:
+    plugins = {"tally.wat": COUNTER, "tally.toml": "[plugin]\ntimeout_ms = 100\n"}
+    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
+        async with daemon.client() as c:
+            assert await c.call("tally.incr") == 1
+            with pytest.raises(WasmdError) as caught:
+                await c.call("tally.incr_then_spin")
+            assert caught.value.code == ErrorCode.TIMEOUT
+            assert await c.call("tally.get") == 1
+
+
+async def test_the_quota_is_refused_without_a_trap(short_tmp: Path) -> None:
+    plugins = {"tally.wat": COUNTER, "tally.toml": LIMITS}
+    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
+        async with daemon.client() as c:
+            assert await c.call("tally.fill", 4000) == 0  # 3 + 4000 bytes: within 4096
+            assert await c.call("tally.fill", 4094) == -2  # KV_QUOTA: 3 + 4094 > 4096
+            assert await c.call("tally.fill", 100) == 0  # shrinking is always allowed
+            assert await c.call("tally.incr") == 1  # 5 + 8 more bytes fit
+            for k in range(2):
+                assert await c.call("tally.set_key", k, 1) == 0  # keys 3 and 4 of 4
+            assert await c.call("tally.set_key", 2, 1) == -2  # a fifth key: max_keys
+            assert await c.call("tally.set_key", 0, 1) == 0  # replacing one is no new key
+            assert await c.call("tally.fill", 2 * 1024 * 1024) == -4  # KV_TOO_LARGE
+            description = await c.describe("tally")
+            assert description["store"] == {
+                "keys": 4,
+                "bytes": 3 + 100 + 5 + 8 + 1 + 1,
+                "max_bytes": 4096,
+                "max_keys": 4,
+            }
+            stats = await c.call("wasmd.stats")
+            assert stats["plugins"]["tally"]["store"]["keys"] == 4
+            assert await c.call("tally.get") == 1  # no refusal trapped the instance
+
+
+async def test_keys_are_listed_by_prefix(short_tmp: Path) -> None:
+    async with running_daemon(short_tmp, {"tally.wat": COUNTER}, state_dir=short_tmp / "s") as d:
+        async with d.client() as c:
+            for start, length in ((0, 1), (0, 2), (0, 3), (1, 2), (2, 1)):  # a ab abc bc c
+                assert await c.call("tally.set_key", start, length) == 0
+            assert await c.call("tally.count_prefix", 1) == 3  # a, ab, abc
+            assert await c.call("tally.count_prefix", 2) == 2  # ab, abc
+            assert await c.call("tally.count_prefix", 0) == 5  # every key
+            assert await c.call("tally.drop") == 0  # no "count" yet
+            assert await c.call("tally.incr") == 1
+            assert await c.call("tally.drop") == 1
+
+
+async def test_two_plugins_are_isolated(short_tmp: Path) -> None:
+    plugins = {"one.wat": COUNTER, "two.wat": COUNTER}
+    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
+        async with daemon.client() as c:
+            assert [await c.call("one.incr") for _ in range(3)] == [1, 2, 3]
+            assert await c.call("two.incr") == 1
+            assert await c.call("two.count_prefix", 0) == 1
+            assert await c.call("one.get") == 3
+
+
+async def test_concurrent_calls_lose_no_increment(short_tmp: Path) -> None:
+    plugins = {"tally.wat": COUNTER, "tally.toml": "[plugin]\ninstances = 4\nqueue = 1000\n"}
+    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
+        clients, calls = 8, 50
+
+        async def count(n: int) -> None:
+            async with daemon.client() as c:
+                for _ in range(n):
+                    await c.call("tally.incr")
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(clients):
+                tg.start_soon(count, calls)
+        async with daemon.client() as c:
+            assert await c.call("tally.get") == clients * calls
+
+
+async def test_disabled_state_refuses_without_a_trap(short_tmp: Path) -> None:
+    plugins = {"tally.wat": COUNTER, "tally.toml": "[state]\nenabled = false\n"}
+    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
+        async with daemon.client() as c:
+            assert await c.call("tally.get_code") == -3  # KV_UNAVAILABLE
+            assert await c.call("tally.fill", 1) == -3
+            assert (await c.describe("tally"))["store"] is None
+    assert not (short_tmp / "s").exists()
+
+
+async def test_a_plugin_calling_itself_is_told_its_state_is_busy(short_tmp: Path) -> None:
+    plugins = {
+        "selfish.wat": SELF_CALLER,
+        "selfish.toml": '[plugin]\nabi = "core"\ninstances = 2\n[access]\nplugins = ["selfish"]\n',
+    }
+    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
+        async with daemon.client() as c:
+            # The outer call holds the state, then calls itself; the inner call's kv_set
+            # answers KV_BUSY (-6) instead of waiting for its own caller.
+            assert await c.call("selfish.outer") == -6
+
+
+async def test_a_corrupt_database_fails_that_plugin_alone(short_tmp: Path) -> None:
+    state = short_tmp / "s"
+    state.mkdir(mode=0o700)
+    (state / "bad.sqlite3").write_bytes(b"this is not a database" * 100)
+    plugins = {"bad.wat": COUNTER, "good.wat": COUNTER}
+    async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+        async with daemon.client() as c:
+            listed = {p["name"]: p for p in await c.call("wasmd.list")}
+            assert "corrupt" in listed["bad"]["error"]
+            assert str(state / "bad.sqlite3") in listed["bad"]["error"]
+            assert await c.call("good.incr") == 1
+
+
+async def test_a_locked_database_fails_that_plugin_alone(short_tmp: Path) -> None:
+    state = short_tmp / "s"
+    state.mkdir(mode=0o700)
+    other = sqlite3.connect(state / "held.sqlite3")
+    other.execute("PRAGMA locking_mode = EXCLUSIVE")
+    other.execute("CREATE TABLE t (x)")  # another process's exclusive lock, held
+    try:
+        plugins = {"held.wat": COUNTER, "good.wat": COUNTER}
+        async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+            async with daemon.client() as c:
+                listed = {p["name"]: p for p in await c.call("wasmd.list")}
+                assert "locked by another process" in listed["held"]["error"]
+                assert await c.call("good.incr") == 1
+    finally:
+        other.close()
+
+
+async def test_a_planted_symlink_is_not_followed(short_tmp: Path) -> None:
+    state = short_tmp / "s"
+    state.mkdir(mode=0o700)
+    target = short_tmp / "elsewhere"
+    target.write_bytes(b"")
+    (state / "link.sqlite3").symlink_to(target)
+    (state / "wal.sqlite3-wal").symlink_to(target)
+    plugins = {"link.wat": COUNTER, "wal.wat": COUNTER}
+    async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+        async with daemon.client() as c:
+            listed = {p["name"]: p for p in await c.call("wasmd.list")}
+            assert "symbolic link (refused)" in listed["link"]["error"]
+            assert "not a regular file (refused)" in listed["wal"]["error"]
+    assert target.read_bytes() == b""
+
+
+async def test_a_symlinked_state_directory_is_refused(short_tmp: Path) -> None:
+    real = short_tmp / "real"
+    real.mkdir()
+    (short_tmp / "s").symlink_to(real)
+    async with running_daemon(
+        short_tmp, {"tally.wat": COUNTER}, state_dir=short_tmp / "s"
+    ) as daemon:
+        async with daemon.client() as c:
+            listed = {p["name"]: p for p in await c.call("wasmd.list")}
+            assert "symbolic link (refused)" in listed["tally"]["error"]
+    assert list(real.iterdir()) == []
+
+
+# --- a daemon process: restart, kill -9 ---------------------------------------------------
+
+
+@contextmanager
+def _daemon_process(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    sock = root / "wasmd.sock"
+    config = root / "wasmd.toml"
+    config.write_text(f'state_dir = "{root / "state"}"\n')
+    command = serve_command(root / "plugins.d", "--socket", str(sock), "--config", str(config))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen([*command, *extra], stderr=subprocess.PIPE, text=True, env=env) as p:
+        try:
+            assert p.stderr is not None
+            seen = []
+            for line in p.stderr:  # readiness is announced on the log, not guessed
+                seen.append(line)
+                if "daemon.ready" in line:
+                    break
+            else:
+                pytest.fail("daemon exited before ready:\n" + "".join(seen))
+            yield p, sock
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_counting_survives_a_restart_and_kill_9(short_tmp: Path) -> None:
+    write_plugins(short_tmp / "plugins.d", {"tally.wat": COUNTER})
+    with _daemon_process(short_tmp) as (daemon, sock):
+        with SyncClient(sock, timeout=10) as client:
+            assert [client.call("tally.incr") for _ in range(5)] == [1, 2, 3, 4, 5]
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    with _daemon_process(short_tmp) as (daemon, sock):
+        with SyncClient(sock, timeout=10) as client:
+            assert client.call("tally.incr") == 6  # a restart
+            answered = [client.call("tally.incr") for _ in range(20)]
+        daemon.send_signal(signal.SIGKILL)  # right after the last answer
+        assert daemon.wait(timeout=30) == -signal.SIGKILL
+    assert answered[-1] == 26
+    with _daemon_process(short_tmp) as (daemon, sock):
+        with SyncClient(sock, timeout=10) as client:
+            assert client.call("tally.get") == 26  # every answered write survived kill -9
+
+
+def test_the_database_is_kept_by_a_sqlite_of_its_own(short_tmp: Path) -> None:
+    """The file is plain SQLite in WAL mode: an operator's sqlite3 can read it offline."""
+    from wasmd.manifest import StatePolicy
+    from wasmd.statestore import StateStores
+
+    stores = StateStores(short_tmp / "s")
+    namespace = stores.open("x")
+    assert namespace.acquire(lambda: None) is None
+    assert namespace.put(b"k", b"v", StatePolicy())
+    namespace.commit()
+    stores.close()
+    db = sqlite3.connect(short_tmp / "s" / "x.sqlite3")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT k, v FROM kv").fetchall() == [(b"k", b"v")]
+    db.close()
+    assert sys.version_info >= (3, 11)

@@ -58,3 +58,29 @@ COUNTER = f"""(module
         (br $walk)))
     (local.get $n))
 )"""
+
+# A plug-in whose outer call takes its state, then calls itself through wasmd.call: the
+# inner call answers kv_set's code (stored at 64 by the inner call's set_code, read back
+# from the answer would need msgpack: the inner call's code is kept in a global instead,
+# which each instance has its own of, so the inner answer is decoded from the reply).
+SELF_CALLER = f"""(module
+  {KV_IMPORTS}
+  (import "wasmd" "call" (func $call (param i32 i32 i32 i32) (result i64)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "wasmd_alloc") (param $n i32) (result i32)
+    (local $p i32) (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n))) (local.get $p))
+  (data (i32.const 0) "selfish.inner")
+  (data (i32.const 16) "\\90")
+  (data (i32.const 32) "k")
+  (func (export "inner") (result i32)
+    (call $set (i32.const 32) (i32.const 1) (i32.const 32) (i32.const 1)))
+  (func (export "outer") (result i32)
+    (local $answer i64) (local $p i32)
+    (drop (call $set (i32.const 32) (i32.const 1) (i32.const 32) (i32.const 1)))
+    (local.set $answer (call $call (i32.const 0) (i32.const 13) (i32.const 16) (i32.const 1)))
+    ;; the answer is [nil, -6]: 0x92 0xc0 0xfa (negative fixint -6)
+    (local.set $p (i32.wrap_i64 (i64.shr_u (local.get $answer) (i64.const 32))))
+    (i32.load8_s (i32.add (local.get $p) (i32.const 2))))
+)"""

@@ -18,6 +18,7 @@ from .peers import supplementary_groups
 from .registry import Registry
 from .runtime import WASMTIME_VERSION
 from .server import ServerCounters, Session
+from .statestore import store_usage
 
 # The built-ins that touch the event loop's state run there; the rest answer on the thread
 # that read the request.
@@ -99,6 +100,7 @@ class Builtins:
             )
             description.update(entry.pool.plugin.describe(with_values=admitted))
             description["stats"] = _pool_stats(entry.pool.stats())
+            description["store"] = store_usage(entry.pool.plugin)
         return description
 
     def stats(self, session: Session, params: list[Any]) -> dict[str, Any]:
@@ -118,7 +120,7 @@ class Builtins:
                 "compile_cache": self._cache_stats(),
             },
             "plugins": {
-                entry.name: _pool_stats(entry.pool.stats())
+                entry.name: _pool_stats(entry.pool.stats()) | {"store": store_usage(entry.pool.plugin)}
                 for entry in self.registry
                 if entry.pool is not None
             },

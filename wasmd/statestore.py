@@ -32,10 +32,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import DaemonConfig
 from .errors import ErrorCode, WasmdError
 from .manifest import StatePolicy
+
+if TYPE_CHECKING:
+    from .runtime import CompiledPlugin
 from .tomlcheck import MiB
 
 # Keys and values are bytes. A key is at most MAX_KEY bytes, a value at most MAX_VALUE
@@ -145,7 +149,9 @@ class StateStores:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError as exc:
-            raise self._refused(name, f"state directory {directory}: {_os_reason(exc)}") from None
+            # O_NOFOLLOW on a symbolic link to a folder fails as "not a directory".
+            why = "is a symbolic link (refused)" if directory.is_symlink() else _os_reason(exc)
+            raise self._refused(name, f"state directory {directory}: {why}") from None
         try:
             info = os.fstat(fd)
             if info.st_uid != os.geteuid():
@@ -410,8 +416,11 @@ def state_stores(config: DaemonConfig) -> StateStores:
     return StateStores(directory, sync=config.state_sync)
 
 
-def usage_of(namespace: Namespace | None, quota: StatePolicy | None) -> dict[str, int] | None:
-    """What ``describe`` and ``stats`` show of a plug-in's state (None: it has none)."""
-    if namespace is None or quota is None:
+def store_usage(plugin: CompiledPlugin) -> dict[str, int] | None:
+    """What ``describe`` and ``stats`` show of a plug-in's state: keys and bytes now, and
+    its quota (None: it has no store)."""
+    namespace = plugin.state
+    if namespace is None:
         return None
+    quota = plugin.manifest.state
     return namespace.usage() | {"max_bytes": quota.max_bytes, "max_keys": quota.max_keys}
