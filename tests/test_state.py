@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -260,3 +261,83 @@ def test_the_database_is_kept_by_a_sqlite_of_its_own(short_tmp: Path) -> None:
     assert db.execute("SELECT k, v FROM kv").fetchall() == [(b"k", b"v")]
     db.close()
     assert sys.version_info >= (3, 11)
+
+
+# --- operators: wasmd state ----------------------------------------------------------------
+
+
+async def test_operators_list_export_import_and_clear(
+    short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wasmd.cli import main
+
+    plugins = {"tally.wat": COUNTER, "other.wat": COUNTER}
+    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
+
+        async def cli(*argv: str) -> tuple[int, str, str]:
+            def run() -> tuple[int, str, str]:
+                code = main([argv[0], "--socket", str(daemon.socket), *argv[1:]])
+                out, err = capsys.readouterr()
+                return code, out, err
+
+            return await anyio.to_thread.run_sync(run)
+
+        async with daemon.client() as c:
+            assert [await c.call("tally.incr") for _ in range(2)] == [1, 2]
+            assert await c.call("tally.set_key", 0, 3) == 0
+            assert await c.call("other.incr") == 1
+        assert await cli("state") == (0, "other\ntally\n", "")
+        assert await cli("state", "tally") == (
+            0,
+            "         0 abc\n         8 count\n2 keys, 16 bytes\n",
+            "",
+        )
+        exported = short_tmp / "tally.state"
+        assert (await cli("state", "tally", "--export", str(exported)))[0] == 0
+
+        # Removing the plug-in keeps its state; a plug-in of that name gets it back.
+        events_dir = daemon.plugins_dir
+        (events_dir / "tally.wat").unlink()
+        async with daemon.client() as c:
+            events = await subscribe(c)
+            assert (await events.next())["type"] == "plugin.unloaded"
+            assert (await cli("state", "tally"))[1].endswith("2 keys, 16 bytes\n")
+            code, out, _ = await cli("state", "tally", "--clear", "--json")
+            assert (code, json.loads(out)) == (0, {"name": "tally", "cleared": 2})
+            assert not (short_tmp / "s" / "tally.sqlite3").exists()
+            assert await cli("state") == (0, "other\n", "")
+
+            # An export imported under another name: how a rename keeps its state.
+            code, out, _ = await cli("state", "renamed", "--import", str(exported), "--json")
+            assert (code, json.loads(out)) == (0, {"name": "renamed", "keys": 2, "bytes": 16})
+            (events_dir / "renamed.wat").write_text(COUNTER)
+            assert (await events.next())["type"] == "plugin.loaded"
+            assert await c.call("renamed.incr") == 3
+            assert await c.call("other.get") == 1
+
+            # An import over the loaded plug-in's quota changes nothing, its --replace
+            # (deleting every key first) included: one transaction.
+            (events_dir / "renamed.toml").write_text("[state]\nmax_keys = 1\n")
+            assert (await events.next())["type"] == "plugin.reloaded"
+            code, _, err = await cli("state", "renamed", "--import", str(exported), "--replace")
+            assert code == 1
+            assert "resource_exhausted" in err
+            assert await c.call("renamed.get") == 3
+            code, out, _ = await cli("state", "renamed", "--json")
+            assert json.loads(out)["keys"] == 2
+
+
+async def test_only_load_uids_may_see_state(short_tmp: Path, own_uid: int) -> None:
+    async with running_daemon(
+        short_tmp, {"tally.wat": COUNTER}, state_dir=short_tmp / "s", load_uids=(own_uid + 1,)
+    ) as daemon:
+        async with daemon.client() as c:
+            for method, params in (
+                ("wasmd.state", ["tally"]),
+                ("wasmd.state_export", ["tally"]),
+                ("wasmd.state_import", ["tally", [], False]),
+                ("wasmd.state_clear", ["tally"]),
+            ):
+                with pytest.raises(WasmdError) as caught:
+                    await c.call(method, *params)
+                assert caught.value.code == ErrorCode.PERMISSION_DENIED

@@ -120,7 +120,8 @@ class Builtins:
                 "compile_cache": self._cache_stats(),
             },
             "plugins": {
-                entry.name: _pool_stats(entry.pool.stats()) | {"store": store_usage(entry.pool.plugin)}
+                entry.name: _pool_stats(entry.pool.stats())
+                | {"store": store_usage(entry.pool.plugin)}
                 for entry in self.registry
                 if entry.pool is not None
             },

@@ -25,6 +25,7 @@ import anyio
 import anyio.abc
 
 from .errors import ConfigError, ErrorCode, SocketPathError, WasmdError
+from .statecli import add_state_command, print_state, state_command
 
 if TYPE_CHECKING:
     from .config import DaemonConfig
@@ -220,6 +221,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "loaded again",
     )
     p.add_argument("name")
+    add_state_command(commands, common)
     p = command(
         "check",
         "check a plug-in offline, without a daemon: its manifest, ABI, the methods it can be "
@@ -323,6 +325,8 @@ def _client_command(args: argparse.Namespace) -> int:
                     print(_format_event(event, as_json=args.json), flush=True)
             except KeyboardInterrupt:
                 return EXIT_OK
+        if args.command == "state":
+            return _state(client, args)
         method, params = _request_for(args)
         result = client.call(method, *params)
     if args.json:
@@ -332,6 +336,13 @@ def _client_command(args: argparse.Namespace) -> int:
     else:
         _print_result(result)
     return EXIT_FAILED if _command_failed(method, result) else EXIT_OK
+
+
+def _state(client: Any, args: argparse.Namespace) -> int:
+    result = state_command(client, args)  # None: an export, written already
+    if result is not None:
+        _print_json(result) if args.json else print_state(result)
+    return EXIT_OK
 
 
 def _print_list(plugins: list[dict[str, Any]]) -> None:

@@ -37,6 +37,7 @@ from .metrics import (
 from .registry import Registry
 from .runtime import Engines
 from .server import RpcServer, ServerCounters, ServerLimits
+from .statecontrol import StateBuiltins
 from .statestore import state_stores
 from .systemd import Notifier
 from .watcher import DirectoryWatcher
@@ -237,7 +238,7 @@ def _server(
     loading = LoadBuiltins(daemon.loader, allowed_load_uids(config, os.getuid()))
     dispatcher = Dispatcher(
         daemon.registry,
-        builtins.table() | loading.table(),
+        builtins.table() | loading.table() | _state_builtins(config, daemon, engines),
         loop_builtins=LOOP_BUILTINS,
         on_loop=on_loop,
         spawn=tg.start_soon,
@@ -257,6 +258,12 @@ def _server(
         allow_gids=allowed_gids(config),
     )
     return server
+
+
+def _state_builtins(config: DaemonConfig, daemon: Daemon, engines: Engines) -> dict[str, Any]:
+    """wasmd.state and its kin (statecontrol.py): allowed to the peers wasmd.load is."""
+    states = StateBuiltins(engines.states, daemon.registry, allowed_load_uids(config, os.getuid()))
+    return dict(states.table())
 
 
 def _listener(

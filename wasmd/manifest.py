@@ -227,7 +227,9 @@ def _state_policy(table: dict[str, Any], check: Checker) -> StatePolicy:
     if "enabled" in table:
         policy = replace(policy, enabled=check.boolean(table["enabled"], "state.enabled"))
     if "max_bytes" in table:
-        policy = replace(policy, max_bytes=check.size(table["max_bytes"], "state.max_bytes", 0, GiB * 64))
+        policy = replace(
+            policy, max_bytes=check.size(table["max_bytes"], "state.max_bytes", 0, GiB * 64)
+        )
     if "max_keys" in table:
         keys = check.integer(table["max_keys"], "state.max_keys", 0, 2**31 - 1)
         policy = replace(policy, max_keys=keys)

@@ -346,15 +346,17 @@ class Namespace:
             )
         try:
             yield self
+        except sqlite3.Error as exc:
+            self.rollback()
+            code, why = describe_sqlite(exc)
+            raise StateError(code, f"state of {self.name}: {why}") from None
         except BaseException:
             self.rollback()
             raise
         self.commit()
 
     def items(self) -> list[tuple[bytes, bytes]]:
-        return [
-            (bytes(k), bytes(v)) for k, v in self._db.execute("SELECT k, v FROM kv ORDER BY k")
-        ]
+        return [(bytes(k), bytes(v)) for k, v in self._db.execute("SELECT k, v FROM kv ORDER BY k")]
 
     def sizes(self) -> list[tuple[bytes, int]]:
         return [

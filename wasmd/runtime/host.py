@@ -17,7 +17,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -388,7 +388,7 @@ def define_host_imports(
     linker: wasmtime.Linker,
     module: wasmtime.Module,
     ctx: HostContext,
-    table: Mapping[str, ImportSpec] = HOST_IMPORTS,
+    table: dict[str, ImportSpec] = HOST_IMPORTS,
 ) -> None:
     """Define the ``wasmd`` imports of ``table`` that ``module`` uses; a wrong signature fails
     the load. (The state imports have their own table, in kv.py.)"""

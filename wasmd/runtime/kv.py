@@ -23,6 +23,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+
 import wasmtime
 
 from ..manifest import StatePolicy
