@@ -8,7 +8,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from wasmd import ErrorCode, SyncClient, WasmdError
 
 from .conftest import running_daemon, serve_command, write_plugins
 from .helpers import replace_atomically, subscribe
-from .wat_state import COUNTER, SELF_CALLER
+from .wat_state import COUNTER, PLAIN, SELF_CALLER
 
 LIMITS = "[state]\nmax_bytes = 4096\nmax_keys = 4\n"
 
@@ -74,6 +75,11 @@ async def test_the_quota_is_refused_without_a_trap(short_tmp: Path) -> None:
             }
             stats = await c.call("wasmd.stats")
             assert stats["plugins"]["tally"]["store"]["keys"] == 4
+            metrics = await c.call("wasmd.metrics")
+            assert 'wasmd_plugin_state_keys{plugin="tally"} 4.0' in metrics
+            assert 'wasmd_plugin_state_bytes{plugin="tally"} 118.0' in metrics
+            assert 'wasmd_plugin_state_limit_bytes{plugin="tally"} 4096.0' in metrics
+            assert 'wasmd_plugin_state_commits_total{plugin="tally"} 8.0' in metrics
             assert await c.call("tally.get") == 1  # no refusal trapped the instance
 
 
@@ -202,13 +208,24 @@ async def test_a_symlinked_state_directory_is_refused(short_tmp: Path) -> None:
 
 
 @contextmanager
-def _daemon_process(root: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+def _daemon_process(
+    root: Path,
+    *,
+    wrapper: Sequence[str] = (),
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     sock = root / "wasmd.sock"
     config = root / "wasmd.toml"
     config.write_text(f'state_dir = "{root / "state"}"\n')
     command = serve_command(root / "plugins.d", "--socket", str(sock), "--config", str(config))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen([*command, *extra], stderr=subprocess.PIPE, text=True, env=env) as p:
+    with subprocess.Popen(
+        [*wrapper, *command],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=preexec_fn,  # noqa: PLW1509  (setrlimit only: no lock is taken)
+    ) as p:
         try:
             assert p.stderr is not None
             seen = []
@@ -341,3 +358,68 @@ async def test_only_load_uids_may_see_state(short_tmp: Path, own_uid: int) -> No
                 with pytest.raises(WasmdError) as caught:
                     await c.call(method, *params)
                 assert caught.value.code == ErrorCode.PERMISSION_DENIED
+
+
+def _on_a_small_file_system(state: Path) -> list[str]:
+    """A wrapper that runs the daemon with a 1 MiB tmpfs of its own mounted on ``state`` (a
+    mount namespace: nothing outside sees it), or skips the test where that is not allowed."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("needs unshare (util-linux) for a small file system")
+    flags = "-m" if os.getuid() == 0 else "-Urm"
+    mount = 'mount -t tmpfs -o size=1m,mode=0700 wasmd-test "$0" && exec "$@"'
+    probe = subprocess.run(
+        [unshare, flags, "sh", "-c", mount, str(state), "true"], capture_output=True, timeout=30
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs in a mount namespace here: {probe.stderr!r}")
+    return [unshare, flags, "sh", "-c", mount, str(state)]
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_resource_exhausted_and_loses_nothing_committed(short_tmp: Path) -> None:
+    plugins = {"tally.wat": COUNTER, "tally.toml": '[state]\nmax_bytes = "64 MiB"\n'}
+    write_plugins(short_tmp / "plugins.d", plugins)
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    with _daemon_process(short_tmp, wrapper=_on_a_small_file_system(state)) as (daemon, sock):
+        with SyncClient(sock, timeout=10) as client:
+            assert client.call("tally.incr") == 1
+            codes: list[int] = []
+            for _ in range(20):
+                try:
+                    codes.append(client.call("tally.fill", 200_000))
+                except WasmdError as exc:
+                    codes.append(exc.code)
+                    assert exc.message == "state of tally not saved: the disk is full"
+                    break
+            assert codes[-1] == ErrorCode.RESOURCE_EXHAUSTED, codes
+            assert client.call("tally.get") == 1  # committed before the disk filled
+            assert client.call("tally.incr") == 2  # small writes still fit
+            # The database, as committed, moves to a folder with room (the tmpfs goes
+            # with the daemon's mount namespace).
+            exported = client.call("wasmd.state_export", "tally")
+    assert dict(map(tuple, exported["items"]))[b"count"] == (2).to_bytes(8, "little")
+    with _daemon_process(short_tmp) as (daemon, sock):
+        with SyncClient(sock, timeout=10) as client:
+            client.call("wasmd.state_import", "tally", exported["items"], True)
+            assert client.call("tally.incr") == 3
+
+
+@pytest.mark.slow
+def test_a_read_only_state_folder_fails_that_plugin_alone(short_tmp: Path) -> None:
+    write_plugins(short_tmp / "plugins.d", {"tally.wat": COUNTER, "plain.wat": PLAIN})
+    (short_tmp / "state").mkdir(mode=0o500)
+    # Root writes anywhere: without CAP_DAC_OVERRIDE (and FOWNER), the mode binds it too.
+    wrapper: list[str] = []
+    if os.getuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("needs setpriv to run the daemon as root without CAP_DAC_OVERRIDE")
+        wrapper = [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
+    with _daemon_process(short_tmp, wrapper=wrapper) as (daemon, sock):
+        with SyncClient(sock, timeout=10) as client:
+            listed = {p["name"]: p for p in client.call("wasmd.list")}
+            assert "Permission denied" in listed["tally"]["error"]
+            assert str(short_tmp / "state" / "tally.sqlite3") in listed["tally"]["error"]
+            assert client.call("plain.answer") == 42

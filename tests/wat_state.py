@@ -15,7 +15,7 @@ KV_IMPORTS = """
 # "count" (1 or 0); first(prefix length in memory at 64..): see below.
 COUNTER = f"""(module
   {KV_IMPORTS}
-  (memory (export "memory") 2)
+  (memory (export "memory") 4)
   (data (i32.const 0) "count")
   (data (i32.const 8) "big")
   (func $load (result i64)
@@ -84,3 +84,6 @@ SELF_CALLER = f"""(module
     (local.set $p (i32.wrap_i64 (i64.shr_u (local.get $answer) (i64.const 32))))
     (i32.load8_s (i32.add (local.get $p) (i32.const 2))))
 )"""
+
+# A plug-in without state, beside the stateful ones.
+PLAIN = '(module (func (export "answer") (result i32) (i32.const 42)))'

@@ -38,6 +38,7 @@ from .registry import Registry
 from .runtime import Engines
 from .server import RpcServer, ServerCounters, ServerLimits
 from .statecontrol import StateBuiltins
+from .statemetrics import StateCollector
 from .statestore import state_stores
 from .systemd import Notifier
 from .watcher import DirectoryWatcher
@@ -187,6 +188,7 @@ def _metrics(config: DaemonConfig, daemon: Daemon, tg: anyio.abc.TaskGroup) -> C
         daemon.registry, daemon.loader.accounts, lambda: _daemon_readings(daemon), time.time()
     )
     metrics = collector_registry(collector)
+    metrics.register(StateCollector(daemon.registry))
     if config.metrics_textfile is not None:
         interval = config.metrics_interval_ms / 1000
         tg.start_soon(write_textfile_forever, config.metrics_textfile, metrics, interval)
