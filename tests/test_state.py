@@ -374,6 +374,11 @@ def _on_a_small_file_system(state: Path) -> list[str]:
     return [unshare, flags, "sh", "-c", mount, str(state)]
 
 
+def _fill_until_refused(client: SyncClient) -> None:
+    for _ in range(20):  # 200 KB a value, 1 MiB of disk: full within 5
+        assert client.call("tally.fill", 200_000) == 0
+
+
 @pytest.mark.slow
 def test_a_full_disk_is_resource_exhausted_and_loses_nothing_committed(short_tmp: Path) -> None:
     plugins = {"tally.wat": COUNTER, "tally.toml": '[state]\nmax_bytes = "64 MiB"\n'}
@@ -384,8 +389,7 @@ def test_a_full_disk_is_resource_exhausted_and_loses_nothing_committed(short_tmp
         with SyncClient(sock, timeout=10) as client:
             assert client.call("tally.incr") == 1
             with pytest.raises(WasmdError) as caught:
-                for _ in range(20):  # 200 KB a value, 1 MiB of disk: full within 5
-                    assert client.call("tally.fill", 200_000) == 0
+                _fill_until_refused(client)
             assert caught.value.code == ErrorCode.RESOURCE_EXHAUSTED
             assert caught.value.message == "state of tally not saved: the disk is full"
             assert client.call("tally.get") == 1  # committed before the disk filled
