@@ -212,10 +212,11 @@ def _daemon_process(
     root: Path,
     *,
     wrapper: Sequence[str] = (),
+    sync: str = "full",
 ) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     sock = root / "wasmd.sock"
     config = root / "wasmd.toml"
-    config.write_text(f'state_dir = "{root / "state"}"\n')
+    config.write_text(f'state_dir = "{root / "state"}"\nstate_sync = "{sync}"\n')
     command = serve_command(root / "plugins.d", "--socket", str(sock), "--config", str(config))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(
@@ -241,14 +242,15 @@ def _daemon_process(
 
 
 @pytest.mark.slow
-def test_counting_survives_a_restart_and_kill_9(short_tmp: Path) -> None:
+@pytest.mark.parametrize("sync", ["full", "normal"])
+def test_counting_survives_a_restart_and_kill_9(short_tmp: Path, sync: str) -> None:
     write_plugins(short_tmp / "plugins.d", {"tally.wat": COUNTER})
-    with _daemon_process(short_tmp) as (daemon, sock):
+    with _daemon_process(short_tmp, sync=sync) as (daemon, sock):
         with SyncClient(sock, timeout=10) as client:
             assert [client.call("tally.incr") for _ in range(5)] == [1, 2, 3, 4, 5]
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(timeout=30) == 0
-    with _daemon_process(short_tmp) as (daemon, sock):
+    with _daemon_process(short_tmp, sync=sync) as (daemon, sock):
         with SyncClient(sock, timeout=10) as client:
             assert client.call("tally.incr") == 6  # a restart
             answered = [client.call("tally.incr") for _ in range(20)]
