@@ -20,6 +20,7 @@ from wasmd import ErrorCode, SyncClient, WasmdError
 
 from .conftest import running_daemon, serve_command, write_plugins
 from .helpers import replace_atomically, subscribe
+from .processes import reaped
 from .wat_state import COUNTER, PLAIN, SELF_CALLER
 
 LIMITS = "[state]\nmax_bytes = 4096\nmax_keys = 4\n"
@@ -219,26 +220,16 @@ def _daemon_process(
     config.write_text(f'state_dir = "{root / "state"}"\nstate_sync = "{sync}"\n')
     command = serve_command(root / "plugins.d", "--socket", str(sock), "--config", str(config))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(
-        [*wrapper, *command],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    ) as p:
-        try:
-            assert p.stderr is not None
-            seen = []
-            for line in p.stderr:  # readiness is announced on the log, not guessed
-                seen.append(line)
-                if "daemon.ready" in line:
-                    break
-            else:
-                pytest.fail("daemon exited before ready:\n" + "".join(seen))
-            yield p, sock
-        finally:
-            if p.poll() is None:
-                p.kill()
-            p.wait(timeout=30)
+    with reaped([*wrapper, *command], stderr=subprocess.PIPE, text=True, env=env) as p:
+        assert p.stderr is not None
+        seen = []
+        for line in p.stderr:  # readiness is announced on the log, not guessed
+            seen.append(line)
+            if "daemon.ready" in line:
+                break
+        else:
+            pytest.fail("daemon exited before ready:\n" + "".join(seen))
+        yield p, sock
 
 
 @pytest.mark.slow
