@@ -109,7 +109,10 @@ async def test_guest_errors(
 
 async def test_state_through_the_sdk(short_tmp: Path, asdemo: bytes) -> None:
     state = short_tmp / "state"
-    plugins = {"asdemo.wasm": asdemo, "asdemo.toml": "[state]\nmax_keys = 3\n"}
+    plugins: dict[str, str | bytes] = {
+        "asdemo.wasm": asdemo,
+        "asdemo.toml": "[state]\nmax_keys = 3\n",
+    }
     async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
         async with daemon.client() as client:
             assert [await client.call("asdemo.tally") for _ in range(2)] == [1, 2]

@@ -39,7 +39,7 @@ from .runtime import Engines
 from .server import RpcServer, ServerCounters, ServerLimits
 from .statecontrol import StateBuiltins
 from .statemetrics import StateCollector
-from .statestore import state_stores
+from .statestore import StateStores, default_state_dir
 from .systemd import Notifier
 from .watcher import DirectoryWatcher
 
@@ -164,7 +164,9 @@ def _engines(config: DaemonConfig) -> Engines:
         cache_dir=config.cache_dir,
         cache_max_bytes=config.cache_max_size,
     )
-    engines.states = state_stores(config)
+    # Plug-ins' durable state: the folder is made when the first plug-in that uses it loads.
+    state_dir = config.state_dir or default_state_dir(os.environ)
+    engines.states = StateStores(state_dir, sync=config.state_sync)
     return engines
 
 

@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import DaemonConfig
 from .errors import ErrorCode, WasmdError
 from .manifest import StatePolicy
 
@@ -409,13 +408,6 @@ def _connect(path: Path, sync: str) -> sqlite3.Connection:
         db.close()
         raise
     return db
-
-
-def state_stores(config: DaemonConfig) -> StateStores:
-    """The daemon's state directory (config ``state_dir``, else ``default_state_dir``); it is
-    made when the first plug-in that uses state loads."""
-    directory = config.state_dir or default_state_dir(os.environ)
-    return StateStores(directory, sync=config.state_sync)
 
 
 def store_usage(plugin: CompiledPlugin) -> dict[str, int] | None:

@@ -23,6 +23,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import wasmtime
 
@@ -40,6 +41,7 @@ KV_FAILED = -5  # the store failed (a full disk): the call is answered with that
 KV_BUSY = -6  # the state is held by a call on this chain of wasmd.call (the plug-in itself)
 
 _I32 = wasmtime.ValType.i32()
+T = TypeVar("T")
 
 
 class _Frame:
@@ -137,20 +139,28 @@ def _write(caller: wasmtime.Caller, ptr: int, capacity: int, data: bytes) -> Non
     memory.write(caller, data[:count], ptr)
 
 
+def with_state(operation: Callable[[Namespace, StatePolicy], T]) -> tuple[int, T | None]:
+    """``operation`` on the running call's namespace, under its lock: (0, what it answered),
+    or (a refusal code, None). A store failure is recorded on the call (module docstring)."""
+    frame, refused = _namespace()
+    if frame is None:
+        return refused, None
+    assert frame.namespace is not None
+    try:
+        return 0, operation(frame.namespace, frame.quota)
+    except sqlite3.Error as exc:
+        return _store_failed(frame, exc), None
+
+
 def _kv_get(ctx: HostContext) -> Callable[..., int]:
     @host_function("wasmd.kv_get", fallback=KV_FAILED)
     def kv_get(caller: wasmtime.Caller, kptr: int, klen: int, vptr: int, vcap: int) -> int:
         key = _key(caller, kptr, klen)
         if key is None:
             return KV_TOO_LARGE
-        frame, refused = _namespace()
-        if frame is None:
+        refused, value = with_state(lambda namespace, _: namespace.get(key))
+        if refused:
             return refused
-        assert frame.namespace is not None
-        try:
-            value = frame.namespace.get(key)
-        except sqlite3.Error as exc:
-            return _store_failed(frame, exc)
         if value is None:
             return KV_ABSENT
         _write(caller, vptr, vcap, value)
@@ -166,15 +176,8 @@ def _kv_set(ctx: HostContext) -> Callable[..., int]:
         if key is None or vlen & 0xFFFFFFFF > MAX_VALUE:
             return KV_TOO_LARGE
         value = _read(caller, vptr, vlen, MAX_VALUE)
-        frame, refused = _namespace()
-        if frame is None:
-            return refused
-        assert frame.namespace is not None
-        try:
-            stored = frame.namespace.put(key, value, frame.quota)
-        except sqlite3.Error as exc:
-            return _store_failed(frame, exc)
-        return 0 if stored else KV_QUOTA
+        refused, stored = with_state(lambda namespace, quota: namespace.put(key, value, quota))
+        return refused or (0 if stored else KV_QUOTA)
 
     return kv_set
 
@@ -185,14 +188,8 @@ def _kv_delete(ctx: HostContext) -> Callable[..., int]:
         key = _key(caller, kptr, klen)
         if key is None:
             return KV_TOO_LARGE
-        frame, refused = _namespace()
-        if frame is None:
-            return refused
-        assert frame.namespace is not None
-        try:
-            return int(frame.namespace.delete(key))
-        except sqlite3.Error as exc:
-            return _store_failed(frame, exc)
+        refused, deleted = with_state(lambda namespace, _: namespace.delete(key))
+        return refused or int(bool(deleted))
 
     return kv_delete
 
@@ -211,14 +208,9 @@ def _kv_next(ctx: HostContext) -> Callable[..., int]:
         prefix, after = _key(caller, pptr, plen), _key(caller, aptr, alen)
         if prefix is None or after is None:
             return KV_TOO_LARGE
-        frame, refused = _namespace()
-        if frame is None:
+        refused, key = with_state(lambda namespace, _: namespace.next_key(prefix, after))
+        if refused:
             return refused
-        assert frame.namespace is not None
-        try:
-            key = frame.namespace.next_key(prefix, after)
-        except sqlite3.Error as exc:
-            return _store_failed(frame, exc)
         if key is None:
             return KV_ABSENT
         _write(caller, kptr, kcap, key)
