@@ -414,3 +414,48 @@ def test_a_read_only_state_folder_fails_that_plugin_alone(short_tmp: Path) -> No
             assert "Permission denied" in listed["tally"]["error"]
             assert str(short_tmp / "state" / "tally.sqlite3") in listed["tally"]["error"]
             assert client.call("plain.answer") == 42
+
+
+# --- components: wasi:keyvalue ----------------------------------------------------------------
+
+KEYVALUE = (Path(__file__).parent / "components" / "counter.component.wat").read_text()
+
+
+async def test_a_component_counts_through_wasi_keyvalue(short_tmp: Path) -> None:
+    state = short_tmp / "s"
+    plugins = {"kvc.wat": KEYVALUE, "kvc.toml": "[state]\nmax_keys = 3\n"}
+    async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+        async with daemon.client() as c:
+            assert [await c.call("kvc.bump") for _ in range(3)] == [1, 2, 3]  # atomics
+            with pytest.raises(WasmdError) as caught:
+                await c.call("kvc.bump-then-trap")
+            assert caught.value.code == ErrorCode.TRAP
+            assert await c.call("kvc.put", "k", b"hello") is True  # store
+            assert await c.call("kvc.fetch", "k") == b"hello"
+            assert await c.call("kvc.fetch", "absent") is None
+            assert await c.call("kvc.has", "k") is True
+            assert await c.call("kvc.keys") == ["count", "k"]
+            assert await c.call("kvc.put", "x", b"") is True
+            assert await c.call("kvc.put", "y", b"") is False  # a fourth key: error.other
+            assert await c.call("kvc.forget", "x") is True
+            assert await c.call("kvc.has", "x") is False
+            assert await c.call("kvc.open-other") is False  # no-such-store
+            assert (await c.describe("kvc"))["store"]["keys"] == 2
+            # The same state through the operators' built-ins.
+            listed = await c.call("wasmd.state", "kvc")
+            assert listed["entries"] == [[b"count", 8], [b"k", 5]]
+    async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+        async with daemon.client() as c:
+            assert await c.call("kvc.bump") == 4  # the trapped call's +1 was rolled back
+
+
+async def test_a_component_without_a_store_is_denied_its_bucket(short_tmp: Path) -> None:
+    plugins = {"kvc.wat": KEYVALUE, "kvc.toml": "[state]\nenabled = false\n"}
+    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
+        async with daemon.client() as c:
+            # open answers access-denied; this guest traps when it gets no bucket
+            with pytest.raises(WasmdError) as caught:
+                await c.call("kvc.bump")
+            assert caught.value.code == ErrorCode.TRAP
+            assert (await c.describe("kvc"))["store"] is None
+    assert not (short_tmp / "s").exists()

@@ -331,6 +331,13 @@ class Namespace:
         ).fetchone()
         return None if row is None else bytes(row[0])
 
+    def keys_page(self, offset: int, limit: int) -> list[bytes]:
+        """At most ``limit`` keys in byte order, after the first ``offset``."""
+        rows = self._db.execute(
+            "SELECT k FROM kv ORDER BY k LIMIT ? OFFSET ?", (limit, min(offset, 2**62))
+        )
+        return [bytes(k) for (k,) in rows]
+
     # --- operators (wasmd state) -------------------------------------------------------
 
     @contextlib.contextmanager

@@ -341,8 +341,12 @@ def compile_component(
     imports = component_abi.component_imports(component, engine)
     uses_wasi = component_abi.uses_wasi(imports)
     host = HostContext(name, manifest.config_dict(), on_event)
+    stateful = component_abi.uses_state(imports)  # wasi:keyvalue (component_kv.py)
+    state = open_state(engines, name, manifest) if stateful else None
     try:
-        linker = component_abi.link_component(engine, component, host, uses_wasi)
+        linker = component_abi.link_component(
+            engine, component, host, uses_wasi, has_store=state is not None
+        )
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"cannot link: {cause_of(exc)}") from None
     return CompiledPlugin(
@@ -364,4 +368,6 @@ def compile_component(
         on_event=on_event,
         version=version_of(wasm, manifest_text),
         component=LinkedComponent(component, linker, found),
+        uses_state=stateful,
+        state=state,
     )
