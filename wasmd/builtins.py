@@ -100,7 +100,8 @@ class Builtins:
             )
             description.update(entry.pool.plugin.describe(with_values=admitted))
             description["stats"] = _pool_stats(entry.pool.stats())
-            description["store"] = store_usage(entry.pool.plugin)
+            plugin = entry.pool.plugin
+            description["store"] = store_usage(plugin.state, plugin.manifest.state)
         return description
 
     def stats(self, session: Session, params: list[Any]) -> dict[str, Any]:

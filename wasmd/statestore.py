@@ -32,13 +32,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import ErrorCode, WasmdError
 from .manifest import StatePolicy
-
-if TYPE_CHECKING:
-    from .runtime import CompiledPlugin
 from .tomlcheck import MiB
 
 # Keys and values are bytes. A key is at most MAX_KEY bytes, a value at most MAX_VALUE
@@ -417,11 +413,9 @@ def _connect(path: Path, sync: str) -> sqlite3.Connection:
     return db
 
 
-def store_usage(plugin: CompiledPlugin) -> dict[str, int] | None:
+def store_usage(namespace: Namespace | None, quota: StatePolicy) -> dict[str, int] | None:
     """What ``describe`` and ``stats`` show of a plug-in's state: keys and bytes now, and
     its quota (None: it has no store)."""
-    namespace = plugin.state
     if namespace is None:
         return None
-    quota = plugin.manifest.state
     return namespace.usage() | {"max_bytes": quota.max_bytes, "max_keys": quota.max_keys}
