@@ -122,7 +122,7 @@ class Builtins:
             },
             "plugins": {
                 entry.name: _pool_stats(entry.pool.stats())
-                | {"store": store_usage(entry.pool.plugin)}
+                | {"store": store_usage(entry.pool.plugin.state, entry.pool.plugin.manifest.state)}
                 for entry in self.registry
                 if entry.pool is not None
             },
