@@ -8,7 +8,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,8 @@ import anyio
 import pytest
 
 from wasmd import ErrorCode, SyncClient, WasmdError
+from wasmd.manifest import StatePolicy
+from wasmd.statestore import StateError, StateStores, default_state_dir
 
 from .conftest import running_daemon, serve_command, write_plugins
 from .helpers import replace_atomically, subscribe
@@ -255,9 +256,6 @@ def test_counting_survives_a_restart_and_kill_9(short_tmp: Path, sync: str) -> N
 
 def test_the_database_is_kept_by_a_sqlite_of_its_own(short_tmp: Path) -> None:
     """The file is plain SQLite in WAL mode: an operator's sqlite3 can read it offline."""
-    from wasmd.manifest import StatePolicy
-    from wasmd.statestore import StateStores
-
     stores = StateStores(short_tmp / "s")
     namespace = stores.open("x")
     assert namespace.acquire(lambda: None) is None
@@ -268,7 +266,6 @@ def test_the_database_is_kept_by_a_sqlite_of_its_own(short_tmp: Path) -> None:
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT k, v FROM kv").fetchall() == [(b"k", b"v")]
     db.close()
-    assert sys.version_info >= (3, 11)
 
 
 # --- operators: wasmd state ----------------------------------------------------------------
@@ -459,3 +456,56 @@ async def test_a_component_without_a_store_is_denied_its_bucket(short_tmp: Path)
             assert caught.value.code == ErrorCode.TRAP
             assert (await c.describe("kvc"))["store"] is None
     assert not (short_tmp / "s").exists()
+
+
+# --- the store alone (no daemon) --------------------------------------------------------------
+
+
+def test_the_default_state_directory() -> None:
+    assert default_state_dir({"STATE_DIRECTORY": "/var/lib/wasmd:/x"}) == Path("/var/lib/wasmd")
+    assert default_state_dir({"XDG_STATE_HOME": "/h/s", "HOME": "/h"}) == Path("/h/s/wasmd")
+    # A relative XDG_STATE_HOME is invalid by the XDG spec: ignored.
+    assert default_state_dir({"XDG_STATE_HOME": "s", "HOME": "/h"}) == Path("/h/.local/state/wasmd")
+
+
+def test_wider_modes_are_narrowed_and_another_owner_refused(short_tmp: Path) -> None:
+    folder = short_tmp / "s"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    (folder / "x.sqlite3").touch(mode=0o644)
+    (folder / "x.sqlite3").chmod(0o644)
+    stores = StateStores(folder)
+    stores.open("x")
+    stores.close()
+    assert (folder.stat().st_mode & 0o777, (folder / "x.sqlite3").stat().st_mode & 0o777) == (
+        0o700,
+        0o600,
+    )
+    if os.getuid() != 0:
+        return  # only root can make a file another uid's
+    os.chown(folder / "x.sqlite3", 1, 1)
+    with pytest.raises(StateError) as caught:
+        StateStores(folder).open("x")
+    assert caught.value.message.endswith("x.sqlite3 belongs to uid 1, not us")
+
+
+def test_keys_walk_in_byte_order_and_quota_counts_keys_and_values(short_tmp: Path) -> None:
+    stores = StateStores(short_tmp / "s")
+    namespace = stores.open("x")
+    quota = StatePolicy(max_bytes=10, max_keys=3)
+    assert namespace.acquire(lambda: None) is None
+    for key in (b"b", b"a\xff", b"a", b"a\x00", b"c"):
+        namespace.put(key, b"", StatePolicy())
+    walked: list[bytes] = []
+    while (found := namespace.next_key(b"a", walked[-1] if walked else b"")) is not None:
+        walked.append(found)
+    assert walked == [b"a", b"a\x00", b"a\xff"]
+    assert namespace.next_key(b"", b"b") == b"c"
+    namespace.clear()
+    assert namespace.put(b"k", b"123456789", quota)  # 1 + 9 = 10 bytes: at the limit
+    assert not namespace.put(b"k", b"1234567890", quota)  # 11: refused
+    assert namespace.put(b"k", b"", quota)  # shrinking: allowed
+    assert namespace.usage() == {"keys": 1, "bytes": 1}
+    namespace.rollback()
+    assert namespace.usage() == {"keys": 0, "bytes": 0}  # the counters roll back too
+    stores.close()

@@ -137,8 +137,8 @@ class StateStores:
             namespace.close()
 
     def _prepare(self, name: str) -> Path:
-        """The database's path, after checking the folder and the files (module docstring of
-        docs/security.md: 0700, ours, no symbolic link anywhere SQLite will open)."""
+        """The database's path, after checking the folder and the files (docs/security.md:
+        0700, ours, no symbolic link anywhere SQLite will open)."""
         directory = self.directory
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -146,26 +146,23 @@ class StateStores:
         except OSError as exc:
             # O_NOFOLLOW on a symbolic link to a folder fails as "not a directory".
             why = "is a symbolic link (refused)" if directory.is_symlink() else _os_reason(exc)
-            raise self._refused(name, f"state directory {directory}: {why}") from None
+            raise _refused(name, f"state directory {directory}: {why}") from None
         try:
-            info = os.fstat(fd)
-            if info.st_uid != os.geteuid():
-                raise self._refused(
-                    name, f"state directory {directory} belongs to uid {info.st_uid}, not us"
-                )
-            if stat.S_IMODE(info.st_mode) & 0o077:
+            folder = _Folder(fd, directory, name)
+            folder.check_ours(os.fstat(fd), "")
+            if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
                 os.fchmod(fd, 0o700)  # ours: nobody else reads plug-ins' state
             database = f"{name}{SUFFIX}"
             for suffix in ("-wal", "-shm", "-journal"):
-                _check_file(fd, database + suffix, directory, name, self._refused)
-            _create(fd, database, directory, name, self._refused)
+                folder.check_beside(database + suffix)
+            folder.create(database)
         finally:
             os.close(fd)
         return directory / database
 
-    @staticmethod
-    def _refused(name: str, reason: str) -> StateError:
-        return StateError(ErrorCode.UNAVAILABLE, f"state of {name}: {reason}")
+
+def _refused(name: str, reason: str) -> StateError:
+    return StateError(ErrorCode.UNAVAILABLE, f"state of {name}: {reason}")
 
 
 def _os_reason(exc: OSError) -> str:
@@ -174,50 +171,48 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _check_file(
-    dir_fd: int,
-    filename: str,
-    directory: Path,
-    name: str,
-    refused: Callable[[str, str], StateError],
-) -> None:
-    """A file SQLite may open beside the database: absent, or a regular file of ours."""
-    try:
-        info = os.lstat(filename, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise refused(name, f"{directory / filename}: {_os_reason(exc)}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise refused(name, f"{directory / filename} is not a regular file (refused)")
-    if info.st_uid != os.geteuid():
-        raise refused(name, f"{directory / filename} belongs to uid {info.st_uid}, not us")
+class _Folder:
+    """The state directory, opened without following links: checks on one plug-in's files
+    in it, by descriptor (``dir_fd``), so that nothing is resolved through a link."""
 
+    def __init__(self, fd: int, directory: Path, name: str) -> None:
+        self.fd, self.directory, self.name = fd, directory, name
 
-def _create(
-    dir_fd: int,
-    filename: str,
-    directory: Path,
-    name: str,
-    refused: Callable[[str, str], StateError],
-) -> None:
-    """Create the database file 0600 (or open the one there), never through a symlink."""
-    try:
-        fd = os.open(
-            filename, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd
-        )
-    except OSError as exc:
-        raise refused(name, f"{directory / filename}: {_os_reason(exc)}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise refused(name, f"{directory / filename} is not a regular file (refused)")
+    def refused(self, filename: str, reason: str) -> StateError:
+        where = self.directory / filename if filename else f"state directory {self.directory}"
+        return _refused(self.name, f"{where}{reason}")
+
+    def check_ours(self, info: os.stat_result, filename: str) -> None:
+        """A folder, or a regular file, of the daemon's uid."""
+        if filename and not stat.S_ISREG(info.st_mode):
+            raise self.refused(filename, " is not a regular file (refused)")
         if info.st_uid != os.geteuid():
-            raise refused(name, f"{directory / filename} belongs to uid {info.st_uid}, not us")
-        if stat.S_IMODE(info.st_mode) & 0o077:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+            raise self.refused(filename, f" belongs to uid {info.st_uid}, not us")
+
+    def check_beside(self, filename: str) -> None:
+        """A file SQLite may open beside the database: absent, or a regular file of ours."""
+        try:
+            info = os.lstat(filename, dir_fd=self.fd)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self.refused(filename, f": {_os_reason(exc)}") from None
+        self.check_ours(info, filename)
+
+    def create(self, filename: str) -> None:
+        """Create the database file 0600 (or open the one there), never through a link."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(filename, flags, 0o600, dir_fd=self.fd)
+        except OSError as exc:
+            raise self.refused(filename, f": {_os_reason(exc)}") from None
+        try:
+            info = os.fstat(fd)
+            self.check_ours(info, filename)
+            if stat.S_IMODE(info.st_mode) & 0o077:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
 
 
 class Namespace:
