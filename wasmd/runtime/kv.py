@@ -229,5 +229,7 @@ KV_IMPORTS: dict[str, ImportSpec] = {
 
 
 def uses_state(imports: Iterable[ImportInfo]) -> bool:
-    """Whether a module imports any of the state imports (only such a plug-in gets a store)."""
-    return any(i.module == "wasmd" and i.name in KV_IMPORTS for i in imports)
+    """Whether a module imports any of the state imports (only such a plug-in gets a store).
+    An Extism plug-in's user host functions of the same names and types are ours too
+    (host.define_host_imports)."""
+    return any(i.module in ("wasmd", "extism:host/user") and i.name in KV_IMPORTS for i in imports)
