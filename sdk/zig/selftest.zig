@@ -145,6 +145,12 @@ fn state(call: *wasmd.Call) !void {
         count_keys += 1;
     }
     const deleted = try wasmd.kv.delete("k");
+    var note: wasmd.Writer = .{ .gpa = call.arena };
+    try note.writeStr("kept as msgpack");
+    try wasmd.kv.setValue("note", &note);
+    var kept = (try wasmd.kv.getValue(call.arena, "note")) orelse return call.fail("no note");
+    if (!std.mem.eql(u8, try kept.readStr(), "kept as msgpack")) return call.fail("bad note");
+    _ = try wasmd.kv.delete("note");
     const too_long: [wasmd.kv.max_key + 1]u8 = @splat('x');
     const refusal = if (wasmd.kv.set(&too_long, "")) |_| "none" else |err| @errorName(err);
     try call.result.writeArray(5);

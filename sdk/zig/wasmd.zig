@@ -238,6 +238,17 @@ pub const kv = struct {
         return total;
     }
 
+    /// A msgpack value (the writer's bytes) kept under `key`.
+    pub fn setValue(key: []const u8, w: *const Writer) Error!void {
+        try set(key, w.bytes());
+    }
+
+    /// The msgpack value kept under `key`, as a reader over a copy in `gpa`, or null.
+    pub fn getValue(gpa: std.mem.Allocator, key: []const u8) Error!?Reader {
+        const value = (try get(gpa, key)) orelse return null;
+        return .{ .bytes = value };
+    }
+
     /// The first key after `after` (empty: from the start) that starts with `prefix`, in
     /// byte order, copied into `out`; null when there is none left. Walk with:
     ///     var buf: [wasmd.kv.max_key]u8 = undefined;
