@@ -6,7 +6,10 @@ counter, adds one and writes it back:
 (b) kept through ``kv_get`` + ``kv_set`` with ``state_sync = "normal"``: each call one
     SQLite transaction in WAL mode, written to the OS but not synced (survives ``kill -9``);
 (c) the same with ``state_sync = "full"`` (the default): each commit synced to disk (survives
-    a power loss too); its reciprocal is the commits per second one plug-in can make.
+    a power loss too); its reciprocal is the commits per second one plug-in can make;
+(d) the module of (b) and (c) in a process with no state directory: both imports answer
+    ``KV_UNAVAILABLE`` at once, so this is what crossing into the host twice costs, without
+    SQLite (the rest of (b) is SQLite's transaction).
 All run in every round, in a rotated order; each sample is the mean over many calls.
 """
 
@@ -86,8 +89,15 @@ def run(ctx: Context) -> list[Row]:
             for sync in ("normal", "full"):
                 engines.states = StateStores(folder / sync, sync=sync)
                 pools.append(_pool(engines, folder, f"kv_{sync}", KV))
-            calls = {"a": ctx.pick(20000, 5000), "b": ctx.pick(5000, 1000), "c": ctx.pick(500, 100)}
-            measures = dict(zip("abc", map(_calls, pools), strict=True))
+            engines.states = None
+            pools.append(_pool(engines, folder, "kv_none", KV))
+            calls = {
+                "a": ctx.pick(20000, 5000),
+                "b": ctx.pick(5000, 1000),
+                "c": ctx.pick(500, 100),
+                "d": ctx.pick(5000, 1000),
+            }
+            measures = dict(zip("abcd", map(_calls, pools), strict=True))
             ctx.say(f"9: {ctx.rounds} rounds of {calls} calls")
             samples: dict[str, list[float]] = {key: [] for key in measures}
             keys = list(measures)
@@ -113,4 +123,10 @@ def run(ctx: Context) -> list[Row]:
             f"{1e6 / s[key].median:,.0f} commits/s on one thread; an answer survives {survives}"
         )
         rows.append(row)
+    crossing = Row("9d", "the same imports, no store (answer at once)", "us", s["d"], base)
+    crossing.baseline_name = "no state (9a)"
+    crossing.ratio = s["d"].median / base.median
+    crossing.ratio_means = "per-call time with two host imports that answer at once / none"
+    crossing.notes.append("the host-import crossing alone: the rest of 9b is SQLite")
+    rows.append(crossing)
     return rows
