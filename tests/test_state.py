@@ -8,6 +8,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,13 +16,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from wasmd import ErrorCode, SyncClient, WasmdError
+from wasmd import ErrorCode, SyncClient, WasmdError, statestore
 from wasmd.manifest import StatePolicy
 from wasmd.statestore import StateError, StateStores, default_state_dir
 
 from .conftest import running_daemon, serve_command, write_plugins
 from .helpers import replace_atomically, subscribe
-from .processes import reaped
+from .processes import reaped, until
 from .wat_state import COUNTER, PLAIN, SELF_CALLER
 
 LIMITS = "[state]\nmax_bytes = 4096\nmax_keys = 4\n"
@@ -508,4 +509,36 @@ def test_keys_walk_in_byte_order_and_quota_counts_keys_and_values(short_tmp: Pat
     assert namespace.usage() == {"keys": 1, "bytes": 1}
     namespace.rollback()
     assert namespace.usage() == {"keys": 0, "bytes": 0}  # the counters roll back too
+    stores.close()
+
+
+def test_a_wait_that_would_deadlock_is_refused_at_once(short_tmp: Path) -> None:
+    """Two calls on two threads, each holding one plug-in's state and wanting the other's
+    (plug-ins calling each other): the wait that closes the cycle answers "deadlock" at once
+    instead of both waiting until their deadlines."""
+    stores = StateStores(short_tmp / "s")
+    a, b = stores.open("a"), stores.open("b")
+    held_b, outcome = threading.Event(), []
+
+    def other_call() -> None:
+        assert b.acquire(lambda: None) is None
+        held_b.set()
+        outcome.append(a.acquire(lambda: None))  # waits for a
+        a.rollback()
+        b.rollback()
+
+    assert a.acquire(lambda: None) is None
+    assert a.acquire(lambda: None) == "deadlock"  # this thread holds it already
+    thread = threading.Thread(target=other_call)
+    thread.start()
+    try:
+        assert held_b.wait(10)
+        until(lambda: thread.ident in statestore._WAITS.waiting, within=10, what="the wait")
+        assert b.acquire(lambda: None) == "deadlock"
+    finally:
+        a.rollback()  # the other call gets a, and finishes
+        thread.join(10)
+    assert outcome == [None]
+    assert b.acquire(lambda: None) is None  # free again
+    b.rollback()
     stores.close()

@@ -215,6 +215,29 @@ class _Folder:
             os.close(fd)
 
 
+class _WaitsFor:
+    """Which thread waits for which namespace (with ``Namespace.holder``, the wait-for graph):
+    a new wait that would close a cycle is refused instead of waiting until the deadlines.
+    Edges are added under one lock, so the wait that closes a cycle always sees it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting: dict[int, Namespace] = {}
+
+    def would_deadlock(self, wanted: Namespace, me: int) -> bool:
+        holder, seen = wanted.holder, set()
+        while holder is not None and holder not in seen:
+            if holder == me:
+                return True
+            seen.add(holder)
+            awaited = self.waiting.get(holder)
+            holder = awaited.holder if awaited is not None else None
+        return False
+
+
+_WAITS = _WaitsFor()
+
+
 class Namespace:
     """One plug-in's keys and values, and the lock a call holds while it uses them."""
 
@@ -240,12 +263,25 @@ class Namespace:
 
     def acquire(self, over: Callable[[], str | None]) -> str | None:
         """Take the lock and begin a transaction; wait while ``over()`` is None (it says
-        why the waiting call ended: "timeout" or "cancelled", returned then)."""
-        while not self._lock.acquire(timeout=0.005):
-            ended = over()
-            if ended is not None:
-                return ended
-        self.holder = threading.get_ident()
+        why the waiting call ended: "timeout" or "cancelled", returned then). "deadlock"
+        at once, without waiting, if the holder waits (through others, perhaps) for a lock
+        this thread holds: plug-ins calling each other while both hold their state, or a
+        plug-in calling itself."""
+        me = threading.get_ident()
+        if not self._lock.acquire(blocking=False):
+            with _WAITS.lock:
+                if _WAITS.would_deadlock(self, me):
+                    return "deadlock"
+                _WAITS.waiting[me] = self
+            try:
+                while not self._lock.acquire(timeout=0.005):
+                    ended = over()
+                    if ended is not None:
+                        return ended
+            finally:
+                with _WAITS.lock:
+                    del _WAITS.waiting[me]
+        self.holder = me
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except BaseException:
@@ -254,9 +290,6 @@ class Namespace:
             raise
         self._saved = (self.keys, self.bytes)
         return None
-
-    def held_here(self) -> bool:
-        return self.holder == threading.get_ident()
 
     def commit(self) -> None:
         """End the transaction, keeping its writes; release the lock. Raises ``StateError``

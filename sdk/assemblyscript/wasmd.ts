@@ -181,7 +181,7 @@ export const KV_QUOTA: i32 = -2; // over [state] max_bytes or max_keys
 export const KV_UNAVAILABLE: i32 = -3; // no store ([state] enabled = false), or outside a call
 export const KV_TOO_LARGE: i32 = -4; // a key over KV_MAX_KEY, a value over KV_MAX_VALUE bytes
 export const KV_FAILED: i32 = -5; // the store failed (a full disk): the call fails anyway
-export const KV_BUSY: i32 = -6; // held by a caller of this call (a plug-in calling itself)
+export const KV_BUSY: i32 = -6; // waiting would deadlock (plug-ins calling each other)
 export const KV_MAX_KEY: i32 = 1024;
 export const KV_MAX_VALUE: i32 = 1024 * 1024;
 

@@ -71,7 +71,7 @@ enum {
     WASMD_KV_UNAVAILABLE = -3, /* no store ([state] enabled = false), or outside a call */
     WASMD_KV_TOO_LARGE = -4,   /* a key over WASMD_KV_MAX_KEY, a value over ..._MAX_VALUE */
     WASMD_KV_FAILED = -5,      /* the store failed (disk full): the call fails anyway */
-    WASMD_KV_BUSY = -6,        /* held by a caller of this call (a plug-in calling itself) */
+    WASMD_KV_BUSY = -6,        /* waiting would deadlock (plug-ins calling each other) */
     WASMD_KV_MAX_KEY = 1024,
     WASMD_KV_MAX_VALUE = 1024 * 1024,
 };

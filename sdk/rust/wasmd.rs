@@ -81,8 +81,8 @@ pub mod kv {
 
     /// Why the host refused: over `[state] max_bytes`/`max_keys` (Quota); no store, or
     /// outside a call (Unavailable); a key over MAX_KEY or a value over MAX_VALUE
-    /// (TooLarge); the store failed, a full disk, and the call fails anyway (Failed); held
-    /// by a caller of this call, a plug-in calling itself (Busy).
+    /// (TooLarge); the store failed, a full disk, and the call fails anyway (Failed); waiting
+    /// would deadlock, plug-ins calling each other while holding state (Busy).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Refused {
         Quota,
@@ -99,7 +99,7 @@ pub mod kv {
                 Refused::Unavailable => "no state here",
                 Refused::TooLarge => "a key or value over the size limit",
                 Refused::Failed => "the state store failed",
-                Refused::Busy => "the state is held by a caller of this call",
+                Refused::Busy => "waiting for the state would deadlock",
             };
             f.write_str(text)
         }

@@ -188,8 +188,8 @@ pub const kv = struct {
     pub const max_value = 1024 * 1024;
     /// Quota: over [state] max_bytes or max_keys; Unavailable: no store ([state] enabled =
     /// false) or outside a call; TooLarge: a key over max_key, a value over max_value;
-    /// Failed: the store failed (a full disk; the call fails anyway); Busy: held by a
-    /// caller of this call (a plug-in calling itself through wasmd.call).
+    /// Failed: the store failed (a full disk; the call fails anyway); Busy: waiting would
+    /// deadlock (plug-ins calling each other through wasmd.call while holding state).
     pub const Error = error{ Quota, Unavailable, TooLarge, Failed, Busy, OutOfMemory };
 
     fn check(code: i32) Error!usize {

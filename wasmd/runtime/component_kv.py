@@ -41,7 +41,7 @@ _REASONS = {
     KV_UNAVAILABLE: "no state here (no store, or outside a call)",
     KV_TOO_LARGE: f"a key over {MAX_KEY} bytes or a value over {MAX_VALUE} bytes",
     KV_FAILED: "the state store failed; the call fails with the reason",
-    KV_BUSY: "the state is held by a caller of this call (a plug-in calling itself)",
+    KV_BUSY: "waiting for the state would deadlock (plug-ins calling each other)",
 }
 
 

@@ -8,8 +8,9 @@ use the top frame: the first one takes the namespace's lock and begins a transac
 the call answers a result the frame commits, before the answer is sent; any exception (the
 guest's error, a trap, a timeout, a cancellation) rolls it back. A stack, because a call
 may call another plug-in (``wasmd.call``) on the same thread: each call has its own frame.
-A plug-in calling itself that way while holding its state would wait for itself: its imports
-answer ``KV_BUSY`` instead.
+A plug-in calling itself that way while holding its state would wait for itself, and two
+plug-ins that call each other while each holds its own state would wait for each other: the
+import whose wait would close such a cycle answers ``KV_BUSY`` at once instead.
 
 A refusal never traps: the guest gets a negative code (below). Pointers outside the guest's
 memory are a misuse, as for every import (``abi_violation``). A store failure during the
@@ -38,7 +39,7 @@ KV_QUOTA = -2  # kv_set: the plug-in's [state] max_bytes or max_keys would be ex
 KV_UNAVAILABLE = -3  # no store: [state] enabled = false, no state_dir, or outside a call
 KV_TOO_LARGE = -4  # a key over MAX_KEY or a value over MAX_VALUE bytes
 KV_FAILED = -5  # the store failed (a full disk): the call is answered with that error
-KV_BUSY = -6  # the state is held by a call on this chain of wasmd.call (the plug-in itself)
+KV_BUSY = -6  # waiting would deadlock: held by a call that waits for this one (wasmd.call)
 
 _I32 = wasmtime.ValType.i32()
 T = TypeVar("T")
@@ -102,9 +103,9 @@ def _namespace() -> tuple[_Frame | None, int]:
         return None, KV_FAILED
     if frame.holding:
         return frame, 0
-    if namespace.held_here():
-        return None, KV_BUSY
     ended = namespace.acquire(call_state.over)
+    if ended == "deadlock":
+        return None, KV_BUSY
     if ended is not None:
         call_state.ended = ended  # the epoch guard ends the guest; the call ends so
         return None, KV_UNAVAILABLE
