@@ -81,13 +81,14 @@ def transaction(namespace: Namespace | None, quota: StatePolicy) -> Iterator[Non
             namespace.rollback()
         raise
     stack.pop()
-    if not frame.holding:
-        return
-    assert namespace is not None
-    if frame.failure is not None:
-        namespace.rollback()
+    if frame.failure is not None:  # the store failed during the call: nothing is kept
+        if frame.holding:
+            assert namespace is not None
+            namespace.rollback()
         raise frame.failure
-    namespace.commit()
+    if frame.holding:
+        assert namespace is not None
+        namespace.commit()
 
 
 def _namespace() -> tuple[_Frame | None, int]:
@@ -103,7 +104,10 @@ def _namespace() -> tuple[_Frame | None, int]:
         return None, KV_FAILED
     if frame.holding:
         return frame, 0
-    ended = namespace.acquire(call_state.over)
+    try:
+        ended = namespace.acquire(call_state.over)  # releases the lock if BEGIN fails
+    except sqlite3.Error as exc:
+        return None, _store_failed(frame, exc)
     if ended == "deadlock":
         return None, KV_BUSY
     if ended is not None:
