@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import wasmtime
@@ -32,7 +32,7 @@ from .fastcall import (
     set_deadline,
 )
 from .host import call_state
-from .kv import transaction
+from .kv import atomic
 from .traps import CallEnded
 from .wasi import MemFile, make_wasi_config
 
@@ -163,7 +163,13 @@ class Instance:
         self.plugin = plugin
         self.log = logging.getLogger(f"wasmd.plugin.{plugin.name}")
         self.store, self.guard = _new_store(plugin, deadline)
-        self.abi_call = plugin.abi.call  # a plain function: no layer on the hot path
+        # A plain function: no layer on the hot path.
+        self.abi_call: Callable[[Instance, str, Any], Any] = plugin.abi.call
+        if plugin.uses_state:
+            # State hook (issue 26): each call is one transaction on the plug-in's state,
+            # committed before ``run`` returns (so before the answer is sent) and rolled
+            # back by any exception: the guest's error, a trap, a timeout, a cancellation.
+            self.abi_call = atomic(plugin.abi.call, plugin.state, plugin.manifest.state)
         self.streams: tuple[MemFile, MemFile] | None = None
         self.extism: ExtismState | None = None  # an Extism plug-in's kernel and host state
         self.kernel_calls: dict[str, Caller] = {}
@@ -243,13 +249,7 @@ class Instance:
         call_state.reset()
         call_state.deadline_at, call_state.cancellable = deadline.at, deadline.call
         try:
-            if not self.plugin.uses_state:
-                return self.abi_call(self, export, args)
-            # State hook (issue 26): the call is one transaction on the plug-in's state,
-            # committed before this returns (and so before the answer is sent), rolled back
-            # by any exception: the guest's error, a trap, a timeout, a cancellation.
-            with transaction(self.plugin.state, self.plugin.manifest.state):
-                return self.abi_call(self, export, args)
+            return self.abi_call(self, export, args)
         except wasmtime.WasmtimeError:  # inline rather than _guarded: this is the hot path
             guard = self.guard
             if guard is not None and guard.ended is not None:

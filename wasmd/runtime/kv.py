@@ -1,10 +1,11 @@
 """The state imports, module ``wasmd``: kv_get, kv_set, kv_delete, kv_next (docs/abi.md), and
 the per-call transaction they run in.
 
-Theory of operation. ``Instance.run`` wraps a call of a plug-in that has state in
-``transaction``: a frame pushed on this thread's stack for the call's length. The imports
-use the top frame: the first one takes the namespace's lock and begins a transaction
-(``Namespace.acquire``, waiting no longer than the call's deadline or cancellation); when
+Theory of operation. An ``Instance`` of a plug-in that has state makes its ABI's call
+``atomic``: every call runs in ``transaction``, a frame pushed on this thread's stack for the
+call's length. The imports use the top frame: the first one takes the namespace's lock and
+begins a transaction (``Namespace.acquire``, waiting no longer than the call's deadline or
+cancellation); when
 the call answers a result the frame commits, before the answer is sent; any exception (the
 guest's error, a trap, a timeout, a cancellation) rolls it back. A stack, because a call
 may call another plug-in (``wasmd.call``) on the same thread: each call has its own frame.
@@ -24,7 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import wasmtime
 
@@ -89,6 +90,18 @@ def transaction(namespace: Namespace | None, quota: StatePolicy) -> Iterator[Non
     if frame.holding:
         assert namespace is not None
         namespace.commit()
+
+
+def atomic(
+    call: Callable[[Any, str, Any], Any], namespace: Namespace | None, quota: StatePolicy
+) -> Callable[[Any, str, Any], Any]:
+    """``call`` (an ABI's ``call(instance, export, args)``) run as one ``transaction``."""
+
+    def call_atomically(instance: Any, export: str, args: Any) -> Any:
+        with transaction(namespace, quota):
+            return call(instance, export, args)
+
+    return call_atomically
 
 
 def _namespace() -> tuple[_Frame | None, int]:
