@@ -159,6 +159,10 @@ async def test_a_corrupt_database_fails_that_plugin_alone(short_tmp: Path) -> No
             assert "corrupt" in listed["bad"]["error"]
             assert str(state / "bad.sqlite3") in listed["bad"]["error"]
             assert await c.call("good.incr") == 1
+            # An operator clears it (the file goes, unread); the plug-in loads again.
+            assert await c.call("wasmd.state_clear", "bad") == {"name": "bad", "cleared": None}
+            assert (await c.call("wasmd.reload", "bad"))["loaded"] == ["bad"]
+            assert await c.call("bad.incr") == 1
 
 
 async def test_a_locked_database_fails_that_plugin_alone(short_tmp: Path) -> None:
@@ -174,6 +178,9 @@ async def test_a_locked_database_fails_that_plugin_alone(short_tmp: Path) -> Non
                 listed = {p["name"]: p for p in await c.call("wasmd.list")}
                 assert "locked by another process" in listed["held"]["error"]
                 assert await c.call("good.incr") == 1
+                other.close()  # the other process lets go: a rescan loads it
+                assert (await c.call("wasmd.reload", "held"))["loaded"] == ["held"]
+                assert await c.call("held.incr") == 1
     finally:
         other.close()
 

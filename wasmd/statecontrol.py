@@ -21,7 +21,7 @@ from .errors import ErrorCode, WasmdError
 from .manifest import StatePolicy
 from .registry import Registry
 from .server import Session
-from .statestore import MAX_KEY, MAX_VALUE, SUFFIX, StateStores
+from .statestore import MAX_KEY, MAX_VALUE, SUFFIX, StateError, StateStores
 
 
 class StateBuiltins:
@@ -99,8 +99,13 @@ class StateBuiltins:
             return {"name": name, "cleared": 0}
         entry = self.registry.get(name)
         if entry is None or entry.pool is None or entry.pool.plugin.state is None:
-            with stores.open(name).operating() as held:
-                cleared = held.keys
+            # Nothing uses the file: it goes, even one that cannot be opened (corrupt).
+            cleared: int | None = None
+            try:
+                with stores.open(name).operating() as held:
+                    cleared = held.keys
+            except StateError:
+                pass
             stores.remove(name)
             return {"name": name, "cleared": cleared}
         with stores.open(name).operating() as held:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
-from ..errors import PluginLoadError
+from ..errors import PluginLoadDeferred, PluginLoadError
 from ..manifest import Manifest
 from ..statestore import Namespace, StateError
 from .abis import ABIS, Abi, Method, detect_abi
@@ -296,7 +296,7 @@ def open_state(engines: Engines, name: str, manifest: Manifest) -> Namespace | N
     try:
         return engines.states.open(name)
     except StateError as exc:
-        raise PluginLoadError(name, exc.message) from None
+        raise PluginLoadDeferred(name, exc.message) from None
 
 
 def compile_component(
