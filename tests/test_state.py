@@ -15,10 +15,14 @@ from pathlib import Path
 
 import anyio
 import pytest
+import wasmtime
 
 from wasmd import ErrorCode, SyncClient, WasmdError, statestore
 from wasmd.manifest import StatePolicy
-from wasmd.statestore import StateError, StateStores, default_state_dir
+from wasmd.runtime import kv
+from wasmd.runtime.host import call_state
+from wasmd.runtime.traps import CallEnded
+from wasmd.statestore import Namespace, StateError, StateStores, default_state_dir
 
 from .conftest import running_daemon, serve_command, write_plugins
 from .helpers import replace_atomically, subscribe
@@ -549,3 +553,46 @@ def test_a_wait_that_would_deadlock_is_refused_at_once(short_tmp: Path) -> None:
     assert b.acquire(lambda: None) is None  # free again
     b.rollback()
     stores.close()
+
+
+def test_a_call_waiting_for_the_state_ends_when_cancelled(short_tmp: Path) -> None:
+    """A call that waits for the state while another holds it ends when it is cancelled, as
+    "cancelled", whatever its guest then does with the refusal (here: traps)."""
+    stores = StateStores(short_tmp / "s")
+    namespace = stores.open("x")
+    held, release = threading.Event(), threading.Event()
+
+    def holding_call() -> None:
+        assert namespace.acquire(lambda: None) is None
+        held.set()
+        release.wait(10)
+        namespace.rollback()
+
+    thread = threading.Thread(target=holding_call)
+    thread.start()
+    saved = call_state.save()
+    try:
+        assert held.wait(10)
+        call_state.deadline_at, call_state.cancellable = None, _Cancelled()
+        refusals: list[tuple[int, bytes | None]] = []
+        with pytest.raises(CallEnded) as caught:
+            _call_that_traps_on_a_refusal(namespace, refusals)
+        assert caught.value.why == "cancelled"
+        assert refusals == [(kv.KV_UNAVAILABLE, None)]
+    finally:
+        call_state.restore(saved)
+        release.set()
+        thread.join(10)
+    stores.close()
+
+
+class _Cancelled:
+    cancelled = True
+
+
+def _call_that_traps_on_a_refusal(
+    namespace: Namespace, refusals: list[tuple[int, bytes | None]]
+) -> None:
+    with kv.transaction(namespace, StatePolicy()):
+        refusals.append(kv.with_state(lambda held, _: held.get(b"k")))
+        raise wasmtime.WasmtimeError("the guest trapped on the refusal")

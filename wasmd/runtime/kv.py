@@ -33,6 +33,7 @@ from ..manifest import StatePolicy
 from ..statestore import MAX_KEY, MAX_VALUE, Namespace, StateError, describe_sqlite
 from .host import HostContext, ImportSpec, _read, call_state, host_function
 from .signatures import ImportInfo
+from .traps import CallEnded
 
 # What the imports answer besides a length or a count (docs/abi.md, "State").
 KV_ABSENT = -1  # kv_get, kv_next: no such key
@@ -49,13 +50,14 @@ T = TypeVar("T")
 class _Frame:
     """One call's hold on its namespace."""
 
-    __slots__ = ("failure", "holding", "namespace", "quota")
+    __slots__ = ("ended", "failure", "holding", "namespace", "quota")
 
     def __init__(self, namespace: Namespace | None, quota: StatePolicy) -> None:
         self.namespace = namespace
         self.quota = quota
         self.holding = False
         self.failure: StateError | None = None
+        self.ended: str | None = None  # "timeout"/"cancelled" while waiting for the state
 
 
 class _Frames(threading.local):
@@ -80,6 +82,10 @@ def transaction(namespace: Namespace | None, quota: StatePolicy) -> Iterator[Non
         if frame.holding:
             assert namespace is not None
             namespace.rollback()
+        if frame.ended is not None:
+            # The call ended while it waited for the state; whatever the guest did with
+            # the refusal after that (a trap, most likely) is not the call's outcome.
+            raise CallEnded(frame.ended) from None
         raise
     stack.pop()
     if frame.failure is not None:  # the store failed during the call: nothing is kept
@@ -124,7 +130,7 @@ def _namespace() -> tuple[_Frame | None, int]:
     if ended == "deadlock":
         return None, KV_BUSY
     if ended is not None:
-        call_state.ended = ended  # the epoch guard ends the guest; the call ends so
+        call_state.ended = frame.ended = ended  # the epoch guard ends the guest; the call so
         return None, KV_UNAVAILABLE
     frame.holding = True
     return frame, 0
