@@ -22,6 +22,16 @@
 
 #define NOTE "note:"
 
+/* "note:KEY", NUL-terminated, into `name` (room for WASMD_KV_MAX_KEY + 1 bytes); false if
+ * the key is too long for it. */
+static bool note_key(char *name, const char *key, uint32_t klen) {
+    if (klen > WASMD_KV_MAX_KEY - sizeof NOTE) return false;
+    memcpy(name, NOTE, sizeof NOTE - 1);
+    memcpy(name + sizeof NOTE - 1, key, klen);
+    name[sizeof NOTE - 1 + klen] = '\0';
+    return true;
+}
+
 static int64_t refused(int32_t code) {
     wasmd_log(WASMD_WARNING, "state refused: %d", (int)code);
     return wasmd_fail(code == WASMD_KV_QUOTA ? "over the state quota" : "state unavailable");
@@ -52,15 +62,12 @@ WASMD_EXPORT(crash) {
 WASMD_EXPORT(remember) {
     uint32_t n, klen;
     const char *key;
+    char name[WASMD_KV_MAX_KEY + 1];
     if (!wasmd_read_array(params, &n) || n != 2 || !wasmd_read_str(params, &key, &klen) ||
-        klen > WASMD_KV_MAX_KEY - sizeof NOTE)
+        !note_key(name, key, klen))
         return wasmd_fail("remember takes [key: str, value]");
     const uint8_t *value = params->pos;
     if (!wasmd_skip(params)) return wasmd_fail("remember takes [key: str, value]");
-    char name[WASMD_KV_MAX_KEY + 1];
-    memcpy(name, NOTE, sizeof NOTE - 1);
-    memcpy(name + sizeof NOTE - 1, key, klen);
-    name[sizeof NOTE - 1 + klen] = '\0';
     int32_t code = wasmd_kv_set(name, value, (size_t)(params->pos - value));
     return code == 0 ? 0 : refused(code);
 }
@@ -69,13 +76,10 @@ WASMD_EXPORT(remember) {
 WASMD_EXPORT(recall) {
     uint32_t n, klen;
     const char *key;
-    if (!wasmd_read_array(params, &n) || n != 1 || !wasmd_read_str(params, &key, &klen) ||
-        klen > WASMD_KV_MAX_KEY - sizeof NOTE)
-        return wasmd_fail("recall takes [key: str]");
     char name[WASMD_KV_MAX_KEY + 1];
-    memcpy(name, NOTE, sizeof NOTE - 1);
-    memcpy(name + sizeof NOTE - 1, key, klen);
-    name[sizeof NOTE - 1 + klen] = '\0';
+    if (!wasmd_read_array(params, &n) || n != 1 || !wasmd_read_str(params, &key, &klen) ||
+        !note_key(name, key, klen))
+        return wasmd_fail("recall takes [key: str]");
     wasmd_reader stored;
     uint8_t *owned = NULL;
     int32_t code = wasmd_kv_get_value(name, &stored, &owned);

@@ -149,6 +149,19 @@ def _key(caller: wasmtime.Caller, ptr: int, length: int) -> bytes | None:
     return _read(caller, ptr, length, MAX_KEY)
 
 
+def _answer_bytes(
+    caller: wasmtime.Caller, ptr: int, capacity: int, refused: int, data: bytes | None
+) -> int:
+    """What kv_get and kv_next answer: the refusal, KV_ABSENT, or the length of ``data``, of
+    which at most ``capacity`` bytes are copied to ``ptr``."""
+    if refused:
+        return refused
+    if data is None:
+        return KV_ABSENT
+    _write(caller, ptr, capacity, data)
+    return len(data)
+
+
 def _write(caller: wasmtime.Caller, ptr: int, capacity: int, data: bytes) -> None:
     """Copy at most ``capacity`` bytes of ``data`` to guest memory at ``ptr``."""
     count = min(len(data), capacity & 0xFFFFFFFF)
@@ -183,12 +196,7 @@ def _kv_get(ctx: HostContext) -> Callable[..., int]:
         if key is None:
             return KV_TOO_LARGE
         refused, value = with_state(lambda namespace, _: namespace.get(key))
-        if refused:
-            return refused
-        if value is None:
-            return KV_ABSENT
-        _write(caller, vptr, vcap, value)
-        return len(value)
+        return _answer_bytes(caller, vptr, vcap, refused, value)
 
     return kv_get
 
@@ -233,12 +241,7 @@ def _kv_next(ctx: HostContext) -> Callable[..., int]:
         if prefix is None or after is None:
             return KV_TOO_LARGE
         refused, key = with_state(lambda namespace, _: namespace.next_key(prefix, after))
-        if refused:
-            return refused
-        if key is None:
-            return KV_ABSENT
-        _write(caller, kptr, kcap, key)
-        return len(key)
+        return _answer_bytes(caller, kptr, kcap, refused, key)
 
     return kv_next
 
