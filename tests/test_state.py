@@ -114,7 +114,9 @@ async def test_two_plugins_are_isolated(short_tmp: Path) -> None:
 
 
 async def test_concurrent_calls_lose_no_increment(short_tmp: Path) -> None:
-    plugins = {"tally.wat": COUNTER, "tally.toml": "[plugin]\ninstances = 4\nqueue = 1000\n"}
+    # A generous deadline: the test is about lost increments, on one loaded core too.
+    manifest = "[plugin]\ninstances = 4\nqueue = 1000\ntimeout_ms = 30000\n"
+    plugins = {"tally.wat": COUNTER, "tally.toml": manifest}
     async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
         clients, calls = 8, 50
 
