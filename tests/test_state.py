@@ -598,3 +598,17 @@ def _call_that_traps_on_a_refusal(
     with kv.transaction(namespace, StatePolicy()):
         refusals.append(kv.with_state(lambda held, _: held.get(b"k")))
         raise wasmtime.WasmtimeError("the guest trapped on the refusal")
+
+
+def test_an_embedding_loader_keeps_state_in_its_state_dir(short_tmp: Path) -> None:
+    from wasmd import Loader
+
+    write_plugins(short_tmp / "plugins", {"tally.wat": COUNTER})
+    for expected in ([1, 2], [3, 4]):  # a second Loader on the same folder: a restart
+        with Loader(
+            [short_tmp / "plugins"], environ={}, include_defaults=False, state_dir=short_tmp / "s"
+        ) as loader:
+            tally = loader.load("tally")
+            assert [tally.call("incr"), tally.call("incr")] == expected
+    with Loader([short_tmp / "plugins"], environ={}, include_defaults=False) as loader:
+        assert loader.load("tally").call("get_code") == -3  # no state_dir: KV_UNAVAILABLE

@@ -41,6 +41,7 @@ from .discovery import PluginSource, name_problem, scan_name, search_path, sourc
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 from .loader import DEFAULT_MAX_MODULE_SIZE, build_pool, take_snapshot
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
+from .statestore import StateStores
 
 log = logging.getLogger("wasmd.library")
 
@@ -84,6 +85,7 @@ class Loader:
         max_module_size: int = DEFAULT_MAX_MODULE_SIZE,
         start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
         on_event: EventCallback = _log_event,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if engine not in ("cranelift", "pulley"):
             raise ValueError(f"engine must be 'cranelift' or 'pulley', got {engine!r}")
@@ -102,6 +104,8 @@ class Loader:
             target="pulley64" if engine == "pulley" else None,
             cache_dir=Path(cache_dir) if cache_dir is not None else None,
         )
+        if state_dir is not None:  # plug-ins' durable state (none by default: KV_UNAVAILABLE)
+            self._engines.states = StateStores(Path(state_dir))
         self._engines.start()
         self._lock = threading.Lock()
         self._plugins: dict[str, Plugin] = {}
