@@ -207,17 +207,29 @@ async def test_a_planted_symlink_is_not_followed(short_tmp: Path) -> None:
     assert target.read_bytes() == b""
 
 
-async def test_a_symlinked_state_directory_is_refused(short_tmp: Path) -> None:
+async def test_a_state_directory_linked_by_another_uid_is_refused(short_tmp: Path) -> None:
+    """The state directory may be a link of root's or the daemon's own (systemd makes
+    /var/lib/wasmd one for a DynamicUser); a link of another uid (planted in a shared folder,
+    pointing at a folder of the daemon's) is refused."""
     real = short_tmp / "real"
     real.mkdir()
-    (short_tmp / "s").symlink_to(real)
+    (short_tmp / "ours").symlink_to(real)
     async with running_daemon(
-        short_tmp, {"tally.wat": COUNTER}, state_dir=short_tmp / "s"
+        short_tmp, {"tally.wat": COUNTER}, state_dir=short_tmp / "ours"
+    ) as daemon:
+        async with daemon.client() as c:
+            assert await c.call("tally.incr") == 1
+    assert (real / "tally.sqlite3").is_file()
+    if os.getuid() != 0:
+        return  # only root can make a link another uid's
+    (short_tmp / "planted").symlink_to(real)
+    os.lchown(short_tmp / "planted", 1, 1)
+    async with running_daemon(
+        short_tmp, {"tally.wat": COUNTER}, state_dir=short_tmp / "planted"
     ) as daemon:
         async with daemon.client() as c:
             listed = {p["name"]: p for p in await c.call("wasmd.list")}
-            assert "symbolic link (refused)" in listed["tally"]["error"]
-    assert list(real.iterdir()) == []
+            assert "is a symbolic link of uid 1 (refused)" in listed["tally"]["error"]
 
 
 # --- a daemon process: restart, kill -9 ---------------------------------------------------

@@ -139,14 +139,17 @@ class StateStores:
     def _prepare(self, name: str) -> Path:
         """The database's path, after checking the folder and the files (docs/security.md:
         0700, ours, no symbolic link anywhere SQLite will open)."""
-        directory = self.directory
         try:
+            directory = _trusted_folder(self.directory)
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except OSError as exc:
             # O_NOFOLLOW on a symbolic link to a folder fails as "not a directory".
-            why = "is a symbolic link (refused)" if directory.is_symlink() else _os_reason(exc)
-            raise _refused(name, f"state directory {directory}: {why}") from None
+            link = self.directory.is_symlink()
+            why = "is a symbolic link that changed (refused)" if link else _os_reason(exc)
+            raise _refused(name, f"state directory {self.directory}: {why}") from None
+        except _ForeignLink as exc:
+            raise _refused(name, f"state directory {self.directory}: {exc}") from None
         try:
             folder = _Folder(fd, directory, name)
             folder.check_ours(os.fstat(fd), "")
@@ -158,7 +161,27 @@ class StateStores:
             folder.create(database)
         finally:
             os.close(fd)
-        return directory / database
+        return directory / database  # the folder as resolved: SQLite opens no link
+
+
+class _ForeignLink(Exception):
+    pass
+
+
+def _trusted_folder(directory: Path) -> Path:
+    """``directory``, or where it links to if the link is root's or the daemon's own: systemd
+    makes ``/var/lib/wasmd`` a link to ``/var/lib/private/wasmd`` for a DynamicUser, and an
+    operator may link it elsewhere. A link of another uid is refused (one planted in a
+    shared folder such as /tmp, pointing at a folder of the daemon's)."""
+    try:
+        info = os.lstat(directory)
+    except FileNotFoundError:
+        return directory
+    if not stat.S_ISLNK(info.st_mode):
+        return directory
+    if info.st_uid not in (0, os.geteuid()):
+        raise _ForeignLink(f"is a symbolic link of uid {info.st_uid} (refused)")
+    return Path(os.path.realpath(directory))
 
 
 def _refused(name: str, reason: str) -> StateError:
