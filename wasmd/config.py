@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+
+# Re-exported: the daemon's side finds every path rule here.
+from .socket_path import default_socket_path as default_socket_path
+from .socket_path import fallback_socket_folder as fallback_socket_folder
 from .tomlcheck import Checker, GiB, KiB, MiB, describe, read_toml
 from .trust import TrustPolicy, decode_public_key
 
@@ -238,26 +242,6 @@ def config_path_from_env(
         return Path(environ["WASMD_CONFIG"])
     # Only the built-in location is optional; a named file that is missing is an error later.
     return default if default.is_file() else None
-
-
-def default_socket_path(environ: Mapping[str, str], uid: int) -> Path:
-    """Where the socket lives when neither ``--socket`` nor the config names it."""
-    if environ.get("WASMD_SOCKET"):
-        return Path(environ["WASMD_SOCKET"])
-    if uid == 0:
-        return Path("/run/wasmd/wasmd.sock")
-    runtime_dir = environ.get("XDG_RUNTIME_DIR", "")
-    # The XDG spec says a relative value must be ignored.
-    if os.path.isabs(runtime_dir):
-        return Path(runtime_dir) / "wasmd.sock"
-    return fallback_socket_folder(uid) / "wasmd.sock"
-
-
-def fallback_socket_folder(uid: int) -> Path:
-    """The socket's folder when nothing else names one: per user, not /tmp itself. The daemon
-    creates it 0700 and refuses one that another uid owns or others can write (listener.py),
-    so nobody else can pre-create or replace the socket path."""
-    return Path(f"/tmp/wasmd-{uid}")
 
 
 def allowed_uids(config: DaemonConfig, own_uid: int) -> frozenset[int]:

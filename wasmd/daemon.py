@@ -20,18 +20,18 @@ import anyio
 import anyio.abc
 from prometheus_client.registry import CollectorRegistry
 
-from .builtins import LOOP_BUILTINS, Builtins
+from .builtins import Builtins, builtin_methods, dispatch_tables
 from .config import DaemonConfig, allowed_gids, allowed_load_uids, allowed_uids, trust_policy
 from .discovery import is_utf8, printable
 from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
-from .loader import Loader, ReloadReport
+from .loader import Reconciler, ReloadReport
 from .loading import LoadBuiltins
 from .metrics import (
     WasmdCollector,
     collector_registry,
-    render,
+    render_answer,
     write_textfile_forever,
 )
 from .registry import Registry
@@ -50,7 +50,7 @@ class Daemon:
     """A running daemon, handed out by ``serve`` through ``task_status`` once it is ready."""
 
     def __init__(
-        self, registry: Registry, bus: EventBus, loader: Loader, notifier: Notifier | None
+        self, registry: Registry, bus: EventBus, loader: Reconciler, notifier: Notifier | None
     ) -> None:
         self.registry = registry
         self.bus = bus
@@ -97,7 +97,8 @@ class Daemon:
         report = await self.loader.reconcile(names)
         if names is None and self.notifier is not None:
             self.notifier.ready(self.status())
-        changed = {k: v for k, v in report.to_dict().items() if v and k != "unchanged"}
+        quiet = ("unchanged", "still_unloaded")  # nothing happened to these
+        changed = {k: v for k, v in report.to_dict().items() if v and k not in quiet}
         if names is None or changed:
             log.info("rescan: %s", changed or "nothing changed")
         return report
@@ -170,8 +171,8 @@ def _engines(config: DaemonConfig) -> Engines:
     return engines
 
 
-def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Loader:
-    return Loader(
+def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Reconciler:
+    return Reconciler(
         engines=engines,
         registry=Registry(),
         bus=bus,
@@ -225,6 +226,7 @@ def _server(
 ) -> RpcServer:
     """The RPC server: built-ins, dispatch to plug-ins, and the connection limits."""
     counters = ServerCounters()
+    loading = LoadBuiltins(daemon.loader, allowed_load_uids(config, os.getuid()))
     builtins = Builtins(
         daemon.registry,
         daemon.bus,
@@ -232,18 +234,22 @@ def _server(
         daemon.reload,
         engines.cache_stats,
         events_outbox_limit=config.events_outbox_limit,
-        metrics=lambda: render(metrics),
+        metrics=lambda: render_answer(metrics, config.max_message_size),
+        check_reload=loading.check_peer,
     )
     server: RpcServer
 
     def on_loop(func: Callable[..., object], *args: Any) -> None:
         server.on_loop(func, *args)
 
-    loading = LoadBuiltins(daemon.loader, allowed_load_uids(config, os.getuid()))
+    # wasmd.state and its kin (statecontrol.py): for the peers wasmd.load is for.
+    states = StateBuiltins(engines.states, daemon.registry, loading.check_peer)
+    methods = builtin_methods(builtins, loading) | states.methods()
+    handlers, on_loop_names = dispatch_tables(methods)
     dispatcher = Dispatcher(
         daemon.registry,
-        builtins.table() | loading.table() | _state_builtins(config, daemon, engines),
-        loop_builtins=LOOP_BUILTINS,
+        handlers,
+        loop_builtins=on_loop_names,
         on_loop=on_loop,
         spawn=tg.start_soon,
     )
@@ -262,12 +268,6 @@ def _server(
         allow_gids=allowed_gids(config),
     )
     return server
-
-
-def _state_builtins(config: DaemonConfig, daemon: Daemon, engines: Engines) -> dict[str, Any]:
-    """wasmd.state and its kin (statecontrol.py): allowed to the peers wasmd.load is."""
-    states = StateBuiltins(engines.states, daemon.registry, allowed_load_uids(config, os.getuid()))
-    return dict(states.table())
 
 
 def _listener(

@@ -1,4 +1,5 @@
-"""``wasmd state``: the command line of the state built-ins (statecontrol.py).
+"""``wasmd state``: the command line of the state built-ins (statecontrol.py); cli.py
+declares its arguments and loads this module only to run it.
 
 Client side only (no daemon modules): ``wasmd state`` lists the names that have state,
 ``wasmd state NAME`` its keys and their value sizes, ``--export FILE`` writes every key and
@@ -23,26 +24,6 @@ from .errors import ErrorCode, WasmdError
 
 class _Calls(Protocol):
     def call(self, method: str, *params: Any) -> Any: ...
-
-
-def add_state_command(commands: Any, common: argparse.ArgumentParser) -> None:
-    summary = (
-        "show a plug-in's durable state (its keys and value sizes), or the names that have "
-        "state; export, import or clear it (the uids of load_uids only)"
-    )
-    p = commands.add_parser("state", parents=[common], help=summary, description=summary)
-    p.add_argument("name", nargs="?", help="the plug-in's name (none: every name with state)")
-    action = p.add_mutually_exclusive_group()
-    action.add_argument(
-        "--clear", action="store_true", help="delete every key (kept until then, even unloaded)"
-    )
-    action.add_argument(
-        "--export", metavar="FILE", help="write every key and value to FILE (msgpack; - stdout)"
-    )
-    action.add_argument(
-        "--import", dest="import_file", metavar="FILE", help="set the keys an export holds"
-    )
-    p.add_argument("--replace", action="store_true", help="with --import: delete every key first")
 
 
 def state_command(client: _Calls, args: argparse.Namespace) -> Any:

@@ -12,11 +12,11 @@ plug-in's quota, none (``resource_exhausted``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
+from .builtins import Method
 from .discovery import name_problem
-from .dispatch import Builtin
 from .errors import ErrorCode, WasmdError
 from .manifest import StatePolicy
 from .registry import Registry
@@ -25,21 +25,26 @@ from .statestore import MAX_KEY, MAX_VALUE, SUFFIX, StateError, StateStores
 
 
 class StateBuiltins:
-    """The state built-ins of one daemon (``stores`` None: no state directory)."""
+    """The state built-ins of one daemon (``stores`` None: no state directory);
+    ``check_peer(session, method)`` refuses a peer ``load_uids`` does not list."""
 
     def __init__(
-        self, stores: StateStores | None, registry: Registry, load_uids: Collection[int]
+        self,
+        stores: StateStores | None,
+        registry: Registry,
+        check_peer: Callable[[Session, str], int],
     ) -> None:
         self.stores = stores
         self.registry = registry
-        self.load_uids = frozenset(load_uids)
+        self._check_peer = check_peer
 
-    def table(self) -> dict[str, Builtin]:
+    def methods(self) -> dict[str, Method]:
+        """Their entries in the built-ins' table (builtins.py): blocking, off the loop."""
         return {
-            "state": self.listing,
-            "state_export": self.export,
-            "state_import": self.import_,
-            "state_clear": self.clear,
+            "state": Method(self.listing),
+            "state_export": Method(self.export),
+            "state_import": Method(self.import_),
+            "state_clear": Method(self.clear),
         }
 
     def listing(self, session: Session, params: list[Any]) -> dict[str, Any]:
@@ -116,12 +121,7 @@ class StateBuiltins:
     # --- shared ---------------------------------------------------------------------------
 
     def _allowed(self, session: Session, method: str) -> StateStores:
-        uid = session.peer.uid
-        if uid not in self.load_uids:
-            raise WasmdError(
-                ErrorCode.PERMISSION_DENIED,
-                f"uid {uid} may not use wasmd.{method} (config load_uids)",
-            )
+        self._check_peer(session, method)
         if self.stores is None:
             raise WasmdError(ErrorCode.UNAVAILABLE, "this daemon keeps no state")
         return self.stores

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from wasmd.discovery import PluginSource
-from wasmd.loader import build_pool, take_snapshot
+from wasmd.loader import build_pool
 from wasmd.runtime import Engines, PluginPool, Ticket
+from wasmd.snapshot import take_snapshot
 from wasmd.statestore import StateStores
 
 from ..context import Context
