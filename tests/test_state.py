@@ -26,7 +26,7 @@ from wasmd.statestore import Namespace, StateError, StateStores, default_state_d
 
 from .conftest import running_daemon, serve_command, write_plugins
 from .helpers import replace_atomically, subscribe
-from .processes import reaped, until
+from .processes import reaped, until, wait_ready
 from .wat_state import COUNTER, PLAIN, SELF_CALLER
 
 LIMITS = "[state]\nmax_bytes = 4096\nmax_keys = 4\n"
@@ -248,14 +248,7 @@ def _daemon_process(
     command = serve_command(root / "plugins.d", "--socket", str(sock), "--config", str(config))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with reaped([*wrapper, *command], stderr=subprocess.PIPE, text=True, env=env) as p:
-        assert p.stderr is not None
-        seen = []
-        for line in p.stderr:  # readiness is announced on the log, not guessed
-            seen.append(line)
-            if "daemon.ready" in line:
-                break
-        else:
-            pytest.fail("daemon exited before ready:\n" + "".join(seen))
+        wait_ready(p)
         yield p, sock
 
 
