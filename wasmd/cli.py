@@ -563,6 +563,11 @@ def _serve(args: argparse.Namespace) -> int:
         watchdog_interval=watchdog_interval(os.environ),
     )
     refusal: SocketPathError | None = None
+    # This process is the daemon: it alone may set interpreter-wide settings (each thread's
+    # stack, the GIL's switch interval); an embedding program's serve() leaves them alone.
+    from .server import tune_interpreter
+
+    tune_interpreter()
     try:
         anyio.run(_serve_until_signalled, config, systemd)
     except* SocketPathError as group:

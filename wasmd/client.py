@@ -35,6 +35,9 @@ from .sync_client import (
     resolve_socket,
 )
 
+# How long one message's write may wait for the daemon to take it (see ``Client._send``).
+WRITE_TIMEOUT = 30.0
+
 if TYPE_CHECKING:
     from .events import LifecycleEvent
 
@@ -68,15 +71,7 @@ class Client:
         self._pending[msgid] = (done, slot)
         data = self._protocol.send(Request(msgid, method, list(params)))
         try:
-            async with self._send_lock:
-                try:
-                    await send_all(self._sock, data)
-                except OSError as exc:
-                    # The daemon may have refused us and closed first: the receive loop is
-                    # about to read its reason; give it a moment to arrive.
-                    with anyio.move_on_after(1):
-                        await self._closed.wait()
-                    raise self._failure or closed_error(exc.strerror or str(exc)) from None
+            await self._send(data)
             try:
                 await done.wait()
             except BaseException:
@@ -89,13 +84,33 @@ class Client:
             raise slot.pop(0)  # not through a local: its traceback will hold this frame
         return slot[1]
 
+    async def _send(self, data: bytes) -> None:
+        """Write one whole message. Cancelling the caller never leaves half of it on the
+        wire (the stream would be garbage from there on): the write is shielded, and one
+        that the daemon does not take within ``WRITE_TIMEOUT`` fails the connection."""
+        with anyio.CancelScope(shield=True):
+            async with self._send_lock:
+                if self._failure is not None:
+                    raise self._failure
+                try:
+                    with anyio.fail_after(WRITE_TIMEOUT):
+                        await send_all(self._sock, data)
+                except TimeoutError:
+                    self._fail(closed_error("the daemon took no bytes for a whole write"))
+                    raise self._failure or closed_error("write timed out") from None
+                except OSError as exc:
+                    # The daemon may have refused us and closed first: the receive loop is
+                    # about to read its reason; give it a moment to arrive.
+                    with anyio.move_on_after(1):
+                        await self._closed.wait()
+                    raise self._failure or closed_error(exc.strerror or str(exc)) from None
+
     async def _cancel_remote(self, msgid: int) -> None:
         """Tell the daemon to stop a call we no longer wait for (best effort, bounded)."""
         data = self._protocol.send(Notification("wasmd.cancel", [msgid]))
         with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-            async with self._send_lock:
-                with contextlib.suppress(OSError):
-                    await send_all(self._sock, data)
+            with contextlib.suppress(OSError, WasmdError):
+                await self._send(data)
 
     async def ping(self) -> str:
         return str(await self.call("wasmd.ping"))
@@ -128,6 +143,13 @@ class Client:
             await self.subscribe(prefixes)
         async for event in self._event_receive:
             yield event
+
+    async def next_event(self) -> LifecycleEvent:
+        """The next lifecycle event (after ``subscribe``)."""
+        try:
+            return await self._event_receive.receive()
+        except anyio.EndOfStream:
+            raise self._failure or closed_error("end of stream") from None
 
     async def _receive_loop(self) -> None:
         protocol = self._protocol

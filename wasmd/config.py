@@ -64,6 +64,9 @@ class DaemonConfig:
     # Bytes of unfinished messages held across all connections; past it, the connection
     # whose message grows is closed.
     max_buffered: int = 256 * MiB
+    # Bytes of answers written for peers that have not read them, across all connections;
+    # past it, the connection whose answer would go over is closed (its answers dropped).
+    max_unread: int = 256 * MiB
     allow_uids: tuple[int, ...] | None = None  # None -> the daemon's own uid (and root)
     allow_gids: tuple[int, ...] = ()
     allow_groups: tuple[str, ...] = ()  # group names, resolved when the daemon starts
@@ -168,7 +171,7 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = check.size(value, key, 1 * KiB, 1 * GiB)
         elif key == "cache_max_size":
             out[key] = check.size(value, key, 1 * MiB, 1024 * GiB)
-        elif key in ("max_buffered", "max_module_size"):
+        elif key in ("max_buffered", "max_unread", "max_module_size"):
             out[key] = check.size(value, key, 1 * KiB, 64 * GiB)
         elif key == "events_outbox_limit":
             out[key] = check.size(value, key, 0, 1 * GiB)

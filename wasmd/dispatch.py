@@ -15,10 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .calls import PoolClosed, Respond, Ticket
 from .errors import ErrorCode, WasmdError, echo
 from .peers import supplementary_groups
 from .registry import Registry
-from .runtime import PoolClosed, Respond, Ticket
 from .server import Session
 from .values import show_value
 
@@ -42,6 +42,7 @@ Builtin = Callable[[Session, list[Any]], Any]
 Spawn = Callable[..., object]
 OnLoop = Callable[..., None]
 
+
 # A reload swaps a version in between a call's look-up and its start at most this often in a
 # row before the call gives up with ``unavailable``.
 LOOKUP_ATTEMPTS = 3
@@ -54,14 +55,21 @@ class Dispatcher:
         builtins: dict[str, Builtin],
         *,
         loop_builtins: frozenset[str] = frozenset(),
+        control: frozenset[str] = frozenset(),
         on_loop: OnLoop | None = None,
         spawn: Spawn | None = None,
     ) -> None:
         self.registry = registry
         self.builtins = builtins
         self.loop_builtins = loop_builtins
+        self.control = control
         self.on_loop = on_loop
         self.spawn = spawn
+
+    def is_control(self, method: str) -> bool:
+        """Whether ``method`` is control traffic: a built-in run even past a connection's
+        in-flight limit (see session.py)."""
+        return method.startswith("wasmd.") and method[6:] in self.control
 
     def __call__(
         self, session: Session, method: str, params: list[Any], ticket: Ticket, respond: Respond

@@ -320,6 +320,12 @@ class Connection:
         return held
 
     @property
+    def consumed(self) -> int:
+        """Bytes of the stream taken by complete messages so far (a message's size is the
+        difference across the ``next_event`` that returned it)."""
+        return self._start
+
+    @property
     def closed(self) -> bool:
         """True once the peer's EOF (``receive_data(b"")``) was seen."""
         return self._closed

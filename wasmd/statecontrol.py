@@ -39,12 +39,13 @@ class StateBuiltins:
         self._check_peer = check_peer
 
     def methods(self) -> dict[str, Method]:
-        """Their entries in the built-ins' table (builtins.py): blocking, off the loop."""
+        """Their entries in the built-ins' table (builtins.py): off the loop, and not control
+        traffic: each may wait for a running call and read or write a whole database."""
         return {
-            "state": Method(self.listing),
-            "state_export": Method(self.export),
-            "state_import": Method(self.import_),
-            "state_clear": Method(self.clear),
+            "state": Method(self.listing, control=False),
+            "state_export": Method(self.export, control=False),
+            "state_import": Method(self.import_, control=False),
+            "state_clear": Method(self.clear, control=False),
         }
 
     def listing(self, session: Session, params: list[Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,7 @@ class SyncClient:
         self._msgids = itertools.count()
         self._results: dict[int, Response] = {}
         self._events: list[LifecycleEvent] = []
+        self._subscribed = False
 
     def call(self, method: str, *params: Any) -> Any:
         msgid = next(self._msgids) & 0xFFFFFFFF
@@ -83,6 +85,20 @@ class SyncClient:
             raise WasmdError.from_wire(response.error)
         return response.result
 
+    # The same methods as the async Client (tests/test_client.py keeps them so).
+
+    def ping(self) -> str:
+        return str(self.call("wasmd.ping"))
+
+    def list(self) -> list[dict[str, Any]]:
+        return list(self.call("wasmd.list"))
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return dict(self.call("wasmd.describe", name))
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.call("wasmd.stats"))
+
     def load_path(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Have the daemon load the plug-in file or folder at ``path`` (``wasmd.load``)."""
         return dict(self.call("wasmd.load", absolute_path(path)))
@@ -90,6 +106,18 @@ class SyncClient:
     def unload(self, name: str) -> dict[str, Any]:
         """Have the daemon drain and remove plug-in NAME (``wasmd.unload``)."""
         return dict(self.call("wasmd.unload", name))
+
+    def subscribe(self, prefixes: Sequence[str] = ()) -> None:
+        """Ask for lifecycle events whose type starts with one of ``prefixes`` (all if none)."""
+        self.call("wasmd.subscribe", *([list(prefixes)] if prefixes else []))
+        self._subscribed = True
+
+    def events(self, prefixes: Sequence[str] = ()) -> Iterator[LifecycleEvent]:
+        """Yield lifecycle events as they come, subscribing first unless ``subscribe`` was."""
+        if not self._subscribed:
+            self.subscribe(prefixes)
+        while True:
+            yield self.next_event()
 
     def next_event(self) -> LifecycleEvent:
         """Block until the next lifecycle event (after ``call("wasmd.subscribe")``)."""

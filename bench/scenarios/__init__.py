@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..context import Context
 from ..report import Row
-from . import idle, inprocess, nats, ping, reload, roundtrip, scaling, startup, state
+from . import hammer, idle, inprocess, nats, ping, reload, roundtrip, scaling, startup, state
 
 Scenario = Callable[[Context], list[Row]]
 
@@ -21,5 +21,6 @@ SCENARIOS: tuple[tuple[str, str, Scenario], ...] = (
     ("7", "ping under spinning guests", ping.run),
     ("8", "idle connections", idle.run),
     ("9", "NATS bridge", nats.run),
-    ("10", "durable state per call", state.run),
+    ("10", "ping under a hammered instance", hammer.run),
+    ("11", "durable state per call", state.run),
 )

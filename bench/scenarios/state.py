@@ -1,4 +1,4 @@
-"""Scenario 10: what durable state costs a call (issue 26).
+"""Scenario 11: what durable state costs a call (issue 26).
 
 Each row is ``PluginPool.call`` on the calling thread, as in 3d, of an export that reads a
 counter, adds one and writes it back:
@@ -99,7 +99,7 @@ def run(ctx: Context) -> list[Row]:
                 "d": ctx.pick(5000, 1000),
             }
             measures = dict(zip("abcd", map(_calls, pools), strict=True))
-            ctx.say(f"10: {ctx.rounds} rounds of {calls} calls")
+            ctx.say(f"11: {ctx.rounds} rounds of {calls} calls")
             samples: dict[str, list[float]] = {key: [] for key in measures}
             keys = list(measures)
             for round_ in range(ctx.rounds):
@@ -114,20 +114,20 @@ def run(ctx: Context) -> list[Row]:
                     pool.plugin.state.close()
     s = {key: Spread.of(values) for key, values in samples.items()}
     base = s["a"]
-    rows = [Row("10a", "counter in instance memory (no state)", "us", base)]
+    rows = [Row("11a", "counter in instance memory (no state)", "us", base)]
     for key, sync, survives in (("b", "normal", "kill -9"), ("c", "full", "power loss")):
-        row = Row(f"10{key}", f"kv_get + kv_set, state_sync = {sync}", "us", s[key], base)
-        row.baseline_name = "no state (10a)"
+        row = Row(f"11{key}", f"kv_get + kv_set, state_sync = {sync}", "us", s[key], base)
+        row.baseline_name = "no state (11a)"
         row.ratio = s[key].median / base.median
         row.ratio_means = "per-call time with a committed kv_get + kv_set / without state"
         row.notes.append(
             f"{1e6 / s[key].median:,.0f} commits/s on one thread; an answer survives {survives}"
         )
         rows.append(row)
-    crossing = Row("10d", "the same imports, no store (answer at once)", "us", s["d"], base)
-    crossing.baseline_name = "no state (10a)"
+    crossing = Row("11d", "the same imports, no store (answer at once)", "us", s["d"], base)
+    crossing.baseline_name = "no state (11a)"
     crossing.ratio = s["d"].median / base.median
     crossing.ratio_means = "per-call time with two host imports that answer at once / none"
-    crossing.notes.append("the host-import crossing alone: the rest of 10b is SQLite")
+    crossing.notes.append("the host-import crossing alone: the rest of 11b is SQLite")
     rows.append(crossing)
     return rows

@@ -35,10 +35,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..calls import PoolClosed, Ticket
 from ..errors import ErrorCode, WasmdError
 from ..values import show_value
 from .host import PluginCalls
-from .pool import PoolClosed, Ticket
 from .traps import forget_traceback
 
 if TYPE_CHECKING:
