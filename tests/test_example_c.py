@@ -265,3 +265,14 @@ async def test_counter_is_refused_past_its_quota_without_a_trap(
             error = await guest_error(client, "counter.remember", "b", 2)
             assert error.message == "over the state quota"
             assert await client.call("counter.incr") == 2  # the same instance, no trap
+
+
+async def test_sdk_state_helpers(short_tmp: Path, selftest_wasm: bytes) -> None:
+    async with running_daemon(
+        short_tmp, {"sdk.wasm": selftest_wasm}, state_dir=short_tmp / "state"
+    ) as daemon:
+        async with daemon.client() as client:
+            # 2 - 1; 300 bytes read back whole (the second, larger read), last byte 299 % 256;
+            # "k" deleted (1) then absent (-1); a key of 1,025 bytes: KV_TOO_LARGE (-4)
+            assert await client.call("sdk.state") == [1, 300, 43, 1, -1, -4]
+            assert (await client.call("sdk.state"))[0] == 2  # committed: the count goes on
