@@ -230,3 +230,13 @@ async def test_sum_streams_running_totals_and_push_lengths(
                 await lengths.push_end()
                 assert [n async for n in lengths] == [0, 6, 5000]
             assert lengths.result == 3
+
+
+async def test_sdk_keeps_durable_state(short_tmp: Path, selftest_wasm: bytes) -> None:
+    async with running_daemon(
+        short_tmp, {"sdk.wasm": selftest_wasm}, state_dir=short_tmp / "state"
+    ) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("sdk.state") == [2, "value", True, ["k", "k2"], "TooLarge"]
+            # Committed: the count goes on; "k" stays deleted until set again.
+            assert (await client.call("sdk.state"))[0] == 4

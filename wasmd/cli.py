@@ -233,6 +233,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "loaded again",
     )
     p.add_argument("name")
+    _add_state_command(command)
     p = command(
         "check",
         "check a plug-in offline, without a daemon: its manifest, ABI, the methods it can be "
@@ -256,6 +257,27 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_remote_commands(command)
     return parser
+
+
+def _add_state_command(command: Any) -> None:
+    """`wasmd state`: its module (statecli.py) loads only when it runs."""
+    p = command(
+        "state",
+        "show a plug-in's durable state (its keys and value sizes), or the names that have "
+        "state; export, import or clear it (the uids of load_uids only)",
+    )
+    p.add_argument("name", nargs="?", help="the plug-in's name (none: every name with state)")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument(
+        "--clear", action="store_true", help="delete every key (kept until then, even unloaded)"
+    )
+    action.add_argument(
+        "--export", metavar="FILE", help="write every key and value to FILE (msgpack; - stdout)"
+    )
+    action.add_argument(
+        "--import", dest="import_file", metavar="FILE", help="set the keys an export holds"
+    )
+    p.add_argument("--replace", action="store_true", help="with --import: delete every key first")
 
 
 def _add_remote_commands(command: Any) -> None:
@@ -456,6 +478,8 @@ def _client_command(args: argparse.Namespace) -> int:
                     print(_format_event(event, as_json=args.json), flush=True)
             except KeyboardInterrupt:
                 return EXIT_OK
+        if args.command == "state":
+            return _state(client, args)
         method, params = _request_for(args)
         if args.command == "call" and args.stream:
             return _call_stream(client, args, method, params)
@@ -495,6 +519,15 @@ def _one_line(value: Any) -> str:
     """A chunk as a person reads it: text as text (bytes too, if UTF-8), the rest as JSON."""
     text = _jsonable(value)
     return text if isinstance(text, str) else _dumps(text)
+
+
+def _state(client: Any, args: argparse.Namespace) -> int:
+    from .statecli import print_state, state_command
+
+    result = state_command(client, args)  # None: an export, written already
+    if result is not None:
+        _print_json(result) if args.json else print_state(result)
+    return EXIT_OK
 
 
 # `wasmd list`'s columns (name, version, ABI, state) are at least this wide, and as wide as

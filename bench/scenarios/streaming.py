@@ -1,4 +1,4 @@
-"""Scenario 11: streaming calls. How many chunks a second does one ``wasmd.stream`` call
+"""Scenario 12: streaming calls. How many chunks a second does one ``wasmd.stream`` call
 deliver, against how many plain calls a second the same connection makes?
 
 A plug-in's ``ones(n)`` sends n one-byte chunks. One client (the bench's raw ``RpcClient``,
@@ -56,13 +56,13 @@ def run(ctx: Context) -> list[Row]:
         ctx.subdir("streaming"), {"bench.wat": plugins.STREAMER, "bench.toml": MANIFEST}
     ) as server:
         with RpcClient(server.socket, timeout=60) as client:
-            ctx.say(f"11: {ctx.rounds} rounds x {chunks} chunks / {calls} plain calls")
+            ctx.say(f"12: {ctx.rounds} rounds x {chunks} chunks / {calls} plain calls")
             for _ in range(ctx.rounds):
                 streamed.append(_chunks_per_second(client, chunks))
                 plain.append(_calls_per_second(client, calls))
     w, b = Spread.of(streamed), Spread.of(plain)
     row = Row(
-        "11",
+        "12",
         "streamed chunks/s vs plain calls/s",
         "per s",
         w,

@@ -390,13 +390,12 @@ def write_guest_bytes(caller: wasmtime.Caller, data: bytes) -> int:
     return (ptr << 32) | len(data)
 
 
-# name -> (params, results, factory)
-HOST_IMPORTS: dict[
-    str,
-    tuple[
-        list[wasmtime.ValType], list[wasmtime.ValType], Callable[[HostContext], Callable[..., Any]]
-    ],
-] = {
+# One import: (params, results, factory)
+ImportSpec = tuple[
+    list[wasmtime.ValType], list[wasmtime.ValType], Callable[[HostContext], Callable[..., Any]]
+]
+# name -> its ImportSpec
+HOST_IMPORTS: dict[str, ImportSpec] = {
     "log": ([_I32, _I32, _I32], [], _log),
     "emit": ([_I32, _I32], [], _emit),
     "error": ([_I32, _I32], [], _error),
@@ -412,14 +411,20 @@ HOST_DEFINERS: dict[
 ] = {}
 
 
-def define_host_imports(linker: wasmtime.Linker, module: wasmtime.Module, ctx: HostContext) -> None:
-    """Define the ``wasmd`` imports ``module`` uses; a wrong signature fails the load."""
+def define_host_imports(
+    linker: wasmtime.Linker,
+    module: wasmtime.Module,
+    ctx: HostContext,
+    table: dict[str, ImportSpec] = HOST_IMPORTS,
+) -> None:
+    """Define the ``wasmd`` imports of ``table`` that ``module`` uses; a wrong signature fails
+    the load. (The state imports have their own table, in kv.py.)"""
     for item in module.imports:
         # Extism plug-ins' own host functions come from extism:host/user: where a name
         # agrees with one of ours (and its type too), it gets ours; else a trapping stub.
-        if item.module not in ("wasmd", "extism:host/user") or item.name not in HOST_IMPORTS:
+        if item.module not in ("wasmd", "extism:host/user") or item.name not in table:
             continue
-        params, results, factory = HOST_IMPORTS[item.name]
+        params, results, factory = table[item.name]
         expected = wasmtime.FuncType(params, results)
         actual = item.type
         matches = isinstance(actual, wasmtime.FuncType) and (
@@ -434,7 +439,7 @@ def define_host_imports(linker: wasmtime.Linker, module: wasmtime.Module, ctx: H
                 f"import wasmd::{item.name} must be a function "
                 f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})",
             )
-        definer = HOST_DEFINERS.get(item.name)
+        definer = HOST_DEFINERS.get(item.name) if table is HOST_IMPORTS else None
         if definer is not None and definer(linker, item.module, item.name, expected, ctx):
             continue
         linker.define_func(item.module, item.name, expected, factory(ctx), access_caller=True)

@@ -1,6 +1,7 @@
 // asdemo: a wasmd plug-in in AssemblyScript, using the msgpack ABI through
 // sdk/assemblyscript/wasmd.ts. Methods: asdemo.upper, asdemo.add, asdemo.fail, and
-// asdemo.countdown and asdemo.sizes, which stream (`wasmd call --stream`).
+// asdemo.countdown and asdemo.sizes, which stream (`wasmd call --stream`), and
+// asdemo.tally and asdemo.note, which keep their data in wasmd's durable state.
 //
 // Build (from examples/assemblyscript, after `npm install`; see build.py for why):
 //
@@ -15,6 +16,11 @@ import {
   fail as failCall,
   hasFailed,
   intParam,
+  kvAdd,
+  kvGetValue,
+  kvKeys,
+  kvSetValue,
+  kvStatus,
   numberParam,
   param,
   recv,
@@ -105,4 +111,41 @@ function sizesImpl(params: Value[]): Value {
     count++;
   }
   return Value.fromI64(count);
+}
+
+/** `[]` or `[by]` -> the count kept in wasmd's durable state after adding `by` (1): it
+ *  survives traps, reloads and restarts. */
+export function tally(ptr: usize, len: usize): i64 {
+  return call(ptr, len, tallyImpl);
+}
+
+function tallyImpl(params: Value[]): Value {
+  const by = params.length > 0 ? intParam(params, 0) : 1;
+  if (hasFailed()) return Value.nil();
+  const total = kvAdd("tally", by);
+  if (kvStatus() != 0) return failCall("state refused: " + kvStatus().toString());
+  return Value.fromI64(total);
+}
+
+/** `[key, value]` keeps any value under "note:KEY" (answers nil); `[key]` answers it (nil if
+ *  nothing is kept); `[]` answers the keys kept, in byte order. */
+export function note(ptr: usize, len: usize): i64 {
+  return call(ptr, len, noteImpl);
+}
+
+function noteImpl(params: Value[]): Value {
+  if (params.length == 0) {
+    const keys = kvKeys("note:");
+    const names = new Array<Value>(keys.length);
+    for (let i = 0; i < keys.length; i++) names[i] = Value.fromString(keys[i].substring(5));
+    return Value.array(names);
+  }
+  const key = "note:" + stringParam(params, 0);
+  if (hasFailed()) return Value.nil();
+  if (params.length > 1) {
+    if (kvSetValue(key, params[1]) != 0) return failCall("state refused: " + kvStatus().toString());
+    return Value.nil();
+  }
+  const kept = kvGetValue(key);
+  return kept === null ? Value.nil() : kept;
 }
