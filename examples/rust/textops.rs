@@ -10,8 +10,9 @@
 //!
 //! A `cdylib` is a WASI reactor: it has no `_start`, so wasmd detects the msgpack ABI from
 //! the `wasmd_alloc` export. Methods: `textops.reverse`, `textops.count`, `textops.echo`,
-//! `textops.greet`, `textops.fail`, and two that stream (`wasmd call --stream`):
-//! `textops.words` and `textops.upper`.
+//! `textops.greet`, `textops.fail`; two that stream (`wasmd call --stream`),
+//! `textops.words` and `textops.upper`; and two that keep durable state, `textops.tally` and
+//! `textops.note`.
 
 #[path = "../../sdk/rust/wasmd.rs"]
 mod wasmd;
