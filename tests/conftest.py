@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,15 +127,17 @@ async def running_daemon(
     *,
     watch: bool | None = None,
     force_polling: bool = False,
+    extra_dirs: Sequence[Path] = (),
     **config: Any,
 ) -> AsyncIterator[RunningDaemon]:
-    """Start the real daemon on a real socket in this event loop; stop it on exit. It compiles
-    through the session's compile cache unless ``cache_dir`` says otherwise.
+    """Start the real daemon on a real socket in this event loop; stop it on exit.
+    ``extra_dirs`` come after ``root/plugins.d`` on the search path. It compiles through the
+    session's compile cache unless ``cache_dir`` says otherwise.
 
-    It watches its plug-in folder if ``watch`` (or ``force_polling``) says so. Left unsaid, it
+    It watches its plug-in folders if ``watch`` (or ``force_polling``) says so. Left unsaid, it
     does not, since most tests change no plug-in file while it runs and stopping a watch
     waits out a watchfiles step (10 ms, a few seconds over the suite); a test that leaves it
-    unsaid and changes the plug-in folder all the same fails, so that none passes for want of
+    unsaid and changes a plug-in folder all the same fails, so that none passes for want of
     a watcher."""
     plugins_dir = root / "plugins.d"
     write_plugins(plugins_dir, plugins)
@@ -143,14 +145,15 @@ async def running_daemon(
     config.setdefault("cache_dir", _session_cache)
     daemon_config = DaemonConfig(
         socket=socket_path,
-        plugin_dirs=(plugins_dir,),
+        plugin_dirs=(plugins_dir, *extra_dirs),
         watch=force_polling if watch is None else watch,
         poll=force_polling,
         **config,
     )
-    before = _folder_state(plugins_dir) if watch is None and not force_polling else None
+    folders = (plugins_dir, *extra_dirs)
+    before = _folders_state(folders) if watch is None and not force_polling else None
     unwatched_change = (
-        "the test changed the plug-in folder while an unwatched daemon ran: pass watch=True "
+        "the test changed a plug-in folder while an unwatched daemon ran: pass watch=True "
         "(or watch=False if the daemon must not see the change)"
     )
     async with anyio.create_task_group() as tg:
@@ -158,19 +161,19 @@ async def running_daemon(
         try:
             yield RunningDaemon(socket_path, plugins_dir, info)
         except BaseException as exc:
-            if before is not None and _folder_state(plugins_dir) != before:
+            if before is not None and _folders_state(folders) != before:
                 exc.add_note(unwatched_change)  # most likely why it waited in vain
             raise
         finally:
             tg.cancel_scope.cancel()
-    if before is not None and _folder_state(plugins_dir) != before:
+    if before is not None and _folders_state(folders) != before:
         raise AssertionError(unwatched_change)
 
 
-def _folder_state(folder: Path) -> set[tuple[str, int, int, int]]:
-    """Every entry under ``folder`` (not following links): its path, inode, mtime and size."""
+def _folders_state(folders: Sequence[Path]) -> set[tuple[str, int, int, int]]:
+    """Every entry under ``folders`` (not following links): its path, inode, mtime and size."""
     state = set()
-    for parent, dirs, files in os.walk(folder):
+    for parent, dirs, files in (step for folder in folders for step in os.walk(folder)):
         for name in dirs + files:
             path = os.path.join(parent, name)
             st = os.lstat(path)

@@ -14,7 +14,8 @@ import anyio.abc
 import msgpack
 import pytest
 
-from wasmd import Client, ErrorCode
+from wasmd import Client, ErrorCode, WasmdError
+from wasmd.errors import ECHO_LIMIT, MESSAGE_LIMIT, echo
 
 from .conftest import running_daemon
 from .other_uid import needs_root_and_setpriv, run_python_as
@@ -246,3 +247,70 @@ async def test_root_keeps_a_reserve_of_connections(short_tmp: Path) -> None:
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def test_echo_quotes_at_most_a_bounded_part_of_client_input() -> None:
+    assert echo("math.add") == "'math.add'"
+    shown = echo("x" * (15 * 1024 * 1024))
+    assert len(shown) < ECHO_LIMIT + 40
+    assert shown.endswith(f"... ({15 * 1024 * 1024} in all)")
+    assert len(echo(list(range(10_000)))) <= ECHO_LIMIT + 3
+
+
+def test_an_error_message_is_bounded_whatever_went_into_it() -> None:
+    message = WasmdError(ErrorCode.INVALID_PARAMS, "y" * (MESSAGE_LIMIT * 3)).message
+    assert len(message) < MESSAGE_LIMIT + 64
+    assert message.endswith(f"(cut: {MESSAGE_LIMIT * 3} characters in all)")
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        pytest.param("x" * (15 * 1024 * 1024), id="no-dot"),
+        pytest.param("arith." + "y" * (15 * 1024 * 1024), id="no-such-export"),
+        pytest.param("z" * (15 * 1024 * 1024) + ".add", id="no-such-plugin"),
+        pytest.param("wasmd." + "w" * (15 * 1024 * 1024), id="no-such-builtin"),
+    ],
+)
+async def test_a_huge_method_name_is_not_sent_back_whole(short_tmp: Path, method: str) -> None:
+    """Issue 22 item 10: a 15 MiB method name came back whole inside the error message."""
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as refused:
+                await client.call(method)
+            assert await client.call("wasmd.ping") == "pong"
+    assert refused.value.code == ErrorCode.METHOD_NOT_FOUND
+    assert len(refused.value.message) < 2 * ECHO_LIMIT + 200, refused.value.message[:300]
+
+
+async def test_answers_unread_across_connections_are_bounded(short_tmp: Path) -> None:
+    """Peers that ask for big answers and never read them: the answers held for them stay
+    under max_unread across all connections (each connection's own outbox limit is 4 MiB),
+    the connection whose answer would go over is closed, and others are served."""
+    limit = 2 * 2**20
+    plugins = {"many.wat": MANY_EXPORTS, "arith.wat": ARITH}
+    async with running_daemon(short_tmp, plugins, max_unread=limit) as daemon:
+        server = daemon.info.server
+        assert server is not None
+        flood = b"".join(_request(i, "wasmd.describe", "many") for i in range(60))
+        async with contextlib.AsyncExitStack() as stack:
+            greedy = [
+                await stack.enter_async_context(await anyio.connect_unix(daemon.socket))
+                for _ in range(4)
+            ]
+            for stream in greedy:
+                await stream.send(flood)  # 60 answers of over 100 KB each, never read
+            async with daemon.client() as client:
+                for _ in range(20):
+                    assert await client.call("arith.add", 1, 2) == 3
+                    assert server.unread_bytes <= limit
+            closed = 0
+            with anyio.fail_after(20):
+                for stream in greedy:
+                    try:
+                        while await stream.receive():
+                            pass
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        closed += 1
+            assert closed == 4
+        assert server.unread_bytes == 0

@@ -216,3 +216,30 @@ def test_pull_sources_pulls_each_and_reports_the_worst(
     assert "absent:1 failed (not_found)" in err
     assert out.startswith(f"pulled: {local_registry.host}/wasm/math:1 -> {into / 'calc.wasm'}")
     assert sorted(p.name for p in into.iterdir()) == ["calc.wasm"]
+
+
+async def test_pull_pin_pins_the_manifest_it_brings(
+    short_tmp: Path, local_registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Under require_pinned a manifest must be vouched for too (wasmd/trust.py): `--pin`
+    records the pulled manifest's sha256 in [manifest_sha256] beside the module's."""
+    ref = f"{local_registry.host}/plugins/math:2"
+    path = module(short_tmp / "author", ADD)
+    path.with_suffix(".toml").write_text("[plugin]\ntimeout_ms = 500\n")
+    push_json(path, ref, capsys)
+    trust = short_tmp / "trust.toml"
+    config = short_tmp / "wasmd.toml"
+    config.write_text(f'trust_file = "{trust}"\nrequire_pinned = true\n')
+    async with running_daemon(
+        short_tmp / "host", {}, trust_file=trust, require_pinned=True
+    ) as daemon:
+        pull = ["pull", ref, "--into", str(daemon.plugins_dir), "--plain-http", "--pin"]
+        async with daemon.client() as client:
+            events = await subscribe(client)
+            code, _, err = await anyio.to_thread.run_sync(
+                cli, [*pull, "--config", str(config)], capsys
+            )
+            assert code == 0, err
+            assert (await events.next())["type"] == "plugin.loaded"
+            assert await client.call("math.add", 2, 3) == 5
+    assert "[manifest_sha256]" in trust.read_text()

@@ -1,40 +1,42 @@
 """The command line: it parses, calls the library, and prints. No logic lives only here.
 
-A client command (everything but ``serve`` and ``check``) imports only the client side
-(``wasmd.client``: the protocol, msgpack, anyio); the daemon's modules (wasmtime,
-watchfiles) load inside ``_serve`` and ``_check``, so ``wasmd call`` starts quickly
-(bench/cli_startup.py measures it).
+A client command (everything but ``serve`` and ``check``) imports only the blocking client
+(``wasmd.sync_client``: the protocol, msgpack, a plain socket; no anyio, no dataclasses); the
+daemon's modules (wasmtime, watchfiles, anyio, logging) load inside ``_serve`` and
+``_check``, so ``wasmd call`` starts within 40 ms of bare Python (bench/cli_startup.py
+measures it; tests/test_cli_output.py pins the modules it loads).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import json
-import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import anyio
-import anyio.abc
-
-from .errors import ConfigError, ErrorCode, SocketPathError, WasmdError
+from .errors import ConfigError, SocketPathError, WasmdError, error_name
 
 if TYPE_CHECKING:
+    import logging
+    import socket
+
+    import anyio.abc
+
     from .config import DaemonConfig
     from .daemon import Daemon
+    from .sync_client import SyncClient
     from .systemd import Notifier
 
 # 1: the daemon answered with an error (or a command plug-in exited non-zero), or the
 # check found problems; 2: the command line or a config file is wrong; 3: no daemon answers;
 # 4: `check` has warnings (the plug-in loads, but has no callable methods).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_WARNING = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # `wasmd call --stream` stopped by Ctrl-C (128 + SIGINT)
 
 DESCRIPTION = """\
 wasmd runs WebAssembly plug-ins for local programs: `wasmd serve` starts the daemon, which
@@ -99,11 +101,9 @@ def _format_event(event: dict[str, Any], *, as_json: bool) -> str:
 
 
 def _error_json(error: WasmdError) -> dict[str, Any]:
-    code = error.code
-    name = code.name.lower() if isinstance(code, ErrorCode) else "unknown"
-    return {
-        "error": {"code": int(code), "name": name, "message": error.message, "data": error.data}
-    }
+    code = int(error.code)
+    name = error_name(code)
+    return {"error": {"code": code, "name": name, "message": error.message, "data": error.data}}
 
 
 def _report_error(error: WasmdError, *, as_json: bool, exit_code: int) -> int:
@@ -184,6 +184,19 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("method", help="PLUGIN.FUNCTION (see `wasmd list`)")
     p.add_argument("args", nargs="*", help="arguments, each JSON (42, 1.5, true, [1]) or a string")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="call it as a stream: print each chunk it sends on a line of its own as it "
+        "arrives, then its result; Ctrl-C cancels it",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --stream: chunks the daemon may send ahead of what was printed",
+    )
 
     command("list", "list the plug-ins: name, version, ABI, state and callable functions")
     p = command(
@@ -220,14 +233,51 @@ def _build_parser() -> argparse.ArgumentParser:
         "loaded again",
     )
     p.add_argument("name")
+    _add_state_command(command)
     p = command(
         "check",
         "check a plug-in offline, without a daemon: its manifest, ABI, the methods it can be "
         "called with and their signatures, what it is granted, its limits",
     )
     p.add_argument("path", type=Path, help="a .wasm or .wat file, or a plug-in folder")
+    p.add_argument(
+        "--config",
+        help="the daemon config whose pins and signing keys apply (default: $WASMD_CONFIG, "
+        "/etc/wasmd/wasmd.toml if it exists)",
+    )
+    p = command(
+        "sign",
+        "sign a plug-in (its name, module, manifest and a serial) for daemons whose "
+        "signing_keys hold the key's public half; writes NAME.wasm.sig (docs/security.md)",
+    )
+    p.add_argument("path", type=Path, help="a .wasm or .wat file, or a plug-in folder")
+    p.add_argument("--key", type=Path, required=True, help="ed25519 private key, PEM")
+    p.add_argument(
+        "--serial", type=int, required=True, help="this version's number: never lower than the last"
+    )
     _add_remote_commands(command)
     return parser
+
+
+def _add_state_command(command: Any) -> None:
+    """`wasmd state`: its module (statecli.py) loads only when it runs."""
+    p = command(
+        "state",
+        "show a plug-in's durable state (its keys and value sizes), or the names that have "
+        "state; export, import or clear it (the uids of load_uids only)",
+    )
+    p.add_argument("name", nargs="?", help="the plug-in's name (none: every name with state)")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument(
+        "--clear", action="store_true", help="delete every key (kept until then, even unloaded)"
+    )
+    action.add_argument(
+        "--export", metavar="FILE", help="write every key and value to FILE (msgpack; - stdout)"
+    )
+    action.add_argument(
+        "--import", dest="import_file", metavar="FILE", help="set the keys an export holds"
+    )
+    p.add_argument("--replace", action="store_true", help="with --import: delete every key first")
 
 
 def _add_remote_commands(command: Any) -> None:
@@ -337,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "sign":
+            return _sign(args)
         if args.command in ("bridge", "pull", "push"):
             from .remote_cli import run_remote_command
 
@@ -356,8 +408,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from .check import check_lines, check_plugin, problem_lines
+    from .config import config_path_from_env, load_config, trust_policy
 
-    report = check_plugin(args.path)
+    # The daemon's pins and keys apply, so check says what the daemon would.
+    config = load_config(config_path_from_env(args.config, os.environ))
+    report = check_plugin(args.path, trust_policy(config))
     if args.json:
         _print_json(report.to_dict())
     elif report.ok:
@@ -367,6 +422,19 @@ def _check(args: argparse.Namespace) -> int:
     if not report.ok:
         return EXIT_FAILED
     return EXIT_WARNING if report.warnings else EXIT_OK
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from .errors import PluginLoadError
+    from .signature import sign_plugin
+
+    try:
+        written = sign_plugin(args.path, args.key.read_bytes(), args.serial)
+    except (OSError, ValueError, PluginLoadError) as exc:
+        print(f"wasmd: cannot sign {args.path}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(written)
+    return EXIT_OK
 
 
 def _request_for(args: argparse.Namespace) -> tuple[str, list[Any]]:
@@ -395,7 +463,7 @@ def _command_failed(method: str, result: Any) -> bool:
 
 
 def _client_command(args: argparse.Namespace) -> int:
-    from .client import SyncClient
+    from .sync_client import SyncClient  # not .client: a client command needs no anyio
 
     try:
         client = SyncClient(args.socket)
@@ -410,7 +478,11 @@ def _client_command(args: argparse.Namespace) -> int:
                     print(_format_event(event, as_json=args.json), flush=True)
             except KeyboardInterrupt:
                 return EXIT_OK
+        if args.command == "state":
+            return _state(client, args)
         method, params = _request_for(args)
+        if args.command == "call" and args.stream:
+            return _call_stream(client, args, method, params)
         result = client.call(method, *params)
     if args.json:
         _print_json(result)
@@ -421,18 +493,81 @@ def _client_command(args: argparse.Namespace) -> int:
     return EXIT_FAILED if _command_failed(method, result) else EXIT_OK
 
 
-def _print_list(plugins: list[dict[str, Any]]) -> None:
-    for item in plugins:
-        state = item["state"] if item["state"] != "failed" else f"failed: {item.get('error')}"
-        exports = ", ".join(item["exports"])
-        print(
-            f"{item['name']:<20} {item['version'] or '-':<12} {item['abi'] or '-':<8} "
-            f"{state:<8} {exports}"
+def _call_stream(
+    client: SyncClient, args: argparse.Namespace, method: str, params: list[Any]
+) -> int:
+    """``wasmd call --stream``: one line per chunk as it arrives (``--json``: ``{"chunk": v}``
+    per line, then ``{"result": v}``), then the result unless it is nil; Ctrl-C cancels."""
+    from .streams import DEFAULT_WINDOW
+
+    stream = client.stream(method, *params, window=args.window or DEFAULT_WINDOW)
+    try:
+        for chunk in stream:
+            line = _dumps({"chunk": chunk}) if args.json else _one_line(chunk)
+            print(line, flush=True)
+    except KeyboardInterrupt:
+        stream.close()  # wasmd.cancel: the guest ends at its next epoch tick
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(_dumps({"result": stream.result}))
+    elif stream.result is not None:
+        print(_one_line(stream.result))
+    return EXIT_OK
+
+
+def _one_line(value: Any) -> str:
+    """A chunk as a person reads it: text as text (bytes too, if UTF-8), the rest as JSON."""
+    text = _jsonable(value)
+    return text if isinstance(text, str) else _dumps(text)
+
+
+def _state(client: Any, args: argparse.Namespace) -> int:
+    from .statecli import print_state, state_command
+
+    result = state_command(client, args)  # None: an export, written already
+    if result is not None:
+        _print_json(result) if args.json else print_state(result)
+    return EXIT_OK
+
+
+# `wasmd list`'s columns (name, version, ABI, state) are at least this wide, and as wide as
+# their longest value: a "component" ABI or a long name does not push its row out of line.
+LIST_WIDTHS = (20, 12, 8, 8)
+
+
+def list_lines(plugins: list[dict[str, Any]]) -> list[str]:
+    """``wasmd list`` as text: one aligned row per plug-in, its callable functions last (a
+    failed plug-in's reason instead)."""
+    rows = [
+        (
+            item["name"],
+            item["version"] or "-",
+            item["abi"] or "-",
+            item["state"],
+            (item.get("error") or "") if item["state"] == "failed" else ", ".join(item["exports"]),
         )
+        for item in plugins
+    ]
+    widths = [max([least, *(len(row[i]) for row in rows)]) for i, least in enumerate(LIST_WIDTHS)]
+    return [
+        " ".join([*(v.ljust(w) for v, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    ]
+
+
+def _print_list(plugins: list[dict[str, Any]]) -> None:
+    for line in list_lines(plugins):
+        print(line)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # The daemon's modules load here only: a client command never pays for them.
+    # The daemon's modules (and anyio, logging) load here only: a client command never
+    # pays for them.
+    import dataclasses
+    import logging
+
+    import anyio
+
     from .config import config_path_from_env, load_config
     from .discovery import search_path
     from .runtime import default_cache_dir
@@ -473,6 +608,11 @@ def _serve(args: argparse.Namespace) -> int:
         watchdog_interval=watchdog_interval(os.environ),
     )
     refusal: SocketPathError | None = None
+    # This process is the daemon: it alone may set interpreter-wide settings (each thread's
+    # stack, the GIL's switch interval); an embedding program's serve() leaves them alone.
+    from .server import tune_interpreter
+
+    tune_interpreter()
     try:
         anyio.run(_serve_until_signalled, config, systemd)
     except* SocketPathError as group:
@@ -492,8 +632,7 @@ def _first_leaf(group: BaseExceptionGroup[SocketPathError]) -> SocketPathError:
     return error
 
 
-@dataclasses.dataclass(frozen=True)
-class SystemdContext:
+class SystemdContext(NamedTuple):  # not a dataclass: a client command must not import dataclasses
     """What systemd handed the process: a listening socket, a notify socket, a watchdog."""
 
     listen_socket: socket.socket | None
@@ -506,6 +645,10 @@ async def _serve_until_signalled(config: DaemonConfig, systemd: SystemdContext) 
     handled from the start: one during the initial scan stops the daemon at once (nothing
     is served yet), and a rescan runs beside the handler, so a SIGTERM is never queued
     behind a slow reload."""
+    import logging
+
+    import anyio
+
     log = logging.getLogger("wasmd")
     dirs = config.plugin_dirs
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -531,9 +674,20 @@ async def _serve_until_signalled(config: DaemonConfig, systemd: SystemdContext) 
                 "ready: %d plug-ins (%d failed) on %s; search path: %s",
                 info.plugins,
                 info.failed,
-                info.socket_path,
+                listening_on(info.socket_path, systemd.listen_socket),
                 ":".join(str(d) for d in dirs),
             )
+
+
+def listening_on(own_path: Path | None, inherited: socket.socket | None) -> str:
+    """Where the daemon listens, for its ready line: the path it bound, or the one of the
+    socket systemd passed (socket activation: the daemon binds none of its own)."""
+    if own_path is not None:
+        return str(own_path)
+    name = inherited.getsockname() if inherited is not None else None
+    if isinstance(name, str) and name:
+        return f"{name} (passed by systemd)"
+    return "the socket passed by systemd"
 
 
 class _SignalHandler:

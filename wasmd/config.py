@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+
+# Re-exported: the daemon's side finds every path rule here.
+from .socket_path import default_socket_path as default_socket_path
+from .socket_path import fallback_socket_folder as fallback_socket_folder
 from .tomlcheck import Checker, GiB, KiB, MiB, describe, read_toml
 from .trust import TrustPolicy, decode_public_key
 
@@ -60,6 +64,9 @@ class DaemonConfig:
     # Bytes of unfinished messages held across all connections; past it, the connection
     # whose message grows is closed.
     max_buffered: int = 256 * MiB
+    # Bytes of answers written for peers that have not read them, across all connections;
+    # past it, the connection whose answer would go over is closed (its answers dropped).
+    max_unread: int = 256 * MiB
     allow_uids: tuple[int, ...] | None = None  # None -> the daemon's own uid (and root)
     allow_gids: tuple[int, ...] = ()
     allow_groups: tuple[str, ...] = ()  # group names, resolved when the daemon starts
@@ -90,6 +97,11 @@ class DaemonConfig:
     # The deadline of every instantiation (start functions, _initialize), whatever a
     # manifest's timeout_ms: start code must not hold up start-up, reloads or shutdown.
     start_timeout_ms: int = 5000
+    # Plug-ins' durable key-value state (wasmd/statestore.py): None -> default_state_dir()
+    # ($STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/wasmd or ~/.local/state/wasmd);
+    # "full" syncs every commit to disk (survives power loss), "normal" survives kill -9.
+    state_dir: Path | None = None
+    state_sync: str = "full"
 
     def with_overrides(self, **changes: Any) -> DaemonConfig:
         """A copy with command-line values applied, checked as the file's values are.
@@ -104,7 +116,15 @@ class DaemonConfig:
 
 
 _KEYS = tuple(f.name for f in fields(DaemonConfig))
-_OPTIONAL = ("socket", "cache_dir", "allow_uids", "load_uids", "metrics_textfile", "trust_file")
+_OPTIONAL = (
+    "socket",
+    "cache_dir",
+    "allow_uids",
+    "load_uids",
+    "metrics_textfile",
+    "trust_file",
+    "state_dir",
+)
 _INTS = {
     "tick_ms": (1, 1000),
     "max_in_flight": (1, 65536),
@@ -135,7 +155,7 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = None  # from with_overrides only: TOML has no null
         elif key in _INTS:
             out[key] = check.integer(value, key, *_INTS[key])
-        elif key in ("socket", "cache_dir", "metrics_textfile", "trust_file"):
+        elif key in ("socket", "cache_dir", "metrics_textfile", "trust_file", "state_dir"):
             out[key] = _path(value, key, check, base)
         elif key == "plugin_dirs":
             dirs = check.array(value, key, "paths")
@@ -151,7 +171,7 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = check.size(value, key, 1 * KiB, 1 * GiB)
         elif key == "cache_max_size":
             out[key] = check.size(value, key, 1 * MiB, 1024 * GiB)
-        elif key in ("max_buffered", "max_module_size"):
+        elif key in ("max_buffered", "max_unread", "max_module_size"):
             out[key] = check.size(value, key, 1 * KiB, 64 * GiB)
         elif key == "events_outbox_limit":
             out[key] = check.size(value, key, 0, 1 * GiB)
@@ -160,6 +180,8 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = check.string(level, key, LOG_LEVELS)
         elif key == "engine":
             out[key] = check.string(value, key, ENGINES)
+        elif key == "state_sync":
+            out[key] = check.string(value, key, ("full", "normal"))
         elif key == "allow_groups":
             names = check.array(value, key, "group names")
             out[key] = tuple(
@@ -223,26 +245,6 @@ def config_path_from_env(
         return Path(environ["WASMD_CONFIG"])
     # Only the built-in location is optional; a named file that is missing is an error later.
     return default if default.is_file() else None
-
-
-def default_socket_path(environ: Mapping[str, str], uid: int) -> Path:
-    """Where the socket lives when neither ``--socket`` nor the config names it."""
-    if environ.get("WASMD_SOCKET"):
-        return Path(environ["WASMD_SOCKET"])
-    if uid == 0:
-        return Path("/run/wasmd/wasmd.sock")
-    runtime_dir = environ.get("XDG_RUNTIME_DIR", "")
-    # The XDG spec says a relative value must be ignored.
-    if os.path.isabs(runtime_dir):
-        return Path(runtime_dir) / "wasmd.sock"
-    return fallback_socket_folder(uid) / "wasmd.sock"
-
-
-def fallback_socket_folder(uid: int) -> Path:
-    """The socket's folder when nothing else names one: per user, not /tmp itself. The daemon
-    creates it 0700 and refuses one that another uid owns or others can write (listener.py),
-    so nobody else can pre-create or replace the socket path."""
-    return Path(f"/tmp/wasmd-{uid}")
 
 
 def allowed_uids(config: DaemonConfig, own_uid: int) -> frozenset[int]:

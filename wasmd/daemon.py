@@ -2,8 +2,15 @@
 
 ``serve`` reports readiness through ``task_status.started(info)`` only after the initial scan
 has loaded (or failed) every plug-in and the socket listens, so the first request a client
-sends is served by the full plug-in set. It runs until cancelled; cancelling is the way to
-stop it.
+sends is served by the full plug-in set. It runs until cancelled (abrupt), until
+``Daemon.stop()``, or until the awaitable ``shutdown_trigger`` returns (both graceful), as
+hypercorn's ``serve`` does for embedders.
+
+Stopping has one budget (``stop_budget``): calls in flight may finish within
+``shutdown_timeout_ms``; then whatever still runs is cancelled, and ends within
+``ABORT_WAIT`` (a running guest at its next epoch tick). The plug-ins are closed within
+what is left of that, so the whole stop fits inside systemd's ``TimeoutStopSec`` (20 s in
+systemd/wasmd.service, against 11 s by default) with margin.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +27,26 @@ import anyio
 import anyio.abc
 from prometheus_client.registry import CollectorRegistry
 
-from .builtins import LOOP_BUILTINS, Builtins
+from .builtins import Builtins, builtin_methods, dispatch_tables
 from .config import DaemonConfig, allowed_gids, allowed_load_uids, allowed_uids, trust_policy
 from .discovery import is_utf8, printable
 from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
-from .loader import Loader, ReloadReport
+from .loader import Reconciler, ReloadReport
 from .loading import LoadBuiltins
 from .metrics import (
     WasmdCollector,
     collector_registry,
-    render,
+    render_answer,
     write_textfile_forever,
 )
 from .registry import Registry
 from .runtime import Engines
-from .server import RpcServer, ServerCounters, ServerLimits
+from .server import ABORT_WAIT, RpcServer, ServerCounters, ServerLimits
+from .statecontrol import StateBuiltins
+from .statemetrics import StateCollector
+from .statestore import StateStores, default_state_dir
 from .systemd import Notifier
 from .watcher import DirectoryWatcher
 
@@ -47,7 +57,7 @@ class Daemon:
     """A running daemon, handed out by ``serve`` through ``task_status`` once it is ready."""
 
     def __init__(
-        self, registry: Registry, bus: EventBus, loader: Loader, notifier: Notifier | None
+        self, registry: Registry, bus: EventBus, loader: Reconciler, notifier: Notifier | None
     ) -> None:
         self.registry = registry
         self.bus = bus
@@ -94,23 +104,32 @@ class Daemon:
         report = await self.loader.reconcile(names)
         if names is None and self.notifier is not None:
             self.notifier.ready(self.status())
-        changed = {k: v for k, v in report.to_dict().items() if v and k != "unchanged"}
+        quiet = ("unchanged", "still_unloaded")  # nothing happened to these
+        changed = {k: v for k, v in report.to_dict().items() if v and k not in quiet}
         if names is None or changed:
             log.info("rescan: %s", changed or "nothing changed")
         return report
 
 
+def stop_budget(config: DaemonConfig) -> float:
+    """The most a graceful stop takes, in seconds: calls finish within the shutdown timeout,
+    then the rest are cancelled and end within ``ABORT_WAIT``."""
+    return config.shutdown_timeout_ms / 1000 + ABORT_WAIT
+
+
 async def serve(
     config: DaemonConfig,
     *,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     listen_socket: socket.socket | None = None,
     notifier: Notifier | None = None,
     watchdog_interval: float | None = None,
     task_status: anyio.abc.TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``config.plugin_dirs`` until cancelled (abrupt) or until ``Daemon.stop()``
-    (graceful: the socket stops accepting, calls in flight finish within
-    ``shutdown_timeout_ms``).
+    """Serve ``config.plugin_dirs`` until cancelled (abrupt), or until ``Daemon.stop()`` or
+    ``await shutdown_trigger()`` returns (graceful: the socket stops accepting, calls in
+    flight finish within ``shutdown_timeout_ms``; the whole stop within ``stop_budget``).
+    Changes no interpreter-wide setting (see ``server.tune_interpreter``).
 
     The steps: engines and loader; the watcher, armed before the initial scan so nothing
     written meanwhile is missed; the scan; the server and its socket; ready; serve until
@@ -122,8 +141,11 @@ async def serve(
     with _engines(config) as engines:
         loader = _loader(config, engines, bus, plugin_dirs)
         daemon = Daemon(loader.registry, bus, loader, notifier)
+        stop_by: float | None = None  # when a graceful stop must be over
         try:
             async with anyio.create_task_group() as tg:
+                if shutdown_trigger is not None:
+                    tg.start_soon(_stop_when, shutdown_trigger, daemon)
                 if config.watch:
                     daemon.watcher = DirectoryWatcher(
                         plugin_dirs, daemon.reload, force_polling=config.poll
@@ -140,6 +162,7 @@ async def serve(
                     try:
                         tg.start_soon(daemon.server.serve, listener)
                         await daemon._stop.wait()
+                        stop_by = time.monotonic() + stop_budget(config)
                         _stopping(bus, notifier)
                         with anyio.move_on_after(config.shutdown_timeout_ms / 1000):
                             await daemon.server.drain()
@@ -151,20 +174,32 @@ async def serve(
             with anyio.CancelScope(shield=True):
                 if not daemon._stop.is_set():
                     _stopping(bus, notifier)
-                await loader.aclose(config.shutdown_timeout_ms / 1000)
+                # Calls were cancelled when the server stopped: what is left of the budget
+                # (an abrupt stop: as long as a cancelled call takes to end).
+                left = ABORT_WAIT if stop_by is None else stop_by - time.monotonic()
+                await loader.aclose(max(0.0, left))
+
+
+async def _stop_when(trigger: Callable[[], Awaitable[object]], daemon: Daemon) -> None:
+    await trigger()
+    daemon.stop()
 
 
 def _engines(config: DaemonConfig) -> Engines:
-    return Engines(
+    engines = Engines(
         tick_ms=config.tick_ms,
         target="pulley64" if config.engine == "pulley" else None,
         cache_dir=config.cache_dir,
         cache_max_bytes=config.cache_max_size,
     )
+    # Plug-ins' durable state: the folder is made when the first plug-in that uses it loads.
+    state_dir = config.state_dir or default_state_dir(os.environ)
+    engines.states = StateStores(state_dir, sync=config.state_sync)
+    return engines
 
 
-def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Loader:
-    return Loader(
+def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Reconciler:
+    return Reconciler(
         engines=engines,
         registry=Registry(),
         bus=bus,
@@ -183,6 +218,7 @@ def _metrics(config: DaemonConfig, daemon: Daemon, tg: anyio.abc.TaskGroup) -> C
         daemon.registry, daemon.loader.accounts, lambda: _daemon_readings(daemon), time.time()
     )
     metrics = collector_registry(collector)
+    metrics.register(StateCollector(daemon.registry))
     if config.metrics_textfile is not None:
         interval = config.metrics_interval_ms / 1000
         tg.start_soon(write_textfile_forever, config.metrics_textfile, metrics, interval)
@@ -217,6 +253,7 @@ def _server(
 ) -> RpcServer:
     """The RPC server: built-ins, dispatch to plug-ins, and the connection limits."""
     counters = ServerCounters()
+    loading = LoadBuiltins(daemon.loader, allowed_load_uids(config, os.getuid()))
     builtins = Builtins(
         daemon.registry,
         daemon.bus,
@@ -224,18 +261,23 @@ def _server(
         daemon.reload,
         engines.cache_stats,
         events_outbox_limit=config.events_outbox_limit,
-        metrics=lambda: render(metrics),
+        metrics=lambda: render_answer(metrics, config.max_message_size),
+        check_reload=loading.check_peer,
     )
     server: RpcServer
 
     def on_loop(func: Callable[..., object], *args: Any) -> None:
         server.on_loop(func, *args)
 
-    loading = LoadBuiltins(daemon.loader, allowed_load_uids(config, os.getuid()))
+    # wasmd.state and its kin (statecontrol.py): for the peers wasmd.load is for.
+    states = StateBuiltins(engines.states, daemon.registry, loading.check_peer)
+    methods = builtin_methods(builtins, loading) | states.methods()
+    handlers, on_loop_names, control = dispatch_tables(methods)
     dispatcher = Dispatcher(
         daemon.registry,
-        builtins.table() | loading.table(),
-        loop_builtins=LOOP_BUILTINS,
+        handlers,
+        loop_builtins=on_loop_names,
+        control=control,
         on_loop=on_loop,
         spawn=tg.start_soon,
     )
@@ -249,7 +291,9 @@ def _server(
             max_connections_per_uid=config.max_connections_per_uid,
             frame_timeout=config.frame_timeout_ms / 1000,
             max_buffered=config.max_buffered,
+            max_unread=config.max_unread,
         ),
+        is_control=dispatcher.is_control,
         allow_uids=allowed_uids(config, os.getuid()),
         allow_gids=allowed_gids(config),
     )

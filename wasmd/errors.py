@@ -25,10 +25,39 @@ class ErrorCode(IntEnum):
     CANCELLED = 11
 
 
+# The longest error message sent (characters); a longer one is cut, saying how long it was.
+MESSAGE_LIMIT = 64 * 1024
+# The most of a client's own input (a method or plug-in name, a setting) a message quotes.
+ECHO_LIMIT = 200
+
+
+def echo(value: object) -> str:
+    """``value``, from a client, as an error message quotes it: its ``repr``, of at most
+    about ``ECHO_LIMIT`` characters (a 15 MiB method name is not sent back whole)."""
+    if isinstance(value, str | bytes) and len(value) > ECHO_LIMIT:
+        return f"{value[:ECHO_LIMIT]!r}... ({len(value)} in all)"
+    shown = repr(value)
+    return shown if len(shown) <= ECHO_LIMIT else f"{shown[:ECHO_LIMIT]}..."
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MESSAGE_LIMIT:
+        return message
+    return f"{message[:MESSAGE_LIMIT]}... (cut: {len(message)} characters in all)"
+
+
+def error_name(code: int) -> str:
+    """An error's one name, as DESIGN.md's table writes it (``trap``, ``timeout``): the CLI's
+    text and JSON and the Neovim error shape all say this, never a ``data["kind"]``."""
+    return ErrorCode(code).name.lower() if code in ErrorCode._value2member_map_ else "unknown"
+
+
 class WasmdError(Exception):
-    """Raised when a request fails; carries the wire error code, a message and optional data."""
+    """Raised when a request fails; carries the wire error code, a message and optional data.
+    The message is cut to ``MESSAGE_LIMIT`` characters, whatever went into it."""
 
     def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
+        message = _bounded(message)
         super().__init__(message)
         self.code = ErrorCode(code) if code in ErrorCode._value2member_map_ else code
         self.message = message
@@ -49,10 +78,7 @@ class WasmdError(Exception):
         return cls(ErrorCode.INTERNAL, f"peer sent an error of unknown shape: {error!r}")
 
     def __str__(self) -> str:
-        name = self.code.name.lower() if isinstance(self.code, ErrorCode) else str(self.code)
-        if self.data and self.data.get("kind") in ("guest_error", "abi_violation"):
-            name = str(self.data["kind"])
-        return f"{name}: {self.message}"
+        return f"{error_name(self.code)}: {self.message}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({int(self.code)}, {self.message!r})"
@@ -76,6 +102,11 @@ class PluginLoadError(Exception):
         super().__init__(f"{name}: {reason}")
         self.name = name
         self.reason = reason
+
+
+class PluginLoadDeferred(PluginLoadError):
+    """A load that failed for a reason outside the plug-in's files (its state database is
+    locked, corrupt or unreadable): a rescan tries the same files again, as after a fix."""
 
 
 class SocketPathError(Exception):

@@ -114,6 +114,8 @@ def pull(
         toml = _blob(registry, container, plugin_manifest, MAX_MANIFEST_BYTES)
     pinned = _pin(trust_file, name, module_sha256)
     if toml is not None:
+        # Under require_pinned a manifest must be vouched for too (wasmd/trust.py).
+        _pin(trust_file, name, hashlib.sha256(toml).hexdigest(), "manifest_sha256")
         _write_atomically(into / f"{name}.toml", toml)
     _write_atomically(target, module_bytes)
     return Pulled(name, target, digest, module_sha256, len(module_bytes), True, pinned)
@@ -324,11 +326,11 @@ def _sha256_of(path: Path) -> str | None:
         return None
 
 
-def _pin(trust_file: Path | None, name: str, sha256: str) -> Path | None:
+def _pin(trust_file: Path | None, name: str, sha256: str, table: str = "sha256") -> Path | None:
     if trust_file is None:
         return None
     try:
-        record_pin(trust_file, name, sha256)
+        record_pin(trust_file, name, sha256, table)
     except PinError as exc:
         raise PullError("pin", str(exc)) from None
     return trust_file

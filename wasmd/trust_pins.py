@@ -1,8 +1,9 @@
 """Recording a sha256 pin in the trust file (``wasmd pull --pin``), keeping everything else.
 
-The trust file (wasmd/trust.py) is TOML with a table ``[sha256]`` of ``NAME = "HEX"``. The
+The trust file (wasmd/trust.py) is TOML with a table ``[sha256]`` of ``NAME = "HEX"`` (and
+``[manifest_sha256]`` of the same shape, for manifests). The
 standard library reads TOML but does not write it, so a pin is recorded as a text edit: the
-line ``NAME = ...`` inside ``[sha256]`` is replaced, or a new one added under the table's
+line ``NAME = ...`` inside the table is replaced, or a new one added under the table's
 header (the table is appended if there is none). Comments and other lines stay as they were.
 The result is read back with the daemon's own parser before it replaces the file (atomically:
 a temporary name, then a rename), so an edit that would not parse, or would not pin what was
@@ -17,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import ConfigError
-from .trust import trust_file_pins
+from .trust import TrustPins, trust_file_pins, trust_file_tables
 
 _TABLE_RE = re.compile(r"^\s*\[\s*(\S[^\]]*?)\s*\]\s*(#.*)?$")
 
@@ -26,8 +27,9 @@ class PinError(Exception):
     """The trust file cannot take the pin; the message says why and leaves it unchanged."""
 
 
-def record_pin(trust_file: Path, name: str, sha256: str) -> None:
-    """Pin ``name`` to ``sha256`` (64 hex digits) in ``trust_file``, creating it if needed."""
+def record_pin(trust_file: Path, name: str, sha256: str, table: str = "sha256") -> None:
+    """Pin ``name`` to ``sha256`` (64 hex digits) in ``trust_file``'s ``table`` (``sha256``:
+    the module; ``manifest_sha256``: the manifest), creating the file if needed."""
     try:
         text = trust_file.read_text()
     except FileNotFoundError:
@@ -39,12 +41,12 @@ def record_pin(trust_file: Path, name: str, sha256: str) -> None:
             trust_file_pins(trust_file)
         except ConfigError as exc:
             raise PinError(f"the trust file is not valid now, so it is left alone: {exc}") from None
-    updated = with_pin(text, name, sha256)
-    _replace(trust_file, updated, name, sha256)
+    updated = with_pin(text, name, sha256, table)
+    _replace(trust_file, updated, name, sha256, table)
 
 
-def with_pin(text: str, name: str, sha256: str) -> str:
-    """``text`` with ``name = "sha256"`` in its ``[sha256]`` table (pure)."""
+def with_pin(text: str, name: str, sha256: str, table_name: str = "sha256") -> str:
+    """``text`` with ``name = "sha256"`` in its ``[table_name]`` table (pure)."""
     line = f'{name} = "{sha256}"'
     lines = text.splitlines()
     key_re = re.compile(rf"^\s*(?:{re.escape(name)}|\"{re.escape(name)}\"|'{re.escape(name)}')\s*=")
@@ -54,10 +56,10 @@ def with_pin(text: str, name: str, sha256: str) -> str:
         match = _TABLE_RE.match(current)
         if match:
             table = match.group(1).replace(" ", "")
-            if table == "sha256":
+            if table == table_name:
                 header = i
             continue
-        if table == "sha256" and key_re.match(current):
+        if table == table_name and key_re.match(current):
             lines[i] = line
             return "\n".join(lines) + "\n"
     if header is not None:
@@ -65,11 +67,11 @@ def with_pin(text: str, name: str, sha256: str) -> str:
     else:
         if lines and lines[-1].strip():
             lines.append("")
-        lines += ["[sha256]", line]
+        lines += [f"[{table_name}]", line]
     return "\n".join(lines) + "\n"
 
 
-def _replace(trust_file: Path, text: str, name: str, sha256: str) -> None:
+def _replace(trust_file: Path, text: str, name: str, sha256: str, table: str) -> None:
     folder = trust_file.parent
     try:
         mode = trust_file.stat().st_mode & 0o777
@@ -86,7 +88,8 @@ def _replace(trust_file: Path, text: str, name: str, sha256: str) -> None:
             os.fsync(f.fileno())
         os.chmod(temporary, mode)
         try:
-            pinned = trust_file_pins(Path(temporary)).get(name)
+            pins = trust_file_tables(Path(temporary)).get(name, TrustPins())
+            pinned = pins.manifest if table == "manifest_sha256" else pins.module
         except ConfigError as exc:
             raise PinError(
                 f"pinning {name} would break {trust_file} ({exc}): pin it by hand"

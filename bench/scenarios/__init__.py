@@ -6,7 +6,19 @@ from collections.abc import Callable
 
 from ..context import Context
 from ..report import Row
-from . import idle, inprocess, nats, ping, reload, roundtrip, scaling, startup
+from . import (
+    hammer,
+    idle,
+    inprocess,
+    nats,
+    ping,
+    reload,
+    roundtrip,
+    scaling,
+    startup,
+    state,
+    streaming,
+)
 
 Scenario = Callable[[Context], list[Row]]
 
@@ -21,4 +33,7 @@ SCENARIOS: tuple[tuple[str, str, Scenario], ...] = (
     ("7", "ping under spinning guests", ping.run),
     ("8", "idle connections", idle.run),
     ("9", "NATS bridge", nats.run),
+    ("10", "ping under a hammered instance", hammer.run),
+    ("11", "durable state per call", state.run),
+    ("12", "streaming chunks", streaming.run),
 )

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
+from ..calls import PoolClosed, Respond, Ticket
 from .cache import default_cache_dir
 from .engine import Engines
-from .host import EventSink
-from .nested import MAX_CALL_DEPTH, PluginResolver
-from .plugin import CompiledPlugin, PluginFiles, compile_plugin, module_binary, read_module_bytes
-from .pool import (
-    DEFAULT_START_TIMEOUT_MS,
-    PluginPool,
-    PoolClosed,
-    PoolStats,
-    Respond,
-    Ticket,
-    percentiles_ms,
-)
+from .files import PluginFiles
+from .host import MAX_CALL_DEPTH, EventSink
+from .nested import PluginResolver, plugin_calls
+from .plugin import CompiledPlugin, compile_plugin, module_binary, read_module_bytes
+from .pool import DEFAULT_START_TIMEOUT_MS, PluginPool, PoolStats, percentiles_ms
 
 WASMTIME_VERSION = version("wasmtime")
 
@@ -37,6 +31,7 @@ __all__ = [
     "PluginFiles",
     "PluginPool",
     "PluginResolver",
+    "plugin_calls",
     "PoolClosed",
     "PoolStats",
     "Respond",

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgpack
 import wasmtime
@@ -102,6 +102,14 @@ class CallState(threading.local):
 call_state = CallState()
 
 
+class Imports(Protocol):
+    """More imports for a plug-in, beside wasmd's (an embedder's: embedder.py)."""
+
+    def provides(self, module: str, name: str) -> bool: ...
+
+    def define(self, linker: wasmtime.Linker, module: wasmtime.Module, plugin: str) -> None: ...
+
+
 @dataclass
 class HostContext:
     """Per plug-in version: what its host functions need. ``plugins`` finds the callee of a
@@ -110,7 +118,9 @@ class HostContext:
     plugin: str
     config: dict[str, str]
     on_event: EventSink | None = None
-    plugins: Callable[[str], Any] | None = None  # a nested.PluginResolver
+    plugins: PluginCalls | None = None  # nested.plugin_calls of the registry it is in
+    # An embedder's own host functions (embedder.HostFunctionTable; wasmd.Loader's only).
+    host_functions: Imports | None = None
     log: logging.Logger = field(init=False)
     budget: RateLimit = field(init=False)
 
@@ -294,6 +304,19 @@ def _config_get(ctx: HostContext) -> Callable[..., int]:
     return config_get
 
 
+# wasmd.call nests at most this deep; past it, resource_exhausted (runtime/nested.py).
+MAX_CALL_DEPTH = 8
+
+
+class PluginCalls(Protocol):
+    """What a plug-in's ``wasmd.call`` reaches (``nested.plugin_calls``): injected, so that
+    this module, which the pool's modules import, imports nothing of the pool's."""
+
+    def __call__(
+        self, caller: str, method: str, params: list[Any], *, deadline_at: float | None, outer: Any
+    ) -> tuple[WasmdError | None, Any]: ...
+
+
 # A wasmd.call's params, encoded, at most, and the maps and arrays in them: what the guest
 # can make the host hold decoded stays within a few tens of MiB.
 MAX_CALL_ARGS = 1024 * 1024
@@ -303,8 +326,6 @@ MAX_CALL_ANSWER = 16 * 1024 * 1024
 
 
 def _call(ctx: HostContext) -> Callable[..., int]:
-    from . import nested  # nested imports the pool, which imports this module
-
     @host_function("wasmd.call", fallback=0)
     def call(caller: wasmtime.Caller, nptr: int, nlen: int, aptr: int, alen: int) -> int:
         method = _read(caller, nptr, nlen, MAX_TEXT).decode("utf-8")
@@ -312,18 +333,17 @@ def _call(ctx: HostContext) -> Callable[..., int]:
         error: WasmdError | None
         if ctx.plugins is None:
             error, result = WasmdError(ErrorCode.UNAVAILABLE, "no plug-ins to call here"), None
-        elif call_state.depth >= nested.MAX_CALL_DEPTH:
+        elif call_state.depth >= MAX_CALL_DEPTH:
             error = WasmdError(
                 ErrorCode.RESOURCE_EXHAUSTED,
-                f"plug-in calls nested more than {nested.MAX_CALL_DEPTH} deep",
+                f"plug-in calls nested more than {MAX_CALL_DEPTH} deep",
             )
             result = None
         else:
             saved = call_state.save()
             call_state.depth += 1
             try:
-                error, result = nested.call_plugin(
-                    ctx.plugins,
+                error, result = ctx.plugins(
                     ctx.plugin,
                     method,
                     params,
@@ -370,13 +390,12 @@ def write_guest_bytes(caller: wasmtime.Caller, data: bytes) -> int:
     return (ptr << 32) | len(data)
 
 
-# name -> (params, results, factory)
-HOST_IMPORTS: dict[
-    str,
-    tuple[
-        list[wasmtime.ValType], list[wasmtime.ValType], Callable[[HostContext], Callable[..., Any]]
-    ],
-] = {
+# One import: (params, results, factory)
+ImportSpec = tuple[
+    list[wasmtime.ValType], list[wasmtime.ValType], Callable[[HostContext], Callable[..., Any]]
+]
+# name -> its ImportSpec
+HOST_IMPORTS: dict[str, ImportSpec] = {
     "log": ([_I32, _I32, _I32], [], _log),
     "emit": ([_I32, _I32], [], _emit),
     "error": ([_I32, _I32], [], _error),
@@ -385,14 +404,27 @@ HOST_IMPORTS: dict[
 }
 
 
-def define_host_imports(linker: wasmtime.Linker, module: wasmtime.Module, ctx: HostContext) -> None:
-    """Define the ``wasmd`` imports ``module`` uses; a wrong signature fails the load."""
+# name -> a definer that links that import its own way (fast_send.py); it answers False to
+# leave it to ``Linker.define_func`` with the factory of HOST_IMPORTS.
+HOST_DEFINERS: dict[
+    str, Callable[[wasmtime.Linker, str, str, wasmtime.FuncType, HostContext], bool]
+] = {}
+
+
+def define_host_imports(
+    linker: wasmtime.Linker,
+    module: wasmtime.Module,
+    ctx: HostContext,
+    table: dict[str, ImportSpec] = HOST_IMPORTS,
+) -> None:
+    """Define the ``wasmd`` imports of ``table`` that ``module`` uses; a wrong signature fails
+    the load. (The state imports have their own table, in kv.py.)"""
     for item in module.imports:
         # Extism plug-ins' own host functions come from extism:host/user: where a name
         # agrees with one of ours (and its type too), it gets ours; else a trapping stub.
-        if item.module not in ("wasmd", "extism:host/user") or item.name not in HOST_IMPORTS:
+        if item.module not in ("wasmd", "extism:host/user") or item.name not in table:
             continue
-        params, results, factory = HOST_IMPORTS[item.name]
+        params, results, factory = table[item.name]
         expected = wasmtime.FuncType(params, results)
         actual = item.type
         matches = isinstance(actual, wasmtime.FuncType) and (
@@ -407,4 +439,7 @@ def define_host_imports(linker: wasmtime.Linker, module: wasmtime.Module, ctx: H
                 f"import wasmd::{item.name} must be a function "
                 f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})",
             )
+        definer = HOST_DEFINERS.get(item.name) if table is HOST_IMPORTS else None
+        if definer is not None and definer(linker, item.module, item.name, expected, ctx):
+            continue
         linker.define_func(item.module, item.name, expected, factory(ctx), access_caller=True)

@@ -1,14 +1,17 @@
-"""Linking a plug-in's imports: WASI, the ``wasmd`` host imports, Extism's kernel and host
-functions; whatever nobody provides links as a trap that names it when called."""
+"""Linking a plug-in's imports: WASI, the ``wasmd`` host imports, an embedder's host functions
+(``wasmd.Loader(host_functions=...)``), Extism's kernel and host functions; whatever nobody
+provides links as a trap that names it when called."""
 
 from __future__ import annotations
 
 import wasmtime
 
+from . import fast_send, stream_imports  # noqa: F401  (register wasmd::send and wasmd::recv)
 from .extism import ENV, KERNEL_EXPORTS, USER
 from .extism import HOST_FUNCTIONS as EXTISM_HOST_FUNCTIONS
 from .extism import define_host_functions as define_extism_host_functions
 from .host import HOST_IMPORTS, HostContext, define_host_imports
+from .kv import KV_IMPORTS
 from .signatures import ImportInfo
 
 WASI_MODULES = frozenset({"wasi_snapshot_preview1", "wasi_unstable"})
@@ -27,6 +30,9 @@ def make_linker(
     if uses_wasi:
         linker.define_wasi()
     define_host_imports(linker, module, host)
+    define_host_imports(linker, module, host, KV_IMPORTS)
+    if host.host_functions is not None:
+        host.host_functions.define(linker, module, host.plugin)
     if extism is not None:
         store, kernel = extism
         define_extism_host_functions(linker)
@@ -44,4 +50,5 @@ def is_provided(item: ImportInfo) -> bool:
         return True
     if item.module == ENV:
         return item.name in KERNEL_EXPORTS or item.name in EXTISM_HOST_FUNCTIONS
-    return item.module in ("wasmd", USER) and item.name in HOST_IMPORTS and item.kind == "func"
+    known = item.name in HOST_IMPORTS or item.name in KV_IMPORTS
+    return item.module in ("wasmd", USER) and known and item.kind == "func"

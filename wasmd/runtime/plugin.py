@@ -13,42 +13,27 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import wasmtime
 
-from ..errors import PluginLoadError
+from ..errors import PluginLoadDeferred, PluginLoadError
 from ..manifest import Manifest
+from ..statestore import Namespace, StateError
 from .abis import ABIS, Abi, Method, detect_abi
 from .abis import component as component_abi
 from .abis.component import LinkedComponent
 from .engine import Engines
-from .host import EventSink, HostContext
+from .files import PluginFiles
+from .host import EventSink, HostContext, Imports, PluginCalls
+from .kv import uses_state
 from .linker import WASI_MODULES, is_provided
 from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
+from .stream_imports import stream_imports_used
 from .traps import cause_of
 from .wasi import Grant, resolve_preopens
 
-if TYPE_CHECKING:
-    from .nested import PluginResolver
-
 WASM_MAGIC = b"\0asm"
-
-
-@dataclass(frozen=True)
-class PluginFiles:
-    """Where a plug-in version's files are, as far as the runtime cares: what ``describe``
-    shows and what its preopens are checked against (wasi.py). The loader makes one from
-    what discovery found."""
-
-    name: str
-    module_path: Path  # the .wasm or .wat file
-    manifest_path: Path | None
-    root: Path  # what relative preopens resolve against
-    folder: bool  # root is the plug-in's own NAME/ folder (else a directory it shares)
-    # Plug-in directories, and the one holding this plug-in: no preopen may grant, hold or
-    # (absolute) lie inside one.
-    protected: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +58,10 @@ class CompiledPlugin:
     on_event: EventSink  # where the pool reports traps, timeouts and cancellations
     version: str  # see version_of
     component: LinkedComponent | None = field(default=None, repr=False)  # abis/component.py
+    # Whether it imports the state imports (kv.py); then every call is a transaction on
+    # ``state``, its namespace (None: no store, the imports answer KV_UNAVAILABLE).
+    uses_state: bool = False
+    state: Namespace | None = field(default=None, repr=False)
     # describe()'s answers, by with_values: a version never changes, and a flood of
     # wasmd.describe must not rebuild thousands of export maps holding the GIL each time.
     _described: dict[bool, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
@@ -85,7 +74,14 @@ class CompiledPlugin:
         """Function imports nothing provides: linked as traps that fire if called."""
         if self.component is not None:
             return [i for i in self.imports if not component_abi.is_provided(i)]
-        return [i for i in self.imports if i.kind == "func" and not is_provided(i)]
+        given = self.host.host_functions
+        return [
+            i
+            for i in self.imports
+            if i.kind == "func"
+            and not is_provided(i)
+            and not (given is not None and given.provides(i.module, i.name))
+        ]
 
     def describe(self, *, with_values: bool = True) -> dict[str, Any]:
         """Everything about this version; ``with_values=False`` hides what may be secret
@@ -97,6 +93,7 @@ class CompiledPlugin:
         return dict(described)
 
     def _describe(self, with_values: bool) -> dict[str, Any]:
+        streams = stream_imports_used(self.imports)
         return {
             "name": self.name,
             "version": self.short_version,
@@ -105,9 +102,15 @@ class CompiledPlugin:
             "abi": self.abi.name,
             "size": len(self.wasm),
             "exports": [
-                {**sig.to_dict(), "callable": name in self.calls}
+                {
+                    **sig.to_dict(),
+                    "callable": name in self.calls,
+                    # The module may send or recv in any export: each callable one may stream.
+                    "streams": bool(streams) and name in self.calls,
+                }
                 for name, sig in self.exports.items()
             ],
+            "streams": streams,  # which of wasmd's send and recv it imports
             "methods": sorted(self.calls),
             "signatures": {
                 name: self.calls[name].call_signature(name) for name in sorted(self.calls)
@@ -209,13 +212,15 @@ def compile_plugin(
     *,
     on_event: EventSink,
     allow_absolute_preopens: bool = False,
-    plugins: PluginResolver | None = None,
+    plugins: PluginCalls | None = None,
+    host_functions: Imports | None = None,
 ) -> CompiledPlugin:
     """Compile, check and link one version (blocking). Raises ``PluginLoadError``.
 
     ``on_event`` receives what happens to it later: wasmd.emit's custom events, and the
-    pool's reports of traps, timeouts and cancellations. ``plugins`` finds the plug-ins its
-    ``wasmd.call`` may reach (None: none)."""
+    pool's reports of traps, timeouts and cancellations. ``plugins``: what its ``wasmd.call``
+    reaches (``nested.plugin_calls``; None: nothing); ``host_functions`` are an embedder's own
+    (embedder.py), which a module may import besides wasmd's."""
     name = files.name
     if not wasm:
         raise PluginLoadError(name, f"{files.module_path} is empty")
@@ -252,11 +257,12 @@ def compile_plugin(
 
     imports = module_imports(module)
     uses_wasi = any(i.module in WASI_MODULES for i in imports)
-    host = HostContext(name, manifest.config_dict(), on_event, plugins)
+    host = HostContext(name, manifest.config_dict(), on_event, plugins, host_functions)
     try:
         template, kernel = abi.link(engines, engine, module, host, uses_wasi)
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"cannot link: {cause_of(exc)}") from None
+    stateful = uses_state(imports)
 
     return CompiledPlugin(
         name=name,
@@ -276,7 +282,20 @@ def compile_plugin(
         host=host,
         on_event=on_event,
         version=version_of(wasm, manifest_text),
+        uses_state=stateful,
+        state=open_state(engines, name, manifest) if stateful else None,
     )
+
+
+def open_state(engines: Engines, name: str, manifest: Manifest) -> Namespace | None:
+    """The namespace of a plug-in that uses state (None: disabled, or no state directory).
+    Raises ``PluginLoadError`` when it cannot be opened (locked, corrupt, refused)."""
+    if not manifest.state.enabled or engines.states is None:
+        return None
+    try:
+        return engines.states.open(name)
+    except StateError as exc:
+        raise PluginLoadDeferred(name, exc.message) from None
 
 
 def compile_component(
@@ -321,8 +340,12 @@ def compile_component(
     imports = component_abi.component_imports(component, engine)
     uses_wasi = component_abi.uses_wasi(imports)
     host = HostContext(name, manifest.config_dict(), on_event)
+    stateful = component_abi.uses_state(imports)  # wasi:keyvalue (component_kv.py)
+    state = open_state(engines, name, manifest) if stateful else None
     try:
-        linker = component_abi.link_component(engine, component, host, uses_wasi)
+        linker = component_abi.link_component(
+            engine, component, host, uses_wasi, has_store=state is not None
+        )
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"cannot link: {cause_of(exc)}") from None
     return CompiledPlugin(
@@ -344,4 +367,6 @@ def compile_component(
         on_event=on_event,
         version=version_of(wasm, manifest_text),
         component=LinkedComponent(component, linker, found),
+        uses_state=stateful,
+        state=state,
     )

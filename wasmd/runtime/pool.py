@@ -8,17 +8,26 @@ thread uses it at a time: the pool's lock makes lending exclusive. ``instances``
 manifest is the number of instances (slots); the command ABI keeps none, and its slots only
 bound how many of its calls run at once.
 
-When no instance is free, the call waits, and who made it decides how (``Ticket.owner``,
-the connection for the server):
-- if the same owner already has a call running or waiting here, the call waits without
-  counting against ``queue`` and is marked ``backpressured``: its connection is not read
-  meanwhile, so a client pipelining past the plug-in's capacity slows down instead of being
-  refused;
-- otherwise it takes one of ``queue`` places, and past them the answer is ``busy``: the
-  capacity is taken by other owners' calls.
-Waiters are served first come, first served. A deadline covers waiting too: a call still
-waiting at its deadline is answered ``timeout`` without running. A cancelled waiter leaves
-at once; a cancelled running call is ended at the next epoch tick by the instance's guard.
+When no instance is free, the call joins the pool's run queue (first come, first served),
+and who made it decides how it waits (``Ticket``):
+- a *detached* call (the server's) does not wait at all: it is queued as a job and the
+  caller goes on (the connection keeps reading). The thread that finishes a call takes the
+  next job before it lets the instance go, runs it, and answers it through that job's own
+  ``respond`` (to its own connection): combining, so no thread ever sleeps waiting for an
+  instance and a busy instance passes from call to call without a wake-up;
+- a call that is not detached (the in-process library's) waits on its own thread until a
+  finishing thread hands it the instance; a plug-in's nested call refuses to wait
+  (``before_wait``).
+What a call counts against: if the same owner (the connection) already has a call running
+or queued here, it queues without taking one of ``queue`` places (``backpressured``: the
+owner's own ``max_in_flight`` bounds it); otherwise it takes a place, and past them the
+answer is ``busy``: the capacity is taken by other owners' calls. A deadline covers waiting
+too: a call still queued at its deadline is answered ``timeout`` without running (a call
+queued behind its own owner's calls starts its deadline when it starts running, as it did
+when its connection was not read meanwhile). A
+cancelled queued call leaves the queue at once, answered ``cancelled`` (11); a cancelled
+running call is ended at the next epoch tick by the instance's guard. Calls queued before
+the pool closes (a reload) still run on it before it drains.
 
 After any trap, and after every call in per-call mode, the instance is discarded and a fresh
 one made *after* the answer went out and before the slot is lent again. A crash loop is
@@ -37,32 +46,34 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
 
-from ..errors import ErrorCode, PluginLoadError, WasmdError
+from ..calls import PoolClosed, Respond, Ticket
+from ..errors import ErrorCode, PluginLoadError, WasmdError, echo
 from .account import CPU_SAMPLE_EVERY, PluginAccount
 from .breaker import CircuitBreaker
 from .engine import Engines
 from .instance import Deadline, Instance
 from .plugin import CompiledPlugin
-from .traps import CallEnded, call_error, cause_of
+from .traps import CallEnded, call_error, cause_of, forget_traceback
 
 log = logging.getLogger("wasmd.runtime")
-
-# How a call's outcome goes back to whoever made it: (error, None) or (None, result).
-Respond = Callable[[WasmdError | None, Any], None]
 
 # How long an instantiation (start functions, _initialize) may run, whatever the plug-in's
 # timeout_ms: start code holds up a load, a reload or the daemon's start-up (config
 # ``start_timeout_ms``).
 DEFAULT_START_TIMEOUT_MS = 5000
+
+# The error data's "kind" of a plug-in's call to another that its caller's deadline ended.
+CALLERS_DEADLINE = "caller_deadline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,40 +94,6 @@ class PoolUsage:
     in_flight: int  # calls running or waiting
     queued: int  # calls waiting for an instance
     retry_in: float | None  # seconds until a quarantine ends; None when not quarantined
-
-
-class PoolClosed(WasmdError):
-    """Raised by ``call`` when the pool closed before the call got an instance: a reload
-    swapped in a new version meanwhile, and the caller should look its plug-in up again."""
-
-
-class Ticket:
-    """One call in progress, as its caller holds it.
-
-    ``owner`` is who made the call (backpressure is per owner); ``started`` is when the
-    call's deadline began; ``backpressured`` is true while the call waits behind its own
-    owner's calls; ``before_wait`` runs before the call starts waiting for an instance (the
-    server writes the answers it holds back for batching); ``cancel`` ends the call
-    wherever it is.
-    """
-
-    __slots__ = ("_waiting", "backpressured", "before_wait", "cancelled", "owner", "started")
-
-    def __init__(self, owner: object, started: float) -> None:
-        self.owner = owner
-        self.started = started
-        self.cancelled = False
-        self.backpressured = False
-        self.before_wait: Callable[[], None] | None = None
-        self._waiting: tuple[threading.Lock, threading.Condition] | None = None
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        waiting = self._waiting
-        if waiting is not None:
-            lock, wakeup = waiting
-            with lock:
-                wakeup.notify()
 
 
 class _Slot:
@@ -140,11 +117,36 @@ class _Slot:
 
 
 class _Waiter:
-    __slots__ = ("slot", "wakeup")
+    """A call that is not detached, waiting on its own thread to be handed an instance."""
 
-    def __init__(self, lock: threading.Lock) -> None:
+    __slots__ = ("slot", "ticket", "wakeup")
+
+    def __init__(self, lock: threading.Lock, ticket: Ticket) -> None:
         self.wakeup = threading.Condition(lock)
+        self.ticket = ticket
         self.slot: _Slot | None = None
+
+
+class _Job:
+    """A detached call in the run queue: run by the thread that frees an instance."""
+
+    __slots__ = ("args", "deadline_at", "export", "probing", "respond", "ticket")
+
+    def __init__(
+        self,
+        export: str,
+        args: Any,
+        ticket: Ticket,
+        respond: Respond,
+        deadline_at: float,
+        probing: bool,
+    ) -> None:
+        self.export = export
+        self.args = args
+        self.ticket = ticket
+        self.respond = respond
+        self.deadline_at = deadline_at
+        self.probing = probing
 
 
 class PluginPool:
@@ -176,13 +178,17 @@ class PluginPool:
         self._lock = self.account.lock
         self._breaker = CircuitBreaker(manifest.failure)
         self._fuel = manifest.fuel
-        self._cpu_countdown = CPU_SAMPLE_EVERY  # calls until one has its CPU time measured
+        # Calls until one has its CPU time measured, and how many calls that one stands for:
+        # the first call, for itself; then one in CPU_SAMPLE_EVERY, for them all (account.py).
+        self._cpu_countdown = 1
+        self._cpu_weight = 1
         # Whether every call has costs to add (most plug-ins: only a sampled call does).
         self._costs_every_call = bool(manifest.fuel) or not self._keeps_instance
         with self._lock:
             self.account.pools.add(self)
-        self._waiters: collections.deque[_Waiter] = collections.deque()
-        self._queued = 0  # waiters that take a queue place (not backpressured ones)
+        # The run queue: detached jobs and waiting threads, in arrival order.
+        self._waiters: collections.deque[_Waiter | _Job] = collections.deque()
+        self._queued = 0  # queued calls that take a queue place (not backpressured ones)
         self._owners: dict[object, int] = {}  # calls running or waiting, per owner
         self._pending = 0
         self._closing = False
@@ -205,7 +211,8 @@ class PluginPool:
                 return
             self._closing = True
             for waiter in self._waiters:
-                waiter.wakeup.notify()
+                if type(waiter) is _Waiter:  # it looks its plug-in up again; jobs still run
+                    waiter.wakeup.notify()
             self._finish_closing()
 
     def _finish_closing(self) -> None:
@@ -231,19 +238,29 @@ class PluginPool:
     # --- calls (any thread) ----------------------------------------------------------------
 
     def call(self, export: str, params: Sequence[Any], ticket: Ticket, respond: Respond) -> None:
-        """Run one call on this thread and answer it through ``respond``, also on this thread.
+        """Run one call and answer it through ``respond``: on this thread when an instance
+        is free (then this thread also runs calls queued meanwhile, before it lets the
+        instance go); queued, and answered later by another thread, when none is and the
+        ticket is detached; otherwise after waiting here for an instance.
 
         Raises ``WasmdError`` instead when the call cannot start: no such export, bad
         params, ``busy``, a deadline or a cancellation while waiting, ``PoolClosed``.
         """
         call = self._calls_by_name.get(export)
         if call is None:
-            raise self._no_such_export(export)
-        args = call.convert(params)
+            raise self.refuse(ticket, self._no_such_export(export))
+        try:
+            args = call.convert(params)
+        except WasmdError as exc:
+            self._finished(ticket, exc)  # every request to the plug-in counts
+            raise
         probing = self._breaker.tripped
         if probing:
             self._refuse_if_quarantined(ticket)  # unless the quarantine is over: probation
         deadline_at = ticket.started + self._timeout_s
+        caller_deadline = ticket.caller_deadline
+        if caller_deadline is not None and caller_deadline < deadline_at:
+            deadline_at = caller_deadline
         owner = ticket.owner
         with self._lock:  # the common case, inline: a free instance and nobody waiting
             if self._free and not self._waiters and not self._closing:
@@ -252,37 +269,57 @@ class PluginPool:
                 self._pending += 1
             else:
                 slot = None
+        job = _Job(export, args, ticket, respond, deadline_at, probing)
         if slot is None:
             try:
-                slot = self._acquire(ticket, deadline_at)
+                slot = self._acquire(job)
             except PoolClosed:
                 raise
             except WasmdError as exc:
                 self._finished(ticket, exc)
                 raise
+            if slot is None:
+                return  # queued: whoever frees an instance runs and answers it
+        self._serve(slot, job)
+
+    def _serve(self, slot: _Slot, job: _Job | None) -> None:
+        """Run ``job`` in ``slot``, then each job queued meanwhile, then give the slot back."""
+        while job is not None:
+            job = self._run_job(slot, job)
+
+    def _run_job(self, slot: _Slot, job: _Job) -> _Job | None:
+        """Run one call in ``slot`` and answer it; the next job to run in it, if any (else
+        the slot has been given back)."""
+        ticket, respond = job.ticket, job.respond
+        owner = ticket.owner
         try:
-            error, result, faulted = self._run(slot, export, args, ticket, deadline_at)
+            error, result, faulted = self._run(slot, job.export, job.args, ticket, job.deadline_at)
         except BaseException:
-            self._release(slot, owner)
+            # Not a guest's fault (those are answers): a bug, or the thread is ending.
+            # Whatever is queued is answered, so no job waits for a slot nobody frees.
+            self._release(slot, owner, take_job=False)
             raise
-        if probing and not faulted:
+        if job.probing and not faulted:
             self._recovered()
         if faulted or self._fresh_each_call:
             # The answer goes first; then the slot gets its fresh instance and is lent again.
             self._finished(ticket, error)
             if faulted:
                 assert error is not None
-                self._report(export, error)  # after the stats count it: readers of both agree
+                self._report(job.export, error)  # after the stats count it: readers agree
                 self._fault(error)
             try:
-                respond(error, result)
+                _answer(respond, error, result)
             finally:
-                self._release(slot, owner)
+                following = self._release(slot, owner)
         else:
-            self._release(slot, owner, ticket, error)  # stats and the slot: one lock
-            respond(error, result)
+            following = self._release(slot, owner, ticket, error)  # stats and slot: one lock
+            _answer(respond, error, result)
+        return following
 
-    def _acquire(self, ticket: Ticket, deadline_at: float) -> _Slot:
+    def _acquire(self, job: _Job) -> _Slot | None:
+        """A slot for the call, or None when it was queued as a detached job."""
+        ticket = job.ticket
         owner = ticket.owner
         with self._lock:
             if self._closing:
@@ -301,16 +338,56 @@ class PluginPool:
                 )
             self._owners[owner] = own + 1
             self._pending += 1
-            return self._wait(ticket, deadline_at, backpressured)
+            if not backpressured:
+                self._queued += 1
+            ticket.backpressured = backpressured
+            if ticket.detached:
+                # Behind its own owner's calls (backpressure), a call's deadline starts when
+                # it does, as it did when such a request was not read until then; otherwise
+                # it counts from the call's arrival.
+                self._waiters.append(job)
+                ticket.deadline_at = None if backpressured else job.deadline_at
+                ticket._withdraw = functools.partial(self._withdraw, job)
+                return None
+            return self._wait(ticket, job.deadline_at, backpressured)
+
+    def _withdraw(self, job: _Job, timed_out: bool) -> None:
+        """``job`` leaves the queue at once: its caller cancelled it, or its deadline passed
+        (``Ticket.cancel``, ``Ticket.expire``); it is answered so, on this thread."""
+        with self._lock:
+            if not self._unqueue(job):
+                return  # a thread took it meanwhile: it runs, and ends at the next tick
+        if timed_out:
+            error = self._waited_too_long()
+        else:
+            error = WasmdError(ErrorCode.CANCELLED, "call cancelled while waiting for an instance")
+        self._finished(job.ticket, error)
+        _answer(job.respond, error, None)
+
+    def _unqueue(self, job: _Job) -> bool:
+        """Under the lock: take ``job`` out of the run queue; False if it is not there."""
+        ticket = job.ticket
+        if ticket._withdraw is None:
+            return False
+        self._waiters.remove(job)
+        self._left_queue(ticket)
+        self._forget(ticket.owner)
+        self._finish_closing()
+        return True
+
+    def _left_queue(self, ticket: Ticket) -> None:
+        """Under the lock: ``ticket``'s call is no longer in the run queue."""
+        if not ticket.backpressured:
+            self._queued -= 1
+        ticket.backpressured = False
+        ticket._withdraw = None
+        ticket.deadline_at = None
 
     def _wait(self, ticket: Ticket, deadline_at: float, backpressured: bool) -> _Slot:
-        """Under the lock: wait for a slot handed over by ``_release``."""
-        waiter = _Waiter(self._lock)
+        """Under the lock: wait for a slot handed over by ``_release`` (not detached)."""
+        waiter = _Waiter(self._lock, ticket)
         self._waiters.append(waiter)
-        ticket.backpressured = backpressured
-        ticket._waiting = (self._lock, waiter.wakeup)
-        if not backpressured:
-            self._queued += 1
+        ticket._withdraw = functools.partial(self._wake, waiter)
         try:
             if ticket.before_wait is not None:
                 self._lock.release()  # the waiter is registered: a slot can reach it meanwhile
@@ -333,14 +410,37 @@ class PluginPool:
                 waiter.wakeup.wait(remaining)
             return waiter.slot
         except BaseException:
-            self._waiters.remove(waiter)
+            if waiter.slot is None:
+                self._waiters.remove(waiter)
+                self._left_queue(ticket)
+            else:  # handed a slot just as it gave up: pass it on
+                self._lock.release()
+                try:
+                    self._serve_queue(waiter.slot)
+                finally:
+                    self._lock.acquire()
             self._forget(ticket.owner)
             raise
-        finally:
-            ticket.backpressured = False
-            ticket._waiting = None
-            if not backpressured:
-                self._queued -= 1
+
+    def _wake(self, waiter: _Waiter, _timed_out: bool) -> None:
+        with self._lock:
+            waiter.wakeup.notify()
+
+    def _serve_queue(self, slot: _Slot) -> None:
+        """``slot`` is ours but our call will not run in it: give it to the next in line."""
+        with self._lock:
+            job = self._hand_on(slot)
+        self._serve(slot, job)
+
+    def _callers_deadline_passed(self, ticket: Ticket, deadline_at: float) -> WasmdError:
+        """The answer of a plug-in's call to this one that its caller's deadline ended."""
+        allowed_ms = max(0, round((deadline_at - ticket.started) * 1000))
+        return WasmdError(
+            ErrorCode.TIMEOUT,
+            f"the calling plug-in's deadline passed {allowed_ms} ms into the call "
+            f"(before this plug-in's own timeout_ms of {self.plugin.manifest.timeout_ms})",
+            {"kind": CALLERS_DEADLINE, "deadline_ms": allowed_ms},
+        )
 
     def _waited_too_long(self) -> WasmdError:
         return WasmdError(
@@ -364,9 +464,13 @@ class PluginPool:
         owner: object,
         finished: Ticket | None = None,
         error: WasmdError | None = None,
-    ) -> None:
-        """Give ``slot`` back (a fresh instance first, if it needs one); with ``finished``,
-        count that call in the stats under the same lock."""
+        *,
+        take_job: bool = True,
+    ) -> _Job | None:
+        """Done with ``slot`` (a fresh instance first, if it needs one); with ``finished``,
+        count that call in the stats under the same lock. The next queued job, which the
+        caller runs in the slot; or None, and the slot went to a waiting thread or back to
+        the free list."""
         if self._keeps_instance and (self._fresh_each_call or slot.instance is None):
             if self._breaker.tripped:
                 # Quarantined (or on probation): the instance is made when a call runs.
@@ -381,13 +485,39 @@ class PluginPool:
             if finished is not None:
                 self.account.count(elapsed, _error_name(error))
             self._forget(owner)
-            if self._waiters and not self._closing:
-                waiter = self._waiters.popleft()
-                waiter.slot = slot
-                waiter.wakeup.notify()
-            else:
-                self._free.append(slot)
-                self._finish_closing()
+            if take_job:
+                return self._hand_on(slot)
+            orphans = [job for job in self._waiters if type(job) is _Job]
+            for job in orphans:
+                self._unqueue(job)
+            self._hand_on(slot)  # a thread waiting for it, else the free list
+        for job in orphans:
+            error = WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {self.plugin.name} failed")
+            self._finished(job.ticket, error)
+            _answer(job.respond, error, None)
+        return None
+
+    def _hand_on(self, slot: _Slot) -> _Job | None:
+        """Under the lock: the next job to run in ``slot``; or None, and ``slot`` went to
+        the next waiting thread or back to the free list."""
+        waiters = self._waiters
+        for waiter in waiters:
+            if isinstance(waiter, _Job):
+                waiters.remove(waiter)
+                if waiter.ticket.backpressured:
+                    waiter.deadline_at = time.monotonic() + self._timeout_s
+                self._left_queue(waiter.ticket)
+                return waiter
+            if self._closing:
+                continue  # a waiting thread gets PoolClosed (and leaves); jobs still run
+            waiters.remove(waiter)
+            self._left_queue(waiter.ticket)
+            waiter.slot = slot
+            waiter.wakeup.notify()
+            return None
+        self._free.append(slot)
+        self._finish_closing()
+        return None
 
     def _instantiate(self, slot: _Slot) -> str | None:
         """Give ``slot`` a fresh instance; the reason on failure."""
@@ -402,15 +532,11 @@ class PluginPool:
         try:
             slot.instance = Instance(plugin, deadline)
             return None
-        except (CallEnded, wasmtime.Trap) as exc:
-            if isinstance(exc, CallEnded) or exc.trap_code == wasmtime.TrapCode.INTERRUPT:
-                return f"start code ran past its {timeout_ms} ms deadline"
-            return f"cannot instantiate: {cause_of(exc)}"
-        except wasmtime.WasmtimeError as exc:
-            return f"cannot instantiate: {cause_of(exc)}"
-        except Exception as exc:  # a bug of ours: report it
-            log.exception("%s: instantiating failed unexpectedly", plugin.name)
-            return f"cannot instantiate: internal error: {exc!r}"
+        except Exception as exc:
+            try:
+                return _instantiation_failure(exc, plugin.name, timeout_ms)
+            finally:
+                forget_traceback(exc)  # it holds the failed instance and its Store
 
     def _run(
         self, slot: _Slot, export: str, args: Any, ticket: Ticket, deadline_at: float
@@ -422,6 +548,8 @@ class PluginPool:
         remaining_ms = (deadline_at - time.monotonic()) * 1000
         if remaining_ms <= 0:
             return self._waited_too_long(), None, False
+        if ticket.cancelled:  # while it was queued: no need to start it
+            return WasmdError(ErrorCode.CANCELLED, "call cancelled"), None, False
         instance = slot.instance
         if self._keeps_instance and instance is None:
             reason = self._instantiate(slot)
@@ -437,23 +565,28 @@ class PluginPool:
         countdown = self._cpu_countdown - 1
         if countdown:
             self._cpu_countdown = countdown
-            sampled, cpu_at = False, 0
+            sampled, cpu_at = 0, 0
         else:
             self._cpu_countdown = CPU_SAMPLE_EVERY
-            sampled, cpu_at = True, time.thread_time_ns()
+            sampled, self._cpu_weight = self._cpu_weight, CPU_SAMPLE_EVERY
+            cpu_at = time.thread_time_ns()
         try:
             if instance is None:  # the ABI keeps no instance: a bare one for this call alone
                 instance = Instance(plugin, deadline)
             return None, instance.run(export, args, deadline), False
         except WasmdError as exc:
+            forget_traceback(exc)  # its frames hold the call's params and instance
             return exc, None, False  # the guest's own error, or output over the limit
         except Exception as exc:
+            forget_traceback(exc)  # the same, and wasmtime-py's traps hold them in a cycle
             if sampled:  # the guest's time, not what handling its fault takes
-                slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
-                sampled = False
+                slot.cpu_ns += (time.thread_time_ns() - cpu_at) * sampled
+                sampled = 0
             at_limit = instance is not None and instance.memory_at_limit()
             self._retire(slot)  # its state is suspect after any fault
             error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
+            if error.code == ErrorCode.TIMEOUT and deadline_at == ticket.caller_deadline:
+                error = self._callers_deadline_passed(ticket, deadline_at)
             if at_limit and (error.data or {}).get("trap_code") == "unreachable":
                 # Guests abort (unreachable) when an allocation fails: at the ceiling, that
                 # is the cause. Other traps there (out of bounds, say) are the guest's own.
@@ -467,11 +600,12 @@ class PluginPool:
             if sampled or self._costs_every_call:
                 self._spent(slot, instance, sampled, cpu_at)
 
-    def _spent(self, slot: _Slot, instance: Instance | None, sampled: bool, cpu_at: int) -> None:
+    def _spent(self, slot: _Slot, instance: Instance | None, sampled: int, cpu_at: int) -> None:
         """Add what the call that ran in ``slot`` cost (not on the common path: only for a
-        sampled call, a metered plug-in, and an ABI that keeps no instance)."""
+        sampled call, a metered plug-in, and an ABI that keeps no instance). ``sampled``: how
+        many calls the measured one stands for (0: not measured)."""
         if sampled:
-            slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
+            slot.cpu_ns += (time.thread_time_ns() - cpu_at) * sampled
         if instance is None:
             return
         if self._fuel:
@@ -479,6 +613,13 @@ class PluginPool:
         if not self._keeps_instance:  # a bare instance, for this call alone
             with self._lock:
                 self._fold(instance, 0)
+
+    def refuse(self, ticket: Ticket, error: WasmdError) -> WasmdError:
+        """Count a call refused before it ran (in the plug-in's account, as every request to
+        it is) and return its error, to be raised. Raised at once rather than held in a
+        local: its traceback will hold the frame (and the caller's, with the params)."""
+        self._finished(ticket, error)
+        return error
 
     def _finished(self, ticket: Ticket, error: WasmdError | None) -> None:
         elapsed = time.monotonic() - ticket.started
@@ -526,19 +667,17 @@ class PluginPool:
                 return  # on probation: this call may run
             reason = breaker.reason
         retry_ms = max(1, round(retry_in * 1000))
-        error = WasmdError(
-            ErrorCode.UNAVAILABLE,
-            f"plug-in {self.plugin.name} is quarantined ({reason}); it is retried in {retry_ms} ms",
-            {"kind": "quarantined", "reason": reason, "retry_in_ms": retry_ms},
+        message = (
+            f"plug-in {self.plugin.name} is quarantined ({reason}); it is retried in {retry_ms} ms"
         )
-        self._finished(ticket, error)
-        raise error
+        data = {"kind": "quarantined", "reason": reason, "retry_in_ms": retry_ms}
+        raise self.refuse(ticket, WasmdError(ErrorCode.UNAVAILABLE, message, data))
 
     def _fault(self, error: WasmdError) -> None:
         """A call faulted and its instance was discarded: count it against the policy."""
         with self._lock:
             self.account.restarts += 1
-        if error.code != ErrorCode.CANCELLED:  # the caller's doing, not the plug-in's
+        if not _callers_doing(error):
             self._instance_failed(f"{ErrorCode(error.code).name.lower()}: {error.message}")
 
     def _instance_failed(self, reason: str) -> None:
@@ -585,14 +724,19 @@ class PluginPool:
         known = ", ".join(sorted(plugin.calls)) or "none"
         return WasmdError(
             ErrorCode.METHOD_NOT_FOUND,
-            f"plug-in {plugin.name} has no callable export {export!r} ({why}; callable: {known})",
+            f"plug-in {plugin.name} has no callable export {echo(export)} "
+            f"({why}; callable: {known})",
         )
 
     def _report(self, export: str, error: WasmdError) -> None:
         plugin = self.plugin
         fields: dict[str, Any] = {"export": export}
         if error.code == ErrorCode.TIMEOUT:
-            fields["timeout_ms"] = plugin.manifest.timeout_ms
+            data = error.data or {}
+            if data.get("kind") == CALLERS_DEADLINE:
+                fields.update(timeout_ms=data["deadline_ms"], deadline_of="caller")
+            else:
+                fields["timeout_ms"] = plugin.manifest.timeout_ms
             event = "plugin.timeout"
         elif error.code == ErrorCode.CANCELLED:
             fields["instance_restarted"] = True
@@ -627,6 +771,35 @@ class PluginPool:
                 memory += slot.memory_bytes
             retry_in = self._breaker.refusal(time.monotonic())
             return PoolUsage(live, memory, self._pending, len(self._waiters), retry_in)
+
+
+def _answer(respond: Respond, error: WasmdError | None, result: Any) -> None:
+    """Answer a call; a failing ``respond`` (a bug of the caller's) never stops the thread
+    running the calls queued behind it."""
+    try:
+        respond(error, result)
+    except Exception:
+        log.exception("answering a call failed")
+
+
+def _callers_doing(error: WasmdError) -> bool:
+    """Whether a call ended for its caller's sake, not the plug-in's: cancelled, or stopped
+    by the deadline of the plug-in that called it. No fault of the plug-in's."""
+    if error.code == ErrorCode.CANCELLED:
+        return True
+    return error.code == ErrorCode.TIMEOUT and (error.data or {}).get("kind") == CALLERS_DEADLINE
+
+
+def _instantiation_failure(exc: Exception, name: str, timeout_ms: int) -> str:
+    """Why an instantiation failed, for the load's error or the log."""
+    if isinstance(exc, CallEnded) or (
+        isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT
+    ):
+        return f"start code ran past its {timeout_ms} ms deadline"
+    if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
+        return f"cannot instantiate: {cause_of(exc)}"
+    log.error("%s: instantiating failed unexpectedly", name, exc_info=exc)  # a bug of ours
+    return f"cannot instantiate: internal error: {exc!r}"
 
 
 def _error_name(error: WasmdError | None) -> str | None:

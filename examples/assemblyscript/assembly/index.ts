@@ -1,5 +1,7 @@
 // asdemo: a wasmd plug-in in AssemblyScript, using the msgpack ABI through
-// sdk/assemblyscript/wasmd.ts. Methods: asdemo.upper, asdemo.add, asdemo.fail.
+// sdk/assemblyscript/wasmd.ts. Methods: asdemo.upper, asdemo.add, asdemo.fail, and
+// asdemo.countdown and asdemo.sizes, which stream (`wasmd call --stream`), and
+// asdemo.tally and asdemo.note, which keep their data in wasmd's durable state.
 //
 // Build (from examples/assemblyscript, after `npm install`; see build.py for why):
 //
@@ -13,8 +15,16 @@ import {
   call,
   fail as failCall,
   hasFailed,
+  intParam,
+  kvAdd,
+  kvGetValue,
+  kvKeys,
+  kvSetValue,
+  kvStatus,
   numberParam,
   param,
+  recv,
+  send,
   stringParam,
   Kind,
   Value,
@@ -70,4 +80,72 @@ export function fail(ptr: usize, len: usize): i64 {
 function failImpl(params: Value[]): Value {
   if (params.length > 0 && params[0].kind == Kind.Str) return failCall(params[0].asString());
   return failCall("asdemo.fail always fails");
+}
+
+/** `[n]` -> 0; called with `wasmd.stream`, it sends n, n-1, ..., 1 as chunks first (a
+ *  plain call sends nothing). */
+export function countdown(ptr: usize, len: usize): i64 {
+  return call(ptr, len, countdownImpl);
+}
+
+function countdownImpl(params: Value[]): Value {
+  for (let n = intParam(params, 0); n > 0; n--) {
+    if (!send(Value.fromI64(n))) break; // not a stream, or the call has ended
+  }
+  return Value.fromI64(0);
+}
+
+/** `[]` -> how many values were pushed; sends back the length of each pushed string,
+ *  until the client ends its input (`wasmd.push_end`). */
+export function sizes(ptr: usize, len: usize): i64 {
+  return call(ptr, len, sizesImpl);
+}
+
+function sizesImpl(params: Value[]): Value {
+  let count: i64 = 0;
+  while (true) {
+    const value = recv();
+    if (value === null) break;
+    if (value.kind != Kind.Str) return failCall("sizes takes pushed strings");
+    if (!send(Value.fromI64(value.asString().length))) break;
+    count++;
+  }
+  return Value.fromI64(count);
+}
+
+/** `[]` or `[by]` -> the count kept in wasmd's durable state after adding `by` (1): it
+ *  survives traps, reloads and restarts. */
+export function tally(ptr: usize, len: usize): i64 {
+  return call(ptr, len, tallyImpl);
+}
+
+function tallyImpl(params: Value[]): Value {
+  const by = params.length > 0 ? intParam(params, 0) : 1;
+  if (hasFailed()) return Value.nil();
+  const total = kvAdd("tally", by);
+  if (kvStatus() != 0) return failCall("state refused: " + kvStatus().toString());
+  return Value.fromI64(total);
+}
+
+/** `[key, value]` keeps any value under "note:KEY" (answers nil); `[key]` answers it (nil if
+ *  nothing is kept); `[]` answers the keys kept, in byte order. */
+export function note(ptr: usize, len: usize): i64 {
+  return call(ptr, len, noteImpl);
+}
+
+function noteImpl(params: Value[]): Value {
+  if (params.length == 0) {
+    const keys = kvKeys("note:");
+    const names = new Array<Value>(keys.length);
+    for (let i = 0; i < keys.length; i++) names[i] = Value.fromString(keys[i].substring(5));
+    return Value.array(names);
+  }
+  const key = "note:" + stringParam(params, 0);
+  if (hasFailed()) return Value.nil();
+  if (params.length > 1) {
+    if (kvSetValue(key, params[1]) != 0) return failCall("state refused: " + kvStatus().toString());
+    return Value.nil();
+  }
+  const kept = kvGetValue(key);
+  return kept === null ? Value.nil() : kept;
 }

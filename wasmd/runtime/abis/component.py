@@ -28,7 +28,14 @@ from wasmtime import component as wc
 
 from ...errors import ErrorCode, PluginLoadError, WasmdError
 from ..component_call import make_component_caller
-from ..component_host import HOST_INTERFACE, define_host_interface
+from ..component_host import (
+    HOST_INTERFACE,
+    STREAM_INTERFACE,
+    define_host_interface,
+    define_stream_interface,
+)
+from ..component_kv import PROVIDED as KEYVALUE
+from ..component_kv import define_keyvalue, is_keyvalue
 from ..host import HostContext
 from ..signatures import ExportSignature, ImportInfo
 from ..traps import CallEnded
@@ -219,12 +226,20 @@ def component_imports(component: wc.Component, engine: wasmtime.Engine) -> tuple
 
 
 def uses_wasi(imports: Sequence[ImportInfo]) -> bool:
-    return any(i.module.startswith("wasi:") for i in imports)
+    return any(i.module.startswith("wasi:") and not is_keyvalue(i.module) for i in imports)
+
+
+def uses_state(imports: Sequence[ImportInfo]) -> bool:
+    """Whether the component imports ``wasi:keyvalue`` (then it gets durable state)."""
+    return any(is_keyvalue(i.module) for i in imports)
 
 
 def is_provided(item: ImportInfo) -> bool:
     """Whether wasmd provides this import of a component (the rest is stubbed by traps)."""
-    return item.module.startswith("wasi:") or item.module.partition("@")[0] == HOST_INTERFACE
+    return item.module.startswith("wasi:") or item.module.partition("@")[0] in (
+        HOST_INTERFACE,
+        STREAM_INTERFACE,
+    )
 
 
 def methods(exports: Mapping[str, ExportSignature], allowed: set[str] | None) -> dict[str, Method]:
@@ -242,9 +257,14 @@ def link(
 
 
 def link_component(
-    engine: wasmtime.Engine, component: wc.Component, host: HostContext, wasi: bool
+    engine: wasmtime.Engine,
+    component: wc.Component,
+    host: HostContext,
+    wasi: bool,
+    has_store: bool = False,
 ) -> wc.Linker:
-    """Once per version: WASI preview 2 (if imported), ``wasmd:host/api``, traps for the rest.
+    """Once per version: WASI preview 2 (if imported), ``wasmd:host/api``, ``wasi:keyvalue``
+    (component_kv.py; ``has_store``: the plug-in has durable state), traps for the rest.
     Raises ``wasmtime.WasmtimeError``, or ``PluginLoadError`` for an import it cannot stub."""
     linker = wc.Linker(engine)
     if wasi:
@@ -253,6 +273,14 @@ def link_component(
     for import_name, item in component.type.imports(engine).items():
         if import_name.partition("@")[0] == HOST_INTERFACE:
             define_host_interface(linker, import_name, host)
+        elif import_name.partition("@")[0] == STREAM_INTERFACE:
+            define_stream_interface(linker, import_name)
+        elif is_keyvalue(import_name):
+            if not define_keyvalue(linker, import_name, host, has_store):
+                raise PluginLoadError(
+                    host.plugin,
+                    f"imports {import_name}; wasmd provides {', '.join(sorted(KEYVALUE))}",
+                )
         elif not import_name.startswith("wasi:"):
             unknown[import_name] = item.ty
     # Not ``define_unknown_imports_as_traps``: it also replaces the WASI functions that
@@ -296,7 +324,7 @@ def instantiate(instance: Instance, deadline_at: float) -> wc.Instance:
     """The component instantiated in ``instance.store``, its methods bound in ``callers``."""
     plugin, store = instance.plugin, instance.store
     linked = plugin.component
-    assert linked is not None  # compile_component made it
+    assert isinstance(linked, LinkedComponent)  # compile_component made it
     made = linked.linker.instantiate(store, linked.component)
     instance.callers = _Callers(store, made, linked.methods)
     return made
@@ -335,5 +363,5 @@ def call(instance: Instance, export: str, args: list[Any]) -> Any:
         raise
     raise_host_outcome()
     linked = instance.plugin.component
-    assert linked is not None
+    assert isinstance(linked, LinkedComponent)
     return linked.methods[export].answer(raw)
