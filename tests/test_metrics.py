@@ -281,7 +281,7 @@ async def test_plugins_that_are_gone_are_forgotten_and_totals_stay(short_tmp: Pa
     elsewhere = short_tmp / "elsewhere"
     elsewhere.mkdir()
     async with (
-        running_daemon(short_tmp, {"keep.wat": ARITH}) as daemon,
+        running_daemon(short_tmp, {"keep.wat": ARITH}, watch=True) as daemon,
         daemon.client() as client,
     ):
         for i in range(12):

@@ -219,6 +219,7 @@ async def test_the_trust_file_pins_manifests_and_sets_a_floor(short_tmp: Path) -
             require_pinned=True,
             trust_file=trust,
             signing_keys=(public_key(key),),
+            watch=True,
         ) as daemon,
         daemon.client() as client,
     ):
