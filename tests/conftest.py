@@ -52,12 +52,19 @@ def use_call_path(path: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return path
 
 
+@pytest.fixture(scope="module", params=CALL_PATHS)
+def call_path_per_module(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``call_path`` for a whole module at a time: a module whose tests share a daemon (see
+    ``shared_daemon``) makes its ``call_path`` this one, since a daemon's instances keep the
+    call path they were made with."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield use_call_path(str(request.param), monkeypatch)
+
+
 @pytest.fixture(params=CALL_PATHS)
 def call_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test through wasmd's fast call path and through wasmtime-py's public API: the
-    fast path must keep every type check and trap report of the slow one. (A module whose
-    tests share a daemon overrides this with a module-scoped one: a daemon's instances keep
-    the call path they were made with.)"""
+    fast path must keep every type check and trap report of the slow one."""
     return use_call_path(str(request.param), monkeypatch)
 
 
@@ -179,6 +186,15 @@ def _folders_state(folders: Sequence[Path]) -> set[tuple[str, int, int, int]]:
             st = os.lstat(path)
             state.add((path, st.st_ino, st.st_mtime_ns, st.st_size))
     return state
+
+
+@asynccontextmanager
+async def shared_daemon(plugins: Mapping[str, str | bytes]) -> AsyncIterator[RunningDaemon]:
+    """A daemon for a module-scoped fixture: tests that only make calls, and check only what
+    their own calls did, share it instead of starting one each."""
+    with tempfile.TemporaryDirectory(prefix="wasmd-", dir=SCRATCH) as root:
+        async with running_daemon(Path(root), plugins) as daemon:
+            yield daemon
 
 
 @pytest.fixture

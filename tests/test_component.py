@@ -13,8 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from wasmd.runtime import Engines, PluginFiles, compile_plugin
 from wasmd.runtime.abis.component import is_component
 
 from .components import build
-from .conftest import CALL_PATHS, SCRATCH, RunningDaemon, running_daemon, use_call_path
+from .conftest import RunningDaemon, running_daemon, shared_daemon
 from .helpers import replace_atomically, subscribe
 from .test_cli import run_cli
 from .toolchains import REPO, build_example, load_build_script, toolchain_missing
@@ -39,12 +38,11 @@ from .wat import ARITH
 pytestmark = pytest.mark.usefixtures("call_path")
 
 
-@pytest.fixture(scope="module", params=CALL_PATHS)
-def call_path(request: pytest.FixtureRequest) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def call_path(call_path_per_module: str) -> str:
     """This module's tests run through each call path in turn, so that those that only call
     the kitchen component share one daemon per path (``kitchen``)."""
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        yield use_call_path(str(request.param), monkeypatch)
+    return call_path_per_module
 
 
 KITCHEN = (Path(__file__).parent / "components" / "kitchen.component.wat").read_text()
@@ -87,9 +85,8 @@ ROUND_TRIPS: list[tuple[str, Any]] = [
 async def kitchen(call_path: str) -> AsyncIterator[RunningDaemon]:
     """One daemon serving the kitchen component as ``k``, shared by the tests that only make
     calls and need no fresh instance (each checks what its own calls did)."""
-    with tempfile.TemporaryDirectory(prefix="wasmd-", dir=SCRATCH) as root:
-        async with running_daemon(Path(root), {"k.wat": KITCHEN}) as daemon:
-            yield daemon
+    async with shared_daemon({"k.wat": KITCHEN}) as daemon:
+        yield daemon
 
 
 @pytest.mark.parametrize(("method", "value"), ROUND_TRIPS[:-1])
