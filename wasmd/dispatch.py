@@ -78,6 +78,7 @@ class Dispatcher:
                     ErrorCode.PERMISSION_DENIED,
                     f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}",
                 )
+            ticket.peer = peer  # whose faults these are, and who the guest is told calls
             try:
                 pool.call(export, params, ticket, respond)
                 return

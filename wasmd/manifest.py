@@ -54,6 +54,9 @@ class FailurePolicy:
     window_ms: int = 1000
     backoff_ms: int = 100
     backoff_max_ms: int = 30_000
+    # Faults are charged to the caller's uid; the plug-in as a whole is quarantined when this
+    # many distinct uids share the max_faults of one window (1: any uid's, as before).
+    quarantine_uids: int = 3
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "config": (),  # free-form keys
     "access": ("uids", "gids", "plugins"),
     "extism": ("allowed_hosts",),
-    "failure": ("max_faults", "window_ms", "backoff_ms", "backoff_max_ms"),
+    "failure": ("max_faults", "window_ms", "backoff_ms", "backoff_max_ms", "quarantine_uids"),
 }
 _INTS = dict(timeout_ms=(1, 3_600_000), instances=(1, 64), queue=(0, 100_000), fuel=(0, 2**63 - 1))
 _FAILURE_INTS = dict(
@@ -158,6 +161,7 @@ _FAILURE_INTS = dict(
     window_ms=(1, 86_400_000),
     backoff_ms=(1, 86_400_000),
     backoff_max_ms=(1, 86_400_000),
+    quarantine_uids=(1, 1024),  # breaker.MAX_CALLERS: no more uids are remembered
 )
 _SHA256_RE = re.compile("[0-9a-f]{64}")
 

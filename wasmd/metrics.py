@@ -91,6 +91,7 @@ class WasmdCollector(Collector):
             "reloads_total": "new versions swapped in",
             "load_failures_total": "versions that failed to load (or were refused)",
             "quarantines_total": "times the failure policy quarantined the plug-in",
+            "throttles_total": "times the failure policy throttled a caller uid",
         }
         families = {key: counter(key, text) for key, text in simple.items()}
         for name, account in self._accounts.items():
@@ -112,6 +113,7 @@ class WasmdCollector(Collector):
                 "reloads_total": seen.reloads,
                 "load_failures_total": seen.load_failures,
                 "quarantines_total": seen.quarantines,
+                "throttles_total": seen.throttles,
             }
             for key, value in values.items():
                 families[key].add_metric([name], value)
@@ -134,12 +136,19 @@ class WasmdCollector(Collector):
             key: GaugeMetricFamily(f"wasmd_plugin_{key}", text, labels=["plugin"])
             for key, text in helps.items()
         }
+        throttled = GaugeMetricFamily(
+            "wasmd_plugin_throttled",
+            "1 for each caller uid whose calls the failure policy refuses now",
+            labels=["plugin", "uid"],
+        )
         for entry in sorted(self._registry, key=lambda e: e.name):
             pool = entry.pool
             gauges["up"].add_metric([entry.name], 0 if pool is None else 1)
             if pool is None:
                 continue
             usage = pool.usage()  # before the peak: it measures the idle instances
+            for uid in usage.throttled:
+                throttled.add_metric([entry.name, str(uid)], 1)
             values = {
                 "instances": usage.instances_live,
                 "in_flight_calls": usage.in_flight,
@@ -152,6 +161,7 @@ class WasmdCollector(Collector):
             for key, value in values.items():
                 gauges[key].add_metric([entry.name], value)
         yield from gauges.values()
+        yield throttled
 
 
 DAEMON_METRICS = {

@@ -70,6 +70,7 @@ class AccountSnapshot:
     reloads: int
     load_failures: int
     quarantines: int
+    throttles: int  # times a caller uid was throttled (its calls faulted past the policy)
 
     @property
     def calls(self) -> int:
@@ -96,6 +97,7 @@ class PluginAccount:
         "quarantines",
         "reloads",
         "restarts",
+        "throttles",
     )
 
     def __init__(self) -> None:
@@ -114,6 +116,7 @@ class PluginAccount:
         self.reloads = 0
         self.load_failures = 0
         self.quarantines = 0
+        self.throttles = 0
         # The pools counting into this account that have not drained: they hold counts not
         # folded in yet (PluginPool.unfolded).
         self.pools: set[Any] = set()
@@ -162,6 +165,7 @@ class PluginAccount:
                 reloads=self.reloads,
                 load_failures=self.load_failures,
                 quarantines=self.quarantines,
+                throttles=self.throttles,
             )
 
 
