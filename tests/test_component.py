@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +273,8 @@ async def test_host_api_log_emit_and_config(
             await client.call("k.announce", b"\xc1")
         assert (caught.value.code, caught.value.data) == (ErrorCode.TRAP, {"kind": "abi_violation"})
         assert await client.call("k.count") == 1
+        whoami = await client.call("k.whoami")
+    assert whoami == {"uid": os.getuid(), "gid": os.getgid(), "pid": os.getpid()}
     assert (event["plugin"], event["data"]) == ("k", {"kind": "hello"})
     lines = [r.getMessage() for r in caplog.records if r.name == "wasmd.plugin.k"]
     assert "a line from the component" in lines

@@ -2,7 +2,8 @@
 
 The same functions as the core ABI's ``wasmd`` imports (host.py), in WIT's types: ``log``
 takes a ``level`` enum and a string, ``emit`` a msgpack map as ``list<u8>``, ``config-get``
-answers ``option<string>``. A component reports an error by returning a WIT ``result``, so
+answers ``option<string>``, ``caller`` a ``peer`` record (uid, gid, pid; -1 each
+without a socket peer, as the core imports ``caller_uid``... answer). A component reports an error by returning a WIT ``result``, so
 there is no ``error`` function. Each is wrapped by ``host_function``: nothing it raises
 reaches wasmtime-py, and a misuse (an event that is not a msgpack map) fails the call as an
 ``abi_violation``, as it does for modules.
@@ -16,7 +17,7 @@ from typing import Any
 
 from wasmtime import component as wc
 
-from .host import MAX_TEXT, HostContext, emit_event, host_function, log_line
+from .host import MAX_TEXT, HostContext, caller_peer, emit_event, host_function, log_line
 
 HOST_INTERFACE = "wasmd:host/api"
 
@@ -61,8 +62,22 @@ def _config_get(ctx: HostContext) -> Callable[..., str | None]:
     return config_get
 
 
+def _caller(ctx: HostContext) -> Callable[..., wc.Record]:
+    @host_function("wasmd:host/api.caller")
+    def caller(_store: Any) -> wc.Record:
+        peer = caller_peer()
+        record = wc.Record()
+        record.uid = record.gid = record.pid = -1
+        if peer is not None:
+            record.uid, record.gid, record.pid = peer.uid, peer.gid, peer.pid
+        return record
+
+    return caller
+
+
 _FUNCTIONS: dict[str, Callable[[HostContext], Callable[..., Any]]] = {
     "log": _log,
     "emit": _emit,
     "config-get": _config_get,
+    "caller": _caller,
 }
