@@ -5,6 +5,7 @@ while another uid's calls keep running."""
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,20 @@ WHO = """(module
   (func (export "gid") (result i64) (call $gid))
   (func (export "pid") (result i64) (call $pid)))"""
 
+# An Extism plug-in declares user host functions (module extism:host/user, as PDKs'
+# ``host_fn`` does): wasmd provides the ones named and typed like its own imports.
+EXTISM_WHO = """(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/user" "caller_uid" (func $uid (result i64)))
+  (memory (export "memory") 1)
+  (func (export "uid") (result i32) (local $offs i64)
+    (local.set $offs (call $alloc (i64.const 8)))
+    (call $store_u64 (local.get $offs) (call $uid))
+    (call $output_set (local.get $offs) (i64.const 8))
+    (i32.const 0)))"""
+
 RELAY = relay_guest({"to_uid": "who.uid", "to_pid": "who.pid", "to_div": "math.div"})
 CALLABLE = '[access]\nplugins = ["relay"]\n'
 FILES = {
@@ -47,6 +62,12 @@ async def test_a_plugin_sees_who_calls_it_even_through_another(short_tmp: Path) 
         # A nested call sees the request's caller, not the calling plug-in.
         assert await client.call("relay.to_uid") == [None, os.getuid()]
         assert await client.call("relay.to_pid") == [None, os.getpid()]
+
+
+async def test_an_extism_plugin_gets_the_caller_as_a_host_function(short_tmp: Path) -> None:
+    plugins = {"ex.wat": EXTISM_WHO, "ex.toml": '[plugin]\nabi = "extism"\n'}
+    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+        assert await client.call("ex.uid") == struct.pack("<q", os.getuid())
 
 
 def test_in_process_calls_have_no_caller(tmp_path: Path) -> None:
