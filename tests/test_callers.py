@@ -112,8 +112,11 @@ async def test_a_uid_flooding_traps_leaves_another_uids_calls_running(short_tmp:
     short_tmp.chmod(0o755)
     config: dict[str, Any] = {"socket_mode": 0o666, "allow_uids": (OTHER_UID,)}
     adds = [("math.add", [2, 3])] * 200
+    # Root stays throttled while the other uid's client starts and calls.
+    slow_retry = "[failure]\nbackoff_ms = 60000\nbackoff_max_ms = 60000\n"
+    files = {**FILES, "math.toml": CALLABLE + slow_retry}
     async with (
-        running_daemon(short_tmp, FILES, **config) as daemon,
+        running_daemon(short_tmp, files, **config) as daemon,
         daemon.client() as client,
         daemon.client() as watcher,
     ):

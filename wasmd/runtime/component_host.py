@@ -2,11 +2,11 @@
 
 The same functions as the core ABI's ``wasmd`` imports (host.py), in WIT's types: ``log``
 takes a ``level`` enum and a string, ``emit`` a msgpack map as ``list<u8>``, ``config-get``
-answers ``option<string>``, ``caller`` a ``peer`` record (uid, gid, pid; -1 each
-without a socket peer, as the core imports ``caller_uid``... answer). A component reports an error by returning a WIT ``result``, so
-there is no ``error`` function. Each is wrapped by ``host_function``: nothing it raises
-reaches wasmtime-py, and a misuse (an event that is not a msgpack map) fails the call as an
-``abi_violation``, as it does for modules.
+answers ``option<string>``, ``caller`` a ``peer`` record (uid, gid, pid; -1 each without a
+socket peer, as the core imports ``caller_uid``... answer). A component reports an error by
+returning a WIT ``result``, so there is no ``error`` function. Each is wrapped by
+``host_function``: nothing it raises reaches wasmtime-py, and a misuse (an event that is not a
+msgpack map) fails the call as an ``abi_violation``, as it does for modules.
 """
 
 from __future__ import annotations
