@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from .credentials import Credential, Secret, name_problem, read_credential
 from .discovery import NAME_RE
 from .peers import allowed
 from .tomlcheck import Checker, GiB, KiB, MiB, describe, kind_of, parse_toml, read_toml
@@ -70,9 +71,10 @@ class Manifest:
     fuel: int = 0  # 0 = no fuel metering
     exports: tuple[str, ...] = ()  # empty = every export is callable
     wasi_args: tuple[str, ...] = ()
-    wasi_env: tuple[tuple[str, str], ...] = ()  # sorted by name
+    # A value may name a systemd credential (credentials.py), read when the plug-in loads.
+    wasi_env: tuple[tuple[str, str | Credential], ...] = ()  # sorted by name
     preopens: tuple[Preopen, ...] = ()
-    config: tuple[tuple[str, str], ...] = ()  # sorted by key
+    config: tuple[tuple[str, str | Credential], ...] = ()  # sorted by key
     access_uids: tuple[int, ...] = ()
     access_gids: tuple[int, ...] = ()
     # Plug-ins that may call this one through wasmd.call ("*": any); none by default.
@@ -84,7 +86,22 @@ class Manifest:
     sha256: str | None = None
 
     def config_dict(self) -> dict[str, str]:
-        return dict(self.config)
+        """The ``[config]`` values (a credential not read yet is left out)."""
+        return {key: value for key, value in self.config if isinstance(value, str)}
+
+    def with_credentials(self) -> Manifest:
+        """This manifest with every credential it names read (``Secret`` values); raises
+        ``CredentialError``. Read when a version loads (systemd itself fills the folder
+        when the service starts: a rotated credential needs ``systemctl restart``)."""
+
+        def read(pairs: tuple[tuple[str, str | Credential], ...]) -> Any:
+            return tuple(
+                (key, read_credential(v) if isinstance(v, Credential) else v) for key, v in pairs
+            )
+
+        if not any(isinstance(v, Credential) for _, v in (*self.config, *self.wasi_env)):
+            return self
+        return replace(self, config=read(self.config), wasi_env=read(self.wasi_env))
 
     def admits(self, uid: int, gid: int, groups: Callable[[], Iterable[int]]) -> bool:
         """Whether a caller may call this plug-in (DESIGN.md section 8): anyone, without
@@ -107,7 +124,11 @@ class Manifest:
         ``[wasi].env``, each of ``[wasi].args``) by ``HIDDEN``; key names stay visible.
         """
 
-        def shown(value: str) -> str:
+        def shown(value: str | Credential) -> Any:
+            if isinstance(value, Credential):
+                return value.shown()
+            if isinstance(value, Secret):  # never its value, whoever asks
+                return value.credential.shown()
             return value if with_values else HIDDEN
 
         plugin = {k: getattr(self, k) for k in _SECTIONS["plugin"]}
@@ -191,13 +212,17 @@ def _manifest_from_doc(doc: dict[str, Any], check: Checker) -> Manifest:
     }
     fields_failure = _failure_policy(section["failure"], check)
     fields = _plugin_fields(section["plugin"], check) | _wasi_fields(section["wasi"], check)
+    config: dict[str, str | Credential] = {}
     for key, value in section["config"].items():
         # A common slip is `retries = 3`; the host API hands the guest strings only.
         hint = " (quote it)" if type(value) in (int, float) else ""
+        if isinstance(value, dict):
+            config[key] = _credential(value, f"config.{key}", check)
+            continue
         if not isinstance(value, str):
             raise check.fail(f"config.{key}", f"must be a string, got {kind_of(value)}{hint}")
-        check.string(value, f"config.{key}", secret=True)
-    fields["config"] = tuple(sorted(section["config"].items()))
+        config[key] = check.string(value, f"config.{key}", secret=True)
+    fields["config"] = tuple(sorted(config.items()))
     for name in ("uids", "gids"):
         key = f"access.{name}"
         ids = check.array(section["access"].get(name, []), key, "integer ids")
@@ -222,6 +247,20 @@ def _failure_policy(table: dict[str, Any], check: Checker) -> FailurePolicy:
     if policy.backoff_max_ms < policy.backoff_ms:
         raise check.fail("failure.backoff_max_ms", "must be at least failure.backoff_ms")
     return policy
+
+
+def _credential(table: dict[str, Any], key: str, check: Checker) -> Credential:
+    """``{ credential = "NAME" }``: a systemd credential's name (credentials.py)."""
+    check.table(table, key, ("credential",))
+    if "credential" not in table:
+        raise check.fail(
+            f"{key}.credential", 'is required (a value table is { credential = "NAME" })'
+        )
+    name = check.string(table["credential"], f"{key}.credential")
+    problem = name_problem(name)
+    if problem is not None:
+        raise check.fail(f"{key}.credential", f"{describe(name)} {problem}")
+    return Credential(name)
 
 
 def _plugin_names(value: Any, check: Checker) -> tuple[str, ...]:
@@ -260,11 +299,15 @@ def _plugin_fields(table: dict[str, Any], check: Checker) -> dict[str, Any]:
 
 def _wasi_fields(table: dict[str, Any], check: Checker) -> dict[str, Any]:
     args = check.array(table.get("args", []), "wasi.args", "strings")
-    env = check.table(table.get("env", {}), "wasi.env")
-    for name, value in env.items():
-        check.string(value, f"wasi.env.{name}", secret=True)
+    env: dict[str, str | Credential] = {}
+    for name, value in check.table(table.get("env", {}), "wasi.env").items():
+        key = f"wasi.env.{name}"
+        if isinstance(value, dict):
+            env[name] = _credential(value, key, check)
+        else:
+            env[name] = check.string(value, key, secret=True)
         if not name or "=" in name or "\0" in name:
-            raise check.fail(f"wasi.env.{name}", "is not a valid environment variable name")
+            raise check.fail(key, "is not a valid environment variable name")
     preopens: list[Preopen] = []
     for i, entry in enumerate(check.array(table.get("preopens", []), "wasi.preopens", "tables")):
         key = f"wasi.preopens[{i}]"

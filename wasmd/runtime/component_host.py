@@ -66,10 +66,9 @@ def _caller(ctx: HostContext) -> Callable[..., wc.Record]:
     @host_function("wasmd:host/api.caller")
     def caller(_store: Any) -> wc.Record:
         peer = caller_peer()
-        record = wc.Record()
-        record.uid = record.gid = record.pid = -1
-        if peer is not None:
-            record.uid, record.gid, record.pid = peer.uid, peer.gid, peer.pid
+        ids = (-1, -1, -1) if peer is None else (peer.uid, peer.gid, peer.pid)
+        record = wc.Record()  # wasmtime reads a record's fields as attributes, by name
+        record.__dict__.update(zip(("uid", "gid", "pid"), ids, strict=True))
         return record
 
     return caller

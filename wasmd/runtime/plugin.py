@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
+from ..credentials import CredentialError
 from ..errors import PluginLoadError
 from ..manifest import Manifest
 from .abis import ABIS, Abi, Method, detect_abi
@@ -219,6 +220,10 @@ def compile_plugin(
     name = files.name
     if not wasm:
         raise PluginLoadError(name, f"{files.module_path} is empty")
+    try:
+        manifest = manifest.with_credentials()  # secrets are read at each load, not kept
+    except CredentialError as exc:
+        raise PluginLoadError(name, str(exc)) from None
     engine = engines.for_manifest(manifest.fuel)
     if component_abi.is_component(wasm):
         return compile_component(
