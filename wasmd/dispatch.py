@@ -64,7 +64,7 @@ class Dispatcher:
         for _ in range(LOOKUP_ATTEMPTS):
             entry = self.registry.get(name)
             if entry is None:
-                raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
+                raise self.registry.missing(name)
             pool = entry.pool
             if pool is None:
                 raise WasmdError(

@@ -59,16 +59,28 @@ class Entry:
 class Registry:
     def __init__(self) -> None:
         self._entries: dict[str, Entry] = {}
+        # Names of the initial scan still compiling after READY (daemon.py); replaced whole.
+        self.loading: frozenset[str] = frozenset()
 
     def get(self, name: str) -> Entry | None:
         return self._entries.get(name)
+
+    def missing(self, name: str) -> WasmdError:
+        """The answer to a call of a name with no entry: still loading, or no such plug-in."""
+        if name in self.loading:
+            return WasmdError(
+                ErrorCode.UNAVAILABLE,
+                f"plug-in {name} is still loading (compiling); try again shortly",
+                {"kind": "loading"},
+            )
+        return WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
 
     def pool_of(self, name: str) -> PluginPool:
         """NAME's running version, for a plug-in's ``wasmd.call`` (runtime/nested.py); raises
         ``WasmdError`` as a request for it would be answered."""
         entry = self._entries.get(name)
         if entry is None:
-            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
+            raise self.missing(name)
         if entry.pool is None:
             raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {name} failed to load: {entry.error}")
         return entry.pool
