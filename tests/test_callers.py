@@ -178,3 +178,33 @@ def test_in_process_calls_are_charged_as_one_caller(tmp_path: Path) -> None:
             math.call("add", 2, 3)
     assert refused.value.data is not None
     assert (refused.value.data["kind"], refused.value.data["uid"]) == ("throttled", -1)
+
+
+@needs_root_and_setpriv
+async def test_faults_of_several_uids_quarantine_the_plugin(short_tmp: Path) -> None:
+    """Three uids fault twice each (their share of max_faults = 6): broken for everyone, so
+    the plug-in is quarantined for every caller, root included."""
+    short_tmp.chmod(0o755)
+    policy = "[failure]\nmax_faults = 6\nwindow_ms = 60000\nbackoff_ms = 60000\n"
+    policy += "backoff_max_ms = 60000\nquarantine_uids = 3\n"
+    files = {**FILES, "math.toml": CALLABLE + policy}
+    config: dict[str, Any] = {"socket_mode": 0o666, "allow_uids": (OTHER_UID, OTHER_UID + 1)}
+    divs = [("math.div", [1, 0])] * 2
+    async with (
+        running_daemon(short_tmp, files, **config) as daemon,
+        daemon.client() as client,
+    ):
+        events = await subscribe(client, "plugin.quarantined")
+        first = await call_as(OTHER_UID, daemon.socket, divs)
+        second = await call_as(OTHER_UID + 1, daemon.socket, divs)
+        for _ in range(2):
+            with pytest.raises(WasmdError) as trapped:
+                await client.call("math.div", 1, 0)
+            assert trapped.value.code == ErrorCode.TRAP
+        quarantined = await events.next()
+        with pytest.raises(WasmdError) as refused:
+            await client.call("math.add", 2, 3)
+    assert [o["error"][0] for o in first + second] == [ErrorCode.TRAP] * 4
+    assert "faults of 3 uids" in quarantined["reason"]
+    assert refused.value.data is not None
+    assert refused.value.data["kind"] == "quarantined"

@@ -63,7 +63,7 @@ def test_one_uids_faults_throttle_that_uid_alone() -> None:
     policy = FaultPolicy(FailurePolicy(max_faults=3, window_ms=1000, backoff_ms=250))
     assert policy.fault(0.0, "a", 1000) is None
     assert policy.fault(0.125, "b", 1000) is None
-    assert policy.fault(0.25, "c", 1000) == ("throttled", 1000, 0.25)
+    assert policy.fault(0.25, "c", 1000) == ("throttled", 1000, 0.25, "c")
     assert policy.watching
     assert policy.refusal(0.375, 1000) == ("throttled", "c", 0.125)
     assert policy.refusal(0.375, 2000) is None  # another uid's calls run
@@ -71,7 +71,7 @@ def test_one_uids_faults_throttle_that_uid_alone() -> None:
     assert not policy.quarantined  # instances are still made for everyone else
     assert policy.throttled(0.375) == [1000]
     # Probation: a fault doubles the throttle at once; a success forgives the uid.
-    assert policy.fault(0.5, "d", 1000) == ("throttled", 1000, 0.5)
+    assert policy.fault(0.5, "d", 1000) == ("throttled", 1000, 0.5, "d")
     assert policy.success(1.0, 1000) == (None, 0.75)
     assert not policy.watching
     assert policy.fault(1.125, "e", 1000) is None  # counted afresh
@@ -80,7 +80,12 @@ def test_one_uids_faults_throttle_that_uid_alone() -> None:
 def test_faults_no_caller_caused_quarantine_the_plugin() -> None:
     policy = FaultPolicy(FailurePolicy(max_faults=2, window_ms=1000, backoff_ms=250))
     assert policy.fault(0.0, "cannot instantiate", None) is None
-    assert policy.fault(0.125, "cannot instantiate", None) == ("quarantined", None, 0.25)
+    assert policy.fault(0.125, "cannot instantiate", None) == (
+        "quarantined",
+        None,
+        0.25,
+        "cannot instantiate",
+    )
     assert policy.quarantined
     assert policy.refusal(0.25, 1000) == ("quarantined", "cannot instantiate", 0.125)
     assert policy.success(0.5, 1000) == (0.375, None)  # quarantined since 0.125
@@ -126,7 +131,12 @@ def test_the_uid_table_is_bounded_and_forgets() -> None:
     assert 0 not in policy._callers  # the least recently faulting went first
     last = uids - 1
     end = last / 64
-    assert policy.fault(end, "trap", last) == ("throttled", last, 0.1)  # a recent one is kept
+    assert policy.fault(end, "trap", last) == (
+        "throttled",
+        last,
+        0.1,
+        "trap",
+    )  # a recent one is kept
     assert not policy.quarantined
     assert policy.refusal(end + 0.5, 1) is None  # the sweep forgets uids with no recent fault
     assert list(policy._callers) == [last]  # but not a throttled one, until

@@ -3,8 +3,8 @@
 ``serve`` reports readiness through ``task_status.started(info)`` once the socket listens and
 the initial scan has loaded (or failed) every plug-in, or ``ready_timeout_ms`` has passed:
 plug-ins still compiling then finish in the background, answering ``unavailable`` (kind
-``loading``) meanwhile, so a slow compile does not hold up the rest. It runs until cancelled; cancelling is the way to
-stop it.
+``loading``) meanwhile, so a slow compile does not hold up the rest. It runs until
+cancelled; cancelling is the way to stop it.
 """
 
 from __future__ import annotations

@@ -110,6 +110,7 @@ class Tripped(NamedTuple):
     kind: str  # "quarantined" or "throttled"
     uid: int | None  # the throttled uid
     backoff: float  # seconds
+    reason: str
 
 
 class FaultPolicy:
@@ -145,7 +146,7 @@ class FaultPolicy:
         if self.policy.max_faults == 0:
             return None
         if uid is None:
-            return self._tripped("quarantined", None, self.plugin.fault(now, reason))
+            return self._tripped("quarantined", None, self.plugin.fault(now, reason), reason)
         caller = self._callers.get(uid)
         if caller is None:
             caller = self._callers[uid] = CircuitBreaker(self.policy)
@@ -154,19 +155,25 @@ class FaultPolicy:
         else:
             self._callers.move_to_end(uid)
         throttled = caller.fault(now, reason)
-        if self._shared_by_enough_uids(now):
-            quarantined = self.plugin.trip(now, f"{reason} (callers with faults: several uids)")
+        uids = self._uids_sharing_the_faults(now)
+        if uids:
+            shared = f"{reason} (and faults of {uids} uids)"
+            quarantined = self.plugin.trip(now, shared)
             if quarantined is not None:
-                return self._tripped("quarantined", None, quarantined)
-        return self._tripped("throttled", uid, throttled)
+                return self._tripped("quarantined", None, quarantined, shared)
+        return self._tripped("throttled", uid, throttled, reason)
 
-    def _tripped(self, kind: str, uid: int | None, backoff: float | None) -> Tripped | None:
+    def _tripped(
+        self, kind: str, uid: int | None, backoff: float | None, reason: str
+    ) -> Tripped | None:
         if backoff is None:
             return None
         self.watching = True
-        return Tripped(kind, uid, backoff)
+        return Tripped(kind, uid, backoff, reason)
 
-    def _shared_by_enough_uids(self, now: float) -> bool:
+    def _uids_sharing_the_faults(self, now: float) -> int:
+        """How many uids share the window's faults if they are enough to quarantine the
+        plug-in (module docstring), else 0."""
         policy = self.policy
         window_start = now - policy.window_ms / 1000
         uids = total = 0
@@ -177,7 +184,7 @@ class FaultPolicy:
             if count:
                 uids += 1
                 total += min(count, self._share)
-        return uids >= policy.quarantine_uids and total >= policy.max_faults
+        return uids if uids >= policy.quarantine_uids and total >= policy.max_faults else 0
 
     def success(self, now: float, uid: int) -> tuple[float | None, float | None]:
         """A call from ``uid`` ended without a fault: how long (seconds) the plug-in was

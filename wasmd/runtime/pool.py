@@ -580,7 +580,7 @@ class PluginPool:
         self._emit(
             f"plugin.{tripped.kind}",
             **fields,
-            reason=reason,
+            reason=tripped.reason,
             max_faults=manifest.failure.max_faults,
             window_ms=manifest.failure.window_ms,
             retry_in_ms=round(tripped.backoff * 1000),
