@@ -18,6 +18,7 @@ from wasmd import SyncClient
 from wasmd.cli import main, parse_arg
 
 from .conftest import running_daemon, serve_command, write_plugins
+from .processes import copy_bundled_examples, reaped, until
 from .wat import ARITH, COUNTER, START_LOGS_THEN_SPINS, UNKNOWN_IMPORT
 from .wat_abi import CAT_COMMAND, MSGPACK_GUEST
 from .wat_extism import extism_guest
@@ -172,9 +173,9 @@ def test_check_reports_problems(
 def test_serve_as_a_process_like_the_readme(short_tmp: Path) -> None:
     """`wasmd serve --plugins plugins.d` in a real process: ready, serving, stops on SIGTERM."""
     sock = short_tmp / "wasmd.sock"
-    command = serve_command(REPO / "plugins.d", "--socket", str(sock))
+    command = serve_command(copy_bundled_examples(short_tmp / "plugins.d"), "--socket", str(sock))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
+    with reaped(command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
         assert daemon.stderr is not None
         seen = []
         for line in daemon.stderr:  # readiness is announced on the log, not guessed
@@ -202,7 +203,7 @@ def test_sighup_rescans_and_wasmd_events_follows(short_tmp: Path) -> None:
     (plugins / "counter.wat").write_text(COUNTER)
     sock = short_tmp / "wasmd.sock"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WASMD_SOCKET": str(sock)}
-    with subprocess.Popen(
+    with reaped(
         serve_command(plugins, "--no-watch"), stderr=subprocess.PIPE, text=True, env=env
     ) as daemon:
         assert daemon.stderr is not None
@@ -210,14 +211,14 @@ def test_sighup_rescans_and_wasmd_events_follows(short_tmp: Path) -> None:
             if "daemon.ready" in line:
                 break
         events_command = [sys.executable, "-m", "wasmd", "events", "--json", "daemon.", "plugin."]
-        with subprocess.Popen(
-            events_command, stdout=subprocess.PIPE, text=True, env=env
-        ) as follower:
+        with reaped(events_command, stdout=subprocess.PIPE, text=True, env=env) as follower:
             assert follower.stdout is not None
             # Know that the follower is subscribed before causing events: the daemon counts it.
             with SyncClient(sock, timeout=10) as client:
-                while client.call("wasmd.stats")["daemon"]["subscribers"] == 0:
-                    client.call("wasmd.ping")
+                until(
+                    lambda: client.call("wasmd.stats")["daemon"]["subscribers"] > 0,
+                    what="the follower subscribing",
+                )
                 (plugins / "arith.wat").write_text(ARITH)
                 daemon.send_signal(signal.SIGHUP)
                 first = json.loads(follower.stdout.readline())
@@ -389,7 +390,7 @@ def test_sigterm_while_start_code_spins_stops_promptly(short_tmp: Path, arrival:
     extra = ["--no-watch"] if arrival == "on-sighup" else []
     command = serve_command(plugins, "--socket", str(sock), *extra)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
+    with reaped(command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
         assert daemon.stderr is not None
         marks = ["start code spins"]
         if arrival != "at-start-up":

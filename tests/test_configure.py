@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from wasmd import ErrorCode, WasmdError
+from wasmd.configure import ErrorEncoder, configure, neovim_error
 
 from .conftest import running_daemon
 from .wat import ARITH
@@ -44,15 +45,29 @@ async def test_neovim_error_shape_is_per_connection(short_tmp: Path) -> None:
     "params",
     [[], [{"errors": "vim"}], [{"errors": 1}], [{"colour": "red"}], ["neovim"], [{}, {}]],
 )
-async def test_configure_refuses_what_it_does_not_know(
-    short_tmp: Path, params: list[object]
-) -> None:
-    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
-        async with daemon.client() as client:
-            with pytest.raises(WasmdError) as refused:
-                await client.call("wasmd.configure", *params)
-            assert refused.value.code == ErrorCode.INVALID_PARAMS
-            assert "wasmd.configure takes" in refused.value.message
-            with pytest.raises(WasmdError) as unchanged:
-                await client.call("arith.div", 1, 0)
-            assert unchanged.value.code == ErrorCode.TRAP
+def test_configure_refuses_what_it_does_not_know(params: list[object]) -> None:
+    """A pure function of a session and the params: no daemon needed to see it refuse."""
+    session = _Session()
+    with pytest.raises(WasmdError) as refused:
+        configure(session, list(params))
+    assert refused.value.code == ErrorCode.INVALID_PARAMS
+    assert "wasmd.configure takes" in refused.value.message
+    assert session.encode_error is WasmdError.to_wire  # unchanged
+
+
+def test_configure_sets_and_reports_the_shape() -> None:
+    session = _Session()
+    assert configure(session, [{}]) == {"errors": "wasmd"}
+    assert configure(session, [{"errors": "neovim"}]) == {"errors": "neovim"}
+    assert session.encode_error is neovim_error
+    timeout = WasmdError(ErrorCode.TIMEOUT, "call exceeded its deadline of 5 ms")
+    assert session.encode_error(timeout) == [1, "timeout (5): call exceeded its deadline of 5 ms"]
+    assert configure(session, [{"errors": "wasmd"}]) == {"errors": "wasmd"}
+    assert session.encode_error(timeout) == [5, "call exceeded its deadline of 5 ms"]
+
+
+class _Session:
+    """What configure() needs of a connection: the error encoder it holds."""
+
+    def __init__(self) -> None:
+        self.encode_error: ErrorEncoder = WasmdError.to_wire

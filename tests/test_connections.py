@@ -25,6 +25,7 @@ from wasmd.runtime import fastcall
 from .conftest import running_daemon, serve_command, write_plugins
 from .helpers import subscribe
 from .other_uid import SETPRIV, call_as, needs_root_and_setpriv, require_wasmd_as
+from .processes import reaped
 from .wat import ARITH, SPIN
 
 
@@ -340,7 +341,7 @@ def serving_as(uid: int, plugins: Path, *flags: str, env: dict[str, str]) -> Ite
     command = [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
     command += serve_command(plugins, *flags)
     env = {**env, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as process:
+    with reaped(command, stderr=subprocess.PIPE, text=True, env=env) as process:
         assert process.stderr is not None
         lines, ready = [], False
         for line in process.stderr:  # readiness is announced on the log, not guessed

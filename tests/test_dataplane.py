@@ -11,7 +11,6 @@ import anyio.abc
 import msgpack
 import pytest
 
-from wasmd import ErrorCode
 from wasmd.protocol import NEED_DATA, Connection, Response
 from wasmd.runtime import fastcall
 
@@ -73,8 +72,7 @@ async def test_cancel_notification_interrupts_a_running_call(short_tmp: Path) ->
                 response = await _next_response(stream, protocol)
             assert response.msgid == 7
             assert response.error is not None
-            assert response.error[0] == ErrorCode.CANCELLED
-            assert int(ErrorCode.CANCELLED) == 11
+            assert response.error[0] == 11  # the wire's code for cancelled (DESIGN.md)
             assert time.monotonic() - started < 30  # not the minute's deadline
             # The instance was replaced; the plug-in serves on.
             await stream.send(_request(8, "spin.quick"))

@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -17,6 +18,7 @@ from tests.wat import ARITH, COUNTER, SPIN
 from tests.wat_abi import MSGPACK_GUEST
 from wasmd import ErrorCode, Loader, PluginLoadError, WasmdError
 from wasmd.runtime import fastcall
+from wasmd.runtime.engine import Engines
 
 needs_guard = pytest.mark.skipif(
     not fastcall.ENABLED, reason="interrupting a running call needs the epoch-deadline callback"
@@ -153,7 +155,17 @@ def test_search_path_order(tmp_path: Path) -> None:
         )
 
 
-def test_concurrent_loads_from_threads_compile_once(loader: Loader) -> None:
+def test_concurrent_loads_from_threads_compile_once(
+    loader: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiles: list[int] = []
+    compile_module = Engines.compile
+
+    def counted(self: Engines, engine: Any, wasm: bytes) -> Any:
+        compiles.append(len(wasm))
+        return compile_module(self, engine, wasm)
+
+    monkeypatch.setattr(Engines, "compile", counted)
     handles: list[wasmd.Plugin] = []
     barrier = threading.Barrier(8)
 
@@ -168,6 +180,7 @@ def test_concurrent_loads_from_threads_compile_once(loader: Loader) -> None:
         thread.join()
     assert len(handles) == 8
     assert all(h is handles[0] for h in handles)
+    assert len(compiles) == 1  # eight threads asked at once; one compile served them all
     # One instance, shared state: calls from threads are serialised by the pool.
     results: list[int] = []
     threads = [

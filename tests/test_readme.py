@@ -9,7 +9,6 @@ import os
 import queue
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import pytest
 from wasmd import DaemonConfig, SyncClient
 
 from .conftest import serve_command
+from .processes import copy_bundled_examples, reaped, until
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
@@ -64,11 +64,11 @@ def readme_daemon(short_tmp: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """``wasmd serve --plugins plugins.d`` as the README starts it, in a copy of the repo's
     ``plugins.d``; yields that folder's parent (the examples' working directory) and the
     environment the examples run in (``WASMD_SOCKET`` set, as the README says)."""
-    shutil.copytree(REPO / "plugins.d", short_tmp / "plugins.d")
+    copy_bundled_examples(short_tmp / "plugins.d")
     sock = short_tmp / "wasmd.sock"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "WASMD_SOCKET": str(sock)}
     command = serve_command(short_tmp / "plugins.d", "--socket", str(sock))
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
+    with reaped(command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
         assert daemon.stderr is not None
         for line in daemon.stderr:  # readiness is announced on the log
             if "daemon.ready" in line:
@@ -125,7 +125,7 @@ def live_directory_steps() -> list[tuple[str, str]]:
 def test_readme_live_directory_example(readme_daemon: tuple[Path, dict[str, str]]) -> None:
     cwd, env = readme_daemon
     follow = [sys.executable, "-m", "wasmd", "events", "--json", "plugin."]
-    with subprocess.Popen(follow, stdout=subprocess.PIPE, text=True, env=env) as follower:
+    with reaped(follow, stdout=subprocess.PIPE, text=True, env=env) as follower:
         assert follower.stdout is not None
         events: queue.Queue[dict[str, object]] = queue.Queue()
         stream = follower.stdout
@@ -137,8 +137,10 @@ def test_readme_live_directory_example(readme_daemon: tuple[Path, dict[str, str]
         threading.Thread(target=read, daemon=True).start()
         try:
             with SyncClient(env["WASMD_SOCKET"], timeout=10) as client:
-                while client.call("wasmd.stats")["daemon"]["subscribers"] == 0:
-                    client.call("wasmd.ping")  # until the follower is subscribed
+                until(
+                    lambda: client.call("wasmd.stats")["daemon"]["subscribers"] > 0,
+                    what="the follower subscribing",
+                )
             for command, expected in live_directory_steps():
                 subprocess.run(["sh", "-c", command], cwd=cwd, check=True, timeout=30)
                 seen: list[tuple[object, object]] = []

@@ -18,6 +18,7 @@ from wasmd import SyncClient
 from wasmd.protocol import NEED_DATA, Connection, Response
 
 from .conftest import serve_command
+from .processes import reaped
 from .wat import ARITH, COUNTER, WORK
 
 
@@ -69,7 +70,7 @@ def test_notify_ready_reloading_watchdog_stopping(
         "JOURNAL_STREAM": "8:1234",
     }
     command = serve_command(plugins, "--socket", str(sock), "--no-watch")
-    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as daemon:
+    with reaped(command, env=env, stderr=subprocess.PIPE, text=True) as daemon:
         ready = listener.until("READY")
         assert ready["READY"] == "1"
         assert ready["STATUS"].startswith("1 plug-ins (0 failed), 0 calls")
@@ -117,7 +118,7 @@ def test_socket_activation_with_no_socket_path_of_its_own(short_tmp: Path) -> No
         "PYTHONUNBUFFERED=1",
         *serve_command(plugins, "--socket", str(unused)),
     ]
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as activator:
+    with reaped(command, stderr=subprocess.PIPE, text=True) as activator:
         assert activator.stderr is not None
         for line in activator.stderr:  # the activator says when it listens
             if "Listening on" in line:
@@ -139,7 +140,7 @@ def test_sigterm_during_100_in_flight_calls_loses_none(short_tmp: Path) -> None:
     sock = short_tmp / "wasmd.sock"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = serve_command(plugins, "--socket", str(sock), "--no-watch")
-    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as daemon:
+    with reaped(command, env=env, stderr=subprocess.PIPE, text=True) as daemon:
         assert daemon.stderr is not None
         for line in daemon.stderr:
             if "daemon.ready" in line:
@@ -186,7 +187,7 @@ def test_stopping_a_watching_daemon_sends_no_reload(
     plugins = write(short_tmp / "plugins.d", {"arith.wat": ARITH})
     env = {**os.environ, "NOTIFY_SOCKET": address}
     command = serve_command(plugins, "--socket", str(short_tmp / "wasmd.sock"))
-    with subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL) as daemon:
+    with reaped(command, env=env, stderr=subprocess.DEVNULL) as daemon:
         listener.until("READY")
         daemon.send_signal(signal.SIGTERM)
         listener.until("STOPPING")

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import msgpack
 from wasmd import SyncClient
 
 from ..conftest import serve_command
+from ..processes import copy_bundled_examples, reaped
 
 REPO = Path(__file__).resolve().parents[2]
 FD_GROWTH_BOUND = 8  # a few for lazily created things (memfds, the cache), never per frame
@@ -103,15 +103,13 @@ def spawned_daemon(plugins: Path, *extra: str) -> Iterator[tuple[subprocess.Pope
         ready.settimeout(60)
         command = serve_command(plugins, "--socket", str(sock), "--log-level", "error", *extra)
         env = {**os.environ, "NOTIFY_SOCKET": str(notify)}
-        daemon = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
-        try:
-            while b"READY=1" not in ready.recv(4096):
-                pass
-            yield daemon, sock
-        finally:
-            ready.close()
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(timeout=30)
+        with reaped(command, stderr=subprocess.DEVNULL, env=env) as daemon:
+            try:
+                while b"READY=1" not in ready.recv(4096):  # bounded by the socket's timeout
+                    pass
+                yield daemon, sock
+            finally:
+                ready.close()
 
 
 def usage(pid: int) -> tuple[int, int]:
@@ -126,7 +124,8 @@ def run(frames: int, connections: int, seed: int, per_connection: int = 20) -> R
     """Send ``frames`` frames, ``per_connection`` to a connection, ``connections`` at once."""
     rng = random.Random(seed)
     with (
-        spawned_daemon(REPO / "plugins.d") as (daemon, sock),
+        tempfile.TemporaryDirectory(prefix="wasmd-fuzz-plugins-") as plugins,
+        spawned_daemon(copy_bundled_examples(Path(plugins))) as (daemon, sock),
         SyncClient(sock, timeout=10) as control,
     ):
         # Warm up what a first call creates lazily, so that growth means a leak.
