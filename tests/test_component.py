@@ -452,7 +452,11 @@ async def test_python_component_example(
     second = {"title": "two", "body": "second", "tags": ["b"]}
     cache = short_tmp / "cache"
     plugins = {"notes.wasm": notes}
-    async with running_daemon(short_tmp, plugins, cache_dir=cache) as daemon:
+    # Its first compile takes 10-60 s: READY waits for it here (ready_timeout_ms), so that the
+    # calls below find it loaded and the compile is not left running when the test ends.
+    async with running_daemon(
+        short_tmp, plugins, cache_dir=cache, ready_timeout_ms=600_000
+    ) as daemon:
         async with daemon.client() as client:
             assert await client.call("notes.notes.add", first) == 1
             assert await client.call("notes.notes.add", second) == 2
