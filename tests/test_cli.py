@@ -92,7 +92,9 @@ async def test_client_commands(short_tmp: Path, capsys: pytest.CaptureFixture[st
         assert described["limits"]["timeout_ms"] == 1000
 
         code, out, _ = await acli("stats", "--json")
-        assert json.loads(out)["plugins"]["arith"]["calls"] == 3  # the refused call never ran
+        arith = json.loads(out)["plugins"]["arith"]
+        assert arith["calls"] == 4  # the refused call counts too, though it never ran
+        assert arith["errors"] == {"trap": 1, "invalid_params": 1}
         assert await acli("ping") == (0, "pong\n", "")
         code, out, _ = await acli("version", "--json")
         assert set(json.loads(out)) == {"wasmd", "wasmtime", "python"}

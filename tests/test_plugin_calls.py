@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from tests.conftest import running_daemon, write_plugins
+from tests.helpers import subscribe
 from tests.wat_abi import MSGPACK_GUEST, relay_guest
 from wasmd import ErrorCode, Loader, WasmdError
 from wasmd.runtime import MAX_CALL_DEPTH, fastcall
@@ -19,6 +20,16 @@ SPIN_MSGPACK = """(module
   (memory (export "memory") 1)
   (func (export "wasmd_alloc") (param i32) (result i32) (i32.const 1024))
   (func (export "spin") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))
+)"""
+
+# A callee that spins until stopped, or echoes its params array.
+SPIN_OR_ECHO = """(module
+  (memory (export "memory") 1)
+  (func (export "wasmd_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "spin") (param i32 i32) (result i64) (loop $l (br $l)) (i64.const 0))
+  (func (export "echo") (param $p i32) (param $n i32) (result i64)
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $p)) (i64.const 32))
+            (i64.extend_i32_u (local.get $n))))
 )"""
 
 needs_guard = pytest.mark.skipif(
@@ -186,3 +197,37 @@ async def test_cancelling_the_caller_cancels_the_callee(tmp_path: Path) -> None:
             assert await relay.acall("to_echo", 1) == [None, [1]]
         assert slow.describe()["stats"]["errors"] == {"cancelled": 1}
         assert relay.describe()["stats"]["errors"] == {"cancelled": 1}
+
+
+async def test_the_callers_deadline_is_no_fault_of_the_callee(
+    short_tmp: Path, call_path: str
+) -> None:
+    """Issue 22 item 6: relay (50 ms) calls slow (60 s); relay's deadline stopping slow must
+    not quarantine slow for everyone, and the answer names the deadline that applied."""
+    files = plugins(relay='[plugin]\ntimeout_ms = 50\n[access]\nplugins = ["relay"]\n')
+    files["slow.wat"] = SPIN_OR_ECHO
+    files["slow.toml"] = (
+        '[plugin]\ntimeout_ms = 60000\n[access]\nplugins = ["*"]\n'
+        "[failure]\nmax_faults = 2\nwindow_ms = 60000\n"
+    )
+    async with running_daemon(short_tmp, files) as daemon, daemon.client() as client:
+        events = await subscribe(client, "plugin.")
+        for _ in range(3):
+            try:
+                answer = await client.call("relay.to_spin")
+            except WasmdError as exc:  # relay's own deadline stopped relay: relay's fault
+                answer = [exc.to_wire(), None]
+            else:  # relay returned slow's answer before its guard stopped it
+                assert "the calling plug-in's deadline passed" in answer[0][1]
+            assert answer[0][0] == ErrorCode.TIMEOUT, answer
+        seen = [await events.next() for _ in range(6)]
+        # slow is not quarantined: its other export answers.
+        assert await client.call("slow.echo", 7) == [7]
+        stats = (await client.stats())["plugins"]
+    slow_timeouts = [e for e in seen if e["type"] == "plugin.timeout" and e["plugin"] == "slow"]
+    assert len(slow_timeouts) == 3
+    for event in slow_timeouts:
+        assert event["deadline_of"] == "caller"
+        assert event["timeout_ms"] <= 50  # relay's deadline, not slow's 60,000 ms
+    assert not [e for e in seen if e["type"] == "plugin.quarantined" and e["plugin"] == "slow"]
+    assert stats["slow"]["errors"] == {"timeout": 3}

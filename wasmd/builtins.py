@@ -1,27 +1,39 @@
-"""The built-in ``wasmd.*`` methods (DESIGN.md section 1): introspection and the event stream."""
+"""The built-in ``wasmd.*`` methods (DESIGN.md section 1): introspection and the event stream.
+
+``builtin_methods`` is the one table of every built-in: its handler, and whether it runs on
+the event loop (``on_loop``: it touches the loop's state, such as subscriptions and the
+plug-in set) or answers on the thread that read the request. The dispatcher takes it as two
+plain values (``dispatch_tables``).
+"""
 
 from __future__ import annotations
 
 import platform
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from typing import Any
 
 from .configure import configure
 from .discovery import name_problem
 from .dispatch import Builtin
-from .errors import ErrorCode, WasmdError
+from .errors import ErrorCode, WasmdError, echo
 from .events import EventBus, Subscription
 from .loader import ReloadReport
+from .loading import LoadBuiltins
 from .peers import supplementary_groups
 from .registry import Registry
 from .runtime import WASMTIME_VERSION
 from .server import ServerCounters, Session
 
-# The built-ins that touch the event loop's state run there; the rest answer on the thread
-# that read the request.
-LOOP_BUILTINS = frozenset({"subscribe", "unsubscribe", "reload", "load", "unload"})
+
+@dataclass(frozen=True)
+class Method:
+    """One built-in: its handler, and whether it must run on the event loop."""
+
+    handler: Builtin
+    on_loop: bool = False
 
 
 def _no_params(method: str, params: list[Any]) -> None:
@@ -40,11 +52,15 @@ class Builtins:
         *,
         events_outbox_limit: int,
         metrics: Callable[[], str] = lambda: "",
+        check_reload: Callable[[Session, str], object] = lambda session, method: None,
     ) -> None:
         self.registry = registry
         self.bus = bus
         self.counters = counters
         self._reload = reload
+        # Who may rescan (wasmd.reload): a full rescan reads every plug-in directory, as
+        # costly as a load, so the daemon asks load_uids (LoadBuiltins.check_peer).
+        self._check_reload = check_reload
         self._cache_stats = cache_stats
         self._metrics = metrics
         self.started = time.time()
@@ -53,20 +69,6 @@ class Builtins:
         # events stay in its bounded subscription buffer (which drops the oldest) until the
         # peer reads again.
         self.events_outbox_limit = events_outbox_limit
-
-    def table(self) -> dict[str, Builtin]:
-        return {
-            "ping": self.ping,
-            "version": self.version,
-            "list": self.list_plugins,
-            "describe": self.describe,
-            "stats": self.stats,
-            "metrics": self.metrics,
-            "subscribe": self.subscribe,
-            "unsubscribe": self.unsubscribe,
-            "reload": self.reload,
-            "configure": configure,
-        }
 
     def ping(self, session: Session, params: list[Any]) -> str:
         _no_params("ping", params)
@@ -89,7 +91,7 @@ class Builtins:
             raise WasmdError(ErrorCode.INVALID_PARAMS, "wasmd.describe takes [name]")
         entry = self.registry.get(params[0])
         if entry is None:
-            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {params[0]!r}")
+            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {echo(params[0])}")
         description = entry.summary()
         if entry.pool is not None:
             # Configuration values may be secrets: only a caller the plug-in admits sees them.
@@ -97,8 +99,12 @@ class Builtins:
             admitted = entry.pool.plugin.manifest.admits(
                 peer.uid, peer.gid, lambda: supplementary_groups(peer.pid)
             )
+            # A plug-in loaded by path: its manifest was checked readable for its loader
+            # only, so only that uid and root see its values.
+            if entry.loaded_by is not None and peer.uid not in (0, entry.loaded_by):
+                admitted = False
             description.update(entry.pool.plugin.describe(with_values=admitted))
-            description["stats"] = _pool_stats(entry.pool.stats())
+            description["stats"] = asdict(entry.pool.stats())
         return description
 
     def stats(self, session: Session, params: list[Any]) -> dict[str, Any]:
@@ -118,7 +124,7 @@ class Builtins:
                 "compile_cache": self._cache_stats(),
             },
             "plugins": {
-                entry.name: _pool_stats(entry.pool.stats())
+                entry.name: asdict(entry.pool.stats())
                 for entry in self.registry
                 if entry.pool is not None
             },
@@ -173,6 +179,7 @@ class Builtins:
         return True
 
     def reload(self, session: Session, params: list[Any]) -> Awaitable[dict[str, list[str]]]:
+        self._check_reload(session, "reload")
         names: set[str] | None = None
         if params:
             if len(params) != 1 or not isinstance(params[0], str) or name_problem(params[0]):
@@ -185,11 +192,25 @@ class Builtins:
         return rescan()
 
 
-def _pool_stats(stats: Any) -> dict[str, Any]:
+def builtin_methods(core: Builtins, loading: LoadBuiltins) -> dict[str, Method]:
+    """Every ``wasmd.*`` method of one daemon: the one table (module docstring)."""
     return {
-        "calls": stats.calls,
-        "errors": stats.errors,
-        "latency_ms": stats.latency_ms,
-        "in_flight": stats.in_flight,
-        "instances": stats.instances,
+        "ping": Method(core.ping),
+        "version": Method(core.version),
+        "list": Method(core.list_plugins),
+        "describe": Method(core.describe),
+        "stats": Method(core.stats),
+        "metrics": Method(core.metrics),
+        "configure": Method(configure),
+        "subscribe": Method(core.subscribe, on_loop=True),
+        "unsubscribe": Method(core.unsubscribe, on_loop=True),
+        "reload": Method(core.reload, on_loop=True),
+        "load": Method(loading.load, on_loop=True),
+        "unload": Method(loading.unload, on_loop=True),
     }
+
+
+def dispatch_tables(methods: dict[str, Method]) -> tuple[dict[str, Builtin], frozenset[str]]:
+    """The table as ``Dispatcher`` takes it: handlers by name, and the names run on the loop."""
+    handlers = {name: method.handler for name, method in methods.items()}
+    return handlers, frozenset(name for name, method in methods.items() if method.on_loop)

@@ -17,6 +17,7 @@ from .errors import ConfigError, PluginLoadError
 from .loader import load_source
 from .runtime import Engines
 from .runtime.abis import describe_abi
+from .trust import TrustPolicy
 
 NO_METHODS = "no callable methods"
 
@@ -39,8 +40,10 @@ class CheckReport:
         }
 
 
-def check_plugin(path: Path) -> CheckReport:
-    """Validate the manifest, compile, link and instantiate; never raises for a bad plug-in."""
+def check_plugin(path: Path, trust: TrustPolicy | None = None) -> CheckReport:
+    """Validate the manifest, check pins and signatures (``trust``: the daemon config's;
+    by default the manifest's own pin), compile, link and instantiate; never raises for a
+    bad plug-in."""
     report = CheckReport(str(path), ok=False)
     try:
         source = source_from_path(path)
@@ -49,7 +52,7 @@ def check_plugin(path: Path) -> CheckReport:
         return report
     with Engines() as engines:
         try:
-            pool = load_source(source, engines, lambda _type, _fields: None)
+            pool = load_source(source, engines, lambda _type, _fields: None, trust)
         except PluginLoadError as exc:
             report.problems.append(exc.reason)
             return report

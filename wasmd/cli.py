@@ -226,7 +226,105 @@ def _build_parser() -> argparse.ArgumentParser:
         "called with and their signatures, what it is granted, its limits",
     )
     p.add_argument("path", type=Path, help="a .wasm or .wat file, or a plug-in folder")
+    p.add_argument(
+        "--config",
+        help="the daemon config whose pins and signing keys apply (default: $WASMD_CONFIG, "
+        "/etc/wasmd/wasmd.toml if it exists)",
+    )
+    p = command(
+        "sign",
+        "sign a plug-in (its name, module, manifest and a serial) for daemons whose "
+        "signing_keys hold the key's public half; writes NAME.wasm.sig (docs/security.md)",
+    )
+    p.add_argument("path", type=Path, help="a .wasm or .wat file, or a plug-in folder")
+    p.add_argument("--key", type=Path, required=True, help="ed25519 private key, PEM")
+    p.add_argument(
+        "--serial", type=int, required=True, help="this version's number: never lower than the last"
+    )
+    _add_remote_commands(command)
     return parser
+
+
+def _add_remote_commands(command: Any) -> None:
+    """`bridge nats`, `pull` and `push`: separate processes that reach other machines (the
+    daemon stays offline); their modules load only when they run (wasmd/bridge, wasmd/oci)."""
+    p = command(
+        "bridge",
+        "carry calls from other machines to the daemon through a message bus (needs the "
+        "`bridge` extra)",
+    )
+    kinds = p.add_subparsers(dest="bridge", required=True, metavar="KIND")
+    p = kinds.add_parser(
+        "nats",
+        help="answer NATS requests on wasmd.call.PLUGIN.EXPORT in a queue group",
+        description="Answer NATS requests on wasmd.call.PLUGIN.EXPORT (payload: a MessagePack "
+        "array of params; reply: MessagePack [error, result]) in one queue group with every "
+        "other host's bridge. Nothing is exposed unless listed with --expose.",
+    )
+    p.add_argument(
+        "--server",
+        action="append",
+        required=True,
+        metavar="URL",
+        help="nats://HOST:PORT (repeatable: a cluster's servers)",
+    )
+    p.add_argument(
+        "--socket",
+        default=argparse.SUPPRESS,
+        help="the daemon's socket (default: as for the other commands)",
+    )
+    p.add_argument(
+        "--expose",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="PLUGIN (every export), PLUGIN.EXPORT, or '*' (every plug-in); repeatable. "
+        "Default: nothing is exposed",
+    )
+    p.add_argument("--queue", default="wasmd", help="the queue group (default: wasmd)")
+    p.add_argument("--host", help="this host's name in event subjects (default: the hostname)")
+    p.add_argument(
+        "--config",
+        help="the daemon's config file, for its max_message_size (default: $WASMD_CONFIG, "
+        "/etc/wasmd/wasmd.toml)",
+    )
+    p.add_argument("--user", help="NATS user (with --password-file)")
+    p.add_argument("--password-file", type=Path, help="a file holding the NATS password")
+    p.add_argument("--token-file", type=Path, help="a file holding a NATS token")
+    p.add_argument("--nkey-seed-file", type=Path, help="a file holding an NKEY seed (SU...)")
+    p.add_argument("--creds", type=Path, help="a NATS .creds file (JWT and NKEY seed)")
+    p.add_argument(
+        "--max-in-flight", type=int, default=128, help="calls at once on the daemon (default 128)"
+    )
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+
+    p = command(
+        "pull",
+        "fetch a plug-in published as a wasm OCI artifact into a plug-in folder (atomically: a "
+        "live daemon hot-reloads it); needs the `oci` extra",
+    )
+    p.add_argument("ref", nargs="?", help="REGISTRY/REPOSITORY:TAG or ...@sha256:DIGEST")
+    p.add_argument("--into", type=Path, metavar="DIR", help="the plug-in folder to write into")
+    p.add_argument("--name", help="the plug-in's name (default: the repository's last segment)")
+    p.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS")
+    p.add_argument(
+        "--pin", action="store_true", help="record the module's sha256 in the config's trust_file"
+    )
+    p.add_argument(
+        "--config",
+        help="the daemon's config file, for max_module_size and trust_file (default: "
+        "$WASMD_CONFIG, /etc/wasmd/wasmd.toml)",
+    )
+    p.add_argument(
+        "--sources",
+        type=Path,
+        metavar="FILE",
+        help="pull every [[source]] of this TOML file instead (ref, into, name, plain_http, pin)",
+    )
+    p = command("push", "publish a .wasm module (and NAME.toml beside it) as a wasm OCI artifact")
+    p.add_argument("file", type=Path, help="the .wasm module")
+    p.add_argument("ref", help="REGISTRY/REPOSITORY:TAG")
+    p.add_argument("--plain-http", action="store_true", help="talk HTTP, not HTTPS")
 
 
 def _add_common(parser: argparse.ArgumentParser, *, default_json: Any, default_socket: Any) -> None:
@@ -254,6 +352,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "sign":
+            return _sign(args)
+        if args.command in ("bridge", "pull", "push"):
+            from .remote_cli import run_remote_command
+
+            return run_remote_command(args)
         return _client_command(args)
     except WasmdError as exc:
         return _report_error(exc, as_json=args.json, exit_code=EXIT_FAILED)
@@ -269,8 +373,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from .check import check_lines, check_plugin, problem_lines
+    from .config import config_path_from_env, load_config, trust_policy
 
-    report = check_plugin(args.path)
+    # The daemon's pins and keys apply, so check says what the daemon would.
+    config = load_config(config_path_from_env(args.config, os.environ))
+    report = check_plugin(args.path, trust_policy(config))
     if args.json:
         _print_json(report.to_dict())
     elif report.ok:
@@ -280,6 +387,19 @@ def _check(args: argparse.Namespace) -> int:
     if not report.ok:
         return EXIT_FAILED
     return EXIT_WARNING if report.warnings else EXIT_OK
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from .errors import PluginLoadError
+    from .signature import sign_plugin
+
+    try:
+        written = sign_plugin(args.path, args.key.read_bytes(), args.serial)
+    except (OSError, ValueError, PluginLoadError) as exc:
+        print(f"wasmd: cannot sign {args.path}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(written)
+    return EXIT_OK
 
 
 def _request_for(args: argparse.Namespace) -> tuple[str, list[Any]]:

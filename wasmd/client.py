@@ -93,10 +93,9 @@ class Client:
                 raise
         finally:
             self._pending.pop(msgid, None)
-        error, result = slot
-        if error is not None:
-            raise error
-        return result
+        if slot[0] is not None:
+            raise slot.pop(0)  # not through a local: its traceback will hold this frame
+        return slot[1]
 
     async def _cancel_remote(self, msgid: int) -> None:
         """Tell the daemon to stop a call we no longer wait for (best effort, bounded)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .errors import ErrorCode, WasmdError
+from .errors import ErrorCode, WasmdError, echo
 
 ErrorEncoder = Callable[[WasmdError], list[Any]]
 
@@ -49,12 +49,14 @@ def configure(session: Any, params: list[Any]) -> dict[str, str]:
     settings: dict[Any, Any] = params[0]
     unknown = sorted(str(k) for k in settings if k != "errors")
     if unknown:
-        raise WasmdError(ErrorCode.INVALID_PARAMS, f"unknown setting {unknown[0]!r}; {usage}")
+        raise WasmdError(ErrorCode.INVALID_PARAMS, f"unknown setting {echo(unknown[0])}; {usage}")
     shape = settings.get("errors")
     if shape is not None:
         encoder = ERROR_SHAPES.get(shape) if isinstance(shape, str) else None
         if encoder is None:
-            raise WasmdError(ErrorCode.INVALID_PARAMS, f"unknown error shape {shape!r}; {usage}")
+            raise WasmdError(
+                ErrorCode.INVALID_PARAMS, f"unknown error shape {echo(shape)}; {usage}"
+            )
         target: Configurable = session
         target.encode_error = encoder
     return {"errors": _shape_name(session)}

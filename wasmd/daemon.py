@@ -21,18 +21,18 @@ import anyio
 import anyio.abc
 from prometheus_client.registry import CollectorRegistry
 
-from .builtins import LOOP_BUILTINS, Builtins
+from .builtins import Builtins, builtin_methods, dispatch_tables
 from .config import DaemonConfig, allowed_gids, allowed_load_uids, allowed_uids, trust_policy
 from .discovery import is_utf8, printable
 from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
-from .loader import Loader, ReloadReport
+from .loader import Reconciler, ReloadReport
 from .loading import LoadBuiltins
 from .metrics import (
     WasmdCollector,
     collector_registry,
-    render,
+    render_answer,
     write_textfile_forever,
 )
 from .registry import Registry
@@ -48,7 +48,7 @@ class Daemon:
     """A running daemon, handed out by ``serve`` through ``task_status`` once it is ready."""
 
     def __init__(
-        self, registry: Registry, bus: EventBus, loader: Loader, notifier: Notifier | None
+        self, registry: Registry, bus: EventBus, loader: Reconciler, notifier: Notifier | None
     ) -> None:
         self.registry = registry
         self.bus = bus
@@ -155,7 +155,7 @@ async def serve(
                 await loader.aclose(config.shutdown_timeout_ms / 1000)
 
 
-async def _initial_scan(loader: Loader, tg: anyio.abc.TaskGroup, bound: float) -> None:
+async def _initial_scan(loader: Reconciler, tg: anyio.abc.TaskGroup, bound: float) -> None:
     """Run the initial scan; return when it is done, or after ``bound`` seconds with the
     plug-ins still compiling (a big component's first compile takes tens of seconds) left to
     finish in the background: READY does not wait for them, calls to them are answered
@@ -191,8 +191,8 @@ def _engines(config: DaemonConfig) -> Engines:
     )
 
 
-def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Loader:
-    return Loader(
+def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Reconciler:
+    return Reconciler(
         engines=engines,
         registry=Registry(),
         bus=bus,
@@ -245,6 +245,7 @@ def _server(
 ) -> RpcServer:
     """The RPC server: built-ins, dispatch to plug-ins, and the connection limits."""
     counters = ServerCounters()
+    loading = LoadBuiltins(daemon.loader, allowed_load_uids(config, os.getuid()))
     builtins = Builtins(
         daemon.registry,
         daemon.bus,
@@ -252,18 +253,19 @@ def _server(
         daemon.reload,
         engines.cache_stats,
         events_outbox_limit=config.events_outbox_limit,
-        metrics=lambda: render(metrics),
+        metrics=lambda: render_answer(metrics, config.max_message_size),
+        check_reload=loading.check_peer,
     )
     server: RpcServer
 
     def on_loop(func: Callable[..., object], *args: Any) -> None:
         server.on_loop(func, *args)
 
-    loading = LoadBuiltins(daemon.loader, allowed_load_uids(config, os.getuid()))
+    handlers, on_loop_names = dispatch_tables(builtin_methods(builtins, loading))
     dispatcher = Dispatcher(
         daemon.registry,
-        builtins.table() | loading.table(),
-        loop_builtins=LOOP_BUILTINS,
+        handlers,
+        loop_builtins=on_loop_names,
         on_loop=on_loop,
         spawn=tg.start_soon,
     )

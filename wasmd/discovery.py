@@ -238,9 +238,20 @@ def open_plugin_file(source: PluginSource, path: Path) -> int:
         if source.folder:
             # The folder is opened on its own so that a link swapped in for it is refused too.
             folder_fd = os.open(source.root, os.O_RDONLY | os.O_DIRECTORY | flags)
+            folder_mode = os.fstat(folder_fd).st_mode
+            if folder_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                raise PluginFileError(
+                    errno.EPERM,
+                    f"the folder may be written by group or others (mode "
+                    f"{stat.S_IMODE(folder_mode):04o}): a plug-in folder must be writable "
+                    "by its owner only",
+                    str(source.root),
+                )
             fd = os.open(path.name, flags, dir_fd=folder_fd)
         else:
             fd = os.open(path, flags)
+    except PluginFileError:
+        raise
     except OSError as exc:
         target = source.root if folder_fd is None and source.folder else path
         raise _plugin_file_error(exc, target) from None
@@ -336,6 +347,25 @@ def scan(dirs: Sequence[Path]) -> ScanResult:
     return ScanResult(
         dict(sorted(sources.items())), tuple(shadowed), tuple(problems), tuple(missing)
     )
+
+
+def folder_problem(source: PluginSource, plugin_dirs: Sequence[Path]) -> str | None:
+    """Why a folder plug-in may not be served, or None: its folder is, or holds, a plug-in
+    directory (``--plugins A --plugins A/sub``, or a search directory loaded by path), so its
+    preopens would reach other plug-ins' files, manifests and secrets."""
+    return plugin_dir_problem(source.root, plugin_dirs) if source.folder else None
+
+
+def plugin_dir_problem(folder: Path, plugin_dirs: Sequence[Path]) -> str | None:
+    """``folder_problem`` of a folder that would be a folder plug-in."""
+    real = _resolved(folder)
+    for directory in plugin_dirs:
+        if _resolved(directory).is_relative_to(real):
+            return (
+                f"the folder plug-in {printable(folder)} is or holds the plug-in directory "
+                f"{printable(directory)}: a plug-in folder may not hold other plug-ins"
+            )
+    return None
 
 
 def source_from_path(path: Path) -> PluginSource:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .errors import ErrorCode, WasmdError
+from .errors import ErrorCode, WasmdError, echo
 from .peers import supplementary_groups
 from .registry import Registry
 from .runtime import PoolClosed, Respond, Ticket
@@ -58,7 +58,7 @@ class Dispatcher:
             return
         if not dot or not export:
             raise WasmdError(
-                ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {method!r}"
+                ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {echo(method)}"
             )
         peer = session.peer
         for _ in range(LOOKUP_ATTEMPTS):
@@ -74,10 +74,8 @@ class Dispatcher:
             if (manifest.access_uids or manifest.access_gids) and not manifest.admits(
                 peer.uid, peer.gid, lambda: supplementary_groups(peer.pid)
             ):
-                raise WasmdError(
-                    ErrorCode.PERMISSION_DENIED,
-                    f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}",
-                )
+                message = f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}"
+                raise pool.refuse(ticket, WasmdError(ErrorCode.PERMISSION_DENIED, message))
             ticket.peer = peer  # whose faults these are, and who the guest is told calls
             try:
                 pool.call(export, params, ticket, respond)
@@ -91,7 +89,8 @@ class Dispatcher:
         if builtin is None:
             known = ", ".join(f"wasmd.{b}" for b in sorted(self.builtins))
             raise WasmdError(
-                ErrorCode.METHOD_NOT_FOUND, f"no built-in 'wasmd.{name}' (built-ins: {known})"
+                ErrorCode.METHOD_NOT_FOUND,
+                f"no built-in {echo('wasmd.' + name)} (built-ins: {known})",
             )
         if name in self.loop_builtins:
             if self.on_loop is None:

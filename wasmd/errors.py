@@ -25,10 +25,33 @@ class ErrorCode(IntEnum):
     CANCELLED = 11
 
 
+# The longest error message sent (characters); a longer one is cut, saying how long it was.
+MESSAGE_LIMIT = 64 * 1024
+# The most of a client's own input (a method or plug-in name, a setting) a message quotes.
+ECHO_LIMIT = 200
+
+
+def echo(value: object) -> str:
+    """``value``, from a client, as an error message quotes it: its ``repr``, of at most
+    about ``ECHO_LIMIT`` characters (a 15 MiB method name is not sent back whole)."""
+    if isinstance(value, str | bytes) and len(value) > ECHO_LIMIT:
+        return f"{value[:ECHO_LIMIT]!r}... ({len(value)} in all)"
+    shown = repr(value)
+    return shown if len(shown) <= ECHO_LIMIT else f"{shown[:ECHO_LIMIT]}..."
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MESSAGE_LIMIT:
+        return message
+    return f"{message[:MESSAGE_LIMIT]}... (cut: {len(message)} characters in all)"
+
+
 class WasmdError(Exception):
-    """Raised when a request fails; carries the wire error code, a message and optional data."""
+    """Raised when a request fails; carries the wire error code, a message and optional data.
+    The message is cut to ``MESSAGE_LIMIT`` characters, whatever went into it."""
 
     def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
+        message = _bounded(message)
         super().__init__(message)
         self.code = ErrorCode(code) if code in ErrorCode._value2member_map_ else code
         self.message = message

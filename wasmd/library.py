@@ -3,14 +3,16 @@
 Theory of operation. A ``Loader`` owns the wasmtime engines (and their epoch ticker) and a
 registry of loaded plug-ins; ``load(name)`` finds NAME on the daemon's search path (the
 directories given, then ``$WASMD_PLUGIN_PATH``, then the defaults) and ``load_path(path)``
-takes one file or folder. Both go through the daemon's own steps: ``loader.take_snapshot``
+takes one file or folder. Both go through the daemon's own steps: ``snapshot.take_snapshot``
 (no symbolic links followed, the manifest read strictly) and ``loader.build_pool`` (the
-runtime's compile, link, sandbox, limits and instance pool), so a plug-in behaves here as
+trust check of pins and signatures, then the runtime's compile, link, sandbox, limits and
+instance pool), so a plug-in behaves here as
 it does behind the socket. A ``Plugin`` handle calls an export on the calling thread through
 ``PluginPool.call``, as the daemon's connection threads do; ``acall`` does the same in a
 worker thread for anyio code, and cancelling the awaiting task cancels the guest.
 
-The registry is a dict under one ``threading.Lock``; a name being loaded has its own lock,
+The registry is a ``registry.PluginTable`` (the daemon's registry shape, and its resolver
+for ``wasmd.call``), written under one ``threading.Lock``; a name being loaded has its own lock,
 so two threads (or two anyio tasks, through ``aload``) asking for one name compile it once
 and get the same handle. Loading is blocking (compiling is CPU work): async code uses
 ``aload``/``aload_path``, which run it in a worker thread.
@@ -29,18 +31,21 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from .discovery import PluginSource, name_problem, scan_name, search_path, source_from_path
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
-from .loader import DEFAULT_MAX_MODULE_SIZE, build_pool, take_snapshot
+from .loader import build_pool
+from .registry import PluginTable
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
+from .snapshot import DEFAULT_MAX_MODULE_SIZE, take_snapshot
+from .trust import TrustPolicy
 
 log = logging.getLogger("wasmd.library")
 
@@ -84,6 +89,7 @@ class Loader:
         max_module_size: int = DEFAULT_MAX_MODULE_SIZE,
         start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
         on_event: EventCallback = _log_event,
+        trust: TrustPolicy | None = None,
     ) -> None:
         if engine not in ("cranelift", "pulley"):
             raise ValueError(f"engine must be 'cranelift' or 'pulley', got {engine!r}")
@@ -97,6 +103,8 @@ class Loader:
         self.max_module_size = max_module_size
         self.start_timeout_ms = start_timeout_ms
         self._on_event = on_event
+        # Pins and signatures, checked as the daemon checks them (default: the manifest's pin).
+        self.trust = trust or TrustPolicy()
         self._engines = Engines(
             tick_ms=tick_ms,
             target="pulley64" if engine == "pulley" else None,
@@ -104,7 +112,7 @@ class Loader:
         )
         self._engines.start()
         self._lock = threading.Lock()
-        self._plugins: dict[str, Plugin] = {}
+        self._plugins: PluginTable[Plugin] = PluginTable()
         self._loading: dict[str, threading.Lock] = {}
         self._closed = False
 
@@ -130,11 +138,11 @@ class Loader:
 
     async def aload(self, name: str) -> Plugin:
         """``load`` for anyio code: compiles in a worker thread."""
-        return await anyio.to_thread.run_sync(self.load, name)
+        return await _in_worker(self.load, name)
 
     async def aload_path(self, path: str | os.PathLike[str]) -> Plugin:
         """``load_path`` for anyio code: compiles in a worker thread."""
-        return await anyio.to_thread.run_sync(self.load_path, path)
+        return await _in_worker(self.load_path, path)
 
     def _find(self, name: str) -> PluginSource:
         for directory in self.search_path:
@@ -164,7 +172,7 @@ class Loader:
                 if self._closed:
                     plugin._pool.close()
                     self._check_open()
-                self._plugins[name] = plugin
+                self._plugins.install(plugin)
             return plugin
 
     def _build(self, source: PluginSource) -> PluginPool:
@@ -179,15 +187,9 @@ class Loader:
             self.allow_absolute_preopens,
             self.search_path,
             self.start_timeout_ms,
-            plugins=self._resolve,
+            plugins=self._plugins.pool_of,  # the daemon's resolver, on this table
+            trust=self.trust,
         )
-
-    def _resolve(self, name: str) -> PluginPool:
-        """The pool a plug-in's ``wasmd.call`` reaches for NAME (runtime/nested.py)."""
-        plugin = self._plugins.get(name)
-        if plugin is None:
-            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r} is loaded")
-        return plugin._pool
 
     # --- the registry -----------------------------------------------------------------------
 
@@ -199,7 +201,7 @@ class Loader:
     def plugins(self) -> list[Plugin]:
         """The loaded plug-ins, by name."""
         with self._lock:
-            return sorted(self._plugins.values(), key=lambda plugin: plugin.name)
+            return list(self._plugins)
 
     def __iter__(self) -> Iterator[Plugin]:
         return iter(self.plugins())
@@ -211,7 +213,7 @@ class Loader:
     def _forget(self, plugin: Plugin) -> None:
         with self._lock:
             if self._plugins.get(plugin.name) is plugin:
-                del self._plugins[plugin.name]
+                self._plugins.remove(plugin.name)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -226,8 +228,9 @@ class Loader:
             if self._closed:
                 return
             self._closed = True
-            plugins = list(self._plugins.values())
-            self._plugins.clear()
+            plugins = list(self._plugins)
+            for plugin in plugins:
+                self._plugins.remove(plugin.name)
         for plugin in plugins:
             plugin._pool.close()
         give_up = time.monotonic() + grace
@@ -264,6 +267,13 @@ class Plugin:
             for name, method in sorted(compiled.calls.items())
         }
 
+    error: str | None = None  # a handle is made only for a version that loaded
+
+    @property
+    def pool(self) -> PluginPool:
+        """The running version (the runtime's pool) behind this handle."""
+        return self._pool
+
     def __repr__(self) -> str:
         return f"<wasmd.Plugin {self.name} {self.version} ({self.abi}) from {self.path}>"
 
@@ -281,9 +291,7 @@ class Plugin:
         (a running guest ends at the next epoch tick)."""
         ticket = Ticket(object(), time.monotonic())
         try:
-            return await anyio.to_thread.run_sync(
-                self._call, export, params, ticket, abandon_on_cancel=True
-            )
+            return await _in_worker(self._call, export, params, ticket, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
             ticket.cancel()
             raise
@@ -299,21 +307,14 @@ class Plugin:
         except PoolClosed:
             raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {self.name} is closed") from None
         if outcome[0] is not None:
-            raise outcome[0]
+            raise outcome.pop(0)  # not kept in a local: its traceback will hold this frame
         return outcome[1]
 
     def describe(self) -> dict[str, Any]:
         """Everything ``wasmd describe NAME`` shows: exports, imports, manifest, limits, and
         the call statistics."""
         description = self._pool.plugin.describe()
-        stats = self._pool.stats()
-        description["stats"] = {
-            "calls": stats.calls,
-            "errors": stats.errors,
-            "latency_ms": stats.latency_ms,
-            "in_flight": stats.in_flight,
-            "instances": stats.instances,
-        }
+        description["stats"] = asdict(self._pool.stats())  # wasmd.describe's shape
         return description
 
     def close(self, grace: float | None = None) -> None:
@@ -335,3 +336,17 @@ class Plugin:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+T = TypeVar("T")
+
+
+async def _in_worker(func: Callable[..., T], *args: Any, abandon_on_cancel: bool = False) -> T:
+    """``anyio.to_thread.run_sync``, but an error comes back without the worker's frames:
+    anyio hands it over through a future that a frame of its traceback holds, a cycle that
+    kept what the call worked on (a module's bytes, the params) until the cyclic collector
+    ran. Its message and data are what matter."""
+    try:
+        return await anyio.to_thread.run_sync(func, *args, abandon_on_cancel=abandon_on_cancel)
+    except Exception as exc:
+        raise exc.with_traceback(None)  # noqa: B904  (the very error, not a new one)

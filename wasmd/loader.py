@@ -13,10 +13,15 @@ manifest, read together and fingerprinted), and compares it with the registry:
   in the new version fails, the old version keeps serving and ``plugin.failed`` says why;
 - the same fingerprint          -> nothing, and no event.
 
-Two requests change this (wasmd/loading.py): a plug-in loaded from a path (``wasmd.load``)
-holds its name until it is unloaded, whatever the search path holds; a plug-in unloaded on
-request (``wasmd.unload``) stays away while the search path's bytes for its name are the
-ones it was unloaded with (``unloaded``: name -> that fingerprint, None if there were none).
+Two requests change this (wasmd/loading.py, through ``install``, ``unload_on_request`` and
+``bring_back``): a plug-in loaded from a path (``wasmd.load``) holds its name until it is
+unloaded, whatever the search path holds; a plug-in unloaded on request (``wasmd.unload``)
+stays away while the search path's bytes for its name are the ones it was unloaded with
+(``_unloaded``: name -> that fingerprint, None if there were none).
+
+Every version, whoever asks for it, is built by ``build_pool``: the one pipeline of the
+plug-in set (snapshot -> folder rule -> trust check -> compile -> link -> pool), which
+``wasmd.Loader`` (library.py) and ``wasmd check`` (check.py) use too.
 
 A name is reconciled by one task at a time (a lock per name), so racing batches cannot
 interleave; each simply re-reads the disk. The blocking half (``build_pool``) runs in worker
@@ -34,8 +39,6 @@ the last snapshot taken of it.
 from __future__ import annotations
 
 import asyncio  # a Future settled from a thread anyio's to_thread would wait for
-import contextlib
-import hashlib
 import logging
 import os
 import threading
@@ -51,7 +54,7 @@ from .discovery import (
     PluginSource,
     ScanProblem,
     Shadowed,
-    open_plugin_file,
+    folder_problem,
     printable,
     scan,
     scan_name,
@@ -69,130 +72,14 @@ from .runtime import (
     PluginResolver,
     compile_plugin,
     module_binary,
+    plugin_calls,
 )
 from .runtime.account import Accounts, PluginAccount
-from .tomlcheck import read_toml_fd
+from .snapshot import DEFAULT_MAX_MODULE_SIZE, ModuleTooBig, Snapshot, Stamp, take_snapshot
 from .trust import TrustPolicy, TrustRefused, verify_snapshot
 
 log = logging.getLogger("wasmd.loader")
 T = TypeVar("T")
-
-
-# The largest module file read (config ``max_module_size``): a bigger one fails to load
-# without being read, so a 1 TiB sparse file cannot take the daemon's memory.
-DEFAULT_MAX_MODULE_SIZE = 256 * 1024 * 1024
-
-# What says a file is unchanged without reading it: device, inode, size, mtime and ctime in ns
-# (ctime cannot be set back by the writer, as mtime can).
-Stamp = tuple[int, int, int, int, int]
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A plug-in's files as read at one moment: what a version is built from.
-
-    ``stamps`` are the module's and manifest's ``Stamp`` at that moment. A snapshot taken
-    with ``known`` stamps that still match is not read again: it has no bytes (``read`` is
-    false) and carries the fingerprint of the snapshot it matched.
-    """
-
-    source: PluginSource
-    module_bytes: bytes = field(repr=False)
-    manifest_text: str | None = field(repr=False)
-    fingerprint: str
-    stamps: tuple[Stamp, Stamp | None] | None = None
-    read: bool = True
-
-
-class ModuleTooBig(PluginLoadError):
-    """Raised when a module file is larger than ``max_module_size``; it was not read."""
-
-    def __init__(self, name: str, reason: str, stamps: tuple[Stamp, Stamp | None]) -> None:
-        super().__init__(name, reason)
-        self.fingerprint = f"too big: {stamps}"
-
-
-def _stamp(fd: int) -> Stamp:
-    st = os.fstat(fd)
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def take_snapshot(
-    source: PluginSource,
-    max_module_size: int = DEFAULT_MAX_MODULE_SIZE,
-    known: tuple[tuple[Stamp, Stamp | None], str] | None = None,
-) -> Snapshot:
-    """Read the module and manifest (blocking). Raises PluginLoadError or ConfigError.
-
-    Neither is read through a symbolic link (``open_plugin_file``); a manifest that is there
-    but cannot be read fails the version, it is never taken for "no manifest". ``known``:
-    the stamps and fingerprint of this source's last snapshot; if the files still match
-    them, nothing is read (a rescan does not read every module again).
-    """
-    path = source.module_path
-    try:
-        module_fd = open_plugin_file(source, path)
-    except OSError as exc:
-        raise PluginLoadError(source.name, f"cannot read {path}: {exc.strerror or exc}") from None
-    with open(module_fd, "rb") as module_file:
-        manifest_fd = None
-        if source.manifest_path is not None:
-            manifest_fd = _open_manifest(source, source.manifest_path)
-        try:
-            stamps = (_stamp(module_fd), None if manifest_fd is None else _stamp(manifest_fd))
-        except BaseException:
-            if manifest_fd is not None:
-                os.close(manifest_fd)
-            raise
-        if known is not None and known[0] == stamps:
-            if manifest_fd is not None:
-                os.close(manifest_fd)
-            return Snapshot(source, b"", None, known[1], stamps, read=False)
-        try:
-            module_bytes = _read_module(source, module_file, stamps, max_module_size)
-        except BaseException:
-            if manifest_fd is not None:
-                os.close(manifest_fd)
-            raise
-    manifest_text = None
-    if manifest_fd is not None:
-        manifest_text = read_toml_fd(manifest_fd, source=str(source.manifest_path), kind="manifest")
-    digest = hashlib.sha256()
-    for part in (str(source.module_path), str(source.manifest_path)):
-        digest.update(part.encode() + b"\0")
-    digest.update(hashlib.sha256(module_bytes).digest())
-    digest.update(hashlib.sha256((manifest_text or "").encode()).digest())
-    return Snapshot(source, module_bytes, manifest_text, digest.hexdigest(), stamps)
-
-
-def _read_module(
-    source: PluginSource, file: Any, stamps: tuple[Stamp, Stamp | None], limit: int
-) -> bytes:
-    """The module's bytes, if it is no bigger than ``limit``; the size is checked before
-    reading, and the read stops past the limit (the file may grow meanwhile)."""
-    size = stamps[0][2]
-    data = b"" if size > limit else None
-    if data is None:
-        try:
-            data = file.read(limit + 1)
-        except OSError as exc:
-            reason = f"cannot read {source.module_path}: {exc.strerror or exc}"
-            raise PluginLoadError(source.name, reason) from None
-    size = max(size, len(data))
-    if size > limit:
-        reason = (
-            f"{source.module_path.name} is {size} bytes, over the limit of {limit} "
-            "(max_module_size): not read"
-        )
-        raise ModuleTooBig(source.name, reason, stamps)
-    return data
-
-
-def _open_manifest(source: PluginSource, path: Path) -> int:
-    try:
-        return open_plugin_file(source, path)
-    except OSError as exc:
-        raise ConfigError(str(path), None, f"cannot read manifest: {exc.strerror}") from None
 
 
 def build_pool(
@@ -204,15 +91,24 @@ def build_pool(
     start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
     plugins: PluginResolver | None = None,
     account: PluginAccount | None = None,
+    trust: TrustPolicy | None = None,
 ) -> PluginPool:
-    """Compile a snapshot and start its instances (blocking). Raises PluginLoadError.
+    """The one build pipeline, for the daemon, ``wasmd.Loader`` and ``wasmd check`` alike
+    (blocking): the folder rule, the trust check (pins and signatures; refused bytes never
+    reach the compiler), compile, link, and the started pool. Raises PluginLoadError
+    (``TrustRefused`` from the trust check).
 
     ``plugins``: how its ``wasmd.call`` finds other plug-ins (the registry it will be in).
+    ``trust``: the pins and keys (by default: only the manifest's own pin is checked).
 
     ``plugin_dirs``: the search path, on which no preopen may grant anything;
     ``start_timeout_ms``: the deadline of each instantiation (start code, ``_initialize``).
     """
     source = snapshot.source
+    problem = folder_problem(source, plugin_dirs)
+    if problem is not None:
+        raise PluginLoadError(source.name, problem)
+    verify_snapshot(snapshot, trust or TrustPolicy())
     manifest = DEFAULT_MANIFEST
     if snapshot.manifest_text is not None:
         try:
@@ -228,7 +124,7 @@ def build_pool(
         snapshot.manifest_text,
         on_event=on_event,
         allow_absolute_preopens=allow_absolute_preopens,
-        plugins=plugins,
+        plugins=None if plugins is None else plugin_calls(plugins),
     )
     pool = PluginPool(plugin, engines, account, start_timeout_ms=start_timeout_ms)
     pool.start()
@@ -251,13 +147,15 @@ def plugin_files(source: PluginSource, plugin_dirs: Sequence[Path] = ()) -> Plug
     )
 
 
-def load_source(source: PluginSource, engines: Engines, on_event: EventSink) -> PluginPool:
+def load_source(
+    source: PluginSource, engines: Engines, on_event: EventSink, trust: TrustPolicy | None = None
+) -> PluginPool:
     """Snapshot and build in one blocking step (``wasmd check``, tools)."""
     try:
         snapshot = take_snapshot(source)
     except ConfigError as exc:
         raise PluginLoadError(source.name, f"bad manifest: {exc}") from None
-    return build_pool(snapshot, engines, on_event)
+    return build_pool(snapshot, engines, on_event, trust=trust)
 
 
 async def off_loop(func: Callable[..., T], *args: Any) -> T:
@@ -267,28 +165,50 @@ async def off_loop(func: Callable[..., T], *args: Any) -> T:
     For compiling and reading plug-ins: a compile cannot be interrupted, and anyio's worker
     threads would hold up both the cancellation (a SIGTERM during a 30 s compile) and the
     process's exit, which waits for every non-daemon thread.
+
+    An exception ``func`` raises carries a traceback whose frames hold the build's bytes
+    (the snapshot, the copy wasmtime was handed). No frame here keeps a reference back to the
+    exception once it is handed on, or exception -> traceback -> frame -> exception would be
+    a cycle that only the cyclic collector frees, and every failed build would keep its
+    bytes until then (tests/test_memory.py).
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
+    threading.Thread(
+        target=_run_and_settle,
+        args=(loop, done, func, args),
+        name=f"wasmd-{func.__name__}",
+        daemon=True,
+    ).start()
+    try:
+        return await done
+    finally:
+        del done  # it holds the exception, whose traceback holds this frame
 
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if done.cancelled():
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(result)  # type: ignore[arg-type]  # T when there is no error
 
-    def run() -> None:
-        try:
-            result, error = func(*args), None
-        except BaseException as exc:
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(settle, result, error)
+def _run_and_settle(
+    loop: asyncio.AbstractEventLoop, done: asyncio.Future[Any], func: Callable[..., Any], args: Any
+) -> None:
+    """``off_loop``'s thread: run ``func``, hand its outcome to ``done`` on the loop."""
+    try:
+        result, error = func(*args), None
+    except BaseException as exc:
+        result, error = None, exc
+    try:
+        loop.call_soon_threadsafe(_settle, done, result, error)
+    except RuntimeError:
+        pass  # the loop closed: nobody waits any more
+    finally:
+        del result, error, done  # the error's traceback holds this frame
 
-    threading.Thread(target=run, name=f"wasmd-{func.__name__}", daemon=True).start()
-    return await done
+
+def _settle(done: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if done.cancelled():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)
 
 
 @dataclass
@@ -327,7 +247,11 @@ def search_path_winners(
     return winners, shadowed, problems
 
 
-class Loader:
+class Reconciler:
+    """The daemon's plug-in set: reconciles the search path with the registry (module
+    docstring). ``wasmd.Loader`` (library.py) is the in-process one; both build through
+    ``build_pool``."""
+
     def __init__(
         self,
         *,
@@ -342,7 +266,8 @@ class Loader:
     ) -> None:
         self.start_timeout_ms = start_timeout_ms
         self.trust = trust or TrustPolicy()
-        self.accounts = Accounts()  # per name, kept across versions (wasmd.metrics reads them)
+        # Per name served, kept across versions (wasmd.metrics reads them; account.py).
+        self.accounts = Accounts()
         self.engines = engines
         self.max_module_size = max_module_size
         self.allow_absolute_preopens = allow_absolute_preopens
@@ -357,7 +282,7 @@ class Loader:
         self._seen: dict[str, tuple[PluginSource, tuple[Stamp, Stamp | None], str]] = {}
         self._shadowed: set[tuple[str, Path]] = set()
         self._problems: set[tuple[Path, str]] = set()
-        self.unloaded: dict[str, str | None] = {}  # see the module docstring
+        self._unloaded: dict[str, str | None] = {}  # see the module docstring
 
     def lock_for(self, name: str) -> anyio.Lock:
         """The lock under which NAME is reconciled, loaded or unloaded."""
@@ -421,10 +346,10 @@ class Loader:
                 report.unchanged.append(name)  # loaded from a path: it holds the name
                 return
             if source is None:
-                self.unloaded.pop(name, None)  # gone from disk: its next file is a change
+                self._unloaded.pop(name, None)  # gone from disk: its next file is a change
                 if current is None:
                     return
-                self._unload(current)
+                self.remove(current)
                 report.unloaded.append(name)
                 return
             try:
@@ -439,10 +364,10 @@ class Loader:
                 self._failed(name, source, current, reason, fingerprint=None)
                 report.failed.append(name)
                 return
-            if snapshot is None or self.unloaded.get(name, "") == snapshot.fingerprint:
+            if snapshot is None or self._unloaded.get(name, "") == snapshot.fingerprint:
                 report.unchanged.append(name)  # (or unloaded on request, the disk as it was)
                 return
-            self.unloaded.pop(name, None)
+            self._unloaded.pop(name, None)
             try:
                 pool = await self.build(snapshot)
             except TrustRefused as exc:
@@ -462,7 +387,7 @@ class Loader:
                 report.failed.append(name)
                 return
             self._rejected.pop(name, None)
-            self._install(Entry(name, source, pool, fingerprint=snapshot.fingerprint), current)
+            self.install(Entry(name, source, pool, fingerprint=snapshot.fingerprint), current)
             (report.reloaded if current is not None and current.pool else report.loaded).append(
                 name
             )
@@ -488,24 +413,33 @@ class Loader:
             self._seen[name] = (source, snapshot.stamps, snapshot.fingerprint)
         return None if snapshot.fingerprint in settled else snapshot
 
-    async def build(self, snapshot: Snapshot) -> PluginPool:
+    async def build(self, snapshot: Snapshot, *, loaded_by_path: bool = False) -> PluginPool:
         """``build_pool`` off the loop, at most one per core. Raises PluginLoadError
-        (``TrustRefused`` before compiling: refused bytes never reach the compiler)."""
-        await off_loop(verify_snapshot, snapshot, self.trust)
-        async with self._compile_slots:
-            return await off_loop(
-                build_pool,
-                snapshot,
-                self.engines,
-                self.bus.emit_threadsafe,
-                self.allow_absolute_preopens,
-                self.dirs,
-                self.start_timeout_ms,
-                self.registry.pool_of,
-                self.accounts[snapshot.source.name],
-            )
+        (``TrustRefused`` before compiling: refused bytes never reach the compiler).
+        ``loaded_by_path``: by ``wasmd.load``, so trusted by no callee's name
+        (``Registry.pool_for_loaded_by_path``)."""
+        name = snapshot.source.name
+        resolve = self.registry.pool_for_loaded_by_path if loaded_by_path else self.registry.pool_of
+        try:
+            async with self._compile_slots:
+                return await off_loop(
+                    build_pool,
+                    snapshot,
+                    self.engines,
+                    self.bus.emit_threadsafe,
+                    self.allow_absolute_preopens,
+                    self.dirs,
+                    self.start_timeout_ms,
+                    resolve,
+                    self.accounts[name],
+                    self.trust,
+                )
+        except BaseException:
+            if self.registry.get(name) is None:
+                self.accounts.retire(name)  # no version serves the name: no account for it
+            raise
 
-    def _install(
+    def install(
         self, entry: Entry, previous: Entry | None, how: dict[str, Any] | None = None
     ) -> None:
         """``how``: fields that say how it came (``{"how": "load", "uid": ...}``); by default
@@ -551,8 +485,32 @@ class Loader:
             self.registry.install(Entry(name, source, None, reason, fingerprint=fingerprint))
         self.bus.emit("plugin.failed", fields)
 
-    def _unload(self, entry: Entry, how: dict[str, Any] | None = None) -> None:
+    def bring_back(self, name: str) -> None:
+        """Forget that NAME was unloaded on request (``wasmd.load`` brings it back)."""
+        self._unloaded.pop(name, None)
+
+    def unload_on_request(self, entry: Entry, disk_fingerprint: str | None, uid: int) -> None:
+        """Remove ``entry`` (``wasmd.unload``); its name stays away while the search path holds
+        the bytes of ``disk_fingerprint`` (``disk_fingerprint(name)``, read off the loop)."""
+        self._unloaded[entry.name] = disk_fingerprint
+        self.remove(entry, {"how": "unload", "uid": uid})
+
+    def disk_fingerprint(self, name: str) -> str | None:
+        """The fingerprint of what the search path holds for NAME now (blocking); None if it
+        holds nothing readable."""
+        winners, _, _ = search_path_winners(self.dirs, [name])
+        source = winners[name]
+        if source is None:
+            return None
+        try:
+            return take_snapshot(source, self.max_module_size).fingerprint
+        except (PluginLoadError, ConfigError):
+            return None
+
+    def remove(self, entry: Entry, how: dict[str, Any] | None = None) -> None:
+        """Take ``entry`` out of the registry; its pool drains. ``how`` as for ``install``."""
         self.registry.remove(entry.name)
+        self.accounts.retire(entry.name)  # its counts stay in the daemon-wide totals
         self._rejected.pop(entry.name, None)
         self._seen.pop(entry.name, None)
         fields: dict[str, Any] = {"plugin": entry.name, "path": str(entry.source.module_path)}

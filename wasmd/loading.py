@@ -17,37 +17,38 @@ Theory of operation (DESIGN.md section 1, "Loading and unloading on request"):
   with ``how`` ("load" or "unload") and the requesting ``uid``.
 
 They change loop state (the registry, the loader's per-name locks), so they run on the loop
-(``LOOP_BUILTINS``).
+(``on_loop`` in builtins.py's table).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Collection
-from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from .discovery import PluginSource, name_problem, source_from_path
-from .dispatch import Builtin
+from .access import Caller
+from .by_path import CheckedSource, check_as_caller, preopens_as_caller, same_file, shown
+from .discovery import name_problem
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
-from .loader import Loader, search_path_winners, take_snapshot
+from .loader import Reconciler, off_loop, search_path_winners
+from .peers import Peer, supplementary_groups
 from .registry import Entry
 from .server import Session
+from .snapshot import take_snapshot
 
 
 class LoadBuiltins:
     """The ``wasmd.load`` and ``wasmd.unload`` built-ins of one daemon."""
 
-    def __init__(self, loader: Loader, load_uids: Collection[int]) -> None:
+    def __init__(self, loader: Reconciler, load_uids: Collection[int]) -> None:
         self.loader = loader
         self.load_uids = frozenset(load_uids)
 
-    def table(self) -> dict[str, Builtin]:
-        return {"load": self.load, "unload": self.unload}
-
-    def _check_peer(self, session: Session, method: str) -> int:
+    def check_peer(self, session: Session, method: str) -> int:
+        """The peer's uid if ``load_uids`` lets it use ``wasmd.METHOD``; else
+        ``permission_denied``. (``wasmd.reload`` asks the same: builtins.py.)"""
         uid = session.peer.uid
         if uid not in self.load_uids:
             raise WasmdError(
@@ -57,16 +58,18 @@ class LoadBuiltins:
         return uid
 
     def load(self, session: Session, params: list[Any]) -> Awaitable[dict[str, Any]]:
-        uid = self._check_peer(session, "load")
+        self.check_peer(session, "load")
         if len(params) != 1 or not isinstance(params[0], str) or "\0" in params[0]:
             raise WasmdError(ErrorCode.INVALID_PARAMS, "wasmd.load takes [path]")
-        path = Path(params[0])
-        if not path.is_absolute():
-            raise WasmdError(ErrorCode.INVALID_PARAMS, f"wasmd.load takes an absolute path: {path}")
-        return load_path(self.loader, path, uid)
+        path = params[0]
+        if not path.startswith("/"):
+            raise WasmdError(
+                ErrorCode.INVALID_PARAMS, f"wasmd.load takes an absolute path: {shown(path)}"
+            )
+        return _load_for(self.loader, path, session.peer)
 
     def unload(self, session: Session, params: list[Any]) -> Awaitable[dict[str, Any]]:
-        uid = self._check_peer(session, "unload")
+        uid = self.check_peer(session, "unload")
         if len(params) != 1 or not isinstance(params[0], str) or name_problem(params[0]):
             raise WasmdError(ErrorCode.INVALID_PARAMS, "wasmd.unload takes [name]")
         return unload(self.loader, params[0], uid)
@@ -79,37 +82,42 @@ def _summary(entry: Entry, how: str) -> dict[str, Any]:
     }
 
 
-async def load_path(loader: Loader, path: Path, uid: int) -> dict[str, Any]:
-    """Load the plug-in at ``path`` (see the module docstring); its summary and ``how``."""
-    try:
-        source = await anyio.to_thread.run_sync(source_from_path, path)
-    except ConfigError as exc:
-        raise WasmdError(ErrorCode.INVALID_PARAMS, str(exc)) from None
+async def _load_for(loader: Reconciler, path: str, peer: Peer) -> dict[str, Any]:
+    # The peer's groups are read from /proc: off the loop, with the rest of the checks.
+    groups = await anyio.to_thread.run_sync(supplementary_groups, peer.pid)
+    return await load_path(loader, path, Caller(peer.uid, peer.gid, groups))
+
+
+async def load_path(loader: Reconciler, path: str, caller: Caller) -> dict[str, Any]:
+    """Load the plug-in at ``path`` for ``caller`` (see the module docstring); its summary
+    and ``how``."""
+    checked = await anyio.to_thread.run_sync(check_as_caller, caller, path, loader.dirs)
+    source = checked.source
     name = source.name
     winners, _, _ = await anyio.to_thread.run_sync(search_path_winners, loader.dirs, [name])
     winner = winners[name]
-    if winner is not None and winner.module_path == source.module_path:
+    if winner is not None and same_file(winner.module_path, source.module_path):
         return await _from_search_path(loader, name)
     async with loader.lock_for(name):
         current = loader.registry.get(name)
-        if current is not None and current.source.module_path != source.module_path:
+        if current is not None and not same_file(current.source.module_path, source.module_path):
             raise WasmdError(
                 ErrorCode.INVALID_PARAMS,
                 f"a plug-in named {name} is loaded already, from {current.source.module_path}; "
                 f"`wasmd unload {name}` first",
             )
-        entry = await _build(loader, source)
-        loader.unloaded.pop(name, None)
+        entry = await _build(loader, checked)
+        loader.bring_back(name)
         if current is not None and current.fingerprint == entry.fingerprint and current.pool:
             assert entry.pool is not None
             entry.pool.close()  # the very same bytes: keep the version already serving
             return _summary(current, "load")
-        loader._install(entry, current, {"how": "load", "uid": uid})
+        loader.install(entry, current, {"how": "load", "uid": caller.uid})
         return _summary(entry, "load")
 
 
-async def _from_search_path(loader: Loader, name: str) -> dict[str, Any]:
-    loader.unloaded.pop(name, None)
+async def _from_search_path(loader: Reconciler, name: str) -> dict[str, Any]:
+    loader.bring_back(name)
     await loader.reconcile([name])
     entry = loader.registry.get(name)
     if entry is None or entry.pool is None:
@@ -118,37 +126,35 @@ async def _from_search_path(loader: Loader, name: str) -> dict[str, Any]:
     return _summary(entry, "search_path")
 
 
-async def _build(loader: Loader, source: PluginSource) -> Entry:
+async def _build(loader: Reconciler, checked: CheckedSource) -> Entry:
+    source = checked.source
     try:
-        snapshot = await anyio.to_thread.run_sync(take_snapshot, source, loader.max_module_size)
-        pool = await loader.build(snapshot)
+        # off_loop, not anyio's worker: an error there would keep the bytes read in a cycle.
+        snapshot = await off_loop(take_snapshot, source, loader.max_module_size)
+        checked.same_files(snapshot.stamps)
+        checked.preopens = await off_loop(preopens_as_caller, checked, snapshot.manifest_text)
+        pool = await loader.build(snapshot, loaded_by_path=True)
     except ConfigError as exc:
         raise WasmdError(ErrorCode.INVALID_PARAMS, f"{source.name}: bad manifest: {exc}") from None
     except PluginLoadError as exc:
         raise WasmdError(ErrorCode.INVALID_PARAMS, f"cannot load {exc}") from None
-    return Entry(source.name, source, pool, fingerprint=snapshot.fingerprint)
+    try:
+        checked.same_grants(pool.plugin.grants)
+    except WasmdError:
+        pool.close()
+        raise
+    return Entry(
+        source.name, source, pool, fingerprint=snapshot.fingerprint, loaded_by=checked.caller.uid
+    )
 
 
-async def unload(loader: Loader, name: str, uid: int) -> dict[str, Any]:
+async def unload(loader: Reconciler, name: str, uid: int) -> dict[str, Any]:
     """Remove NAME until the next change on disk or ``wasmd.load`` (module docstring)."""
     async with loader.lock_for(name):
         entry = loader.registry.get(name)
         if entry is None:
             raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
-        loader.unloaded[name] = await anyio.to_thread.run_sync(_disk_fingerprint, loader, name)
-        loader._unload(entry, {"how": "unload", "uid": uid})
+        fingerprint = await anyio.to_thread.run_sync(loader.disk_fingerprint, name)
+        loader.unload_on_request(entry, fingerprint, uid)
         summary = entry.summary()
         return {key: summary[key] for key in ("name", "version", "path")} | {"how": "unload"}
-
-
-def _disk_fingerprint(loader: Loader, name: str) -> str | None:
-    """The fingerprint of what the search path holds for NAME now (blocking); None if it
-    holds nothing readable."""
-    winners, _, _ = search_path_winners(loader.dirs, [name])
-    source = winners[name]
-    if source is None:
-        return None
-    try:
-        return take_snapshot(source, loader.max_module_size).fingerprint
-    except (PluginLoadError, ConfigError):
-        return None

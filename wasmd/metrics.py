@@ -11,12 +11,21 @@ file renamed over it) every ``metrics_interval_ms``.
 Names follow Prometheus conventions: a ``wasmd_`` prefix, base units (seconds, bytes),
 ``_total`` on counters, the plug-in's name in a ``plugin`` label and a call's outcome in
 ``code`` (``ok`` or the error code's name, as in the protocol).
+
+What a scrape costs is bounded by the plug-ins served now: the accounts of names gone are
+dropped (their counts live on in the daemon-wide ``wasmd_calls_total`` and its siblings, see
+``account.py``). A text longer than one answer may carry (``max_message_size``) is refused
+with ``resource_exhausted``, never sent as a frame the client would have to refuse. The text
+is rendered on the requesting connection's thread (or, for the textfile, a worker thread),
+never on the event loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -27,6 +36,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from .errors import ErrorCode, WasmdError
 from .registry import Registry
 from .runtime import WASMTIME_VERSION
 from .runtime.account import LATENCY_BUCKETS, Accounts
@@ -53,8 +63,36 @@ class WasmdCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         yield from self._daemon_metrics()
+        yield from self._daemon_totals()
         yield from self._plugin_counters()
         yield from self._plugin_gauges()
+
+    def _daemon_totals(self) -> Iterator[Any]:
+        """What every plug-in counted, those unloaded since included: these never reset."""
+        totals = self._accounts.totals()
+        calls = CounterMetricFamily(
+            "wasmd_calls_total",
+            "calls to plug-ins answered, by outcome (plug-ins unloaded since included)",
+            labels=["code"],
+        )
+        calls.add_metric(["ok"], totals.ok)
+        for code, count in sorted(totals.errors.items()):
+            calls.add_metric([code], count)
+        yield calls
+        values = {
+            "cpu_seconds_total": totals.cpu_seconds,
+            "fuel_consumed_total": totals.fuel,
+            "input_bytes_total": totals.bytes_in,
+            "output_bytes_total": totals.bytes_out,
+            "restarts_total": totals.restarts,
+            "reloads_total": totals.reloads,
+            "load_failures_total": totals.load_failures,
+            "quarantines_total": totals.quarantines,
+            "throttles_total": totals.throttles,
+        }
+        for key, value in values.items():
+            help_text = f"{PLUGIN_COUNTERS[key]}, all plug-ins (unloaded ones included)"
+            yield CounterMetricFamily(f"wasmd_{key}", help_text, value)
 
     def _daemon_metrics(self) -> Iterator[Any]:
         info = GaugeMetricFamily(
@@ -82,18 +120,7 @@ class WasmdCollector(Collector):
             "time from a call's arrival to its answer",
             labels=["plugin"],
         )
-        simple = {
-            "cpu_seconds_total": "thread CPU time spent in the guest (sampled estimate)",
-            "fuel_consumed_total": "fuel the guest burnt (plug-ins with metering)",
-            "input_bytes_total": "payload bytes handed to the guest",
-            "output_bytes_total": "payload bytes the guest handed back",
-            "restarts_total": "instances discarded after a fault and made afresh",
-            "reloads_total": "new versions swapped in",
-            "load_failures_total": "versions that failed to load (or were refused)",
-            "quarantines_total": "times the failure policy quarantined the plug-in",
-            "throttles_total": "times the failure policy throttled a caller uid",
-        }
-        families = {key: counter(key, text) for key, text in simple.items()}
+        families = {key: counter(key, text) for key, text in PLUGIN_COUNTERS.items()}
         for name, account in self._accounts.items():
             seen = account.snapshot()
             calls.add_metric([name, "ok"], seen.ok)
@@ -164,6 +191,19 @@ class WasmdCollector(Collector):
         yield throttled
 
 
+# The per-plug-in counters besides calls and latency (also summed daemon-wide).
+PLUGIN_COUNTERS = {
+    "cpu_seconds_total": "thread CPU time spent in the guest (sampled estimate)",
+    "fuel_consumed_total": "fuel the guest burnt (plug-ins with metering)",
+    "input_bytes_total": "payload bytes handed to the guest",
+    "output_bytes_total": "payload bytes the guest handed back",
+    "restarts_total": "instances discarded after a fault and made afresh",
+    "reloads_total": "new versions swapped in",
+    "load_failures_total": "versions that failed to load (or were refused)",
+    "quarantines_total": "times the failure policy quarantined the plug-in",
+    "throttles_total": "times the failure policy throttled a caller uid",
+}
+
 DAEMON_METRICS = {
     "connections": ("gauge", "client connections open"),
     "connections_total": ("counter", "client connections accepted"),
@@ -188,46 +228,62 @@ def render(registry: CollectorRegistry) -> str:
     return generate_latest(registry).decode("utf-8")
 
 
+# What an answer adds around its result: the array, msgid and nil error, the str header.
+ANSWER_FRAMING = 32
+
+
+def render_answer(registry: CollectorRegistry, max_message_size: int) -> str:
+    """The text for ``wasmd.metrics``: refused if its answer would be over
+    ``max_message_size``, the most a client takes in one message."""
+    text = generate_latest(registry)
+    if len(text) + ANSWER_FRAMING > max_message_size:
+        raise WasmdError(
+            ErrorCode.RESOURCE_EXHAUSTED,
+            f"the metrics text is {len(text)} bytes, more than one answer may carry "
+            f"(max_message_size {max_message_size}); read the metrics_textfile instead, "
+            "or raise max_message_size",
+        )
+    return text.decode("utf-8")
+
+
 def write_textfile(path: Path, registry: CollectorRegistry) -> None:
     """Replace ``path`` by the current text at once (a temporary file renamed over it): the
     node-exporter never reads half a file. Mode 0644 whatever the umask (the unit's is 0077),
-    so the node-exporter's user can read it."""
+    so the node-exporter's user can read it.
+
+    The temporary's name is unpredictable and it is created afresh (``mkstemp``: O_EXCL,
+    O_NOFOLLOW): the folder may be shared with other writers, and nothing planted there
+    beforehand, a link or a folder, can be written through or stop the writing."""
     text = generate_latest(registry)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # not *.prom: not read
-    fd = _create_new(temporary)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with open(fd, "wb", closefd=True) as out:
+        with open(fd, "wb", closefd=True) as out:  # not *.prom: the collector skips it
             os.fchmod(out.fileno(), 0o644)
             out.write(text)
         os.replace(temporary, path)
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
         raise
 
 
-def _create_new(path: Path) -> int:
-    """Create ``path`` afresh. Whatever is there is removed first, never opened: a link
-    planted under the temporary name (the folder may be shared with other writers) would
-    otherwise have the daemon write through it."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+def _textfile_problem(path: Path, registry: CollectorRegistry) -> str | None:
+    """``write_textfile`` in a worker thread: why it failed, or None. Only the reason leaves
+    the thread: an exception would come back in a cycle with the frames holding the text."""
     try:
-        return os.open(path, flags, 0o644)
-    except FileExistsError:
-        path.unlink()
-        return os.open(path, flags, 0o644)
+        write_textfile(path, registry)
+    except OSError as exc:
+        return f"{exc.strerror or exc}"
+    return None
 
 
 async def write_textfile_forever(path: Path, registry: CollectorRegistry, interval: float) -> None:
     """Rewrite ``path`` every ``interval`` seconds. A failure (a missing folder, no permission)
     is logged once per distinct reason, and the next round tries again."""
-    last_problem = ""
+    last_problem: str | None = None
     while True:
-        try:
-            await anyio.to_thread.run_sync(write_textfile, path, registry)
-            last_problem = ""
-        except OSError as exc:
-            problem = f"{exc.strerror or exc}"
-            if problem != last_problem:
-                log.warning("cannot write metrics to %s: %s", path, problem)
-                last_problem = problem
+        problem = await anyio.to_thread.run_sync(_textfile_problem, path, registry)
+        if problem is not None and problem != last_problem:
+            log.warning("cannot write metrics to %s: %s", path, problem)
+        last_problem = problem
         await anyio.sleep(interval)

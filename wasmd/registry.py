@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from .discovery import PluginSource
-from .errors import ErrorCode, WasmdError
+from .errors import ErrorCode, WasmdError, echo
 from .runtime import PluginPool
 
 
@@ -26,6 +26,7 @@ class Entry:
     pool: PluginPool | None
     error: str | None = None
     fingerprint: str | None = None  # of the files this entry was built from (see loader)
+    loaded_by: int | None = None  # the uid whose wasmd.load brought it (None: search path)
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -56,13 +57,33 @@ class Entry:
         return summary
 
 
-class Registry:
+class Served(Protocol):
+    """What a registry holds per name: a running pool, or why there is none."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def pool(self) -> PluginPool | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
+S = TypeVar("S", bound=Served)
+
+
+class PluginTable(Generic[S]):
+    """Which version answers for each name, and the one resolver of a plug-in's
+    ``wasmd.call`` (``pool_of``): the daemon's ``Registry`` of ``Entry`` and
+    ``wasmd.Loader``'s table of ``Plugin`` handles are both one."""
+
     def __init__(self) -> None:
-        self._entries: dict[str, Entry] = {}
+        self._entries: dict[str, S] = {}
         # Names of the initial scan still compiling after READY (daemon.py); replaced whole.
         self.loading: frozenset[str] = frozenset()
 
-    def get(self, name: str) -> Entry | None:
+    def get(self, name: str) -> S | None:
         return self._entries.get(name)
 
     def missing(self, name: str) -> WasmdError:
@@ -73,7 +94,7 @@ class Registry:
                 f"plug-in {name} is still loading (compiling); try again shortly",
                 {"kind": "loading"},
             )
-        return WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
+        return WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {echo(name)}")
 
     def pool_of(self, name: str) -> PluginPool:
         """NAME's running version, for a plug-in's ``wasmd.call`` (runtime/nested.py); raises
@@ -81,22 +102,41 @@ class Registry:
         entry = self._entries.get(name)
         if entry is None:
             raise self.missing(name)
-        if entry.pool is None:
+        pool = entry.pool
+        if pool is None:
             raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {name} failed to load: {entry.error}")
-        return entry.pool
+        return pool
 
-    def install(self, entry: Entry) -> Entry | None:
+    def install(self, entry: S) -> S | None:
         """Make ``entry`` current for its name; the entry it replaced, if any."""
         previous = self._entries.get(entry.name)
         self._entries[entry.name] = entry
         return previous
 
-    def remove(self, name: str) -> Entry | None:
+    def remove(self, name: str) -> S | None:
         return self._entries.pop(name, None)
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> Iterator[S]:
         # list() first: readers on other threads iterate while the loop installs entries.
         return iter(sorted(list(self._entries.values()), key=lambda entry: entry.name))
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class Registry(PluginTable[Entry]):
+    """The daemon's registry: entries replaced whole, on the event loop (module docstring)."""
+
+    def pool_for_loaded_by_path(self, name: str) -> PluginPool:
+        """``pool_of`` for a plug-in loaded by path (``wasmd.load``): a name in a callee's
+        ``[access] plugins`` trusts the plug-in of that name from the plug-in directories,
+        so such a caller reaches only callees whose list holds ``"*"`` (DESIGN.md section 8)."""
+        pool = self.pool_of(name)
+        if "*" not in pool.plugin.manifest.access_plugins:
+            raise WasmdError(
+                ErrorCode.PERMISSION_DENIED,
+                f"plug-in {name} trusts callers by name, and only those of the plug-in "
+                "directories: a plug-in loaded by path reaches it only if its [access] plugins "
+                'holds "*"',
+            )
+        return pool

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..context import Context
 from ..report import Row
-from . import idle, inprocess, ping, reload, roundtrip, scaling, startup
+from . import idle, inprocess, nats, ping, reload, roundtrip, scaling, startup
 
 Scenario = Callable[[Context], list[Row]]
 
@@ -20,4 +20,5 @@ SCENARIOS: tuple[tuple[str, str, Scenario], ...] = (
     ("6", "CPU-bound scaling", scaling.run),
     ("7", "ping under spinning guests", ping.run),
     ("8", "idle connections", idle.run),
+    ("9", "NATS bridge", nats.run),
 )

@@ -12,9 +12,10 @@ from importlib.metadata import version
 
 from .cache import default_cache_dir
 from .engine import Engines
-from .host import EventSink
-from .nested import MAX_CALL_DEPTH, PluginResolver
-from .plugin import CompiledPlugin, PluginFiles, compile_plugin, module_binary, read_module_bytes
+from .files import PluginFiles
+from .host import MAX_CALL_DEPTH, EventSink
+from .nested import PluginResolver, plugin_calls
+from .plugin import CompiledPlugin, compile_plugin, module_binary, read_module_bytes
 from .pool import (
     DEFAULT_START_TIMEOUT_MS,
     PluginPool,
@@ -37,6 +38,7 @@ __all__ = [
     "PluginFiles",
     "PluginPool",
     "PluginResolver",
+    "plugin_calls",
     "PoolClosed",
     "PoolStats",
     "Respond",

@@ -9,20 +9,28 @@ to the hot path, and an old version still draining and the new one count into th
 numbers safely. Readers (the metrics collector, ``wasmd.stats``) take ``snapshot()`` under
 that lock at scrape time; nobody keeps a second copy.
 
+Accounts of names no longer served are dropped (``Accounts.retire``, when a name is unloaded
+or a load of a new name fails): otherwise every name that ever built would be listed by
+``wasmd.metrics`` forever. What they counted is kept in daemon-wide totals
+(``Accounts.totals``), which only grow; a name that comes back starts from zero, a counter
+reset Prometheus's ``rate()`` expects.
+
 Thread CPU time costs a system call (``CLOCK_THREAD_CPUTIME_ID`` has no vDSO fast path;
 ~0.3-0.6 us here), twice per call, which is more than the rest of the accounting together.
 So it is measured on one call in ``CPU_SAMPLE_EVERY`` and each measured call counts for
-that many: an unbiased estimate of the total, and a counter that still only grows. A
-workload whose expensive calls come exactly every ``CPU_SAMPLE_EVERY``-th call would fool
-it; real traffic does not keep such step.
+that many: an unbiased estimate of the total, and a counter that still only grows. The first
+call of each version is measured too and counts once, so a plug-in called a few times does
+not read 0. A workload whose expensive calls come exactly every ``CPU_SAMPLE_EVERY``-th call
+would fool it; real traffic does not keep such step.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Upper bounds (seconds) of the call-latency histogram's buckets: 50 us to 10 s, which covers
@@ -169,13 +177,82 @@ class PluginAccount:
             )
 
 
+@dataclass(slots=True)
+class Totals:
+    """What every plug-in has counted over the daemon's life, those gone since included."""
+
+    ok: int = 0
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    cpu_seconds: float = 0.0
+    fuel: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    restarts: int = 0
+    reloads: int = 0
+    load_failures: int = 0
+    quarantines: int = 0
+    throttles: int = 0
+
+    def add(self, seen: AccountSnapshot) -> None:
+        self.ok += seen.ok
+        self.errors.update(seen.errors)
+        self.cpu_seconds += seen.cpu_seconds
+        self.fuel += seen.fuel
+        self.bytes_in += seen.bytes_in
+        self.bytes_out += seen.bytes_out
+        self.restarts += seen.restarts
+        self.reloads += seen.reloads
+        self.load_failures += seen.load_failures
+        self.quarantines += seen.quarantines
+        self.throttles += seen.throttles
+
+    def copy(self) -> Totals:
+        copied = dataclasses.replace(self)
+        copied.errors = collections.Counter(self.errors)
+        return copied
+
+
 class Accounts:
-    """Every plug-in name's account, made on first use and kept for the daemon's life (a
-    plug-in unloaded and loaded again continues its counters)."""
+    """Every plug-in name's account, made on first use and kept while the name is served (a
+    plug-in reloaded continues its counters); see the module docstring for what is dropped."""
 
     def __init__(self) -> None:
         self._accounts: dict[str, PluginAccount] = {}
         self._lock = threading.Lock()
+        # Dropped accounts whose pools still drain (their calls still count), then what
+        # they counted, folded together.
+        self._departing: list[PluginAccount] = []
+        self._gone = Totals()
+
+    def retire(self, name: str) -> None:
+        """Drop ``name``'s account: its counts live on only in ``totals``."""
+        with self._lock:
+            account = self._accounts.pop(name, None)
+            if account is not None:
+                self._departing.append(account)
+            self._fold_drained()
+
+    def totals(self) -> Totals:
+        """Daemon-wide counts: every account's, those dropped included."""
+        with self._lock:
+            self._fold_drained()
+            total = self._gone.copy()
+            accounts = [*self._accounts.values(), *self._departing]
+        for account in accounts:
+            total.add(account.snapshot())
+        return total
+
+    def _fold_drained(self) -> None:
+        """Under ``_lock``: dropped accounts nothing counts into any more join ``_gone``."""
+        departing = []
+        for account in self._departing:
+            with account.lock:
+                drained = not account.pools
+            if drained:
+                self._gone.add(account.snapshot())
+            else:
+                departing.append(account)
+        self._departing = departing
 
     def __getitem__(self, name: str) -> PluginAccount:
         account = self._accounts.get(name)

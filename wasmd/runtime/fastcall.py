@@ -123,10 +123,11 @@ class FastCaller:
             raise wasmtime.WasmtimeError._from_ptr(error)
         if self._trap:
             _wasmtime_func.LAST_EXCEPTION = None
-            trap = wasmtime.Trap._from_ptr(self._trap)  # takes ownership of the pointer
-            self._trap = _TRAP_PTR()
+            trapped, self._trap = self._trap, _TRAP_PTR()
             self._trap_ref = ctypes.byref(self._trap)
-            raise trap
+            # Takes ownership of the pointer. Raised without a local naming it: the trap's
+            # traceback holds this frame, and would hold it in a cycle.
+            raise wasmtime.Trap._from_ptr(trapped)
         slots = self._result_slots
         if len(slots) == 1:
             union, field = slots[0]

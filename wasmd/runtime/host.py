@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgpack
 import wasmtime
@@ -112,7 +112,7 @@ class HostContext:
     plugin: str
     config: dict[str, str]
     on_event: EventSink | None = None
-    plugins: Callable[[str], Any] | None = None  # a nested.PluginResolver
+    plugins: PluginCalls | None = None  # nested.plugin_calls of the registry it is in
     log: logging.Logger = field(init=False)
     budget: RateLimit = field(init=False)
 
@@ -296,6 +296,19 @@ def _config_get(ctx: HostContext) -> Callable[..., int]:
     return config_get
 
 
+# wasmd.call nests at most this deep; past it, resource_exhausted (runtime/nested.py).
+MAX_CALL_DEPTH = 8
+
+
+class PluginCalls(Protocol):
+    """What a plug-in's ``wasmd.call`` reaches (``nested.plugin_calls``): injected, so that
+    this module, which the pool's modules import, imports nothing of the pool's."""
+
+    def __call__(
+        self, caller: str, method: str, params: list[Any], *, deadline_at: float | None, outer: Any
+    ) -> tuple[WasmdError | None, Any]: ...
+
+
 # A wasmd.call's params, encoded, at most, and the maps and arrays in them: what the guest
 # can make the host hold decoded stays within a few tens of MiB.
 MAX_CALL_ARGS = 1024 * 1024
@@ -305,8 +318,6 @@ MAX_CALL_ANSWER = 16 * 1024 * 1024
 
 
 def _call(ctx: HostContext) -> Callable[..., int]:
-    from . import nested  # nested imports the pool, which imports this module
-
     @host_function("wasmd.call", fallback=0)
     def call(caller: wasmtime.Caller, nptr: int, nlen: int, aptr: int, alen: int) -> int:
         method = _read(caller, nptr, nlen, MAX_TEXT).decode("utf-8")
@@ -314,18 +325,17 @@ def _call(ctx: HostContext) -> Callable[..., int]:
         error: WasmdError | None
         if ctx.plugins is None:
             error, result = WasmdError(ErrorCode.UNAVAILABLE, "no plug-ins to call here"), None
-        elif call_state.depth >= nested.MAX_CALL_DEPTH:
+        elif call_state.depth >= MAX_CALL_DEPTH:
             error = WasmdError(
                 ErrorCode.RESOURCE_EXHAUSTED,
-                f"plug-in calls nested more than {nested.MAX_CALL_DEPTH} deep",
+                f"plug-in calls nested more than {MAX_CALL_DEPTH} deep",
             )
             result = None
         else:
             saved = call_state.save()
             call_state.depth += 1
             try:
-                error, result = nested.call_plugin(
-                    ctx.plugins,
+                error, result = ctx.plugins(
                     ctx.plugin,
                     method,
                     params,

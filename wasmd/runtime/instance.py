@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import wasmtime
 
@@ -36,7 +36,57 @@ from .traps import CallEnded
 from .wasi import MemFile, make_wasi_config
 
 if TYPE_CHECKING:
-    from .plugin import CompiledPlugin
+    from wasmtime import component as wc
+
+    from ..manifest import Manifest
+    from .host import HostContext
+    from .signatures import ExportSignature
+    from .wasi import Grant
+
+
+class InstanceAbi(Protocol):
+    """What an instance asks of its plug-in's ABI (``abis.base.Abi`` is more)."""
+
+    @property
+    def keeps_instance(self) -> bool: ...
+
+    def instantiate(
+        self, instance: Instance, deadline_at: float
+    ) -> wasmtime.Instance | wc.Instance: ...
+
+    def call(self, instance: Instance, export: str, args: Any) -> Any: ...
+
+
+class Compiled(Protocol):
+    """What an instance, and the ABI that instantiates it, read of the compiled version
+    (``plugin.CompiledPlugin``). A protocol, so this module, which the ABIs import, imports
+    neither them nor the module that imports them."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def manifest(self) -> Manifest: ...
+    @property
+    def engine(self) -> wasmtime.Engine: ...
+    @property
+    def module(self) -> wasmtime.Module | None: ...
+    @property
+    def template(self) -> wasmtime.InstancePre | None: ...
+    @property
+    def kernel(self) -> wasmtime.Module | None: ...
+    @property
+    def abi(self) -> InstanceAbi: ...
+    @property
+    def exports(self) -> Mapping[str, ExportSignature]: ...
+    @property
+    def uses_wasi(self) -> bool: ...
+    @property
+    def grants(self) -> tuple[Grant, ...]: ...
+    @property
+    def host(self) -> HostContext: ...
+    @property
+    def component(self) -> object | None: ...  # an abis.component.LinkedComponent
+
 
 # What one call may write to stdout or to stderr: a command's output beyond it is refused as
 # resource_exhausted; the writes past it fail inside the guest.
@@ -67,9 +117,7 @@ class Deadline:
         self.at, self.ticks, self.call = at, ticks, call
 
 
-def _new_store(
-    plugin: CompiledPlugin, deadline: Deadline
-) -> tuple[wasmtime.Store, EpochGuard | None]:
+def _new_store(plugin: Compiled, deadline: Deadline) -> tuple[wasmtime.Store, EpochGuard | None]:
     store = wasmtime.Store(plugin.engine)
     counts = {"instances": INSTANCES_MAX, "tables": TABLES_MAX, "memories": MEMORIES_MAX}
     store.set_limits(
@@ -129,7 +177,7 @@ class _Callers(dict[str, Caller]):
 
     __slots__ = ("exports", "plugin", "store")
 
-    def __init__(self, plugin: CompiledPlugin, store: wasmtime.Store, exports: _Exports) -> None:
+    def __init__(self, plugin: Compiled, store: wasmtime.Store, exports: _Exports) -> None:
         super().__init__()
         self.plugin, self.store, self.exports = plugin, store, exports
 
@@ -158,7 +206,7 @@ class Instance:
         "streams",
     )
 
-    def __init__(self, plugin: CompiledPlugin, deadline: Deadline) -> None:
+    def __init__(self, plugin: Compiled, deadline: Deadline) -> None:
         self.plugin = plugin
         self.log = logging.getLogger(f"wasmd.plugin.{plugin.name}")
         self.store, self.guard = _new_store(plugin, deadline)

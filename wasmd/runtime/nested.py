@@ -16,7 +16,9 @@ Three rules keep this from hanging or running away:
   answer is to give up at once with ``busy`` (7), "no free instance".
 - **The caller's deadline.** The callee runs until the earlier of its own ``timeout_ms`` and
   what is left of the caller's deadline; cancelling the caller's call cancels the callee too.
-- **A depth limit**, ``MAX_CALL_DEPTH`` calls deep; past it, ``resource_exhausted`` (6).
+  Either way the callee was stopped for its caller's sake: the answer names the caller's
+  deadline, and it is no fault of the callee's (its failure policy does not count it).
+- **A depth limit**, ``host.MAX_CALL_DEPTH`` calls deep; past it, ``resource_exhausted`` (6).
 
 The answer the guest gets is one msgpack value ``[error, result]``, as a response carries:
 ``[nil, result]`` or ``[[code, message], nil]``. Only a misuse of the import itself (bad
@@ -28,19 +30,21 @@ resets it, so the caller's is saved first and put back after.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ErrorCode, WasmdError
+from ..errors import ErrorCode, WasmdError, echo
+from .host import PluginCalls
 from .pool import PoolClosed, Ticket
+from .traps import forget_traceback
 
 if TYPE_CHECKING:
     from .fastcall import Cancellable
     from .pool import PluginPool
 
 # How deep plug-ins may call each other: A -> B -> C is depth 2.
-MAX_CALL_DEPTH = 8
 # A reload may swap the callee between its look-up and its start this often in a row.
 LOOKUP_ATTEMPTS = 3
 
@@ -49,13 +53,17 @@ PluginResolver = Callable[[str], "PluginPool"]
 
 
 class NestedTicket(Ticket):
-    """The ticket of a plug-in's call to another: it never waits for an instance, and it is
-    cancelled when the call it was made from is."""
+    """The ticket of a plug-in's call to another: it never waits for an instance, it is
+    cancelled when the call it was made from is, and it ends by that call's deadline
+    (``caller_deadline``) if that comes before the callee's own."""
 
-    __slots__ = ("_own_cancel", "outer", "refused_wait")
+    __slots__ = ("_own_cancel", "caller_deadline", "outer", "refused_wait")
 
-    def __init__(self, started: float, outer: Cancellable | None) -> None:
+    def __init__(
+        self, started: float, outer: Cancellable | None, caller_deadline: float | None
+    ) -> None:
         self.outer = outer
+        self.caller_deadline = caller_deadline
         self._own_cancel = False
         self.refused_wait = False
         super().__init__(owner=self, started=started)
@@ -77,6 +85,12 @@ class NestedTicket(Ticket):
         self.cancel()
 
 
+def plugin_calls(resolve: PluginResolver) -> PluginCalls:
+    """What a plug-in's ``wasmd.call`` reaches: the plug-ins ``resolve`` finds
+    (``HostContext.plugins``)."""
+    return functools.partial(call_plugin, resolve)
+
+
 def call_plugin(
     resolve: PluginResolver,
     caller: str,
@@ -90,7 +104,7 @@ def call_plugin(
     name, dot, export = method.partition(".")
     if not dot or not export:
         return WasmdError(
-            ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {method!r}"
+            ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {echo(method)}"
         ), None
     try:
         for _ in range(LOOKUP_ATTEMPTS):
@@ -107,6 +121,9 @@ def call_plugin(
                 continue
         raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {name} is being replaced; try again")
     except WasmdError as exc:
+        # Returned, not raised: the caller's frame will hold it, and its traceback holds this
+        # frame, whose f_back is the caller's: a cycle, unless the traceback goes.
+        forget_traceback(exc)
         return exc, None
 
 
@@ -118,13 +135,11 @@ def _call_pool(
     outer: Cancellable | None,
 ) -> tuple[WasmdError | None, Any]:
     now = time.monotonic()
-    timeout_s = pool.plugin.manifest.timeout_ms / 1000
-    # The pool counts the deadline from ``started``: backdate it so that it ends no later
-    # than the caller's own.
-    started = now if deadline_at is None else min(now, deadline_at - timeout_s)
     if deadline_at is not None and deadline_at <= now:
         return WasmdError(ErrorCode.TIMEOUT, "the calling plug-in's deadline has passed"), None
-    ticket = NestedTicket(started, outer)
+    # The pool ends the call by the earlier of the callee's own deadline and the caller's;
+    # the callee is not at fault when it is the caller's (PluginPool.call).
+    ticket = NestedTicket(now, outer, deadline_at)
     outcome: list[Any] = [None, None]
 
     def respond(error: WasmdError | None, result: Any) -> None:
@@ -135,6 +150,7 @@ def _call_pool(
     except PoolClosed:
         raise
     except WasmdError as exc:
+        forget_traceback(exc)  # returned: see call_plugin
         if ticket.refused_wait and not (outer is not None and outer.cancelled):
             return _no_free_instance(pool), None
         return exc, None

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import wasmtime
 
@@ -24,32 +24,14 @@ from .abis import ABIS, Abi, Method, detect_abi
 from .abis import component as component_abi
 from .abis.component import LinkedComponent
 from .engine import Engines
-from .host import EventSink, HostContext
+from .files import PluginFiles
+from .host import EventSink, HostContext, PluginCalls
 from .linker import WASI_MODULES, is_provided
 from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
 from .traps import cause_of
 from .wasi import Grant, resolve_preopens
 
-if TYPE_CHECKING:
-    from .nested import PluginResolver
-
 WASM_MAGIC = b"\0asm"
-
-
-@dataclass(frozen=True)
-class PluginFiles:
-    """Where a plug-in version's files are, as far as the runtime cares: what ``describe``
-    shows and what its preopens are checked against (wasi.py). The loader makes one from
-    what discovery found."""
-
-    name: str
-    module_path: Path  # the .wasm or .wat file
-    manifest_path: Path | None
-    root: Path  # what relative preopens resolve against
-    folder: bool  # root is the plug-in's own NAME/ folder (else a directory it shares)
-    # Plug-in directories, and the one holding this plug-in: no preopen may grant, hold or
-    # (absolute) lie inside one.
-    protected: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -210,13 +192,13 @@ def compile_plugin(
     *,
     on_event: EventSink,
     allow_absolute_preopens: bool = False,
-    plugins: PluginResolver | None = None,
+    plugins: PluginCalls | None = None,
 ) -> CompiledPlugin:
     """Compile, check and link one version (blocking). Raises ``PluginLoadError``.
 
     ``on_event`` receives what happens to it later: wasmd.emit's custom events, and the
-    pool's reports of traps, timeouts and cancellations. ``plugins`` finds the plug-ins its
-    ``wasmd.call`` may reach (None: none)."""
+    pool's reports of traps, timeouts and cancellations. ``plugins``: what its ``wasmd.call``
+    reaches (``nested.plugin_calls``; None: nothing)."""
     name = files.name
     if not wasm:
         raise PluginLoadError(name, f"{files.module_path} is empty")

@@ -46,14 +46,14 @@ from typing import Any
 
 import wasmtime
 
-from ..errors import ErrorCode, PluginLoadError, WasmdError
+from ..errors import ErrorCode, PluginLoadError, WasmdError, echo
 from ..peers import Peer
 from .account import CPU_SAMPLE_EVERY, PluginAccount
 from .breaker import NO_PEER, FaultPolicy
 from .engine import Engines
 from .instance import Deadline, Instance
 from .plugin import CompiledPlugin
-from .traps import CallEnded, call_error, cause_of
+from .traps import CallEnded, call_error, cause_of, forget_traceback
 
 log = logging.getLogger("wasmd.runtime")
 
@@ -64,6 +64,9 @@ Respond = Callable[[WasmdError | None, Any], None]
 # timeout_ms: start code holds up a load, a reload or the daemon's start-up (config
 # ``start_timeout_ms``).
 DEFAULT_START_TIMEOUT_MS = 5000
+
+# The error data's "kind" of a plug-in's call to another that its caller's deadline ended.
+CALLERS_DEADLINE = "caller_deadline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,10 @@ class Ticket:
         "peer",
         "started",
     )
+
+    # A plug-in's call to another (nested.py) ends by its caller's deadline, if that is the
+    # earlier: monotonic seconds, or None.
+    caller_deadline: float | None = None
 
     def __init__(self, owner: object, started: float) -> None:
         self.owner = owner
@@ -188,7 +195,10 @@ class PluginPool:
         self._lock = self.account.lock
         self._policy = FaultPolicy(manifest.failure)
         self._fuel = manifest.fuel
-        self._cpu_countdown = CPU_SAMPLE_EVERY  # calls until one has its CPU time measured
+        # Calls until one has its CPU time measured, and how many calls that one stands for:
+        # the first call, for itself; then one in CPU_SAMPLE_EVERY, for them all (account.py).
+        self._cpu_countdown = 1
+        self._cpu_weight = 1
         # Whether every call has costs to add (most plug-ins: only a sampled call does).
         self._costs_every_call = bool(manifest.fuel) or not self._keeps_instance
         with self._lock:
@@ -250,12 +260,19 @@ class PluginPool:
         """
         call = self._calls_by_name.get(export)
         if call is None:
-            raise self._no_such_export(export)
-        args = call.convert(params)
+            raise self.refuse(ticket, self._no_such_export(export))
+        try:
+            args = call.convert(params)
+        except WasmdError as exc:
+            self._finished(ticket, exc)  # every request to the plug-in counts
+            raise
         probing = self._policy.watching
         if probing:
             self._refuse_if_refused(ticket)  # unless the refusal is over: probation
         deadline_at = ticket.started + self._timeout_s
+        caller_deadline = ticket.caller_deadline
+        if caller_deadline is not None and caller_deadline < deadline_at:
+            deadline_at = caller_deadline
         owner = ticket.owner
         with self._lock:  # the common case, inline: a free instance and nobody waiting
             if self._free and not self._waiters and not self._closing:
@@ -354,6 +371,16 @@ class PluginPool:
             if not backpressured:
                 self._queued -= 1
 
+    def _callers_deadline_passed(self, ticket: Ticket, deadline_at: float) -> WasmdError:
+        """The answer of a plug-in's call to this one that its caller's deadline ended."""
+        allowed_ms = max(0, round((deadline_at - ticket.started) * 1000))
+        return WasmdError(
+            ErrorCode.TIMEOUT,
+            f"the calling plug-in's deadline passed {allowed_ms} ms into the call "
+            f"(before this plug-in's own timeout_ms of {self.plugin.manifest.timeout_ms})",
+            {"kind": CALLERS_DEADLINE, "deadline_ms": allowed_ms},
+        )
+
     def _waited_too_long(self) -> WasmdError:
         return WasmdError(
             ErrorCode.TIMEOUT,
@@ -414,15 +441,11 @@ class PluginPool:
         try:
             slot.instance = Instance(plugin, deadline)
             return None
-        except (CallEnded, wasmtime.Trap) as exc:
-            if isinstance(exc, CallEnded) or exc.trap_code == wasmtime.TrapCode.INTERRUPT:
-                return f"start code ran past its {timeout_ms} ms deadline"
-            return f"cannot instantiate: {cause_of(exc)}"
-        except wasmtime.WasmtimeError as exc:
-            return f"cannot instantiate: {cause_of(exc)}"
-        except Exception as exc:  # a bug of ours: report it
-            log.exception("%s: instantiating failed unexpectedly", plugin.name)
-            return f"cannot instantiate: internal error: {exc!r}"
+        except Exception as exc:
+            try:
+                return _instantiation_failure(exc, plugin.name, timeout_ms)
+            finally:
+                forget_traceback(exc)  # it holds the failed instance and its Store
 
     def _run(
         self, slot: _Slot, export: str, args: Any, ticket: Ticket, deadline_at: float
@@ -449,23 +472,28 @@ class PluginPool:
         countdown = self._cpu_countdown - 1
         if countdown:
             self._cpu_countdown = countdown
-            sampled, cpu_at = False, 0
+            sampled, cpu_at = 0, 0
         else:
             self._cpu_countdown = CPU_SAMPLE_EVERY
-            sampled, cpu_at = True, time.thread_time_ns()
+            sampled, self._cpu_weight = self._cpu_weight, CPU_SAMPLE_EVERY
+            cpu_at = time.thread_time_ns()
         try:
             if instance is None:  # the ABI keeps no instance: a bare one for this call alone
                 instance = Instance(plugin, deadline)
             return None, instance.run(export, args, deadline), False
         except WasmdError as exc:
+            forget_traceback(exc)  # its frames hold the call's params and instance
             return exc, None, False  # the guest's own error, or output over the limit
         except Exception as exc:
+            forget_traceback(exc)  # the same, and wasmtime-py's traps hold them in a cycle
             if sampled:  # the guest's time, not what handling its fault takes
-                slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
-                sampled = False
+                slot.cpu_ns += (time.thread_time_ns() - cpu_at) * sampled
+                sampled = 0
             at_limit = instance is not None and instance.memory_at_limit()
             self._retire(slot)  # its state is suspect after any fault
             error = call_error(exc, timeout_ms=manifest.timeout_ms, fuel=manifest.fuel)
+            if error.code == ErrorCode.TIMEOUT and deadline_at == ticket.caller_deadline:
+                error = self._callers_deadline_passed(ticket, deadline_at)
             if at_limit and (error.data or {}).get("trap_code") == "unreachable":
                 # Guests abort (unreachable) when an allocation fails: at the ceiling, that
                 # is the cause. Other traps there (out of bounds, say) are the guest's own.
@@ -479,11 +507,12 @@ class PluginPool:
             if sampled or self._costs_every_call:
                 self._spent(slot, instance, sampled, cpu_at)
 
-    def _spent(self, slot: _Slot, instance: Instance | None, sampled: bool, cpu_at: int) -> None:
+    def _spent(self, slot: _Slot, instance: Instance | None, sampled: int, cpu_at: int) -> None:
         """Add what the call that ran in ``slot`` cost (not on the common path: only for a
-        sampled call, a metered plug-in, and an ABI that keeps no instance)."""
+        sampled call, a metered plug-in, and an ABI that keeps no instance). ``sampled``: how
+        many calls the measured one stands for (0: not measured)."""
         if sampled:
-            slot.cpu_ns += (time.thread_time_ns() - cpu_at) * CPU_SAMPLE_EVERY
+            slot.cpu_ns += (time.thread_time_ns() - cpu_at) * sampled
         if instance is None:
             return
         if self._fuel:
@@ -491,6 +520,13 @@ class PluginPool:
         if not self._keeps_instance:  # a bare instance, for this call alone
             with self._lock:
                 self._fold(instance, 0)
+
+    def refuse(self, ticket: Ticket, error: WasmdError) -> WasmdError:
+        """Count a call refused before it ran (in the plug-in's account, as every request to
+        it is) and return its error, to be raised. Raised at once rather than held in a
+        local: its traceback will hold the frame (and the caller's, with the params)."""
+        self._finished(ticket, error)
+        return error
 
     def _finished(self, ticket: Ticket, error: WasmdError | None) -> None:
         elapsed = time.monotonic() - ticket.started
@@ -548,19 +584,16 @@ class PluginPool:
             why = f"refuses calls from uid {uid}, whose calls faulted too often"
         else:
             why = "is quarantined"
-        error = WasmdError(
-            ErrorCode.UNAVAILABLE,
-            f"plug-in {self.plugin.name} {why} ({refusal.reason}); it is retried in {retry_ms} ms",
-            data,
+        message = (
+            f"plug-in {self.plugin.name} {why} ({refusal.reason}); it is retried in {retry_ms} ms"
         )
-        self._finished(ticket, error)
-        raise error
+        raise self.refuse(ticket, WasmdError(ErrorCode.UNAVAILABLE, message, data))
 
     def _fault(self, error: WasmdError, ticket: Ticket) -> None:
         """A call faulted and its instance was discarded: charge it to the caller's uid."""
         with self._lock:
             self.account.restarts += 1
-        if error.code != ErrorCode.CANCELLED:  # the caller's doing, not the plug-in's
+        if not _callers_doing(error):
             reason = f"{ErrorCode(error.code).name.lower()}: {error.message}"
             self._instance_failed(reason, _uid_of(ticket))
 
@@ -615,14 +648,19 @@ class PluginPool:
         known = ", ".join(sorted(plugin.calls)) or "none"
         return WasmdError(
             ErrorCode.METHOD_NOT_FOUND,
-            f"plug-in {plugin.name} has no callable export {export!r} ({why}; callable: {known})",
+            f"plug-in {plugin.name} has no callable export {echo(export)} "
+            f"({why}; callable: {known})",
         )
 
     def _report(self, export: str, error: WasmdError) -> None:
         plugin = self.plugin
         fields: dict[str, Any] = {"export": export}
         if error.code == ErrorCode.TIMEOUT:
-            fields["timeout_ms"] = plugin.manifest.timeout_ms
+            data = error.data or {}
+            if data.get("kind") == CALLERS_DEADLINE:
+                fields.update(timeout_ms=data["deadline_ms"], deadline_of="caller")
+            else:
+                fields["timeout_ms"] = plugin.manifest.timeout_ms
             event = "plugin.timeout"
         elif error.code == ErrorCode.CANCELLED:
             fields["instance_restarted"] = True
@@ -665,6 +703,26 @@ def _uid_of(ticket: Ticket) -> int:
     """The uid a call's faults are charged to: its peer's, or ``NO_PEER`` in-process."""
     peer = ticket.peer
     return NO_PEER if peer is None else peer.uid
+
+
+def _callers_doing(error: WasmdError) -> bool:
+    """Whether a call ended for its caller's sake, not the plug-in's: cancelled, or stopped
+    by the deadline of the plug-in that called it. No fault of the plug-in's."""
+    if error.code == ErrorCode.CANCELLED:
+        return True
+    return error.code == ErrorCode.TIMEOUT and (error.data or {}).get("kind") == CALLERS_DEADLINE
+
+
+def _instantiation_failure(exc: Exception, name: str, timeout_ms: int) -> str:
+    """Why an instantiation failed, for the load's error or the log."""
+    if isinstance(exc, CallEnded) or (
+        isinstance(exc, wasmtime.Trap) and exc.trap_code == wasmtime.TrapCode.INTERRUPT
+    ):
+        return f"start code ran past its {timeout_ms} ms deadline"
+    if isinstance(exc, wasmtime.Trap | wasmtime.WasmtimeError):
+        return f"cannot instantiate: {cause_of(exc)}"
+    log.error("%s: instantiating failed unexpectedly", name, exc_info=exc)  # a bug of ours
+    return f"cannot instantiate: internal error: {exc!r}"
 
 
 def _error_name(error: WasmdError | None) -> str | None:

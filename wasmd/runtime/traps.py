@@ -35,6 +35,26 @@ def backtrace_of(exc: BaseException) -> list[str]:
     return [line.strip() for line in head.splitlines()[1:] if line.strip()]
 
 
+def forget_traceback(exc: BaseException) -> None:
+    """Let go of the frames ``exc`` (and every exception it chains to) holds, once only its
+    message and data are needed.
+
+    Such frames hold what the call or build was working on: its params, the discarded
+    instance and its Store, a module's bytes. And wasmtime-py's ``enter_wasm`` keeps the trap
+    it raises in a local of a frame of that very traceback, a cycle only the cyclic collector
+    frees: until it runs, every trap kept its call's memory (tests/test_memory.py).
+    """
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending += (current.__context__, current.__cause__)
+
+
 class GuestFault(Exception):
     """Raised when a guest breaks its ABI (bad pointers, a bad result, a misused import)."""
 

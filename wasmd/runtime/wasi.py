@@ -32,15 +32,12 @@ import os
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import wasmtime
 
 from ..errors import PluginLoadError
 from ..manifest import Manifest, Preopen
-
-if TYPE_CHECKING:
-    from .plugin import PluginFiles
+from .files import PluginFiles
 
 
 @dataclass(frozen=True)

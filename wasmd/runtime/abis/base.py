@@ -124,7 +124,13 @@ def raise_host_outcome() -> None:
     if call_state.ended is not None:
         raise CallEnded(call_state.ended)
     if call_state.guest_trap is not None:
-        raise call_state.guest_trap  # classified as any trap of the call (a timeout, say)
+        # Classified as any trap of the call (a timeout, say). Taken out of the thread's
+        # state, and no local keeps it: its traceback will hold this frame.
+        trap, call_state.guest_trap = call_state.guest_trap, None
+        try:
+            raise trap
+        finally:
+            del trap
     if call_state.fault is not None:
         raise GuestFault(call_state.fault)
     if call_state.guest_error is not None:

@@ -296,7 +296,7 @@ def instantiate(instance: Instance, deadline_at: float) -> wc.Instance:
     """The component instantiated in ``instance.store``, its methods bound in ``callers``."""
     plugin, store = instance.plugin, instance.store
     linked = plugin.component
-    assert linked is not None  # compile_component made it
+    assert isinstance(linked, LinkedComponent)  # compile_component made it
     made = linked.linker.instantiate(store, linked.component)
     instance.callers = _Callers(store, made, linked.methods)
     return made
@@ -335,5 +335,5 @@ def call(instance: Instance, export: str, args: list[Any]) -> Any:
         raise
     raise_host_outcome()
     linked = instance.plugin.component
-    assert linked is not None
+    assert isinstance(linked, LinkedComponent)
     return linked.methods[export].answer(raw)
