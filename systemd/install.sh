@@ -1,9 +1,13 @@
 #!/bin/sh
 # Install wasmd as a system service: ./systemd/install.sh [PREFIX]   (as root)
-#   PREFIX (default /opt/wasmd) gets a virtualenv with wasmd; units, sysusers and an example
-#   config go where systemd looks for them; the socket is enabled and started.
+#   PREFIX (default /opt/wasmd) gets a virtualenv with wasmd and, in share/doc/wasmd, the docs
+#   the unit's Documentation= names; units, sysusers and an example config go where systemd
+#   looks for them; the socket is enabled and started.
+#   Environment: PYTHON (default /usr/bin/python3), SYSUSERS_DIR (default /usr/lib/sysusers.d;
+#   /etc/sysusers.d where /usr is read-only, as in tests/test_system_nspawn.py's container).
 set -eu
 prefix=${1:-/opt/wasmd}
+sysusers=${SYSUSERS_DIR:-/usr/lib/sysusers.d}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 units=/etc/systemd/system
@@ -13,9 +17,11 @@ units=/etc/systemd/system
 python=${PYTHON:-/usr/bin/python3}
 "$python" -m venv "$prefix"
 "$prefix/bin/pip" install -q "$repo"
+install -d -m 0755 "$prefix/share/doc/wasmd"
+install -m 0644 "$repo/README.md" "$repo"/docs/*.md "$prefix/share/doc/wasmd/"
 
-install -D -m 0644 "$here/wasmd.sysusers.conf" /usr/lib/sysusers.d/wasmd.conf
-systemd-sysusers /usr/lib/sysusers.d/wasmd.conf
+install -D -m 0644 "$here/wasmd.sysusers.conf" "$sysusers/wasmd.conf"
+systemd-sysusers "$sysusers/wasmd.conf"
 
 sed "s|/opt/wasmd|$prefix|g" "$here/wasmd.service" > "$units/wasmd.service"
 install -m 0644 "$here/wasmd.socket" "$units/wasmd.socket"
@@ -31,8 +37,8 @@ install -d -m 0755 /etc/wasmd /etc/wasmd/plugins.d
 # Beyond one machine (docs/operations.md), installed but not enabled: the NATS bridge and the
 # OCI puller, with their extras, settings and the bridge's user.
 "$prefix/bin/pip" install -q "$repo[bridge,oci]"
-install -D -m 0644 "$here/wasmd-remote.sysusers.conf" /usr/lib/sysusers.d/wasmd-remote.conf
-systemd-sysusers /usr/lib/sysusers.d/wasmd-remote.conf
+install -D -m 0644 "$here/wasmd-remote.sysusers.conf" "$sysusers/wasmd-remote.conf"
+systemd-sysusers "$sysusers/wasmd-remote.conf"
 for unit in wasmd-bridge.service wasmd-pull.service wasmd-pull.timer; do
     sed "s|/opt/wasmd|$prefix|g" "$here/$unit" > "$units/$unit"
 done

@@ -271,3 +271,36 @@ async def test_a_huge_method_name_is_not_sent_back_whole(short_tmp: Path, method
             assert await client.call("wasmd.ping") == "pong"
     assert refused.value.code == ErrorCode.METHOD_NOT_FOUND
     assert len(refused.value.message) < 2 * ECHO_LIMIT + 200, refused.value.message[:300]
+
+
+async def test_answers_unread_across_connections_are_bounded(short_tmp: Path) -> None:
+    """Peers that ask for big answers and never read them: the answers held for them stay
+    under max_unread across all connections (each connection's own outbox limit is 4 MiB),
+    the connection whose answer would go over is closed, and others are served."""
+    limit = 2 * 2**20
+    plugins = {"many.wat": MANY_EXPORTS, "arith.wat": ARITH}
+    async with running_daemon(short_tmp, plugins, max_unread=limit) as daemon:
+        server = daemon.info.server
+        assert server is not None
+        flood = b"".join(_request(i, "wasmd.describe", "many") for i in range(60))
+        async with contextlib.AsyncExitStack() as stack:
+            greedy = [
+                await stack.enter_async_context(await anyio.connect_unix(daemon.socket))
+                for _ in range(4)
+            ]
+            for stream in greedy:
+                await stream.send(flood)  # 60 answers of over 100 KB each, never read
+            async with daemon.client() as client:
+                for _ in range(20):
+                    assert await client.call("arith.add", 1, 2) == 3
+                    assert server.unread_bytes <= limit
+            closed = 0
+            with anyio.fail_after(20):
+                for stream in greedy:
+                    try:
+                        while await stream.receive():
+                            pass
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        closed += 1
+            assert closed == 4
+        assert server.unread_bytes == 0

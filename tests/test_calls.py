@@ -52,7 +52,7 @@ async def test_core_abi_conversions(
         ("arith.add", [1, 2, 3], ErrorCode.INVALID_PARAMS, "takes 2 param(s)"),
         ("arith.add", ["1", 2], ErrorCode.INVALID_PARAMS, "param 0 (i32): expected an integer"),
         ("arith.add", [True, 2], ErrorCode.INVALID_PARAMS, "expected an integer"),
-        ("arith.add", [1.0, 2], ErrorCode.INVALID_PARAMS, "expected an integer"),
+        ("arith.add", [1.5, 2], ErrorCode.INVALID_PARAMS, "expected an integer, got 1.5"),
         ("arith.add", [2**32, 0], ErrorCode.INVALID_PARAMS, "out of range"),
         ("arith.add", [-(2**31) - 1, 0], ErrorCode.INVALID_PARAMS, "out of range"),
         ("arith.echo32", [2**63], ErrorCode.INVALID_PARAMS, "out of range"),
@@ -78,6 +78,32 @@ async def test_error_codes(
             assert caught.value.code == code
             assert fragment in caught.value.message
             assert await client.call("arith.add", 1, 1) == 2  # the connection still works
+
+
+async def test_a_float_that_is_an_integer_exactly_is_one(short_tmp: Path) -> None:
+    """JavaScript's msgpack sends 2**53 and the like as float64 (issue 28); a fraction, NaN or
+    a bool is still refused, and the value is named as JSON names it."""
+    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("arith.echo64", float(2**53)) == 2**53
+            assert await client.call("arith.echo64", -float(2**63)) == -(2**63)
+            assert await client.call("arith.echo32", float(2**32 - 1)) == -1
+            assert await client.call("arith.add", 2.0, -3.0) == -1
+            refusals = [
+                (1.5, "expected an integer, got 1.5"),
+                (float("nan"), "expected an integer, got NaN"),
+                (float("-inf"), "expected an integer, got -Infinity"),
+                (float(2**32), "out of range -2147483648..4294967295, got 4294967296.0"),
+                (True, "expected an integer, got true"),
+                (None, "expected an integer, got null"),
+                ({"x": 0}, 'expected an integer, got {"x": 0}'),
+                ("7", 'expected an integer, got "7"'),
+            ]
+            for value, message in refusals:
+                with pytest.raises(WasmdError) as caught:
+                    await client.call("arith.add", value, 1)
+                assert caught.value.code == ErrorCode.INVALID_PARAMS
+                assert caught.value.message == f"param 0 (i32): {message}"
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,12 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
-from wasmd.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, _print_result, main
+from wasmd.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, _print_result, list_lines, main
 
 from .conftest import running_daemon
 from .wat import ARITH
@@ -140,18 +141,48 @@ def test_help_says_what_each_command_does(capsys: pytest.CaptureFixture[str]) ->
         assert phrase in out, phrase
 
 
-async def test_a_client_command_does_not_load_the_daemon(short_tmp: Path) -> None:
+# What a client command may load of wasmd (issue 23: it imports only what it uses), and what
+# it must not load at all: the daemon, the runtime, anyio/asyncio (the blocking client talks
+# to the socket directly) and dataclasses (~10 ms). bench/cli_startup.py measures the time.
+CLIENT_COMMAND_MODULES = [
+    "wasmd",
+    "wasmd.cli",
+    "wasmd.errors",
+    "wasmd.protocol",
+    "wasmd.socket_path",
+    "wasmd.sync_client",
+]
+NOT_FOR_A_CLIENT = ("wasmtime", "watchfiles", "anyio", "asyncio", "dataclasses", "logging")
+
+
+@pytest.mark.parametrize("command", [["call", "arith.add", "2", "3"], ["list"]])
+async def test_a_client_command_imports_only_what_it_uses(
+    short_tmp: Path, command: list[str]
+) -> None:
     async with running_daemon(short_tmp, PLUGINS) as daemon:
         script = (
             "import sys; from wasmd.cli import main\n"
-            f"sock = {str(daemon.socket)!r}\n"
-            "assert main(['call', '--socket', sock, 'arith.add', '2', '3']) == 0\n"
-            "heavy = ('wasmtime', 'watchfiles', 'wasmd.daemon', 'wasmd.runtime', 'wasmd.server')\n"
-            "print(sorted(m for m in heavy if m in sys.modules))\n"
+            f"assert main([*{command!r}, '--socket', {str(daemon.socket)!r}]) == 0\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'wasmd'))\n"
+            f"print(sorted(m for m in {NOT_FOR_A_CLIENT!r} if m in sys.modules))\n"
         )
         result = await anyio.run_process([sys.executable, "-c", script], check=False)
     assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().splitlines() == ["5", "[]"]
+    *_, wasmd_modules, others = result.stdout.decode().splitlines()
+    assert (wasmd_modules, others) == (str(CLIENT_COMMAND_MODULES), "[]")
+
+
+def test_importing_the_client_loads_no_daemon_module() -> None:
+    """``wasmd.client`` needs the socket path, not the config file's checker or the runtime."""
+    script = (
+        "import sys, wasmd.client\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('wasmd', 'wasmtime')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    client = sorted({*CLIENT_COMMAND_MODULES, "wasmd.client", "wasmd.sockets"} - {"wasmd.cli"})
+    assert result.stdout.splitlines() == [str(client)]
 
 
 def test_wasmd_call_as_a_process_loads_no_daemon_module(short_tmp: Path) -> None:
@@ -171,3 +202,40 @@ def test_wasmd_call_as_a_process_loads_no_daemon_module(short_tmp: Path) -> None
         check=False,
     )
     assert result.stdout.splitlines()[-1] == f"{EXIT_UNREACHABLE} False False", result.stderr
+
+
+def test_wasmd_list_keeps_its_columns_aligned() -> None:
+    """Issue 28: a ``component`` ABI (9 characters) pushed its row out of line."""
+    plugins: list[dict[str, Any]] = [
+        {
+            "name": "math",
+            "version": "0118510037af",
+            "abi": "core",
+            "state": "ready",
+            "exports": ["add", "sub"],
+        },
+        {
+            "name": "textstats",
+            "version": "a1b2c3d4e5f6",
+            "abi": "component",
+            "state": "ready",
+            "exports": ["text.shout"],
+        },
+        {
+            "name": "a-plugin-with-a-long-name",
+            "version": None,
+            "abi": None,
+            "state": "failed",
+            "error": "bad manifest: x",
+            "exports": [],
+        },
+    ]
+    lines = list_lines(plugins)
+    assert lines == [
+        "math                      0118510037af core      ready    add, sub",
+        "textstats                 a1b2c3d4e5f6 component ready    text.shout",
+        "a-plugin-with-a-long-name -            -         failed   bad manifest: x",
+    ]
+    assert list_lines(plugins[:1]) == [  # what the README shows: the old fixed widths
+        "math                 0118510037af core     ready    add, sub"
+    ]

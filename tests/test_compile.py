@@ -50,6 +50,9 @@ def test_compile_errors_name_the_plugin(engines: Engines, tmp_path: Path) -> Non
         ("f32", 3, 3.0),
         ("f64", float("inf"), float("inf")),
         ("f32", float("-inf"), float("-inf")),
+        ("i32", 1.0, 1),  # a float that is an integer exactly (JavaScript's 2**53, say)
+        ("i64", float(2**53), 2**53),
+        ("i64", float(2**63), -(2**63)),
     ],
 )
 def test_converters_accept(type_name: str, value: Any, converted: Any) -> None:
@@ -62,7 +65,9 @@ def test_converters_accept(type_name: str, value: Any, converted: Any) -> None:
         ("i32", 2**32),
         ("i32", -(2**31) - 1),
         ("i32", True),
-        ("i32", 1.0),
+        ("i32", 1.5),
+        ("i32", float("nan")),
+        ("i64", float(2**64)),
         ("i32", "1"),
         ("i64", None),
         ("f64", "1.0"),

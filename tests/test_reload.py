@@ -177,6 +177,7 @@ async def test_reload_rpc_and_rescan_without_a_watcher(short_tmp: Path) -> None:
             "unloaded": [],
             "failed": [],
             "unchanged": [],
+            "still_unloaded": [],
         }
         assert await c.call("calc.which") == [2, 2]
         report = await c.call("wasmd.reload")

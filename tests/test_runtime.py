@@ -24,6 +24,7 @@ from wasmd.runtime import (
     read_module_bytes,
 )
 
+from .processes import until
 from .wat import ARITH, COUNTER, SPIN
 
 pytestmark = pytest.mark.usefixtures("call_path")
@@ -189,5 +190,163 @@ def test_a_cancelled_waiter_leaves_at_once(engines: Engines, tmp_path: Path) -> 
     assert error.code == ErrorCode.CANCELLED
     spin.cancel()
     tick_until(engines, spun)
+    pool.close()
+    assert pool.wait_closed(10)
+
+
+# --- the run queue: detached calls (the server's) never wait on their caller's thread ----
+
+
+def _answers() -> tuple[queue.Queue[Any], Any]:
+    """A respond that records (error or result, the answering thread)."""
+    answers: queue.Queue[Any] = queue.Queue()
+
+    def respond(error: WasmdError | None, result: Any) -> None:
+        answers.put((error or result, threading.get_ident()))
+
+    return answers, respond
+
+
+def _running(pool: PluginPool) -> bool:
+    """Whether a call holds an instance (a short wait when not: a bounded poll's step)."""
+    if pool.stats().in_flight >= 1:
+        return True
+    time.sleep(0.001)
+    return False
+
+
+def _spinning(engines: Engines, pool: PluginPool, owner: object) -> tuple[Ticket, Any]:
+    spin = Ticket(owner, time.monotonic())
+    spun = call_in_thread(pool, "spin", spin)
+    until(lambda: _running(pool), within=10, what="the spinner's start")
+    return spin, spun
+
+
+def test_a_detached_call_is_queued_and_run_by_the_thread_that_frees_the_instance(
+    engines: Engines, tmp_path: Path
+) -> None:
+    pool = make_pool(engines, tmp_path, SPIN, Manifest(timeout_ms=60_000, instances=1, queue=4))
+    spinner_thread: list[int] = []
+    spin = Ticket(None, time.monotonic())
+
+    def run_spin() -> None:
+        spinner_thread.append(threading.get_ident())
+        pool.call("spin", [], spin, lambda error, result: None)
+
+    threading.Thread(target=run_spin, daemon=True).start()
+    until(lambda: _running(pool), within=10, what="the spinner's start")
+    answers, respond = _answers()
+    queued = Ticket(object(), time.monotonic(), detached=True)
+    pool.call("quick", [], queued, respond)  # returns at once: the caller goes on
+    assert answers.empty()
+    assert pool.usage().queued == 1
+    spin.cancel()
+
+    def answered() -> bool:
+        engines.increment_epoch()  # the spin ends at a tick; then the queued call runs
+        time.sleep(0.001)
+        return not answers.empty()
+
+    until(answered, within=10, what="the queued call's answer")
+    result, thread = answers.get(timeout=10)
+    assert result == 7
+    assert thread == spinner_thread[0]  # combining: no hand-off to another thread
+    pool.close()
+    assert pool.wait_closed(10)
+
+
+def test_a_queued_call_cancelled_is_answered_at_once(engines: Engines, tmp_path: Path) -> None:
+    pool = make_pool(engines, tmp_path, SPIN, Manifest(timeout_ms=60_000, instances=1, queue=1))
+    spin, spun = _spinning(engines, pool, None)
+    answers, respond = _answers()
+    queued = Ticket(object(), time.monotonic(), detached=True)
+    pool.call("quick", [], queued, respond)
+    queued.cancel()
+    error, thread = answers.get(timeout=0)  # answered by the cancel itself
+    assert isinstance(error, WasmdError)
+    assert error.code == ErrorCode.CANCELLED
+    assert thread == threading.get_ident()
+    assert pool.usage().queued == 0
+    # Its queue place is free again.
+    again = Ticket(object(), time.monotonic(), detached=True)
+    pool.call("quick", [], again, respond)
+    assert pool.usage().queued == 1
+    spin.cancel()
+    tick_until(engines, spun)
+    assert answers.get(timeout=10)[0] == 7
+    assert pool.account.snapshot().errors.get("cancelled", 0) >= 1
+    pool.close()
+    assert pool.wait_closed(10)
+
+
+def test_a_queued_call_past_its_deadline_is_answered_timeout_without_running(
+    engines: Engines, tmp_path: Path
+) -> None:
+    pool = make_pool(engines, tmp_path, SPIN, Manifest(timeout_ms=200, instances=1, queue=1))
+    spin, spun = _spinning(engines, pool, None)
+    answers, respond = _answers()
+    queued = Ticket(object(), time.monotonic(), detached=True)
+    pool.call("quick", [], queued, respond)
+    assert queued.expire(time.monotonic()) is True  # not yet: still queued
+    assert queued.expire(queued.started + 0.2) is False  # the watcher, at the deadline
+    error, _ = answers.get(timeout=0)
+    assert isinstance(error, WasmdError)
+    assert error.code == ErrorCode.TIMEOUT
+    assert pool.usage().queued == 0
+    spin.cancel()
+    tick_until(engines, spun)
+    pool.close()
+    assert pool.wait_closed(10)
+
+
+def test_queue_places_count_other_owners_only(engines: Engines, tmp_path: Path) -> None:
+    pool = make_pool(engines, tmp_path, SPIN, Manifest(timeout_ms=60_000, instances=1, queue=1))
+    owner = object()
+    spin, spun = _spinning(engines, pool, owner)
+    answers, respond = _answers()
+    # The same owner queues without a place (its own in-flight limit bounds it) ...
+    for _ in range(3):
+        pool.call("quick", [], Ticket(owner, time.monotonic(), detached=True), respond)
+    # ... another takes the one place, and a third owner is refused busy.
+    pool.call("quick", [], Ticket(object(), time.monotonic(), detached=True), respond)
+    with pytest.raises(WasmdError) as caught:
+        pool.call("quick", [], Ticket(object(), time.monotonic(), detached=True), respond)
+    assert caught.value.code == ErrorCode.BUSY
+    assert pool.usage().queued == 4
+    spin.cancel()
+    tick_until(engines, spun)
+    assert [answers.get(timeout=10)[0] for _ in range(4)] == [7, 7, 7, 7]
+    pool.close()
+    assert pool.wait_closed(10)
+
+
+def test_calls_queued_before_a_close_still_run(engines: Engines, tmp_path: Path) -> None:
+    pool = make_pool(engines, tmp_path, SPIN, Manifest(timeout_ms=60_000, instances=1, queue=1))
+    spin, spun = _spinning(engines, pool, None)
+    answers, respond = _answers()
+    pool.call("quick", [], Ticket(object(), time.monotonic(), detached=True), respond)
+    pool.close()
+    assert not pool.wait_closed(0)
+    spin.cancel()
+    tick_until(engines, spun)
+    assert answers.get(timeout=10)[0] == 7
+    assert pool.wait_closed(10)
+
+
+def test_a_call_queued_behind_its_own_owners_calls_starts_its_deadline_when_it_runs(
+    engines: Engines, tmp_path: Path
+) -> None:
+    pool = make_pool(engines, tmp_path, SPIN, Manifest(timeout_ms=200, instances=1, queue=0))
+    owner = object()
+    spin, spun = _spinning(engines, pool, owner)
+    answers, respond = _answers()
+    # Arrived a second ago: past its deadline, were it counted from arrival.
+    behind = Ticket(owner, time.monotonic() - 1.0, detached=True)
+    pool.call("quick", [], behind, respond)
+    assert behind.backpressured
+    assert behind.deadline_at is None  # nothing for the watcher to expire
+    spin.cancel()
+    tick_until(engines, spun)
+    assert answers.get(timeout=10)[0] == 7
     pool.close()
     assert pool.wait_closed(10)

@@ -1,5 +1,5 @@
-"""wasmd under a real systemd: the units in systemd/ installed as install.sh installs them, in a
-container whose PID 1 is systemd 252 (tests/nspawn.py boots it once for the module).
+"""wasmd under a real systemd: systemd/install.sh run as a user runs it, in a container whose
+PID 1 is systemd 252 (tests/nspawn.py boots it once for the module).
 
 Checked there: socket activation on the first connection (Type=notify: active only after
 READY=1), `systemctl reload`, `systemctl stop` with calls in flight (none lost, a clean exit),
@@ -11,13 +11,9 @@ state it needs first.
 from __future__ import annotations
 
 import http.server
-import importlib.metadata
-import importlib.util
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,122 +94,44 @@ class Installed:
 
 
 def _check_python() -> None:
-    """The service runs Debian's python3 on this environment's packages: same ABI needed.
-
-    The environment's own interpreter cannot be used when it lives under /root (pyenv): the
-    unit's ProtectHome=yes hides it, and the service fails with 203/EXEC.
-    """
-    debian = Path("/usr/bin/python3")
-    if not debian.exists():
-        pytest.skip("the service needs /usr/bin/python3 (Debian's python3) in the container")
-    version = subprocess.run(
-        [str(debian), "-c", "import sys; print(sys.version_info[:2])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    if version != str(sys.version_info[:2]):
-        pytest.skip(f"/usr/bin/python3 is {version}, the test environment {sys.version_info[:2]}")
+    """install.sh makes the service's virtualenv with Debian's python3 (its default PYTHON):
+    the unit's ProtectHome=yes hides an interpreter under /root (pyenv) with 203/EXEC."""
+    if not Path("/usr/bin/python3").exists():
+        pytest.skip("install.sh needs /usr/bin/python3 (Debian's python3) in the container")
 
 
-def _runtime_distributions(root: str) -> list[str]:
-    """``root`` and every distribution it needs at run time (no extras), by name."""
-    seen: list[str] = []
-    pending = [root]
-    while pending:
-        name = pending.pop()
-        if name.lower() in (s.lower() for s in seen):
-            continue
-        seen.append(name)
-        for requirement in importlib.metadata.requires(name) or ():
-            if "extra ==" in requirement:
-                continue
-            marker_free, _, marker = requirement.partition(";")
-            if marker and not _marker_holds(marker):
-                continue
-            pending.append(re.split(r"[ <>=!~\[(]", marker_free.strip(), maxsplit=1)[0])
-    return seen
-
-
-def _marker_holds(marker: str) -> bool:
-    """The python_version markers wasmd's dependencies use; others are taken to hold."""
-    match = re.search(r'python_version\s*([<>=!]+)\s*"([\d.]+)"', marker)
-    if match is None:
-        return True
-    wanted = tuple(int(p) for p in match[2].split("."))
-    have = sys.version_info[: len(wanted)]
-    return {
-        "<": have < wanted,
-        "<=": have <= wanted,
-        ">": have > wanted,
-        ">=": have >= wanted,
-        "==": have == wanted,
-        "!=": have != wanted,
-    }[match[1]]
+# What of the checkout install.sh needs: the package and its metadata, the units, the docs.
+_NOT_COPIED = shutil.ignore_patterns(
+    ".git", ".venv", "*.egg-info", "__pycache__", "build", ".*_cache", ".hypothesis", "examples"
+)
 
 
 def _install(container: Container) -> None:
-    """What install.sh does, with this environment's packages standing in for `pip install`."""
+    """Run systemd/install.sh itself in the container, from a copy of this checkout; pip
+    there installs wasmd and its dependencies from PyPI into PREFIX, as for a user."""
     run = container.run
-    # A venv at the prefix whose site-packages chain to this environment's (addsitedir, so
-    # their .pth files, such as an editable install's finder, are honoured too).
-    run("/usr/bin/python3", "-m", "venv", "--without-pip", PREFIX)
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    # Real copies, as `pip install` would leave them: the test environment itself may live
-    # under /tmp or /home, which the unit's PrivateTmp= and ProtectHome= hide.
-    site_packages = container.path(f"{PREFIX}/lib/{version}/site-packages")
-    for name in _runtime_distributions("wasmd"):
-        dist = importlib.metadata.distribution(name)
-        for file in dist.files or ():
-            source = Path(str(dist.locate_file(file)))
-            # An editable install's finder points into the checkout: leave it behind and
-            # copy the package itself below.
-            if "__editable__" in file.name or not source.is_file():
-                continue
-            target = site_packages / file
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, target)
-    shutil.copytree(
-        REPO / "wasmd",
-        site_packages / "wasmd",
-        dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns("__pycache__"),
+    shutil.copytree(REPO, container.path("/srv/wasmd"), ignore=_NOT_COPIED)
+    # /usr is the host's, read-only here: the sysusers file goes to /etc instead, which
+    # systemd-sysusers reads first (install.sh's SYSUSERS_DIR).
+    installed = run(
+        "env",
+        "SYSUSERS_DIR=/etc/sysusers.d",
+        "sh",
+        "/srv/wasmd/systemd/install.sh",
+        PREFIX,
+        timeout=600,
     )
-    wasmd_bin = container.path(f"{PREFIX}/bin/wasmd")
-    wasmd_bin.write_text(
-        f"#!{PREFIX}/bin/python3\nimport sys\nfrom wasmd.cli import main\nsys.exit(main())\n"
-    )
-    wasmd_bin.chmod(0o755)
-    run(f"{PREFIX}/bin/python3", "-c", "import wasmd.cli")
+    assert "wasmd installed in /opt/wasmd" in installed.stdout, installed.stdout
+    run(f"{PREFIX}/bin/wasmd", "--help")
 
-    units = REPO / "systemd"
-    # /usr is the host's, read-only: the sysusers file goes to /etc, which takes precedence.
-    sysusers = container.path("/etc/sysusers.d")
-    sysusers.mkdir(exist_ok=True)
-    shutil.copy(units / "wasmd.sysusers.conf", sysusers / "wasmd.conf")
-    run("systemd-sysusers", "/etc/sysusers.d/wasmd.conf")
-    system = container.path("/etc/systemd/system")
-    for unit in ("wasmd.service", "wasmd.socket"):
-        shutil.copy(units / unit, system / unit)
-    (system / "wasmd.service.d").mkdir(exist_ok=True)
-    systemd_version = int(run("systemctl", "--version").stdout.split()[1])
-    if systemd_version >= 253:  # as install.sh does
-        shutil.copy(units / "wasmd.service.d/notify-reload.conf", system / "wasmd.service.d")
-
-    plugins = container.path("/etc/wasmd/plugins.d")
-    plugins.mkdir(parents=True)
-    container.path("/etc/wasmd").chmod(0o755)
-    plugins.chmod(0o755)
-    shutil.copy(units / "wasmd.toml", container.path("/etc/wasmd/wasmd.toml"))
+    plugins = container.path("/etc/wasmd/plugins.d")  # made by install.sh, 0755
     for name in ("math.wat", "math.toml", "counter.wat"):
         shutil.copy(REPO / "plugins.d" / name, plugins / name)
     (plugins / "busy.wat").write_text(WORK)
     (plugins / "busy.toml").write_text(BUSY_TOML)
     for path in plugins.iterdir():
         path.chmod(0o644)  # the service's dynamic user reads them
-
-    container.systemctl("daemon-reload")
-    container.systemctl("start", "wasmd.socket")  # the socket only: the service waits
+    # install.sh enabled and started wasmd.socket: the service waits for a connection.
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +140,7 @@ def wasmd_unit() -> Iterator[Installed]:
         toolchain_missing("systemd-nspawn (Debian's systemd-container) is not installed")
     _check_python()
     try:
-        # Nothing of the host's but /usr: wasmd is copied in, as install.sh would put it.
+        # Nothing of the host's but /usr: install.sh installs wasmd from a copy of the checkout.
         with booted([]) as container:
             _install(container)
             yield Installed(container, container.path(SOCKET))
@@ -258,6 +176,16 @@ def test_socket_activation_on_first_connect(wasmd_unit: Installed) -> None:
     assert details["StatusText"].startswith("3 plug-ins (0 failed)"), details
     assert details["UID"] not in ("", "0", "[not set]"), details  # DynamicUser=yes
     assert state["NRestarts"] == "0"
+
+
+def test_install_sh_installed_the_docs_the_unit_names(wasmd_unit: Installed) -> None:
+    documentation = wasmd_unit.show("Documentation")["Documentation"].split()
+    assert documentation == [
+        f"file:{PREFIX}/share/doc/wasmd/{name}"
+        for name in ("README.md", "operations.md", "DESIGN.md")
+    ]
+    for uri in documentation:
+        assert wasmd_unit.container.path(uri.removeprefix("file:")).is_file(), uri
 
 
 def test_reload_rescans_the_plugin_directories(wasmd_unit: Installed) -> None:

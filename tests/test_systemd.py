@@ -130,6 +130,9 @@ def test_socket_activation_with_no_socket_path_of_its_own(short_tmp: Path) -> No
         assert not unused.exists()
         activator.send_signal(signal.SIGTERM)
         activator.wait(timeout=30)
+        log = activator.stderr.read()
+    # The ready line names the socket systemd passed (it said "on None").
+    assert f"ready: 1 plug-ins (0 failed) on {sock} (passed by systemd);" in log, log
 
 
 def test_sigterm_during_100_in_flight_calls_loses_none(short_tmp: Path) -> None:

@@ -98,3 +98,18 @@ def test_the_network_dropin_verifies(tmp_path: Path) -> None:
         check=False,
     )
     assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+
+
+def test_the_unit_documents_wasmd_with_what_install_sh_installs() -> None:
+    """``Documentation=`` names wasmd's own docs (it named the msgpack-rpc spec), as files
+    install.sh copies to PREFIX/share/doc/wasmd (the system tier checks they are there)."""
+    service = (UNITS / "wasmd.service").read_text()
+    documented = re.findall(r"^Documentation=(.+)$", service, re.M)
+    assert documented
+    install = (UNITS / "install.sh").read_text()
+    assert '"$repo/README.md" "$repo"/docs/*.md "$prefix/share/doc/wasmd/"' in install
+    shipped = {"README.md", *(p.name for p in (REPO / "docs").glob("*.md"))}
+    for uri in (u for line in documented for u in line.split()):
+        folder, _, name = uri.rpartition("/")
+        assert folder == "file:/opt/wasmd/share/doc/wasmd", uri
+        assert name in shipped, uri

@@ -13,23 +13,26 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 
 if TYPE_CHECKING:
-    from .client import Client, SyncClient, open_client
+    from .client import Client, open_client
     from .config import DaemonConfig
     from .daemon import Daemon, serve
     from .library import Export, Loader, Plugin
+    from .runtime.embedder import HostFunction
+    from .sync_client import SyncClient
 
 __version__ = "0.1.0"
 
 # name -> the module that defines it, imported when the name is first asked for.
 _LAZY = {
     "Client": "client",
-    "SyncClient": "client",
+    "SyncClient": "sync_client",
     "open_client": "client",
     "DaemonConfig": "config",
     "Daemon": "daemon",
     "serve": "daemon",
     # The library loads the runtime (wasmtime): a client must not pay for it.
     "Export": "library",
+    "HostFunction": "runtime.embedder",
     "Loader": "library",
     "Plugin": "library",
 }
@@ -41,6 +44,7 @@ __all__ = [
     "DaemonConfig",
     "ErrorCode",
     "Export",
+    "HostFunction",
     "Loader",
     "Plugin",
     "PluginLoadError",

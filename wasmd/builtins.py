@@ -1,9 +1,10 @@
 """The built-in ``wasmd.*`` methods (DESIGN.md section 1): introspection and the event stream.
 
-``builtin_methods`` is the one table of every built-in: its handler, and whether it runs on
+``builtin_methods`` is the one table of every built-in: its handler, whether it runs on
 the event loop (``on_loop``: it touches the loop's state, such as subscriptions and the
-plug-in set) or answers on the thread that read the request. The dispatcher takes it as two
-plain values (``dispatch_tables``).
+plug-in set) or answers on the thread that read the request, and whether it is control
+traffic (``control``: run even past a connection's in-flight limit, see session.py). The
+dispatcher takes it as plain values (``dispatch_tables``).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from .server import ServerCounters, Session
 
 @dataclass(frozen=True)
 class Method:
-    """One built-in: its handler, and whether it must run on the event loop."""
+    """One built-in: its handler, whether it must run on the event loop, and whether it is
+    control traffic (False: it builds or drops plug-ins, and waits for room like a call)."""
 
     handler: Builtin
     on_loop: bool = False
+    control: bool = True
 
 
 def _no_params(method: str, params: list[Any]) -> None:
@@ -204,13 +207,17 @@ def builtin_methods(core: Builtins, loading: LoadBuiltins) -> dict[str, Method]:
         "configure": Method(configure),
         "subscribe": Method(core.subscribe, on_loop=True),
         "unsubscribe": Method(core.unsubscribe, on_loop=True),
-        "reload": Method(core.reload, on_loop=True),
-        "load": Method(loading.load, on_loop=True),
-        "unload": Method(loading.unload, on_loop=True),
+        "reload": Method(core.reload, on_loop=True, control=False),
+        "load": Method(loading.load, on_loop=True, control=False),
+        "unload": Method(loading.unload, on_loop=True, control=False),
     }
 
 
-def dispatch_tables(methods: dict[str, Method]) -> tuple[dict[str, Builtin], frozenset[str]]:
-    """The table as ``Dispatcher`` takes it: handlers by name, and the names run on the loop."""
+def dispatch_tables(
+    methods: dict[str, Method],
+) -> tuple[dict[str, Builtin], frozenset[str], frozenset[str]]:
+    """The table as ``Dispatcher`` takes it: handlers by name, the names run on the loop, and
+    the names that are control traffic."""
     handlers = {name: method.handler for name, method in methods.items()}
-    return handlers, frozenset(name for name, method in methods.items() if method.on_loop)
+    on_loop = frozenset(name for name, method in methods.items() if method.on_loop)
+    return handlers, on_loop, frozenset(name for name, method in methods.items() if method.control)

@@ -1,32 +1,32 @@
 """The command line: it parses, calls the library, and prints. No logic lives only here.
 
-A client command (everything but ``serve`` and ``check``) imports only the client side
-(``wasmd.client``: the protocol, msgpack, anyio); the daemon's modules (wasmtime,
-watchfiles) load inside ``_serve`` and ``_check``, so ``wasmd call`` starts quickly
-(bench/cli_startup.py measures it).
+A client command (everything but ``serve`` and ``check``) imports only the blocking client
+(``wasmd.sync_client``: the protocol, msgpack, a plain socket; no anyio, no dataclasses); the
+daemon's modules (wasmtime, watchfiles, anyio, logging) load inside ``_serve`` and
+``_check``, so ``wasmd call`` starts within 40 ms of bare Python (bench/cli_startup.py
+measures it; tests/test_cli_output.py pins the modules it loads).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import json
-import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import anyio
-import anyio.abc
-
-from .errors import ConfigError, ErrorCode, SocketPathError, WasmdError
+from .errors import ConfigError, SocketPathError, WasmdError, error_name
 
 if TYPE_CHECKING:
+    import logging
+    import socket
+
+    import anyio.abc
+
     from .config import DaemonConfig
     from .daemon import Daemon
     from .systemd import Notifier
@@ -99,11 +99,9 @@ def _format_event(event: dict[str, Any], *, as_json: bool) -> str:
 
 
 def _error_json(error: WasmdError) -> dict[str, Any]:
-    code = error.code
-    name = code.name.lower() if isinstance(code, ErrorCode) else "unknown"
-    return {
-        "error": {"code": int(code), "name": name, "message": error.message, "data": error.data}
-    }
+    code = int(error.code)
+    name = error_name(code)
+    return {"error": {"code": code, "name": name, "message": error.message, "data": error.data}}
 
 
 def _report_error(error: WasmdError, *, as_json: bool, exit_code: int) -> int:
@@ -428,7 +426,7 @@ def _command_failed(method: str, result: Any) -> bool:
 
 
 def _client_command(args: argparse.Namespace) -> int:
-    from .client import SyncClient
+    from .sync_client import SyncClient  # not .client: a client command needs no anyio
 
     try:
         client = SyncClient(args.socket)
@@ -454,18 +452,44 @@ def _client_command(args: argparse.Namespace) -> int:
     return EXIT_FAILED if _command_failed(method, result) else EXIT_OK
 
 
-def _print_list(plugins: list[dict[str, Any]]) -> None:
-    for item in plugins:
-        state = item["state"] if item["state"] != "failed" else f"failed: {item.get('error')}"
-        exports = ", ".join(item["exports"])
-        print(
-            f"{item['name']:<20} {item['version'] or '-':<12} {item['abi'] or '-':<8} "
-            f"{state:<8} {exports}"
+# `wasmd list`'s columns (name, version, ABI, state) are at least this wide, and as wide as
+# their longest value: a "component" ABI or a long name does not push its row out of line.
+LIST_WIDTHS = (20, 12, 8, 8)
+
+
+def list_lines(plugins: list[dict[str, Any]]) -> list[str]:
+    """``wasmd list`` as text: one aligned row per plug-in, its callable functions last (a
+    failed plug-in's reason instead)."""
+    rows = [
+        (
+            item["name"],
+            item["version"] or "-",
+            item["abi"] or "-",
+            item["state"],
+            (item.get("error") or "") if item["state"] == "failed" else ", ".join(item["exports"]),
         )
+        for item in plugins
+    ]
+    widths = [max([least, *(len(row[i]) for row in rows)]) for i, least in enumerate(LIST_WIDTHS)]
+    return [
+        " ".join([*(v.ljust(w) for v, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    ]
+
+
+def _print_list(plugins: list[dict[str, Any]]) -> None:
+    for line in list_lines(plugins):
+        print(line)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # The daemon's modules load here only: a client command never pays for them.
+    # The daemon's modules (and anyio, logging) load here only: a client command never
+    # pays for them.
+    import dataclasses
+    import logging
+
+    import anyio
+
     from .config import config_path_from_env, load_config
     from .discovery import search_path
     from .runtime import default_cache_dir
@@ -506,6 +530,11 @@ def _serve(args: argparse.Namespace) -> int:
         watchdog_interval=watchdog_interval(os.environ),
     )
     refusal: SocketPathError | None = None
+    # This process is the daemon: it alone may set interpreter-wide settings (each thread's
+    # stack, the GIL's switch interval); an embedding program's serve() leaves them alone.
+    from .server import tune_interpreter
+
+    tune_interpreter()
     try:
         anyio.run(_serve_until_signalled, config, systemd)
     except* SocketPathError as group:
@@ -525,8 +554,7 @@ def _first_leaf(group: BaseExceptionGroup[SocketPathError]) -> SocketPathError:
     return error
 
 
-@dataclasses.dataclass(frozen=True)
-class SystemdContext:
+class SystemdContext(NamedTuple):  # not a dataclass: a client command must not import dataclasses
     """What systemd handed the process: a listening socket, a notify socket, a watchdog."""
 
     listen_socket: socket.socket | None
@@ -539,6 +567,10 @@ async def _serve_until_signalled(config: DaemonConfig, systemd: SystemdContext) 
     handled from the start: one during the initial scan stops the daemon at once (nothing
     is served yet), and a rescan runs beside the handler, so a SIGTERM is never queued
     behind a slow reload."""
+    import logging
+
+    import anyio
+
     log = logging.getLogger("wasmd")
     dirs = config.plugin_dirs
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
@@ -564,9 +596,20 @@ async def _serve_until_signalled(config: DaemonConfig, systemd: SystemdContext) 
                 "ready: %d plug-ins (%d failed) on %s; search path: %s",
                 info.plugins,
                 info.failed,
-                info.socket_path,
+                listening_on(info.socket_path, systemd.listen_socket),
                 ":".join(str(d) for d in dirs),
             )
+
+
+def listening_on(own_path: Path | None, inherited: socket.socket | None) -> str:
+    """Where the daemon listens, for its ready line: the path it bound, or the one of the
+    socket systemd passed (socket activation: the daemon binds none of its own)."""
+    if own_path is not None:
+        return str(own_path)
+    name = inherited.getsockname() if inherited is not None else None
+    if isinstance(name, str) and name:
+        return f"{name} (passed by systemd)"
+    return "the socket passed by systemd"
 
 
 class _SignalHandler:

@@ -14,39 +14,34 @@ import os
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .config import default_socket_path
-from .errors import ErrorCode, WasmdError
-from .events import LifecycleEvent
+from .errors import WasmdError
 from .protocol import EOF, NEED_DATA, Connection, Notification, Request, Response
 from .sockets import receive_some, send_all
 
+# SyncClient and resolve_socket live in sync_client.py, which imports no anyio: the CLI's
+# client commands use it alone and start quickly (bench/cli_startup.py).
+from .sync_client import (
+    SyncClient,
+    absolute_path,
+    closed_error,
+    connect_error,
+    notification_error,
+    resolve_socket,
+)
 
-def resolve_socket(path: str | os.PathLike[str] | None) -> Path:
-    """The socket to use: the one given, else $WASMD_SOCKET and the defaults of DESIGN.md 9."""
-    return Path(path) if path else default_socket_path(os.environ, os.getuid())
+# How long one message's write may wait for the daemon to take it (see ``Client._send``).
+WRITE_TIMEOUT = 30.0
 
+if TYPE_CHECKING:
+    from .events import LifecycleEvent
 
-def _absolute(path: str | os.PathLike[str]) -> str:
-    """``path`` made absolute here: the daemon's working directory is not the caller's."""
-    return os.path.abspath(os.fspath(path))
-
-
-def _closed_error(detail: str) -> WasmdError:
-    return WasmdError(ErrorCode.UNAVAILABLE, f"connection to wasmd closed: {detail}")
-
-
-def _notification_error(event: Notification) -> WasmdError:
-    if event.params:
-        return WasmdError.from_wire(event.params[0])
-    return _closed_error("the daemon reported an error")
+__all__ = ["Client", "SyncClient", "open_client", "resolve_socket"]
 
 
 class Client:
@@ -62,7 +57,7 @@ class Client:
         self._closed = anyio.Event()
         self._subscribed = False
         self._send_lock = anyio.Lock()
-        send, receive = anyio.create_memory_object_stream[LifecycleEvent](1024)
+        send, receive = anyio.create_memory_object_stream["LifecycleEvent"](1024)
         self._event_send: MemoryObjectSendStream[LifecycleEvent] = send
         self._event_receive: MemoryObjectReceiveStream[LifecycleEvent] = receive
 
@@ -76,15 +71,7 @@ class Client:
         self._pending[msgid] = (done, slot)
         data = self._protocol.send(Request(msgid, method, list(params)))
         try:
-            async with self._send_lock:
-                try:
-                    await send_all(self._sock, data)
-                except OSError as exc:
-                    # The daemon may have refused us and closed first: the receive loop is
-                    # about to read its reason; give it a moment to arrive.
-                    with anyio.move_on_after(1):
-                        await self._closed.wait()
-                    raise self._failure or _closed_error(exc.strerror or str(exc)) from None
+            await self._send(data)
             try:
                 await done.wait()
             except BaseException:
@@ -97,13 +84,33 @@ class Client:
             raise slot.pop(0)  # not through a local: its traceback will hold this frame
         return slot[1]
 
+    async def _send(self, data: bytes) -> None:
+        """Write one whole message. Cancelling the caller never leaves half of it on the
+        wire (the stream would be garbage from there on): the write is shielded, and one
+        that the daemon does not take within ``WRITE_TIMEOUT`` fails the connection."""
+        with anyio.CancelScope(shield=True):
+            async with self._send_lock:
+                if self._failure is not None:
+                    raise self._failure
+                try:
+                    with anyio.fail_after(WRITE_TIMEOUT):
+                        await send_all(self._sock, data)
+                except TimeoutError:
+                    self._fail(closed_error("the daemon took no bytes for a whole write"))
+                    raise self._failure or closed_error("write timed out") from None
+                except OSError as exc:
+                    # The daemon may have refused us and closed first: the receive loop is
+                    # about to read its reason; give it a moment to arrive.
+                    with anyio.move_on_after(1):
+                        await self._closed.wait()
+                    raise self._failure or closed_error(exc.strerror or str(exc)) from None
+
     async def _cancel_remote(self, msgid: int) -> None:
         """Tell the daemon to stop a call we no longer wait for (best effort, bounded)."""
         data = self._protocol.send(Notification("wasmd.cancel", [msgid]))
         with anyio.CancelScope(shield=True), anyio.move_on_after(1):
-            async with self._send_lock:
-                with contextlib.suppress(OSError):
-                    await send_all(self._sock, data)
+            with contextlib.suppress(OSError, WasmdError):
+                await self._send(data)
 
     async def ping(self) -> str:
         return str(await self.call("wasmd.ping"))
@@ -119,7 +126,7 @@ class Client:
 
     async def load_path(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Have the daemon load the plug-in file or folder at ``path`` (``wasmd.load``)."""
-        return dict(await self.call("wasmd.load", _absolute(path)))
+        return dict(await self.call("wasmd.load", absolute_path(path)))
 
     async def unload(self, name: str) -> dict[str, Any]:
         """Have the daemon drain and remove plug-in NAME (``wasmd.unload``)."""
@@ -137,6 +144,13 @@ class Client:
         async for event in self._event_receive:
             yield event
 
+    async def next_event(self) -> LifecycleEvent:
+        """The next lifecycle event (after ``subscribe``)."""
+        try:
+            return await self._event_receive.receive()
+        except anyio.EndOfStream:
+            raise self._failure or closed_error("end of stream") from None
+
     async def _receive_loop(self) -> None:
         protocol = self._protocol
         try:
@@ -145,7 +159,7 @@ class Client:
                 if event is NEED_DATA:
                     protocol.receive_data(await receive_some(self._sock, 256 * 1024))
                 elif event is EOF:
-                    self._fail(_closed_error("end of stream"))
+                    self._fail(closed_error("end of stream"))
                     return
                 elif isinstance(event, Response):
                     waiter = self._pending.get(event.msgid)
@@ -155,13 +169,13 @@ class Client:
                         waiter[0].set()
                 elif isinstance(event, Notification):
                     if event.method == "wasmd.error":
-                        self._fail(_notification_error(event))
+                        self._fail(notification_error(event))
                     elif event.method == "wasmd.event" and event.params:
                         # The daemon marks its own drops; a reader this slow loses the newest.
                         with contextlib.suppress(anyio.WouldBlock):
                             self._event_send.send_nowait(event.params[0])
         except Exception as exc:
-            self._fail(_closed_error(str(exc)))
+            self._fail(closed_error(str(exc)))
 
     def _fail(self, error: WasmdError) -> None:
         if self._failure is None:
@@ -181,9 +195,7 @@ async def open_client(path: str | os.PathLike[str] | None = None) -> AsyncIterat
     try:
         stream = await anyio.connect_unix(socket_path)
     except OSError as exc:
-        raise WasmdError(
-            ErrorCode.UNAVAILABLE, f"cannot connect to {socket_path}: {exc.strerror or exc}"
-        ) from None
+        raise connect_error(socket_path, exc) from None
     client = Client(stream)
     try:
         async with stream, anyio.create_task_group() as tg:
@@ -200,83 +212,3 @@ async def open_client(path: str | os.PathLike[str] | None = None) -> AsyncIterat
         if len(group.exceptions) == 1:
             raise group.exceptions[0] from None
         raise
-
-
-class SyncClient:
-    """A blocking connection to wasmd, for scripts and the CLI; a context manager."""
-
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float | None = None):
-        self.path = resolve_socket(path)
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(timeout)
-        try:
-            self._sock.connect(str(self.path))
-        except OSError as exc:
-            self._sock.close()
-            raise WasmdError(
-                ErrorCode.UNAVAILABLE, f"cannot connect to {self.path}: {exc.strerror or exc}"
-            ) from None
-        self._protocol = Connection()
-        self._msgids = itertools.count()
-        self._results: dict[int, Response] = {}
-        self._events: list[LifecycleEvent] = []
-
-    def call(self, method: str, *params: Any) -> Any:
-        msgid = next(self._msgids) & 0xFFFFFFFF
-        try:
-            self._sock.sendall(self._protocol.send(Request(msgid, method, list(params))))
-        except OSError as exc:
-            # The daemon may have refused us and closed first: its reason is in the stream.
-            try:
-                while True:
-                    self._pump()  # ends by raising the daemon's wasmd.error, or end of stream
-            except OSError:
-                raise _closed_error(exc.strerror or str(exc)) from None
-        while msgid not in self._results:
-            self._pump()
-        response = self._results.pop(msgid)
-        if response.error is not None:
-            raise WasmdError.from_wire(response.error)
-        return response.result
-
-    def load_path(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        """Have the daemon load the plug-in file or folder at ``path`` (``wasmd.load``)."""
-        return dict(self.call("wasmd.load", _absolute(path)))
-
-    def unload(self, name: str) -> dict[str, Any]:
-        """Have the daemon drain and remove plug-in NAME (``wasmd.unload``)."""
-        return dict(self.call("wasmd.unload", name))
-
-    def next_event(self) -> LifecycleEvent:
-        """Block until the next lifecycle event (after ``call("wasmd.subscribe")``)."""
-        while not self._events:
-            self._pump()
-        return self._events.pop(0)
-
-    def _pump(self) -> None:
-        event = self._protocol.next_event()
-        if event is NEED_DATA:
-            self._protocol.receive_data(self._sock.recv(256 * 1024))
-        elif event is EOF:
-            raise _closed_error("end of stream")
-        elif isinstance(event, Response):
-            self._results[event.msgid] = event
-        elif isinstance(event, Notification):
-            if event.method == "wasmd.error":
-                raise _notification_error(event)
-            if event.method == "wasmd.event" and event.params:
-                self._events.append(event.params[0])
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __enter__(self) -> SyncClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+
+# Re-exported: the daemon's side finds every path rule here.
+from .socket_path import default_socket_path as default_socket_path
+from .socket_path import fallback_socket_folder as fallback_socket_folder
 from .tomlcheck import Checker, GiB, KiB, MiB, describe, read_toml
 from .trust import TrustPolicy, decode_public_key
 
@@ -60,6 +64,9 @@ class DaemonConfig:
     # Bytes of unfinished messages held across all connections; past it, the connection
     # whose message grows is closed.
     max_buffered: int = 256 * MiB
+    # Bytes of answers written for peers that have not read them, across all connections;
+    # past it, the connection whose answer would go over is closed (its answers dropped).
+    max_unread: int = 256 * MiB
     allow_uids: tuple[int, ...] | None = None  # None -> the daemon's own uid (and root)
     allow_gids: tuple[int, ...] = ()
     allow_groups: tuple[str, ...] = ()  # group names, resolved when the daemon starts
@@ -155,7 +162,7 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = check.size(value, key, 1 * KiB, 1 * GiB)
         elif key == "cache_max_size":
             out[key] = check.size(value, key, 1 * MiB, 1024 * GiB)
-        elif key in ("max_buffered", "max_module_size"):
+        elif key in ("max_buffered", "max_unread", "max_module_size"):
             out[key] = check.size(value, key, 1 * KiB, 64 * GiB)
         elif key == "events_outbox_limit":
             out[key] = check.size(value, key, 0, 1 * GiB)
@@ -227,26 +234,6 @@ def config_path_from_env(
         return Path(environ["WASMD_CONFIG"])
     # Only the built-in location is optional; a named file that is missing is an error later.
     return default if default.is_file() else None
-
-
-def default_socket_path(environ: Mapping[str, str], uid: int) -> Path:
-    """Where the socket lives when neither ``--socket`` nor the config names it."""
-    if environ.get("WASMD_SOCKET"):
-        return Path(environ["WASMD_SOCKET"])
-    if uid == 0:
-        return Path("/run/wasmd/wasmd.sock")
-    runtime_dir = environ.get("XDG_RUNTIME_DIR", "")
-    # The XDG spec says a relative value must be ignored.
-    if os.path.isabs(runtime_dir):
-        return Path(runtime_dir) / "wasmd.sock"
-    return fallback_socket_folder(uid) / "wasmd.sock"
-
-
-def fallback_socket_folder(uid: int) -> Path:
-    """The socket's folder when nothing else names one: per user, not /tmp itself. The daemon
-    creates it 0700 and refuses one that another uid owns or others can write (listener.py),
-    so nobody else can pre-create or replace the socket path."""
-    return Path(f"/tmp/wasmd-{uid}")
 
 
 def allowed_uids(config: DaemonConfig, own_uid: int) -> frozenset[int]:

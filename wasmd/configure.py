@@ -16,16 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .errors import ErrorCode, WasmdError, echo
+from .errors import ErrorCode, WasmdError, echo, error_name
 
 ErrorEncoder = Callable[[WasmdError], list[Any]]
 
 
 def neovim_error(error: WasmdError) -> list[Any]:
     """``[1, "name (code): message"]``: the one shape Neovim shows the message of."""
-    code = error.code
-    name = code.name.lower() if isinstance(code, ErrorCode) else "error"
-    return [1, f"{name} ({int(code)}): {error.message}"]
+    return [1, f"{error_name(error.code)} ({int(error.code)}): {error.message}"]
 
 
 ERROR_SHAPES: dict[str, ErrorEncoder] = {"wasmd": WasmdError.to_wire, "neovim": neovim_error}

@@ -1,34 +1,46 @@
-"""One client connection, served by the thread that reads it: read, decode, call, answer.
+"""One client connection's driver: the threads and the socket around its ``Session``.
 
-Theory of operation. Each connection has one *reader*: a thread that waits for bytes with
-``poll`` (the GIL released), feeds the sans-IO ``protocol.Connection``, and hands each
-request to ``dispatch`` on the same thread. A plug-in call therefore runs where it was
-decoded (see ``runtime.pool``) and its answer is encoded and written by that thread too:
-no hand-off between threads on the hot path. Answers to the requests decoded from one read
-are collected and written together when the reader next needs data.
+Theory of operation. The decisions (what to dispatch, what waits, what to cancel, what to
+batch, what the outbox holds) are the sans-IO ``session.RpcSession``'s; this module only moves
+bytes and runs what it says, under the connection's lock (which guards the session and every
+field here unless a comment says which thread owns it).
+
+Each connection has one *reader*: a thread that waits for bytes with ``poll`` (the GIL
+released), feeds the session, and runs each request it is told to dispatch on the same
+thread. A plug-in call therefore runs where it was decoded when an instance is free (see
+``runtime.pool``), and its answer is encoded and written by that thread too: no hand-off
+between threads on the hot path. Answers to the requests decoded from one read are collected
+and written together when the reader next needs data. A call that finds every instance busy
+is queued in the plug-in's run queue and the reader goes on reading; the thread that frees an
+instance runs it and writes its answer to this connection.
 
 Why a thread per connection rather than a leader/followers pool over epoll: the thread
 the kernel wakes is the one that runs the call, with no second wake-up; an idle connection
-costs a blocked thread (a few tens of KiB of resident memory, the 4 MiB stack being
-virtual); and the count is bounded by ``max_connections`` plus the calls running after a
-hand-off (at most the plug-ins' instances and queue places).
+costs a blocked thread (a few tens of KiB of resident memory, the stack being virtual); and
+the count is bounded by ``max_connections`` plus the threads finishing calls after a
+hand-off (at most the plug-ins' instances).
 
 A slow call never blocks its own connection. The server's ``HandoffWatcher`` sees a reader
 that has been inside one request longer than the inline budget and makes another thread
-the reader (``hand_off``); the old thread finishes its call, writes its answer, and ends.
-A request waiting for an instance behind its own connection's calls is the exception: then
-the connection is deliberately not read (backpressure).
+the reader (``hand_off``); the old thread finishes its call (and the calls queued behind it
+in that plug-in), writes the answers, and ends. The watcher also answers ``timeout`` to this
+connection's calls that wait in a run queue past their deadline.
 
-Writes go straight to the non-blocking socket from whichever thread has an answer, under
-the connection's lock; what the kernel does not take waits in the outbox, which a task on
-the event loop flushes when the socket turns writable. The reader stops reading while
-``max_in_flight`` requests are unanswered or the outbox is past ``OUTBOX_HIGH_WATER``.
+Backpressure stops dispatching, never reading (see ``session``): while the connection is at
+its limits the reader waits at most ``CONTROL_TICK`` at a time for room, looking at the
+socket in between, so a ``wasmd.cancel``, a ``wasmd.ping`` or a hang-up is seen within a tick.
+
+Writes go straight to the non-blocking socket from whichever thread has an answer; what the
+kernel does not take waits in the session's outbox, which a task on the event loop flushes
+when the socket turns writable. Answers held for peers that do not read are bounded per
+connection (the session's ``outbox_limit``) and across the daemon (``max_unread``: past it,
+the connection whose answer would go over is closed, as ``max_buffered`` does for input).
 
 The end. At EOF the reader tells a peer that hung up (``POLLHUP``: nobody will read the
-answers, so its running calls are cancelled) from one that only shut its sending side (its
-calls finish and are answered). Draining shuts the reading side: what had arrived is
-answered, then the connection closes. The socket is closed on the event loop, after the
-last answer, so the loop's writer never waits on a closed descriptor.
+answers, so its calls are cancelled, the queued ones at once) from one that only shut its
+sending side (its calls finish and are answered). Draining shuts the reading side: what had
+arrived is answered, then the connection closes. The socket is closed on the event loop,
+after the last answer, so the loop's writer never waits on a closed descriptor.
 """
 
 from __future__ import annotations
@@ -40,39 +52,92 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import anyio
 
+from .calls import Respond, Ticket
 from .configure import ErrorEncoder
 from .errors import ErrorCode, WasmdError
+from .handoff import HandoffWatcher
 from .peers import Peer
-from .protocol import (
-    EOF,
-    NEED_DATA,
-    BadRequest,
-    Connection,
-    LocalProtocolError,
-    Notification,
-    RemoteProtocolError,
-    Request,
-    encode_notification,
-    encode_response,
-)
-from .runtime import Ticket
-
-if TYPE_CHECKING:
-    from .server import RpcServer
+from .protocol import NEED_DATA, encode_notification
+from .session import END, WAIT, CallStream, Cancel, Refuse, Route, RpcSession, Run, route
 
 log = logging.getLogger("wasmd.server")
 
-OUTBOX_HIGH_WATER = 4 * 1024 * 1024
 RECEIVE_SIZE = 256 * 1024
-# The reader's held-back answers are written once they reach this much, batch or not.
-BATCH_LIMIT = 64 * 1024
 # A connection idle this long lets go of its decoder (~40 KiB) until its next bytes.
 IDLE_SHED_MS = 500
+# While the connection may not dispatch, how long the reader waits for room before it looks
+# at the socket again: control traffic and a hang-up are seen within this.
+CONTROL_TICK = 0.002
+# A peer whose unfinished message grew by less than DRIBBLE_BYTES in each of more than
+# DRIBBLE_READS reads in a row is read more slowly each time (from DRIBBLE_PAUSE up to
+# DRIBBLE_PAUSE_MAX): one byte every few milliseconds from many connections must not keep
+# the daemon's CPUs busy waking readers. A message split in a few pieces is not slowed.
+DRIBBLE_BYTES = 4096
+DRIBBLE_READS = 3
+DRIBBLE_PAUSE = 0.001
+DRIBBLE_PAUSE_MAX = 0.064
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_message_size: int = 16 * 1024 * 1024
+    max_in_flight: int = 128
+    max_connections: int = 1024
+    max_connections_per_uid: int = 128
+    frame_timeout: float = 10.0  # seconds for a started message to complete
+    max_buffered: int = 256 * 1024 * 1024  # unfinished messages' bytes, all connections
+    max_unread: int = 256 * 1024 * 1024  # answers written and not yet read, all connections
+
+
+class Session(Protocol):
+    """What a method handler may know and do about the connection a request came on."""
+
+    peer: Peer
+
+    def notify(self, method: str, params: list[Any]) -> None: ...
+
+    def on_close(self, callback: Callable[[], None]) -> None: ...
+
+    @property
+    def outbox_bytes(self) -> int: ...
+
+    def on_drained(self, callback: Callable[[], None] | None) -> None: ...
+
+    def open_stream(self, ticket: Ticket, stream: CallStream) -> Callable[[int, Any], None]: ...
+
+
+# Called on the connection's reader thread; answers through ``respond``, on any thread.
+Dispatch = Callable[[Session, str, list[Any], Ticket, Respond], None]
+
+
+class ServerSide(Protocol):
+    """What a connection asks of its server (``server.RpcServer``)."""
+
+    limits: ServerLimits
+    watcher: HandoffWatcher
+    dispatch: Dispatch
+
+    def is_control(self, method: str) -> bool: ...
+
+    def buffered(self, connection: ClientConnection, size: int) -> bool: ...
+
+    def unread(self, connection: ClientConnection, size: int) -> bool: ...
+
+    def note_protocol_error(self) -> None: ...
+
+    def on_loop(self, func: Callable[..., object], *args: Any) -> None: ...
+
+    def spawn(self, func: Callable[[], Coroutine[Any, Any, None]]) -> None: ...
+
+    def return_free_memory(self) -> None: ...
+
+    def connection_closed(self, connection: ClientConnection) -> None: ...
 
 
 class _Overdue(Exception):
@@ -80,40 +145,56 @@ class _Overdue(Exception):
 
 
 class ClientConnection:
-    """A connection's state, shared by its reader and the threads finishing its calls."""
+    """A connection's session and the threads that drive it."""
 
-    def __init__(self, server: RpcServer, sock: socket.socket, peer: Peer) -> None:
+    def __init__(self, server: ServerSide, sock: socket.socket, peer: Peer) -> None:
         self.server = server
         self.sock = sock
         self.peer = peer
-        self.protocol = Connection(max_message_size=server.limits.max_message_size)
-        self.max_in_flight = server.limits.max_in_flight
-        self.requests = 0  # counted by the reader only
-        self._poll = select.poll()
+        limits = server.limits
+        self.session = RpcSession(
+            max_message_size=limits.max_message_size,
+            max_in_flight=limits.max_in_flight,
+            is_control=server.is_control,
+            clock=time.monotonic,
+            owner=self,
+        )
+        self._poll = select.poll()  # the reader's own
         self._poll.register(sock, select.POLLIN)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # in flight or outbox went down
         self._sleepers = 0  # threads waiting on _changed: notify only then (it costs ~1 us)
-        self._outbox = bytearray()
         self._writer_scheduled = False
-        self._batch: list[bytes] = []  # the reader's answers not yet written
-        self._batch_bytes = 0
-        self._frame_deadline: float | None = None  # when the message begun must be complete
-        self._held = 0  # bytes of an unfinished message counted in the server's budget
+        self._frame_deadline: float | None = None  # reader's: when the begun message is due
+        self._held = 0  # reader's: bytes of an unfinished message in the server's budget
+        self._dribble = 0.0  # reader's: the pause before the next read of a dribbler
+        self._small_reads = 0  # reader's: reads in a row that grew a begun message a little
         self._reader_turn = 0  # bumped by each hand-off; a reader holds one turn
         self._reader_ident: int | None = None
         self._inline: Ticket | None = None  # the request the reader is inside, if any
-        self._in_flight = 0
-        self._tickets: dict[int, Ticket] = {}
+        self._watched = False  # in the watcher's set (inside a request, or calls queued)
+        self._hand_off_failed = False  # the watcher's: the last hand-off had no thread
         self._closed = False
-        self._peer_gone = False  # a write failed: the peer closed its end
+        self._unread = 0  # the outbox's size as counted in the server's max_unread
         self._close_callbacks: list[Callable[[], None]] = []
         self._drained_callback: Callable[[], None] | None = None
-        # How errors are answered: wasmd's shape unless the client chose another with
-        # wasmd.configure (see configure.py); only consulted when there is an error.
-        self.encode_error: ErrorEncoder = WasmdError.to_wire
 
-    # --- Session (what built-ins and the event pump see) ------------------------------------
+    # --- what built-ins and the event pump see -------------------------------------------
+
+    @property
+    def encode_error(self) -> ErrorEncoder:
+        return self.session.encode_error
+
+    @encode_error.setter
+    def encode_error(self, encoder: ErrorEncoder) -> None:
+        with self._lock:
+            self.session.encode_error = encoder
+
+    @property
+    def requests(self) -> int:
+        """Requests decoded so far (any thread)."""
+        with self._lock:
+            return self.session.requests
 
     def notify(self, method: str, params: list[Any]) -> None:
         self._write(encode_notification(method, params))
@@ -124,21 +205,42 @@ class ClientConnection:
 
     @property
     def outbox_bytes(self) -> int:
-        """Bytes written for this peer that the kernel has not taken yet."""
-        return len(self._outbox)
+        """Bytes written for this peer that the kernel has not taken yet (any thread)."""
+        with self._lock:
+            return len(self.session.outbox)
 
     def on_drained(self, callback: Callable[[], None] | None) -> None:
         """Run ``callback`` on the event loop each time the outbox has been flushed."""
         self._drained_callback = callback
 
+    def open_stream(self, ticket: Ticket, stream: CallStream) -> Callable[[int, Any], None]:
+        """Attach ``stream`` to ``ticket``'s call (see ``session``); the chunk sink
+        ``sink(seq, value)``, callable from any thread."""
+        with self._lock:
+            msgid = self.session.open_stream(ticket, stream)
+
+        def sink(seq: int, value: Any) -> None:
+            if msgid is None:
+                return
+            with self._lock:
+                batch = self._reader_ident == threading.get_ident()
+                data = self.session.chunk(msgid, seq, value, batch=batch)
+                if data is not None:
+                    self._write_locked(data)
+
+        return sink
+
     # --- life --------------------------------------------------------------------------------
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        """Requests dispatched and not answered (any thread)."""
+        with self._lock:
+            return self.session.in_flight
 
     def start(self) -> None:
-        self._start_reader(self._reader_turn)
+        """Start the reader; raises ``RuntimeError`` if no thread can be started."""
+        self._new_thread(self._read, 0).start()
 
     def drain(self) -> None:
         """Read only what has already arrived, answer it, then close."""
@@ -147,32 +249,64 @@ class ClientConnection:
 
     def abort(self) -> None:
         """Stop at once (the daemon is going away): cancel every call, wake every thread."""
-        self._cancel_all()
         with self._lock:
+            cancel = self.session.hang_up()
             self._closed = True
             self._changed.notify_all()
+        self._cancel(cancel)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
-    def _start_reader(self, turn: int) -> None:
-        thread = threading.Thread(
-            target=self._read, args=(turn,), name=f"wasmd:conn-{self.peer.pid}", daemon=True
+    def _new_thread(self, target: Callable[..., None], *args: Any) -> threading.Thread:
+        return threading.Thread(
+            target=target, args=args, name=f"wasmd:conn-{self.peer.pid}", daemon=True
         )
-        thread.start()
 
     def hand_off(self, now: float, budget: float) -> bool:
         """Called by the watcher: if the reader has been inside one request longer than
-        ``budget`` (and is not held back on purpose), make a new thread the reader."""
+        ``budget``, make a new thread the reader; answer ``timeout`` to calls queued past
+        their deadlines. Whether the connection still needs watching."""
         with self._lock:
             ticket = self._inline
-            if ticket is None or ticket.backpressured or now - ticket.started < budget:
-                return ticket is not None
-            self._inline = None
-            self._reader_ident = None
-            self._reader_turn += 1
-            turn = self._reader_turn
-        self._start_reader(turn)
-        return False
+            queued = self.session.queued_tickets()
+            stuck = ticket is not None and now - ticket.started >= budget
+        for waiting in queued:
+            waiting.expire(now)
+        if stuck:
+            self._hand_off(ticket)
+        with self._lock:
+            if self._inline is None and not self.session.queued_tickets():
+                self._watched = False
+                self.server.watcher.leave(self)
+                return False
+            return True
+
+    def _hand_off(self, ticket: Ticket | None) -> None:
+        """Make a new thread the reader. The thread is started first and told its turn
+        after: if no thread can be started, the old reader simply stays the reader."""
+        go = threading.Event()
+        turn = [-1]  # the new reader's turn; -1: none, the old reader came back first
+        thread = self._new_thread(self._read_after, go, turn)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # can't start new thread: try again at the next scan
+            if not self._hand_off_failed:  # once, not at every scan
+                self._hand_off_failed = True
+                log.warning("pid %d: cannot hand reading to a new thread: %s", self.peer.pid, exc)
+            return
+        self._hand_off_failed = False
+        with self._lock:
+            if self._inline is ticket:
+                self._inline = None
+                self._reader_ident = None
+                self._reader_turn += 1
+                turn[0] = self._reader_turn
+        go.set()
+
+    def _read_after(self, go: threading.Event, turn: list[int]) -> None:
+        go.wait()
+        if turn[0] >= 0:
+            self._read(turn[0])
 
     # --- the reader ---------------------------------------------------------------------
 
@@ -189,60 +323,69 @@ class ClientConnection:
             self._finish()
 
     def _read_events(self, turn: int) -> bool:
-        """Serve requests until EOF (True) or until another thread became the reader."""
-        protocol = self.protocol
+        """Serve requests until the end (True) or until another thread became the reader."""
+        session = self.session
         self._flush_batch()  # what the reader before this one left
         while True:
-            try:
-                event = protocol.next_event()
-            except RemoteProtocolError as exc:
-                self.server.counters.protocol_errors += 1
-                log.warning("pid %d sent garbage, closing: %s", self.peer.pid, exc.message)
+            with self._lock:
+                # One lock for the end of the last request and the start of the next.
+                if self._reader_turn != turn:
+                    return False  # another thread became the reader during the last one
+                action = session.next_action()
+                if type(action) is Run:
+                    self._inline = action.ticket
+                    if not self._watched:
+                        self._watched = True
+                        self.server.watcher.enter(self)
+                else:
+                    self._inline = None
+            kind = type(action)
+            if kind is Run:
+                assert isinstance(action, Run)
+                self._serve(action)
+            elif action is NEED_DATA:
                 self._flush_batch()
-                self.notify("wasmd.error", [[int(ErrorCode.INVALID_REQUEST), exc.message]])
-                return True
-            if event is NEED_DATA:
-                self._flush_batch()
-                self._wait_for_room()
                 refusal = self._hold_partial()
                 if refusal is not None:
                     self._refuse(refusal)
                     return True
                 try:
-                    protocol.receive_data(self._receive())
+                    data = self._receive()
                 except _Overdue:
                     timeout = self.server.limits.frame_timeout
                     self._refuse(f"message not completed within {timeout * 1000:.0f} ms")
                     return True
-            elif event is EOF:
+                if data is not None:
+                    with self._lock:
+                        session.receive_data(data)
+                    if not data and self.peer_hung_up():
+                        self._hang_up()
+            elif action is WAIT:
+                self._flush_batch()
+                self._wait_for_room()
+            elif action is END:
                 return True
-            elif type(event) is Request:
-                if self._peer_gone:
-                    return True  # requests still buffered would be answered to nobody
-                self._frame_deadline = None
-                if self._outbox_full():
-                    # A flood of requests in one read must not outrun a peer that does not
-                    # read its answers: the outbox limit holds per request, not per read.
-                    self._flush_batch()
-                    self._wait_for_room()
-                if not self._serve(event, turn):
-                    return False
-            elif type(event) is BadRequest:
-                error = WasmdError(ErrorCode.INVALID_REQUEST, event.message)
-                self._respond(event.msgid, self._begin(event.msgid), error, None)
-            elif type(event) is Notification:
-                self._notification(event)
-            # Responses from a client are ignored (pynvim sends some, for one).
+            elif kind is Cancel:
+                assert isinstance(action, Cancel)
+                self._cancel(action)
+            elif kind is Route:
+                assert isinstance(action, Route)
+                try:
+                    route(action.stream, action.method, action.params)
+                except Exception:
+                    log.exception("pid %d: %s failed", self.peer.pid, action.method)
+            elif kind is Refuse:
+                assert isinstance(action, Refuse)
+                self.server.note_protocol_error()
+                log.warning("pid %d sent garbage, closing: %s", self.peer.pid, action.reason)
+                self._flush_batch()
+                self.notify("wasmd.error", [[int(ErrorCode.INVALID_REQUEST), action.reason]])
+                return True
 
-    def _serve(self, request: Request, turn: int) -> bool:
-        """Run one request on this thread; False if meanwhile another thread became the
-        reader (then this one only finishes the request)."""
-        self.requests += 1
-        ticket = self._begin(request.msgid)
+    def _serve(self, action: Run) -> None:
+        """Run one request on this thread (meanwhile, another may become the reader)."""
+        request, ticket = action.request, action.ticket
         respond = functools.partial(self._respond, request.msgid, ticket)
-        self._inline = ticket
-        watcher = self.server.watcher
-        watcher.enter(self)
         try:
             self.server.dispatch(self, request.method, request.params, ticket, respond)
         except WasmdError as exc:
@@ -250,36 +393,14 @@ class ClientConnection:
         except Exception as exc:
             log.exception("dispatching %s failed", request.method)
             respond(WasmdError(ErrorCode.INTERNAL, f"internal error: {exc!r}"), None)
-        with self._lock:
-            if self._reader_turn != turn:
-                return False
-            self._inline = None
-        watcher.leave(self)
-        return True
-
-    def _begin(self, msgid: int) -> Ticket:
-        ticket = Ticket(self, time.monotonic())
-        ticket.before_wait = self._flush_batch
-        with self._lock:
-            self._in_flight += 1
-            self._tickets[msgid] = ticket
-        return ticket
-
-    def _notification(self, event: Notification) -> None:
-        if event.method == "wasmd.cancel":
-            msgid = event.params[0] if len(event.params) == 1 else None
-            ticket = self._tickets.get(msgid) if type(msgid) is int else None
-            if ticket is not None:
-                ticket.cancel()
-            else:
-                log.debug("pid %d cancelled %r, which is not in flight", self.peer.pid, msgid)
-        # Other notifications from a client are ignored (pynvim sends nvim_set_client_info).
 
     def _hold_partial(self) -> str | None:
         """Account for the unfinished message the peer has begun; why to close, if so."""
-        held = self.protocol.buffered
+        held = self.session.protocol.buffered
         if not held:
             self._frame_deadline = None
+            self._dribble = 0.0
+            self._small_reads = 0
             if self._held:  # the server's lock only when there was something to let go of
                 self.server.buffered(self, 0)
                 self._held = 0
@@ -287,6 +408,13 @@ class ClientConnection:
         if not self.server.buffered(self, held):
             limit = self.server.limits.max_buffered
             return f"the daemon holds its limit of {limit} bytes of unfinished messages"
+        if 0 <= held - self._held < DRIBBLE_BYTES:  # the last read brought little of it
+            self._small_reads += 1
+            if self._small_reads > DRIBBLE_READS:
+                self._dribble = min(DRIBBLE_PAUSE_MAX, max(DRIBBLE_PAUSE, self._dribble * 2))
+        else:
+            self._small_reads = 0
+            self._dribble = 0.0
         self._held = held
         if self._frame_deadline is None:
             self._frame_deadline = time.monotonic() + self.server.limits.frame_timeout
@@ -296,13 +424,18 @@ class ClientConnection:
         log.warning("closing pid %d's connection: %s", self.peer.pid, reason)
         self.notify("wasmd.error", [[int(ErrorCode.INVALID_REQUEST), reason]])
 
-    def _receive(self) -> bytes:
-        """The next bytes from the peer; ``b""`` at its end (or the end of a drain).
+    def _receive(self) -> bytes | None:
+        """The next bytes from the peer; ``b""`` at its end (or the end of a drain); None
+        when requests wait for room and there is none yet (ask the session again).
         Raises ``_Overdue`` when a begun message's deadline passes."""
         while True:
+            if self._requests_wait() and not self._wait_for_room(readable=True):
+                return None
             try:
                 return self.sock.recv(RECEIVE_SIZE)
             except BlockingIOError:
+                if self._requests_wait():
+                    return None
                 if not self._wait_readable():
                     raise _Overdue from None
             except InterruptedError:
@@ -310,44 +443,72 @@ class ClientConnection:
             except OSError:
                 return b""
 
+    def _requests_wait(self) -> bool:
+        """Whether decoded requests wait for room (then reading never blocks for long)."""
+        with self._lock:
+            return self.session.waiting > 0
+
     def _wait_readable(self) -> bool:
         """Wait for bytes; False if a begun message's deadline passed first."""
         if self._frame_deadline is None:
             if not self._poll.poll(IDLE_SHED_MS):
-                self.protocol.shed()  # idle: keep no decoder memory meanwhile
+                self.session.protocol.shed()  # idle: keep no decoder memory meanwhile
                 self.server.on_loop(self.server.return_free_memory)
                 self._poll.poll()
             return True
+        if self._dribble:
+            time.sleep(self._dribble)  # let a dribbler's bytes gather (see DRIBBLE_BYTES)
         left_ms = (self._frame_deadline - time.monotonic()) * 1000
         return left_ms > 0 and bool(self._poll.poll(max(1, int(left_ms) + 1)))
 
-    def _outbox_full(self) -> bool:
-        return len(self._outbox) >= OUTBOX_HIGH_WATER
-
-    def _wait_for_room(self) -> None:
-        """Backpressure: read no more while too much is in flight or unread by the peer."""
+    def _wait_for_room(self, *, readable: bool = False) -> bool:
+        """Wait up to a tick for room to dispatch (True: there is room, or the connection
+        ended); then, with ``readable``, whether the socket has bytes (or its end) to read.
+        Without it, a peer that hung up meanwhile is noticed."""
         with self._lock:
-            while not self._closed and (
-                self._in_flight >= self.max_in_flight or len(self._outbox) >= OUTBOX_HIGH_WATER
-            ):
-                self._sleep()
+            if not self._closed and not self.session.has_room():
+                self._sleep(CONTROL_TICK)
+            if self._closed or self.session.has_room():
+                return True
+        if readable:
+            return bool(self._poll.poll(0))
+        if self.peer_hung_up():
+            self._hang_up()
+        return False
+
+    def _hang_up(self) -> None:
+        with self._lock:
+            cancel = self.session.hang_up()
+            self._account_unread()
+        self._cancel(cancel)
+
+    def _cancel(self, action: Cancel) -> None:
+        for ticket in action.tickets:
+            ticket.cancel()  # a queued call is answered here; a running one at its next tick
+        for stream in action.streams:
+            try:
+                stream.cancel()
+            except Exception:
+                log.exception("pid %d: cancelling a stream failed", self.peer.pid)
 
     def _finish(self) -> None:
         """The last reader's end: let calls finish (or cancel them if the peer hung up),
         then close on the event loop."""
         if self.peer_hung_up():
-            self._cancel_all()
+            self._hang_up()
         self._flush_batch()
         give_up = time.monotonic() + self.server.limits.frame_timeout
         with self._lock:
             # Calls end by their deadlines; a peer that never reads its answers is given as
             # long as a message to finish (it may be gone, or hostile).
-            while not self._closed and self._in_flight:
+            while not self._closed and self.session.in_flight:
                 self._sleep()
-            while not self._closed and self._outbox and time.monotonic() < give_up:
+            while not self._closed and self.session.outbox and time.monotonic() < give_up:
                 self._sleep(max(0.0, give_up - time.monotonic()))
             self._closed = True
-        self.server.watcher.leave(self)
+            if self._watched:
+                self._watched = False
+                self.server.watcher.leave(self)
         self.server.on_loop(self._close_on_loop)
 
     def peer_hung_up(self) -> bool:
@@ -359,12 +520,6 @@ class ClientConnection:
         except (OSError, ValueError):  # closed meanwhile (the daemon is going away)
             return True
 
-    def _cancel_all(self) -> None:
-        with self._lock:
-            tickets = list(self._tickets.values())
-        for ticket in tickets:
-            ticket.cancel()
-
     def close_now(self) -> None:
         """On the loop: close without waiting for the reader (the server is going away)."""
         self._close_on_loop()
@@ -374,6 +529,9 @@ class ClientConnection:
             return  # closed already
         anyio.notify_closing(self.sock)
         self.sock.close()
+        with self._lock:
+            self.session.hang_up()  # lets the outbox go
+            self._account_unread()
         for callback in self._close_callbacks:
             try:
                 callback()
@@ -383,25 +541,11 @@ class ClientConnection:
 
     # --- answers (any thread) ----------------------------------------------------------------
 
-    def _respond(
-        self, msgid: int, ticket: Ticket | None, error: WasmdError | None, result: Any
-    ) -> None:
-        try:
-            data = encode_response(
-                msgid, None if error is None else self.encode_error(error), result
-            )
-        except LocalProtocolError as exc:
-            log.error("response to msgid %d cannot be encoded: %s", msgid, exc)
-            data = encode_response(msgid, [int(ErrorCode.INTERNAL), str(exc)], None)
+    def _respond(self, msgid: int, ticket: Ticket, error: WasmdError | None, result: Any) -> None:
         with self._lock:
-            self._in_flight -= 1
-            if ticket is not None and self._tickets.get(msgid) is ticket:
-                del self._tickets[msgid]
-            if self._reader_ident == threading.get_ident() and self._batch_bytes < BATCH_LIMIT:
-                self._batch.append(data)  # written with the rest when the reader next reads
-                self._batch_bytes += len(data)
-            else:
-                self._flush_batch_locked()
+            batch = self._reader_ident == threading.get_ident()
+            data = self.session.answer(msgid, ticket, error, result, batch=batch)
+            if data is not None:
                 self._write_locked(data)
             if self._sleepers:
                 self._changed.notify_all()
@@ -415,16 +559,10 @@ class ClientConnection:
             self._sleepers -= 1
 
     def _flush_batch(self) -> None:
-        if self._batch:
-            with self._lock:
-                self._flush_batch_locked()
-
-    def _flush_batch_locked(self) -> None:
-        if self._batch:
-            data = b"".join(self._batch)
-            self._batch.clear()
-            self._batch_bytes = 0
-            self._write_locked(data)
+        with self._lock:
+            data = self.session.take_batch()
+            if data:
+                self._write_locked(data)
 
     def _write(self, data: bytes) -> None:
         with self._lock:
@@ -434,41 +572,74 @@ class ClientConnection:
         """Send now what the kernel takes; leave the rest to the loop's writer. Under lock."""
         if self._closed:
             return
-        if self._outbox:
-            self._outbox += data
+        session = self.session
+        now = session.output(data)
+        if now is None:
+            self._account_unread()
             return
         try:
-            sent = self.sock.send(data)
+            sent = self.sock.send(now)
         except BlockingIOError:
             sent = 0
         except OSError:
-            sent = len(data)  # the peer is gone: nobody will read what is left to answer
-            self._peer_gone = True
-        if sent < len(data):
-            self._outbox += memoryview(data)[sent:]
-            if not self._writer_scheduled:
+            session.peer_gone = True  # nobody will read what is left to answer
+            return
+        if sent < len(now):
+            if session.unsent(memoryview(now)[sent:]) and not self._writer_scheduled:
                 self._writer_scheduled = True
                 self.server.on_loop(self.server.spawn, self._flush_outbox)
+            self._account_unread()
+
+    def _account_unread(self) -> None:
+        """Under the lock: tell the server the outbox's size; past the daemon's bound of
+        unread answers, drop them and close (the reader sees the end and cancels)."""
+        size = len(self.session.outbox)
+        if size == self._unread:
+            return
+        if self.server.unread(self, size):
+            self._unread = size
+            return
+        limit = self.server.limits.max_unread
+        log.warning(
+            "closing pid %d's connection: the daemon holds its limit of %d bytes of answers "
+            "nobody has read",
+            self.peer.pid,
+            limit,
+        )
+        self.session.peer_gone = True
+        self.session.outbox = bytearray()
+        self.server.unread(self, 0)
+        self._unread = 0
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
 
     async def _flush_outbox(self) -> None:
         """On the event loop: write the outbox out as the peer reads it."""
         while True:
             try:
                 await anyio.wait_writable(self.sock)
-            except (anyio.ClosedResourceError, OSError):
+            except (anyio.ClosedResourceError, OSError, ValueError):
+                # Closed meanwhile (ValueError: before the wait began; its descriptor may
+                # already serve another connection). A writer must never fail the server's
+                # task group: that would abort every connection.
+                with self._lock:
+                    self._writer_scheduled = False
                 return
             with self._lock:
-                if self._closed and not self._outbox:
+                outbox = self.session.outbox
+                if self._closed and not outbox:
                     self._writer_scheduled = False
                     return
                 try:
-                    sent = self.sock.send(self._outbox)
+                    sent = self.sock.send(outbox)
                 except BlockingIOError:
                     sent = 0
                 except OSError:
-                    sent = len(self._outbox)  # the peer is gone
-                del self._outbox[:sent]
-                done = not self._outbox
+                    sent = len(outbox)  # the peer is gone
+                    self.session.peer_gone = True
+                self.session.sent(sent)
+                self._account_unread()
+                done = not self.session.outbox
                 if done:
                     self._writer_scheduled = False
                 self._changed.notify_all()

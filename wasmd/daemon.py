@@ -3,8 +3,15 @@
 ``serve`` reports readiness through ``task_status.started(info)`` once the socket listens and
 the initial scan has loaded (or failed) every plug-in, or ``ready_timeout_ms`` has passed:
 plug-ins still compiling then finish in the background, answering ``unavailable`` (kind
-``loading``) meanwhile, so a slow compile does not hold up the rest. It runs until
-cancelled; cancelling is the way to stop it.
+``loading``) meanwhile, so a slow compile does not hold up the rest. It runs until cancelled
+(abrupt), until ``Daemon.stop()``, or until the awaitable ``shutdown_trigger`` returns (both
+graceful), as hypercorn's ``serve`` does for embedders.
+
+Stopping has one budget (``stop_budget``): calls in flight may finish within
+``shutdown_timeout_ms``; then whatever still runs is cancelled, and ends within
+``ABORT_WAIT`` (a running guest at its next epoch tick). The plug-ins are closed within
+what is left of that, so the whole stop fits inside systemd's ``TimeoutStopSec`` (20 s in
+systemd/wasmd.service, against 11 s by default) with margin.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +44,7 @@ from .metrics import (
 )
 from .registry import Registry
 from .runtime import Engines
-from .server import RpcServer, ServerCounters, ServerLimits
+from .server import ABORT_WAIT, RpcServer, ServerCounters, ServerLimits
 from .systemd import Notifier
 from .watcher import DirectoryWatcher
 
@@ -95,23 +102,32 @@ class Daemon:
         report = await self.loader.reconcile(names)
         if names is None and self.notifier is not None:
             self.notifier.ready(self.status())
-        changed = {k: v for k, v in report.to_dict().items() if v and k != "unchanged"}
+        quiet = ("unchanged", "still_unloaded")  # nothing happened to these
+        changed = {k: v for k, v in report.to_dict().items() if v and k not in quiet}
         if names is None or changed:
             log.info("rescan: %s", changed or "nothing changed")
         return report
 
 
+def stop_budget(config: DaemonConfig) -> float:
+    """The most a graceful stop takes, in seconds: calls finish within the shutdown timeout,
+    then the rest are cancelled and end within ``ABORT_WAIT``."""
+    return config.shutdown_timeout_ms / 1000 + ABORT_WAIT
+
+
 async def serve(
     config: DaemonConfig,
     *,
+    shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
     listen_socket: socket.socket | None = None,
     notifier: Notifier | None = None,
     watchdog_interval: float | None = None,
     task_status: anyio.abc.TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``config.plugin_dirs`` until cancelled (abrupt) or until ``Daemon.stop()``
-    (graceful: the socket stops accepting, calls in flight finish within
-    ``shutdown_timeout_ms``).
+    """Serve ``config.plugin_dirs`` until cancelled (abrupt), or until ``Daemon.stop()`` or
+    ``await shutdown_trigger()`` returns (graceful: the socket stops accepting, calls in
+    flight finish within ``shutdown_timeout_ms``; the whole stop within ``stop_budget``).
+    Changes no interpreter-wide setting (see ``server.tune_interpreter``).
 
     The steps: engines and loader; the watcher, armed before the initial scan so nothing
     written meanwhile is missed; the scan; the server and its socket; ready; serve until
@@ -123,8 +139,11 @@ async def serve(
     with _engines(config) as engines:
         loader = _loader(config, engines, bus, plugin_dirs)
         daemon = Daemon(loader.registry, bus, loader, notifier)
+        stop_by: float | None = None  # when a graceful stop must be over
         try:
             async with anyio.create_task_group() as tg:
+                if shutdown_trigger is not None:
+                    tg.start_soon(_stop_when, shutdown_trigger, daemon)
                 if config.watch:
                     daemon.watcher = DirectoryWatcher(
                         plugin_dirs, daemon.reload, force_polling=config.poll
@@ -141,6 +160,7 @@ async def serve(
                     try:
                         tg.start_soon(daemon.server.serve, listener)
                         await daemon._stop.wait()
+                        stop_by = time.monotonic() + stop_budget(config)
                         _stopping(bus, notifier)
                         with anyio.move_on_after(config.shutdown_timeout_ms / 1000):
                             await daemon.server.drain()
@@ -152,7 +172,15 @@ async def serve(
             with anyio.CancelScope(shield=True):
                 if not daemon._stop.is_set():
                     _stopping(bus, notifier)
-                await loader.aclose(config.shutdown_timeout_ms / 1000)
+                # Calls were cancelled when the server stopped: what is left of the budget
+                # (an abrupt stop: as long as a cancelled call takes to end).
+                left = ABORT_WAIT if stop_by is None else stop_by - time.monotonic()
+                await loader.aclose(max(0.0, left))
+
+
+async def _stop_when(trigger: Callable[[], Awaitable[object]], daemon: Daemon) -> None:
+    await trigger()
+    daemon.stop()
 
 
 async def _initial_scan(loader: Reconciler, tg: anyio.abc.TaskGroup, bound: float) -> None:
@@ -261,11 +289,12 @@ def _server(
     def on_loop(func: Callable[..., object], *args: Any) -> None:
         server.on_loop(func, *args)
 
-    handlers, on_loop_names = dispatch_tables(builtin_methods(builtins, loading))
+    handlers, on_loop_names, control = dispatch_tables(builtin_methods(builtins, loading))
     dispatcher = Dispatcher(
         daemon.registry,
         handlers,
         loop_builtins=on_loop_names,
+        control=control,
         on_loop=on_loop,
         spawn=tg.start_soon,
     )
@@ -279,7 +308,9 @@ def _server(
             max_connections_per_uid=config.max_connections_per_uid,
             frame_timeout=config.frame_timeout_ms / 1000,
             max_buffered=config.max_buffered,
+            max_unread=config.max_unread,
         ),
+        is_control=dispatcher.is_control,
         allow_uids=allowed_uids(config, os.getuid()),
         allow_gids=allowed_gids(config),
     )

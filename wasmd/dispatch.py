@@ -15,18 +15,33 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .calls import PoolClosed, Respond, Ticket
 from .errors import ErrorCode, WasmdError, echo
 from .peers import supplementary_groups
 from .registry import Registry
-from .runtime import PoolClosed, Respond, Ticket
 from .server import Session
+from .values import show_value
 
 log = logging.getLogger("wasmd.dispatch")
+
+
+def _not_a_method(method: str) -> str:
+    """Why ``method`` names no plug-in export; a Neovim API call (``pynvim.attach`` asks
+    ``nvim_get_api_info`` first) learns what works instead (docs/neovim.md)."""
+    why = f"method must be PLUGIN.EXPORT, got {show_value(method)}"
+    if method.startswith("nvim_"):
+        why += (
+            " (wasmd is not Neovim and has no Neovim API: from pynvim, connect with "
+            "pynvim.msgpack_rpc.socket_session(path), not pynvim.attach)"
+        )
+    return why
+
 
 # A built-in answers at once, or returns an awaitable that a background task awaits.
 Builtin = Callable[[Session, list[Any]], Any]
 Spawn = Callable[..., object]
 OnLoop = Callable[..., None]
+
 
 # A reload swaps a version in between a call's look-up and its start at most this often in a
 # row before the call gives up with ``unavailable``.
@@ -40,14 +55,21 @@ class Dispatcher:
         builtins: dict[str, Builtin],
         *,
         loop_builtins: frozenset[str] = frozenset(),
+        control: frozenset[str] = frozenset(),
         on_loop: OnLoop | None = None,
         spawn: Spawn | None = None,
     ) -> None:
         self.registry = registry
         self.builtins = builtins
         self.loop_builtins = loop_builtins
+        self.control = control
         self.on_loop = on_loop
         self.spawn = spawn
+
+    def is_control(self, method: str) -> bool:
+        """Whether ``method`` is control traffic: a built-in run even past a connection's
+        in-flight limit (see session.py)."""
+        return method.startswith("wasmd.") and method[6:] in self.control
 
     def __call__(
         self, session: Session, method: str, params: list[Any], ticket: Ticket, respond: Respond
@@ -57,9 +79,7 @@ class Dispatcher:
             self._builtin(session, export, params, respond)
             return
         if not dot or not export:
-            raise WasmdError(
-                ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {echo(method)}"
-            )
+            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, _not_a_method(method))
         peer = session.peer
         for _ in range(LOOKUP_ATTEMPTS):
             entry = self.registry.get(name)

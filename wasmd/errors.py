@@ -46,6 +46,12 @@ def _bounded(message: str) -> str:
     return f"{message[:MESSAGE_LIMIT]}... (cut: {len(message)} characters in all)"
 
 
+def error_name(code: int) -> str:
+    """An error's one name, as DESIGN.md's table writes it (``trap``, ``timeout``): the CLI's
+    text and JSON and the Neovim error shape all say this, never a ``data["kind"]``."""
+    return ErrorCode(code).name.lower() if code in ErrorCode._value2member_map_ else "unknown"
+
+
 class WasmdError(Exception):
     """Raised when a request fails; carries the wire error code, a message and optional data.
     The message is cut to ``MESSAGE_LIMIT`` characters, whatever went into it."""
@@ -72,10 +78,7 @@ class WasmdError(Exception):
         return cls(ErrorCode.INTERNAL, f"peer sent an error of unknown shape: {error!r}")
 
     def __str__(self) -> str:
-        name = self.code.name.lower() if isinstance(self.code, ErrorCode) else str(self.code)
-        if self.data and self.data.get("kind") in ("guest_error", "abi_violation"):
-            name = str(self.data["kind"])
-        return f"{name}: {self.message}"
+        return f"{error_name(self.code)}: {self.message}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({int(self.code)}, {self.message!r})"

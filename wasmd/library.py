@@ -44,6 +44,7 @@ from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 from .loader import build_pool
 from .registry import PluginTable
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
+from .runtime.embedder import HostFunctions, check_host_functions
 from .snapshot import DEFAULT_MAX_MODULE_SIZE, take_snapshot
 from .trust import TrustPolicy
 
@@ -74,6 +75,8 @@ class Loader:
     unless ``include_defaults`` is false: the daemon's order (DESIGN.md section 2).
     ``on_event`` receives the lifecycle events the daemon would publish (``plugin.trapped``,
     ``plugin.custom``, ...), on the thread where they happen; by default they are logged.
+    ``host_functions`` (module name -> import name -> ``HostFunction``) are Python callables
+    its plug-ins may import besides wasmd's own (docs/embedding.md).
     """
 
     def __init__(
@@ -90,9 +93,13 @@ class Loader:
         start_timeout_ms: int = DEFAULT_START_TIMEOUT_MS,
         on_event: EventCallback = _log_event,
         trust: TrustPolicy | None = None,
+        host_functions: HostFunctions | None = None,
     ) -> None:
         if engine not in ("cranelift", "pulley"):
             raise ValueError(f"engine must be 'cranelift' or 'pulley', got {engine!r}")
+        # The embedder's own imports for its plug-ins (runtime/embedder.py), checked now:
+        # a reserved module name (wasmd's own) is refused before anything is loaded.
+        self.host_functions = check_host_functions(host_functions or {})
         self.search_path: tuple[Path, ...] = search_path(
             [Path(d) for d in dirs],
             os.environ if environ is None else environ,
@@ -189,6 +196,7 @@ class Loader:
             self.start_timeout_ms,
             plugins=self._plugins.pool_of,  # the daemon's resolver, on this table
             trust=self.trust,
+            host_functions=self.host_functions,
         )
 
     # --- the registry -----------------------------------------------------------------------

@@ -75,6 +75,7 @@ from .runtime import (
     plugin_calls,
 )
 from .runtime.account import Accounts, PluginAccount
+from .runtime.host import Imports
 from .snapshot import DEFAULT_MAX_MODULE_SIZE, ModuleTooBig, Snapshot, Stamp, take_snapshot
 from .trust import TrustPolicy, TrustRefused, verify_snapshot
 
@@ -92,6 +93,7 @@ def build_pool(
     plugins: PluginResolver | None = None,
     account: PluginAccount | None = None,
     trust: TrustPolicy | None = None,
+    host_functions: Imports | None = None,
 ) -> PluginPool:
     """The one build pipeline, for the daemon, ``wasmd.Loader`` and ``wasmd check`` alike
     (blocking): the folder rule, the trust check (pins and signatures; refused bytes never
@@ -125,6 +127,7 @@ def build_pool(
         on_event=on_event,
         allow_absolute_preopens=allow_absolute_preopens,
         plugins=None if plugins is None else plugin_calls(plugins),
+        host_functions=host_functions,
     )
     pool = PluginPool(plugin, engines, account, start_timeout_ms=start_timeout_ms)
     pool.start()
@@ -220,6 +223,8 @@ class ReloadReport:
     unloaded: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    # Unloaded on request (wasmd.unload) earlier, and its files have not changed since.
+    still_unloaded: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, list[str]]:
         return {key: sorted(value) for key, value in vars(self).items()}
@@ -364,8 +369,13 @@ class Reconciler:
                 self._failed(name, source, current, reason, fingerprint=None)
                 report.failed.append(name)
                 return
-            if snapshot is None or self._unloaded.get(name, "") == snapshot.fingerprint:
-                report.unchanged.append(name)  # (or unloaded on request, the disk as it was)
+            if name in self._unloaded and (
+                snapshot is None or self._unloaded[name] == snapshot.fingerprint
+            ):
+                report.still_unloaded.append(name)  # on request, and the disk is as it was
+                return
+            if snapshot is None:
+                report.unchanged.append(name)
                 return
             self._unloaded.pop(name, None)
             try:

@@ -9,9 +9,14 @@ the bookkeeping of connections that ended. ``HandoffWatcher`` makes sure a slow 
 not stop its own connection from being read.
 
 Threads are bounded: one reader per connection (at most ``max_connections``), plus one per
-call still running after its reader was handed on (at most the plug-ins' instances and
-queue places). Each is started with ``THREAD_STACK`` bytes of stack, room for wasmtime's
-wasm stack (512 KiB by default) and the host frames below and above it.
+call still running after its reader was handed on (at most the plug-ins' instances). A
+thread that cannot be started costs a connection (refused ``resource_exhausted``) or a
+hand-off (tried again at the next scan), never the server or the watcher.
+
+The server changes no interpreter-wide setting: an embedding program keeps its own. The
+CLI's ``serve`` sets two for the daemon's process (``tune_interpreter``): ``THREAD_STACK``
+bytes of stack for each new thread (room for wasmtime's 512 KiB wasm stack and the host
+frames; some C libraries' default is far smaller) and a 1 ms GIL switch interval.
 """
 
 from __future__ import annotations
@@ -24,29 +29,54 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.abc
 
-from .connection import ClientConnection
+from .connection import ClientConnection, Dispatch, ServerLimits, Session
 from .errors import ErrorCode, WasmdError
 from .handoff import HandoffWatcher
 from .memory import release_free_memory
 from .peers import Peer, admits, peer_credentials
 from .protocol import encode_notification
-from .runtime import Respond, Ticket
+
+__all__ = [
+    "ClientConnection",
+    "Dispatch",
+    "RpcServer",
+    "ServerCounters",
+    "ServerLimits",
+    "Session",
+    "tune_interpreter",
+]
 
 log = logging.getLogger("wasmd.server")
 
 THREAD_STACK = 4 * 1024 * 1024
+
+
+def tune_interpreter() -> None:
+    """For the daemon's own process only (the CLI's ``serve``): a stack for every thread
+    started from now on that wasmtime fits in, and a GIL switch interval short enough for a
+    ping to stay prompt behind a flood of built-ins. Never called by library code: both
+    settings are the whole interpreter's, and an embedding program keeps its own."""
+    threading.stack_size(THREAD_STACK)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+
+
 # How long a thread may keep the GIL while another waits for it (Python's default: 5 ms).
 # Built-ins run in Python on their connection's reader: with 5 ms, a ping on another
 # connection waited up to that per turn behind a flood of wasmd.describe (bench 7c p99
 # 7.0 ms; 4.6 ms with 1 ms), at no cost to throughput that stood out (bench 2a, 2b).
 GIL_SWITCH_INTERVAL = 0.001
+# How often the open connections are counted again for a peer refused at the limit (a
+# client that closed and at once reconnects must not find its old connection holding the
+# place; but a flood of connects must not make each refusal look at every connection).
+LIVE_RECOUNT = 0.02
 # A request longer than this hands its connection's reading to another thread; checked
 # every HANDOFF_PERIOD, so a request pipelined behind a slow one waits at most about both.
 HANDOFF_BUDGET = 0.002
@@ -56,35 +86,6 @@ TRIM_INTERVAL = 0.1
 # How long an aborted connection's reader may take to finish before its socket is closed
 # under it (a running call ends at the next epoch tick; a host function may take longer).
 ABORT_WAIT = 1.0
-
-
-class Session(Protocol):
-    """What a method handler may know and do about the connection a request came on."""
-
-    peer: Peer
-
-    def notify(self, method: str, params: list[Any]) -> None: ...
-
-    def on_close(self, callback: Callable[[], None]) -> None: ...
-
-    @property
-    def outbox_bytes(self) -> int: ...
-
-    def on_drained(self, callback: Callable[[], None] | None) -> None: ...
-
-
-# Called on the connection's reader thread; answers through ``respond``, on any thread.
-Dispatch = Callable[[Session, str, list[Any], Ticket, Respond], None]
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    max_message_size: int = 16 * 1024 * 1024
-    max_in_flight: int = 128
-    max_connections: int = 1024
-    max_connections_per_uid: int = 128
-    frame_timeout: float = 10.0  # seconds for a started message to complete
-    max_buffered: int = 256 * 1024 * 1024  # unfinished messages' bytes, all connections
 
 
 # Places of max_connections that only root and the daemon's own uid may take, so a flood of
@@ -117,12 +118,15 @@ class RpcServer:
         dispatch: Dispatch,
         *,
         limits: ServerLimits,
+        is_control: Callable[[str], bool] | None = None,
         allow_uids: frozenset[int],
         allow_gids: frozenset[int],
         counters: ServerCounters | None = None,
     ) -> None:
         self.dispatch = dispatch
         self.limits = limits
+        # Requests dispatched past a connection's in-flight limit (see session.py).
+        self.is_control: Callable[[str], bool] = is_control or _no_control
         self.allow_uids = allow_uids
         self.allow_gids = allow_gids
         self.counters = counters or ServerCounters()
@@ -133,16 +137,16 @@ class RpcServer:
         self._tg: anyio.abc.TaskGroup | None = None
         self._own_uid = os.getuid()
         self._per_uid: collections.Counter[int] = collections.Counter()
-        self._buffered: dict[ClientConnection, int] = {}
-        self._buffered_total = 0
-        self._buffered_lock = threading.Lock()
+        self._buffered = _Budget(limits.max_buffered)
+        self._unread = _Budget(limits.max_unread)
+        self._counters_lock = threading.Lock()
         self._trim_scheduled = False
+        self._live_count = 0
+        self._live_counted_at = -LIVE_RECOUNT
 
     async def serve(self, listen_sock: socket.socket) -> None:
         """Accept connections until cancelled; a cancelled ``serve`` aborts the open ones."""
         self._loop = asyncio.get_running_loop()
-        threading.stack_size(THREAD_STACK)
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         listen_sock.setblocking(False)
         self.watcher.start()
         try:
@@ -222,21 +226,29 @@ class RpcServer:
     def buffered(self, connection: ClientConnection, size: int) -> bool:
         """Any thread: ``connection`` now holds ``size`` bytes of an unfinished message;
         False if that would take the daemon past ``max_buffered`` (then it is not counted)."""
-        with self._buffered_lock:
-            total = self._buffered_total - self._buffered.get(connection, 0) + size
-            if size and total > self.limits.max_buffered:
-                return False
-            self._buffered_total = total
-            if size:
-                self._buffered[connection] = size
-            else:
-                self._buffered.pop(connection, None)
-            return True
+        return self._buffered.hold(connection, size)
+
+    def unread(self, connection: ClientConnection, size: int) -> bool:
+        """Any thread: ``connection``'s peer has ``size`` bytes of answers it has not read;
+        False if that would take the daemon past ``max_unread`` (then it is not counted)."""
+        return self._unread.hold(connection, size)
+
+    @property
+    def unread_bytes(self) -> int:
+        """Answers written for peers that have not read them, over all connections."""
+        return self._unread.total
+
+    def note_protocol_error(self) -> None:
+        """Any thread: a peer broke the protocol."""
+        with self._counters_lock:
+            self.counters.protocol_errors += 1
 
     def connection_closed(self, connection: ClientConnection) -> None:
         """On the loop: ``connection`` has closed its socket."""
         counters = self.counters
         self.buffered(connection, 0)
+        self.unread(connection, 0)
+        self.return_free_memory()  # what its buffers held goes back to the system
         if connection in counters.open:
             counters.open.discard(connection)
             counters.requests_of_closed += connection.requests
@@ -259,19 +271,34 @@ class RpcServer:
                 sock.send(encode_notification("wasmd.error", [refusal.to_wire()]))
             sock.close()
             return
-        self.counters.connections_total += 1
         connection = ClientConnection(self, sock, peer)
+        self.counters.connections_total += 1
         self.counters.open.add(connection)
         self._per_uid[peer.uid] += 1
         self._none_open = anyio.Event() if self._none_open.is_set() else self._none_open
-        connection.start()
+        try:
+            connection.start()
+        except RuntimeError as exc:  # can't start new thread: this peer is refused, no more
+            self.counters.connections_total -= 1
+            self.counters.refused += 1
+            log.error("refused connection from pid %d: no reader thread: %s", peer.pid, exc)
+            error = WasmdError(ErrorCode.RESOURCE_EXHAUSTED, f"cannot serve a connection: {exc}")
+            with contextlib.suppress(OSError):
+                sock.send(encode_notification("wasmd.error", [error.to_wire()]))
+            connection.close_now()
+            return
         if self._accepting.cancel_called:
             connection.drain()  # accepted just as draining began
 
     def _live(self) -> int:
         """Open connections whose peers have not hung up: a client that closed and at once
-        reconnects must not find its old connection, not yet reaped, holding the place."""
-        return sum(1 for c in list(self.counters.open) if not c.peer_hung_up())
+        reconnects must not find its old connection, not yet reaped, holding the place.
+        Counted again at most every ``LIVE_RECOUNT``: a refusal costs no scan of them all."""
+        now = time.monotonic()
+        if now - self._live_counted_at >= LIVE_RECOUNT:
+            self._live_count = sum(1 for c in list(self.counters.open) if not c.peer_hung_up())
+            self._live_counted_at = now
+        return self._live_count
 
     def _refusal(self, peer: Peer) -> WasmdError | None:
         if not admits(peer, self.allow_uids, self.allow_gids):
@@ -294,3 +321,31 @@ class RpcServer:
                 f"(limit {limits.max_connections_per_uid} per uid)",
             )
         return None
+
+
+class _Budget:
+    """Bytes the connections hold of one kind, bounded across the daemon (any thread)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self._held: dict[ClientConnection, int] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, connection: ClientConnection, size: int) -> bool:
+        """``connection`` now holds ``size`` bytes; False if that would take the total past
+        the limit (then it is not counted)."""
+        with self._lock:
+            total = self.total - self._held.get(connection, 0) + size
+            if size and total > self.limit:
+                return False
+            self.total = total
+            if size:
+                self._held[connection] = size
+            else:
+                self._held.pop(connection, None)
+            return True
+
+
+def _no_control(method: str) -> bool:
+    return False

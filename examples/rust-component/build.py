@@ -39,9 +39,12 @@ FLAGS = ("--edition", "2021", "--target", TARGET, "--crate-type=cdylib", "-O")
 
 
 def wasm_tools() -> Path | None:
-    beside = Path(sys.executable).parent / "wasm-tools"  # the venv's, from PyPI
-    if beside.is_file():
-        return beside
+    """wasm-tools from PyPI: beside this interpreter, else in the repository's ``.venv``
+    (``python build.py`` run by any Python finds the one tests/setup_toolchains installed),
+    else on PATH."""
+    for venv_bin in (Path(sys.executable).parent, REPO / ".venv" / "bin"):
+        if (venv_bin / "wasm-tools").is_file():
+            return venv_bin / "wasm-tools"
     found = shutil.which("wasm-tools")
     return Path(found) if found else None
 
@@ -77,7 +80,8 @@ def build(out_dir: Path) -> Path:
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     tool = wasm_tools()
-    assert tool is not None, missing()
+    if tool is None:
+        raise ToolchainUnavailable(f"{missing()}: run .venv/bin/python -m tests.setup_toolchains")
     core, embedded = out_dir / "textstats.core.wasm", out_dir / "textstats.embedded.wasm"
     component = out_dir / "textstats.wasm"
     run([RUSTC, *FLAGS, "-C", "strip=symbols", "-o", core, SOURCE])

@@ -10,21 +10,14 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
+from ..calls import PoolClosed, Respond, Ticket
 from .cache import default_cache_dir
 from .engine import Engines
 from .files import PluginFiles
 from .host import MAX_CALL_DEPTH, EventSink
 from .nested import PluginResolver, plugin_calls
 from .plugin import CompiledPlugin, compile_plugin, module_binary, read_module_bytes
-from .pool import (
-    DEFAULT_START_TIMEOUT_MS,
-    PluginPool,
-    PoolClosed,
-    PoolStats,
-    Respond,
-    Ticket,
-    percentiles_ms,
-)
+from .pool import DEFAULT_START_TIMEOUT_MS, PluginPool, PoolStats, percentiles_ms
 
 WASMTIME_VERSION = version("wasmtime")
 

@@ -104,6 +104,14 @@ class CallState(threading.local):
 call_state = CallState()
 
 
+class Imports(Protocol):
+    """More imports for a plug-in, beside wasmd's (an embedder's: embedder.py)."""
+
+    def provides(self, module: str, name: str) -> bool: ...
+
+    def define(self, linker: wasmtime.Linker, module: wasmtime.Module, plugin: str) -> None: ...
+
+
 @dataclass
 class HostContext:
     """Per plug-in version: what its host functions need. ``plugins`` finds the callee of a
@@ -113,6 +121,8 @@ class HostContext:
     config: dict[str, str]
     on_event: EventSink | None = None
     plugins: PluginCalls | None = None  # nested.plugin_calls of the registry it is in
+    # An embedder's own host functions (embedder.HostFunctionTable; wasmd.Loader's only).
+    host_functions: Imports | None = None
     log: logging.Logger = field(init=False)
     budget: RateLimit = field(init=False)
 

@@ -1,5 +1,6 @@
-"""Linking a plug-in's imports: WASI, the ``wasmd`` host imports, Extism's kernel and host
-functions; whatever nobody provides links as a trap that names it when called."""
+"""Linking a plug-in's imports: WASI, the ``wasmd`` host imports, an embedder's host functions
+(``wasmd.Loader(host_functions=...)``), Extism's kernel and host functions; whatever nobody
+provides links as a trap that names it when called."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def make_linker(
     if uses_wasi:
         linker.define_wasi()
     define_host_imports(linker, module, host)
+    if host.host_functions is not None:
+        host.host_functions.define(linker, module, host.plugin)
     if extism is not None:
         store, kernel = extism
         define_extism_host_functions(linker)

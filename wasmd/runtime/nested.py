@@ -35,9 +35,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ErrorCode, WasmdError, echo
+from ..calls import PoolClosed, Ticket
+from ..errors import ErrorCode, WasmdError
+from ..values import show_value
 from .host import PluginCalls
-from .pool import PoolClosed, Ticket
 from .traps import forget_traceback
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def call_plugin(
     name, dot, export = method.partition(".")
     if not dot or not export:
         return WasmdError(
-            ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {echo(method)}"
+            ErrorCode.METHOD_NOT_FOUND, f"method must be PLUGIN.EXPORT, got {show_value(method)}"
         ), None
     try:
         for _ in range(LOOKUP_ATTEMPTS):

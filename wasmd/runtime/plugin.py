@@ -25,7 +25,7 @@ from .abis import component as component_abi
 from .abis.component import LinkedComponent
 from .engine import Engines
 from .files import PluginFiles
-from .host import EventSink, HostContext, PluginCalls
+from .host import EventSink, HostContext, Imports, PluginCalls
 from .linker import WASI_MODULES, is_provided
 from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
 from .traps import cause_of
@@ -68,7 +68,14 @@ class CompiledPlugin:
         """Function imports nothing provides: linked as traps that fire if called."""
         if self.component is not None:
             return [i for i in self.imports if not component_abi.is_provided(i)]
-        return [i for i in self.imports if i.kind == "func" and not is_provided(i)]
+        given = self.host.host_functions
+        return [
+            i
+            for i in self.imports
+            if i.kind == "func"
+            and not is_provided(i)
+            and not (given is not None and given.provides(i.module, i.name))
+        ]
 
     def describe(self, *, with_values: bool = True) -> dict[str, Any]:
         """Everything about this version; ``with_values=False`` hides what may be secret
@@ -193,12 +200,14 @@ def compile_plugin(
     on_event: EventSink,
     allow_absolute_preopens: bool = False,
     plugins: PluginCalls | None = None,
+    host_functions: Imports | None = None,
 ) -> CompiledPlugin:
     """Compile, check and link one version (blocking). Raises ``PluginLoadError``.
 
     ``on_event`` receives what happens to it later: wasmd.emit's custom events, and the
     pool's reports of traps, timeouts and cancellations. ``plugins``: what its ``wasmd.call``
-    reaches (``nested.plugin_calls``; None: nothing)."""
+    reaches (``nested.plugin_calls``; None: nothing); ``host_functions`` are an embedder's own
+    (embedder.py), which a module may import besides wasmd's."""
     name = files.name
     if not wasm:
         raise PluginLoadError(name, f"{files.module_path} is empty")
@@ -239,7 +248,7 @@ def compile_plugin(
 
     imports = module_imports(module)
     uses_wasi = any(i.module in WASI_MODULES for i in imports)
-    host = HostContext(name, manifest.config_dict(), on_event, plugins)
+    host = HostContext(name, manifest.config_dict(), on_event, plugins, host_functions)
     try:
         template, kernel = abi.link(engines, engine, module, host, uses_wasi)
     except wasmtime.WasmtimeError as exc:

@@ -8,17 +8,26 @@ thread uses it at a time: the pool's lock makes lending exclusive. ``instances``
 manifest is the number of instances (slots); the command ABI keeps none, and its slots only
 bound how many of its calls run at once.
 
-When no instance is free, the call waits, and who made it decides how (``Ticket.owner``,
-the connection for the server):
-- if the same owner already has a call running or waiting here, the call waits without
-  counting against ``queue`` and is marked ``backpressured``: its connection is not read
-  meanwhile, so a client pipelining past the plug-in's capacity slows down instead of being
-  refused;
-- otherwise it takes one of ``queue`` places, and past them the answer is ``busy``: the
-  capacity is taken by other owners' calls.
-Waiters are served first come, first served. A deadline covers waiting too: a call still
-waiting at its deadline is answered ``timeout`` without running. A cancelled waiter leaves
-at once; a cancelled running call is ended at the next epoch tick by the instance's guard.
+When no instance is free, the call joins the pool's run queue (first come, first served),
+and who made it decides how it waits (``Ticket``):
+- a *detached* call (the server's) does not wait at all: it is queued as a job and the
+  caller goes on (the connection keeps reading). The thread that finishes a call takes the
+  next job before it lets the instance go, runs it, and answers it through that job's own
+  ``respond`` (to its own connection): combining, so no thread ever sleeps waiting for an
+  instance and a busy instance passes from call to call without a wake-up;
+- a call that is not detached (the in-process library's) waits on its own thread until a
+  finishing thread hands it the instance; a plug-in's nested call refuses to wait
+  (``before_wait``).
+What a call counts against: if the same owner (the connection) already has a call running
+or queued here, it queues without taking one of ``queue`` places (``backpressured``: the
+owner's own ``max_in_flight`` bounds it); otherwise it takes a place, and past them the
+answer is ``busy``: the capacity is taken by other owners' calls. A deadline covers waiting
+too: a call still queued at its deadline is answered ``timeout`` without running (a call
+queued behind its own owner's calls starts its deadline when it starts running, as it did
+when its connection was not read meanwhile). A
+cancelled queued call leaves the queue at once, answered ``cancelled`` (11); a cancelled
+running call is ended at the next epoch tick by the instance's guard. Calls queued before
+the pool closes (a reload) still run on it before it drains.
 
 After any trap, and after every call in per-call mode, the instance is discarded and a fresh
 one made *after* the answer went out and before the slot is lent again. A crash loop is
@@ -37,17 +46,18 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
 
+from ..calls import PoolClosed, Respond, Ticket
 from ..errors import ErrorCode, PluginLoadError, WasmdError, echo
-from ..peers import Peer
 from .account import CPU_SAMPLE_EVERY, PluginAccount
 from .breaker import NO_PEER, FaultPolicy
 from .engine import Engines
@@ -56,9 +66,6 @@ from .plugin import CompiledPlugin
 from .traps import CallEnded, call_error, cause_of, forget_traceback
 
 log = logging.getLogger("wasmd.runtime")
-
-# How a call's outcome goes back to whoever made it: (error, None) or (None, result).
-Respond = Callable[[WasmdError | None, Any], None]
 
 # How long an instantiation (start functions, _initialize) may run, whatever the plug-in's
 # timeout_ms: start code holds up a load, a reload or the daemon's start-up (config
@@ -90,54 +97,6 @@ class PoolUsage:
     throttled: list[int]  # caller uids whose calls are refused now
 
 
-class PoolClosed(WasmdError):
-    """Raised by ``call`` when the pool closed before the call got an instance: a reload
-    swapped in a new version meanwhile, and the caller should look its plug-in up again."""
-
-
-class Ticket:
-    """One call in progress, as its caller holds it.
-
-    ``owner`` is who made the call (backpressure is per owner); ``started`` is when the
-    call's deadline began; ``backpressured`` is true while the call waits behind its own
-    owner's calls; ``before_wait`` runs before the call starts waiting for an instance (the
-    server writes the answers it holds back for batching); ``cancel`` ends the call
-    wherever it is. ``peer`` is the socket peer the call came from (None in-process): its
-    faults are charged to its uid, and the guest may ask who it is (``wasmd.caller_uid``).
-    """
-
-    __slots__ = (
-        "_waiting",
-        "backpressured",
-        "before_wait",
-        "cancelled",
-        "owner",
-        "peer",
-        "started",
-    )
-
-    # A plug-in's call to another (nested.py) ends by its caller's deadline, if that is the
-    # earlier: monotonic seconds, or None.
-    caller_deadline: float | None = None
-
-    def __init__(self, owner: object, started: float) -> None:
-        self.owner = owner
-        self.started = started
-        self.cancelled = False
-        self.backpressured = False
-        self.before_wait: Callable[[], None] | None = None
-        self.peer: Peer | None = None
-        self._waiting: tuple[threading.Lock, threading.Condition] | None = None
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        waiting = self._waiting
-        if waiting is not None:
-            lock, wakeup = waiting
-            with lock:
-                wakeup.notify()
-
-
 class _Slot:
     """One instance place, and what the calls run in it have cost (written only by the
     thread the slot is lent to; read by anyone, folded into the account at the end)."""
@@ -159,11 +118,36 @@ class _Slot:
 
 
 class _Waiter:
-    __slots__ = ("slot", "wakeup")
+    """A call that is not detached, waiting on its own thread to be handed an instance."""
 
-    def __init__(self, lock: threading.Lock) -> None:
+    __slots__ = ("slot", "ticket", "wakeup")
+
+    def __init__(self, lock: threading.Lock, ticket: Ticket) -> None:
         self.wakeup = threading.Condition(lock)
+        self.ticket = ticket
         self.slot: _Slot | None = None
+
+
+class _Job:
+    """A detached call in the run queue: run by the thread that frees an instance."""
+
+    __slots__ = ("args", "deadline_at", "export", "probing", "respond", "ticket")
+
+    def __init__(
+        self,
+        export: str,
+        args: Any,
+        ticket: Ticket,
+        respond: Respond,
+        deadline_at: float,
+        probing: bool,
+    ) -> None:
+        self.export = export
+        self.args = args
+        self.ticket = ticket
+        self.respond = respond
+        self.deadline_at = deadline_at
+        self.probing = probing
 
 
 class PluginPool:
@@ -203,8 +187,9 @@ class PluginPool:
         self._costs_every_call = bool(manifest.fuel) or not self._keeps_instance
         with self._lock:
             self.account.pools.add(self)
-        self._waiters: collections.deque[_Waiter] = collections.deque()
-        self._queued = 0  # waiters that take a queue place (not backpressured ones)
+        # The run queue: detached jobs and waiting threads, in arrival order.
+        self._waiters: collections.deque[_Waiter | _Job] = collections.deque()
+        self._queued = 0  # queued calls that take a queue place (not backpressured ones)
         self._owners: dict[object, int] = {}  # calls running or waiting, per owner
         self._pending = 0
         self._closing = False
@@ -227,7 +212,8 @@ class PluginPool:
                 return
             self._closing = True
             for waiter in self._waiters:
-                waiter.wakeup.notify()
+                if type(waiter) is _Waiter:  # it looks its plug-in up again; jobs still run
+                    waiter.wakeup.notify()
             self._finish_closing()
 
     def _finish_closing(self) -> None:
@@ -253,7 +239,10 @@ class PluginPool:
     # --- calls (any thread) ----------------------------------------------------------------
 
     def call(self, export: str, params: Sequence[Any], ticket: Ticket, respond: Respond) -> None:
-        """Run one call on this thread and answer it through ``respond``, also on this thread.
+        """Run one call and answer it through ``respond``: on this thread when an instance
+        is free (then this thread also runs calls queued meanwhile, before it lets the
+        instance go); queued, and answered later by another thread, when none is and the
+        ticket is detached; otherwise after waiting here for an instance.
 
         Raises ``WasmdError`` instead when the call cannot start: no such export, bad
         params, ``busy``, a deadline or a cancellation while waiting, ``PoolClosed``.
@@ -281,37 +270,57 @@ class PluginPool:
                 self._pending += 1
             else:
                 slot = None
+        job = _Job(export, args, ticket, respond, deadline_at, probing)
         if slot is None:
             try:
-                slot = self._acquire(ticket, deadline_at)
+                slot = self._acquire(job)
             except PoolClosed:
                 raise
             except WasmdError as exc:
                 self._finished(ticket, exc)
                 raise
+            if slot is None:
+                return  # queued: whoever frees an instance runs and answers it
+        self._serve(slot, job)
+
+    def _serve(self, slot: _Slot, job: _Job | None) -> None:
+        """Run ``job`` in ``slot``, then each job queued meanwhile, then give the slot back."""
+        while job is not None:
+            job = self._run_job(slot, job)
+
+    def _run_job(self, slot: _Slot, job: _Job) -> _Job | None:
+        """Run one call in ``slot`` and answer it; the next job to run in it, if any (else
+        the slot has been given back)."""
+        ticket, respond = job.ticket, job.respond
+        owner = ticket.owner
         try:
-            error, result, faulted = self._run(slot, export, args, ticket, deadline_at)
+            error, result, faulted = self._run(slot, job.export, job.args, ticket, job.deadline_at)
         except BaseException:
-            self._release(slot, owner)
+            # Not a guest's fault (those are answers): a bug, or the thread is ending.
+            # Whatever is queued is answered, so no job waits for a slot nobody frees.
+            self._release(slot, owner, take_job=False)
             raise
-        if probing and not faulted:
+        if job.probing and not faulted:
             self._recovered(ticket)
         if faulted or self._fresh_each_call:
             # The answer goes first; then the slot gets its fresh instance and is lent again.
             self._finished(ticket, error)
             if faulted:
                 assert error is not None
-                self._report(export, error)  # after the stats count it: readers of both agree
+                self._report(job.export, error)  # after the stats count it: readers agree
                 self._fault(error, ticket)
             try:
-                respond(error, result)
+                _answer(respond, error, result)
             finally:
-                self._release(slot, owner)
+                following = self._release(slot, owner)
         else:
-            self._release(slot, owner, ticket, error)  # stats and the slot: one lock
-            respond(error, result)
+            following = self._release(slot, owner, ticket, error)  # stats and slot: one lock
+            _answer(respond, error, result)
+        return following
 
-    def _acquire(self, ticket: Ticket, deadline_at: float) -> _Slot:
+    def _acquire(self, job: _Job) -> _Slot | None:
+        """A slot for the call, or None when it was queued as a detached job."""
+        ticket = job.ticket
         owner = ticket.owner
         with self._lock:
             if self._closing:
@@ -330,16 +339,56 @@ class PluginPool:
                 )
             self._owners[owner] = own + 1
             self._pending += 1
-            return self._wait(ticket, deadline_at, backpressured)
+            if not backpressured:
+                self._queued += 1
+            ticket.backpressured = backpressured
+            if ticket.detached:
+                # Behind its own owner's calls (backpressure), a call's deadline starts when
+                # it does, as it did when such a request was not read until then; otherwise
+                # it counts from the call's arrival.
+                self._waiters.append(job)
+                ticket.deadline_at = None if backpressured else job.deadline_at
+                ticket._withdraw = functools.partial(self._withdraw, job)
+                return None
+            return self._wait(ticket, job.deadline_at, backpressured)
+
+    def _withdraw(self, job: _Job, timed_out: bool) -> None:
+        """``job`` leaves the queue at once: its caller cancelled it, or its deadline passed
+        (``Ticket.cancel``, ``Ticket.expire``); it is answered so, on this thread."""
+        with self._lock:
+            if not self._unqueue(job):
+                return  # a thread took it meanwhile: it runs, and ends at the next tick
+        if timed_out:
+            error = self._waited_too_long()
+        else:
+            error = WasmdError(ErrorCode.CANCELLED, "call cancelled while waiting for an instance")
+        self._finished(job.ticket, error)
+        _answer(job.respond, error, None)
+
+    def _unqueue(self, job: _Job) -> bool:
+        """Under the lock: take ``job`` out of the run queue; False if it is not there."""
+        ticket = job.ticket
+        if ticket._withdraw is None:
+            return False
+        self._waiters.remove(job)
+        self._left_queue(ticket)
+        self._forget(ticket.owner)
+        self._finish_closing()
+        return True
+
+    def _left_queue(self, ticket: Ticket) -> None:
+        """Under the lock: ``ticket``'s call is no longer in the run queue."""
+        if not ticket.backpressured:
+            self._queued -= 1
+        ticket.backpressured = False
+        ticket._withdraw = None
+        ticket.deadline_at = None
 
     def _wait(self, ticket: Ticket, deadline_at: float, backpressured: bool) -> _Slot:
-        """Under the lock: wait for a slot handed over by ``_release``."""
-        waiter = _Waiter(self._lock)
+        """Under the lock: wait for a slot handed over by ``_release`` (not detached)."""
+        waiter = _Waiter(self._lock, ticket)
         self._waiters.append(waiter)
-        ticket.backpressured = backpressured
-        ticket._waiting = (self._lock, waiter.wakeup)
-        if not backpressured:
-            self._queued += 1
+        ticket._withdraw = functools.partial(self._wake, waiter)
         try:
             if ticket.before_wait is not None:
                 self._lock.release()  # the waiter is registered: a slot can reach it meanwhile
@@ -362,14 +411,27 @@ class PluginPool:
                 waiter.wakeup.wait(remaining)
             return waiter.slot
         except BaseException:
-            self._waiters.remove(waiter)
+            if waiter.slot is None:
+                self._waiters.remove(waiter)
+                self._left_queue(ticket)
+            else:  # handed a slot just as it gave up: pass it on
+                self._lock.release()
+                try:
+                    self._serve_queue(waiter.slot)
+                finally:
+                    self._lock.acquire()
             self._forget(ticket.owner)
             raise
-        finally:
-            ticket.backpressured = False
-            ticket._waiting = None
-            if not backpressured:
-                self._queued -= 1
+
+    def _wake(self, waiter: _Waiter, _timed_out: bool) -> None:
+        with self._lock:
+            waiter.wakeup.notify()
+
+    def _serve_queue(self, slot: _Slot) -> None:
+        """``slot`` is ours but our call will not run in it: give it to the next in line."""
+        with self._lock:
+            job = self._hand_on(slot)
+        self._serve(slot, job)
 
     def _callers_deadline_passed(self, ticket: Ticket, deadline_at: float) -> WasmdError:
         """The answer of a plug-in's call to this one that its caller's deadline ended."""
@@ -403,9 +465,13 @@ class PluginPool:
         owner: object,
         finished: Ticket | None = None,
         error: WasmdError | None = None,
-    ) -> None:
-        """Give ``slot`` back (a fresh instance first, if it needs one); with ``finished``,
-        count that call in the stats under the same lock."""
+        *,
+        take_job: bool = True,
+    ) -> _Job | None:
+        """Done with ``slot`` (a fresh instance first, if it needs one); with ``finished``,
+        count that call in the stats under the same lock. The next queued job, which the
+        caller runs in the slot; or None, and the slot went to a waiting thread or back to
+        the free list."""
         if self._keeps_instance and (self._fresh_each_call or slot.instance is None):
             if self._policy.quarantined:
                 # Quarantined (or on probation): the instance is made when a call runs.
@@ -420,13 +486,39 @@ class PluginPool:
             if finished is not None:
                 self.account.count(elapsed, _error_name(error))
             self._forget(owner)
-            if self._waiters and not self._closing:
-                waiter = self._waiters.popleft()
-                waiter.slot = slot
-                waiter.wakeup.notify()
-            else:
-                self._free.append(slot)
-                self._finish_closing()
+            if take_job:
+                return self._hand_on(slot)
+            orphans = [job for job in self._waiters if type(job) is _Job]
+            for job in orphans:
+                self._unqueue(job)
+            self._hand_on(slot)  # a thread waiting for it, else the free list
+        for job in orphans:
+            error = WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {self.plugin.name} failed")
+            self._finished(job.ticket, error)
+            _answer(job.respond, error, None)
+        return None
+
+    def _hand_on(self, slot: _Slot) -> _Job | None:
+        """Under the lock: the next job to run in ``slot``; or None, and ``slot`` went to
+        the next waiting thread or back to the free list."""
+        waiters = self._waiters
+        for waiter in waiters:
+            if isinstance(waiter, _Job):
+                waiters.remove(waiter)
+                if waiter.ticket.backpressured:
+                    waiter.deadline_at = time.monotonic() + self._timeout_s
+                self._left_queue(waiter.ticket)
+                return waiter
+            if self._closing:
+                continue  # a waiting thread gets PoolClosed (and leaves); jobs still run
+            waiters.remove(waiter)
+            self._left_queue(waiter.ticket)
+            waiter.slot = slot
+            waiter.wakeup.notify()
+            return None
+        self._free.append(slot)
+        self._finish_closing()
+        return None
 
     def _instantiate(self, slot: _Slot) -> str | None:
         """Give ``slot`` a fresh instance; the reason on failure."""
@@ -457,6 +549,8 @@ class PluginPool:
         remaining_ms = (deadline_at - time.monotonic()) * 1000
         if remaining_ms <= 0:
             return self._waited_too_long(), None, False
+        if ticket.cancelled:  # while it was queued: no need to start it
+            return WasmdError(ErrorCode.CANCELLED, "call cancelled"), None, False
         instance = slot.instance
         if self._keeps_instance and instance is None:
             reason = self._instantiate(slot)
@@ -703,6 +797,15 @@ def _uid_of(ticket: Ticket) -> int:
     """The uid a call's faults are charged to: its peer's, or ``NO_PEER`` in-process."""
     peer = ticket.peer
     return NO_PEER if peer is None else peer.uid
+
+
+def _answer(respond: Respond, error: WasmdError | None, result: Any) -> None:
+    """Answer a call; a failing ``respond`` (a bug of the caller's) never stops the thread
+    running the calls queued behind it."""
+    try:
+        respond(error, result)
+    except Exception:
+        log.exception("answering a call failed")
 
 
 def _callers_doing(error: WasmdError) -> bool:

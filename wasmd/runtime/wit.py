@@ -44,6 +44,7 @@ from typing import Any
 from wasmtime import component as wc
 
 from ..errors import ErrorCode, WasmdError
+from ..values import integral, show_value
 
 _F32_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
 
@@ -64,10 +65,7 @@ class Unsupported(Exception):
 
 
 def invalid(where: str, wit: str, value: Any, why: str) -> WasmdError:
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return WasmdError(ErrorCode.INVALID_PARAMS, f"{where} ({wit}): {why}, got {shown}")
+    return WasmdError(ErrorCode.INVALID_PARAMS, f"{where} ({wit}): {why}, got {show_value(value)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +115,17 @@ def codec_for(ty: wc.ValType) -> Codec:
 
 def _int_codec(wit: str, low: int, high: int) -> Codec:
     def lower(value: Any, where: str) -> int:
-        if type(value) is not int:  # exact: bool is an int subclass and must be refused
-            raise invalid(where, wit, value, "expected an integer")
-        if not low <= value <= high:
+        if type(value) is int:  # exact type: bool is an int subclass and must be refused
+            number: int = value
+        else:
+            # A float that is an integer exactly is one (JavaScript sends 2**53 as float64).
+            whole = integral(value) if type(value) is float else None
+            if whole is None:
+                raise invalid(where, wit, value, "expected an integer")
+            number = whole
+        if not low <= number <= high:
             raise invalid(where, wit, value, f"out of range {low}..{high}")
-        return value
+        return number
 
     return Codec(wit, lower, _same)
 
@@ -198,7 +202,7 @@ def _record_codec(ty: wc.RecordType) -> Codec:
         if missing or unknown:
             why = f"missing {', '.join(missing)}" if missing else ""
             why += "; " if missing and unknown else ""
-            why += f"no field {', '.join(map(repr, unknown))}" if unknown else ""
+            why += f"no field {', '.join(map(show_value, unknown))}" if unknown else ""
             raise invalid(where, wit, value, why)
         record = wc.Record()
         for name, codec in fields:
@@ -303,7 +307,7 @@ def _cases_codec(ty: wc.VariantType | wc.ResultType) -> Codec:
             raise invalid(where, wit, value, "expected a map of one entry {case: payload}")
         ((name, payload),) = value.items()
         if name not in cases:
-            raise invalid(where, wit, value, f"no case {name!r}")
+            raise invalid(where, wit, value, f"no case {show_value(name)}")
         codec = cases[name]
         if codec is None:
             if payload is not None:

@@ -2,8 +2,10 @@
 
 Ints are range-checked for their type and never wrapped (an i32 accepts -2**31..2**32-1, the
 union of its signed and unsigned readings); bools are refused even though Python counts them
-as ints; floats are accepted for f32/f64 only. Results come back as nil for none, the value
-for one, and an array for several (wasmtime-py's own shapes, which the encoder sends as is).
+as ints; a float is accepted for an integer param only if it is an integer exactly (what
+JavaScript's msgpack sends for 2**53), and any number for f32/f64. Results come back as nil
+for none, the value for one, and an array for several (wasmtime-py's own shapes, which the
+encoder sends as is).
 Every module that fits no other ABI is a core-ABI module.
 """
 
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import wasmtime
 
 from ...errors import ErrorCode, WasmdError
+from ...values import integral, show_value
 from ..signatures import ExportSignature
 from .base import PLUMBING, Method, instantiate_template, link_template, raise_host_outcome
 
@@ -62,11 +65,8 @@ def call(instance: Instance, export: str, args: list[Any]) -> Any:
 
 
 def _bad(position: int, type_name: str, value: Any, why: str) -> WasmdError:
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
     return WasmdError(
-        ErrorCode.INVALID_PARAMS, f"param {position} ({type_name}): {why}, got {shown}"
+        ErrorCode.INVALID_PARAMS, f"param {position} ({type_name}): {why}, got {show_value(value)}"
     )
 
 
@@ -76,12 +76,18 @@ def _int_converter(bits: int) -> Converter:
     type_name = f"i{bits}"
 
     def convert(value: Any, position: int) -> int:
-        if type(value) is not int:  # exact type: bool is an int subclass and must be refused
-            raise _bad(position, type_name, value, "expected an integer")
-        if not low <= value <= high:
+        if type(value) is int:  # exact type: bool is an int subclass and must be refused
+            number: int = value
+        else:
+            # A float that is an integer exactly is one (JavaScript sends 2**53 as float64).
+            whole = integral(value) if type(value) is float else None
+            if whole is None:
+                raise _bad(position, type_name, value, "expected an integer")
+            number = whole
+        if not low <= number <= high:
             raise _bad(position, type_name, value, f"out of range {low}..{high}")
         # wasmtime takes the signed reading; the unsigned upper half maps onto it bit for bit
-        return value - wrap if value > signed_max else value
+        return number - wrap if number > signed_max else number
 
     return convert
 
