@@ -61,3 +61,16 @@ def until(
     while not predicate():
         if time.monotonic() > give_up:
             raise AssertionError(f"{what} did not happen within {within:.0f} s")
+
+
+def wait_ready(daemon: subprocess.Popen[str]) -> None:
+    """Read a ``wasmd serve`` child's log (``stderr=PIPE, text=True``) until it announces
+    ``daemon.ready``; fail with what it logged if it exits first. Readiness is announced on
+    the log, not guessed."""
+    assert daemon.stderr is not None
+    seen = []
+    for line in daemon.stderr:
+        seen.append(line)
+        if "daemon.ready" in line:
+            return
+    raise AssertionError("daemon exited before ready:\n" + "".join(seen))

@@ -18,7 +18,7 @@ from wasmd import SyncClient
 from wasmd.cli import main, parse_arg
 
 from .conftest import running_daemon, serve_command, write_plugins
-from .processes import copy_bundled_examples, reaped, until
+from .processes import copy_bundled_examples, reaped, until, wait_ready
 from .wat import ARITH, COUNTER, START_LOGS_THEN_SPINS, UNKNOWN_IMPORT
 from .wat_abi import CAT_COMMAND, MSGPACK_GUEST
 from .wat_extism import extism_guest
@@ -179,13 +179,7 @@ def test_serve_as_a_process_like_the_readme(short_tmp: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with reaped(command, stderr=subprocess.PIPE, text=True, env=env) as daemon:
         assert daemon.stderr is not None
-        seen = []
-        for line in daemon.stderr:  # readiness is announced on the log, not guessed
-            seen.append(line)
-            if "daemon.ready" in line:
-                break
-        else:
-            pytest.fail("daemon exited before ready:\n" + "".join(seen))
+        wait_ready(daemon)
         with SyncClient(sock, timeout=10) as client:
             assert client.call("math.add", 2, 3) == 5
             assert client.call("counter.incr") == 1

@@ -29,10 +29,11 @@ def asdemo(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def test_module_is_a_reactor_whose_aborts_go_to_the_sdk(asdemo: bytes) -> None:
     module = wasmtime.Module(wasmtime.Engine(), asdemo)
     exports = {export.name for export in module.exports}
-    assert exports == {"memory", "wasmd_alloc", "upper", "add", "fail"}
+    assert exports == {"memory", "wasmd_alloc", "upper", "add", "fail", "tally", "note"}
     imports = {(item.module, item.name) for item in module.imports}
     # --use abort=... took effect: no env.abort import, which wasmd would link as a bare trap
-    assert imports <= {("wasmd", "log"), ("wasmd", "error")}
+    kv = {("wasmd", "kv_get"), ("wasmd", "kv_set"), ("wasmd", "kv_next")}
+    assert imports <= {("wasmd", "log"), ("wasmd", "error"), *kv}
 
 
 async def test_upper(short_tmp: Path, asdemo: bytes) -> None:
@@ -42,7 +43,7 @@ async def test_upper(short_tmp: Path, asdemo: bytes) -> None:
             assert await client.call("asdemo.upper", "") == ""
             described = await client.describe("asdemo")
     assert described["abi"] == "msgpack"
-    assert described["methods"] == ["add", "fail", "upper"]
+    assert described["methods"] == ["add", "fail", "note", "tally", "upper"]
 
 
 @pytest.mark.parametrize(
@@ -104,3 +105,26 @@ async def test_guest_errors(
     assert caught.value.message == message
     assert caught.value.data is not None
     assert caught.value.data["kind"] == "guest_error"
+
+
+async def test_state_through_the_sdk(short_tmp: Path, asdemo: bytes) -> None:
+    state = short_tmp / "state"
+    plugins: dict[str, str | bytes] = {
+        "asdemo.wasm": asdemo,
+        "asdemo.toml": "[state]\nmax_keys = 3\n",
+    }
+    async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+        async with daemon.client() as client:
+            assert [await client.call("asdemo.tally") for _ in range(2)] == [1, 2]
+            assert await client.call("asdemo.tally", 10) == 12
+            assert await client.call("asdemo.note", "b", {"x": [1, None]}) is None
+            assert await client.call("asdemo.note", "a", "é") is None
+            assert await client.call("asdemo.note", "b") == {"x": [1, None]}
+            assert await client.call("asdemo.note", "zz") is None
+            assert await client.call("asdemo.note") == ["a", "b"]
+            with pytest.raises(WasmdError) as caught:  # a fourth key: over max_keys
+                await client.call("asdemo.note", "c", 1)
+            assert caught.value.message == "state refused: -2"
+    async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("asdemo.tally") == 13  # a restart

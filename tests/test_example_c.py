@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from wasmd import ErrorCode, WasmdError
+
 from .conftest import running_daemon
 from .helpers import subscribe
 from .toolchains import build_example, guest_error, load_build_script
@@ -223,3 +225,61 @@ async def test_sdk_config_and_a_long_log_line(
     assert [r.levelno for r in caplog.records if r.name == "wasmd.plugin.sdk"] == [
         logging.WARNING
     ] * 3
+
+
+@pytest.fixture(scope="module")
+def counter_wasm(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """examples/c/counter.c: the SDK's state helpers (kv_* imports)."""
+    counter = load_build_script("c").COUNTER
+    return build_example("c", tmp_path_factory.mktemp("example-c-counter"), counter)
+
+
+async def test_counter_keeps_its_count_in_wasmd_state(short_tmp: Path, counter_wasm: bytes) -> None:
+    state = short_tmp / "state"
+    plugins: dict[str, str | bytes] = {"counter.wasm": counter_wasm}
+    async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+        async with daemon.client() as client:
+            assert [await client.call("counter.incr") for _ in range(3)] == [1, 2, 3]
+            assert await client.call("counter.incr", 10) == 13
+            with pytest.raises(WasmdError) as caught:
+                await client.call("counter.crash")
+            assert caught.value.code == ErrorCode.TRAP
+            assert await client.call("counter.incr", 0) == 13  # the crash's +1: rolled back
+            value = {"any": ["msgpack", 1, None], "bin": b"\x00\xff"}
+            assert await client.call("counter.remember", "b", value) is None
+            assert await client.call("counter.remember", "a", "first") is None
+            assert await client.call("counter.recall", "b") == value
+            assert await client.call("counter.recall", "missing") is None
+            assert await client.call("counter.notes") == ["a", "b"]
+    # A new daemon on the same state folder: a restart.
+    async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("counter.incr") == 14
+            assert await client.call("counter.notes") == ["a", "b"]
+
+
+async def test_counter_is_refused_past_its_quota_without_a_trap(
+    short_tmp: Path, counter_wasm: bytes
+) -> None:
+    plugins: dict[str, str | bytes] = {
+        "counter.wasm": counter_wasm,
+        "counter.toml": "[state]\nmax_keys = 2\n",
+    }
+    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
+        async with daemon.client() as client:
+            assert await client.call("counter.incr") == 1
+            assert await client.call("counter.remember", "a", 1) is None
+            error = await guest_error(client, "counter.remember", "b", 2)
+            assert error.message == "over the state quota"
+            assert await client.call("counter.incr") == 2  # the same instance, no trap
+
+
+async def test_sdk_state_helpers(short_tmp: Path, selftest_wasm: bytes) -> None:
+    async with running_daemon(
+        short_tmp, {"sdk.wasm": selftest_wasm}, state_dir=short_tmp / "state"
+    ) as daemon:
+        async with daemon.client() as client:
+            # 2 - 1; 300 bytes read back whole (the second, larger read), last byte 299 % 256;
+            # "k" deleted (1) then absent (-1); a key of 1,025 bytes: KV_TOO_LARGE (-4)
+            assert await client.call("sdk.state") == [1, 300, 43, 1, -1, -4]
+            assert (await client.call("sdk.state"))[0] == 2  # committed: the count goes on

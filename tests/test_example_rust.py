@@ -65,7 +65,7 @@ async def test_reverse_and_count(short_tmp: Path, textops: bytes) -> None:
             assert await client.call("textops.count", "") == {"chars": 0, "words": 0}
             described = await client.describe("textops")
     assert described["abi"] == "msgpack"
-    assert described["methods"] == ["count", "echo", "fail", "greet", "reverse"]
+    assert described["methods"] == ["count", "echo", "fail", "greet", "note", "reverse", "tally"]
 
 
 async def test_echo_round_trips_every_kind_of_value(short_tmp: Path, textops: bytes) -> None:
@@ -136,3 +136,26 @@ async def test_guest_errors(
     assert caught.value.message == message
     assert caught.value.data is not None
     assert caught.value.data["kind"] == "guest_error"
+
+
+async def test_state_through_the_sdk(short_tmp: Path, textops: bytes) -> None:
+    state = short_tmp / "state"
+    plugins: dict[str, str | bytes] = {
+        "textops.wasm": textops,
+        "textops.toml": "[state]\nmax_keys = 3\n",
+    }
+    async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+        async with daemon.client() as client:
+            assert [await client.call("textops.tally") for _ in range(2)] == [1, 2]
+            assert await client.call("textops.tally", 10) == 12
+            assert await client.call("textops.note", "b", {"x": [1, None]}) is None
+            assert await client.call("textops.note", "a", b"\x00") is None
+            assert await client.call("textops.note", "b") == {"x": [1, None]}
+            assert await client.call("textops.note", "zz") is None
+            assert await client.call("textops.note") == ["a", "b"]
+            with pytest.raises(WasmdError) as caught:  # a fourth key: over max_keys
+                await client.call("textops.note", "c", 1)
+            assert caught.value.message == "over the state quota"
+    async with running_daemon(short_tmp, plugins, state_dir=state) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("textops.tally") == 13  # a restart

@@ -220,3 +220,13 @@ async def test_sdk_errors_and_panics(
             assert await client.call("sdk.echo", 1) == [1]
     lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
     assert ("wasmd.plugin.sdk", logging.ERROR, "crashed on purpose") in lines
+
+
+async def test_sdk_keeps_durable_state(short_tmp: Path, selftest_wasm: bytes) -> None:
+    async with running_daemon(
+        short_tmp, {"sdk.wasm": selftest_wasm}, state_dir=short_tmp / "state"
+    ) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("sdk.state") == [2, "value", True, ["k", "k2"], "TooLarge"]
+            # Committed: the count goes on; "k" stays deleted until set again.
+            assert (await client.call("sdk.state"))[0] == 4

@@ -12,6 +12,7 @@ from wasmd.manifest import (
     HIDDEN,
     Manifest,
     Preopen,
+    StatePolicy,
     load_manifest,
     parse_manifest,
 )
@@ -89,7 +90,7 @@ def test_every_key_is_parsed() -> None:
 def test_to_dict_has_the_toml_shape_and_round_trips() -> None:
     m = parse(FULL)
     d = m.to_dict()
-    assert set(d) == {"plugin", "wasi", "config", "access", "extism", "failure"}
+    assert set(d) == {"plugin", "wasi", "config", "access", "extism", "failure", "state"}
     assert d["wasi"]["preopens"][1] == {
         "host": "/var/cache/foo",
         "guest": "/cache",
@@ -382,3 +383,19 @@ def test_extism_allowed_hosts() -> None:
     )
     with pytest.raises(ConfigError, match=r"extism\.allowed_hosts\[0\]"):
         parse("[extism]\nallowed_hosts = [1]\n")
+
+
+def test_the_state_section() -> None:
+    m = parse('[state]\nenabled = false\nmax_bytes = "1 MiB"\nmax_keys = 10\n')
+    assert m.state == StatePolicy(enabled=False, max_bytes=MiB, max_keys=10)
+    assert m.to_dict()["state"] == {"enabled": False, "max_bytes": MiB, "max_keys": 10}
+    assert DEFAULT_MANIFEST.state == StatePolicy(True, 16 * MiB, 100_000)
+    for text, key in (
+        ("[state]\nenabled = 1\n", "state.enabled"),
+        ("[state]\nmax_keys = -1\n", "state.max_keys"),
+        ("[state]\nmax_bytes = true\n", "state.max_bytes"),
+        ("[state]\nquota = 1\n", "state.quota"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            parse(text)
+        assert caught.value.key == key

@@ -32,6 +32,7 @@ from .toolchains import REPO, toolchain_missing
 from .wat import WORK
 from .wat_abi import MSGPACK_GUEST
 from .wat_extism import extism_guest
+from .wat_state import COUNTER
 
 # Boots a container with a real systemd, once for the module: the system tier.
 pytestmark = pytest.mark.system
@@ -401,3 +402,36 @@ def test_security_exposure_is_recorded(
     assert overall is not None, analysis
     with capsys.disabled():  # the score itself goes to the terminal in every run
         print(f"\n{SERVICE} exposure under systemd in the container: {overall[1]}")
+
+
+def test_state_lives_in_the_units_state_directory_across_restarts(wasmd_unit: Installed) -> None:
+    """StateDirectory=wasmd, under DynamicUser: $STATE_DIRECTORY is the default state_dir, a
+    plug-in's count survives `systemctl restart`, and the folder and file are the service's,
+    0700 and 0600."""
+    container = wasmd_unit.container
+    wasmd_unit.activate()
+    plugins = container.path("/etc/wasmd/plugins.d")
+    (plugins / ".tally.wat.tmp").write_text(COUNTER)
+    (plugins / ".tally.wat.tmp").chmod(0o644)
+    (plugins / ".tally.wat.tmp").rename(plugins / "tally.wat")
+    try:
+        container.systemctl("reload", SERVICE)
+
+        def loaded() -> bool | None:
+            listed = {p["name"]: p for p in wasmd_unit.call("wasmd.list")}
+            tally = listed.get("tally")
+            assert tally is None or tally["state"] != "failed", tally.get("error")
+            return True if tally is not None else None
+
+        wait_until("tally to load", loaded, timeout=20)
+        assert [wasmd_unit.call("tally.incr") for _ in range(2)] == [1, 2]
+        container.systemctl("restart", SERVICE)
+        wasmd_unit.wait_active()
+        assert wasmd_unit.call("tally.incr") == 3
+        folder = container.path("/var/lib/private/wasmd")
+        database = (folder / "tally.sqlite3").stat()
+        uid = int(wasmd_unit.show("UID")["UID"])
+        assert (folder.stat().st_mode & 0o777, database.st_mode & 0o777) == (0o700, 0o600)
+        assert database.st_uid == uid
+    finally:
+        (plugins / "tally.wat").unlink()

@@ -27,6 +27,7 @@ from .peers import supplementary_groups
 from .registry import Registry
 from .runtime import WASMTIME_VERSION
 from .server import ServerCounters, Session
+from .statestore import store_usage
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class Builtins:
                 admitted = False
             description.update(entry.pool.plugin.describe(with_values=admitted))
             description["stats"] = asdict(entry.pool.stats())
+            plugin = entry.pool.plugin
+            description["store"] = store_usage(plugin.state, plugin.manifest.state)
         return description
 
     def stats(self, session: Session, params: list[Any]) -> dict[str, Any]:
@@ -128,6 +131,7 @@ class Builtins:
             },
             "plugins": {
                 entry.name: asdict(entry.pool.stats())
+                | {"store": store_usage(entry.pool.plugin.state, entry.pool.plugin.manifest.state)}
                 for entry in self.registry
                 if entry.pool is not None
             },

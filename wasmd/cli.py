@@ -218,6 +218,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "loaded again",
     )
     p.add_argument("name")
+    _add_state_command(command)
     p = command(
         "check",
         "check a plug-in offline, without a daemon: its manifest, ABI, the methods it can be "
@@ -241,6 +242,27 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_remote_commands(command)
     return parser
+
+
+def _add_state_command(command: Any) -> None:
+    """`wasmd state`: its module (statecli.py) loads only when it runs."""
+    p = command(
+        "state",
+        "show a plug-in's durable state (its keys and value sizes), or the names that have "
+        "state; export, import or clear it (the uids of load_uids only)",
+    )
+    p.add_argument("name", nargs="?", help="the plug-in's name (none: every name with state)")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument(
+        "--clear", action="store_true", help="delete every key (kept until then, even unloaded)"
+    )
+    action.add_argument(
+        "--export", metavar="FILE", help="write every key and value to FILE (msgpack; - stdout)"
+    )
+    action.add_argument(
+        "--import", dest="import_file", metavar="FILE", help="set the keys an export holds"
+    )
+    p.add_argument("--replace", action="store_true", help="with --import: delete every key first")
 
 
 def _add_remote_commands(command: Any) -> None:
@@ -441,6 +463,8 @@ def _client_command(args: argparse.Namespace) -> int:
                     print(_format_event(event, as_json=args.json), flush=True)
             except KeyboardInterrupt:
                 return EXIT_OK
+        if args.command == "state":
+            return _state(client, args)
         method, params = _request_for(args)
         result = client.call(method, *params)
     if args.json:
@@ -450,6 +474,15 @@ def _client_command(args: argparse.Namespace) -> int:
     else:
         _print_result(result)
     return EXIT_FAILED if _command_failed(method, result) else EXIT_OK
+
+
+def _state(client: Any, args: argparse.Namespace) -> int:
+    from .statecli import print_state, state_command
+
+    result = state_command(client, args)  # None: an export, written already
+    if result is not None:
+        _print_json(result) if args.json else print_state(result)
+    return EXIT_OK
 
 
 # `wasmd list`'s columns (name, version, ABI, state) are at least this wide, and as wide as

@@ -100,6 +100,11 @@ class DaemonConfig:
     # How long start-up waits for the initial scan before READY: plug-ins still compiling
     # then finish in the background (calls to them: unavailable, kind "loading").
     ready_timeout_ms: int = 10_000
+    # Plug-ins' durable key-value state (wasmd/statestore.py): None -> default_state_dir()
+    # ($STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/wasmd or ~/.local/state/wasmd);
+    # "full" syncs every commit to disk (survives power loss), "normal" survives kill -9.
+    state_dir: Path | None = None
+    state_sync: str = "full"
 
     def with_overrides(self, **changes: Any) -> DaemonConfig:
         """A copy with command-line values applied, checked as the file's values are.
@@ -114,7 +119,15 @@ class DaemonConfig:
 
 
 _KEYS = tuple(f.name for f in fields(DaemonConfig))
-_OPTIONAL = ("socket", "cache_dir", "allow_uids", "load_uids", "metrics_textfile", "trust_file")
+_OPTIONAL = (
+    "socket",
+    "cache_dir",
+    "allow_uids",
+    "load_uids",
+    "metrics_textfile",
+    "trust_file",
+    "state_dir",
+)
 _INTS = {
     "tick_ms": (1, 1000),
     "max_in_flight": (1, 65536),
@@ -146,7 +159,7 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = None  # from with_overrides only: TOML has no null
         elif key in _INTS:
             out[key] = check.integer(value, key, *_INTS[key])
-        elif key in ("socket", "cache_dir", "metrics_textfile", "trust_file"):
+        elif key in ("socket", "cache_dir", "metrics_textfile", "trust_file", "state_dir"):
             out[key] = _path(value, key, check, base)
         elif key == "plugin_dirs":
             dirs = check.array(value, key, "paths")
@@ -171,6 +184,8 @@ def _parse(table: dict[str, Any], check: Checker, base: Path) -> dict[str, Any]:
             out[key] = check.string(level, key, LOG_LEVELS)
         elif key == "engine":
             out[key] = check.string(value, key, ENGINES)
+        elif key == "state_sync":
+            out[key] = check.string(value, key, ("full", "normal"))
         elif key == "allow_groups":
             names = check.array(value, key, "group names")
             out[key] = tuple(

@@ -150,6 +150,7 @@ class ClientConnection:
     def __init__(self, server: ServerSide, sock: socket.socket, peer: Peer) -> None:
         self.server = server
         self.sock = sock
+        self.fileno = sock.fileno()  # kept: the server unregisters it after the close
         self.peer = peer
         limits = server.limits
         self.session = RpcSession(

@@ -45,6 +45,9 @@ from .metrics import (
 from .registry import Registry
 from .runtime import Engines
 from .server import ABORT_WAIT, RpcServer, ServerCounters, ServerLimits
+from .statecontrol import StateBuiltins
+from .statemetrics import StateCollector
+from .statestore import StateStores, default_state_dir
 from .systemd import Notifier
 from .watcher import DirectoryWatcher
 
@@ -211,12 +214,16 @@ async def _initial_scan(loader: Reconciler, tg: anyio.abc.TaskGroup, bound: floa
 
 
 def _engines(config: DaemonConfig) -> Engines:
-    return Engines(
+    engines = Engines(
         tick_ms=config.tick_ms,
         target="pulley64" if config.engine == "pulley" else None,
         cache_dir=config.cache_dir,
         cache_max_bytes=config.cache_max_size,
     )
+    # Plug-ins' durable state: the folder is made when the first plug-in that uses it loads.
+    state_dir = config.state_dir or default_state_dir(os.environ)
+    engines.states = StateStores(state_dir, sync=config.state_sync)
+    return engines
 
 
 def _loader(config: DaemonConfig, engines: Engines, bus: EventBus, dirs: list[Path]) -> Reconciler:
@@ -239,6 +246,7 @@ def _metrics(config: DaemonConfig, daemon: Daemon, tg: anyio.abc.TaskGroup) -> C
         daemon.registry, daemon.loader.accounts, lambda: _daemon_readings(daemon), time.time()
     )
     metrics = collector_registry(collector)
+    metrics.register(StateCollector(daemon.registry))
     if config.metrics_textfile is not None:
         interval = config.metrics_interval_ms / 1000
         tg.start_soon(write_textfile_forever, config.metrics_textfile, metrics, interval)
@@ -289,7 +297,10 @@ def _server(
     def on_loop(func: Callable[..., object], *args: Any) -> None:
         server.on_loop(func, *args)
 
-    handlers, on_loop_names, control = dispatch_tables(builtin_methods(builtins, loading))
+    # wasmd.state and its kin (statecontrol.py): for the peers wasmd.load is for.
+    states = StateBuiltins(engines.states, daemon.registry, loading.check_peer)
+    methods = builtin_methods(builtins, loading) | states.methods()
+    handlers, on_loop_names, control = dispatch_tables(methods)
     dispatcher = Dispatcher(
         daemon.registry,
         handlers,

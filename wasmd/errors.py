@@ -104,6 +104,11 @@ class PluginLoadError(Exception):
         self.reason = reason
 
 
+class PluginLoadDeferred(PluginLoadError):
+    """A load that failed for a reason outside the plug-in's files (its state database is
+    locked, corrupt or unreadable): a rescan tries the same files again, as after a fix."""
+
+
 class SocketPathError(Exception):
     """Raised when the daemon may not listen on its socket path; names the path and the reason."""
 

@@ -46,6 +46,7 @@ from .registry import PluginTable
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
 from .runtime.embedder import HostFunctions, check_host_functions
 from .snapshot import DEFAULT_MAX_MODULE_SIZE, take_snapshot
+from .statestore import StateStores
 from .trust import TrustPolicy
 
 log = logging.getLogger("wasmd.library")
@@ -94,6 +95,7 @@ class Loader:
         on_event: EventCallback = _log_event,
         trust: TrustPolicy | None = None,
         host_functions: HostFunctions | None = None,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if engine not in ("cranelift", "pulley"):
             raise ValueError(f"engine must be 'cranelift' or 'pulley', got {engine!r}")
@@ -117,6 +119,8 @@ class Loader:
             target="pulley64" if engine == "pulley" else None,
             cache_dir=Path(cache_dir) if cache_dir is not None else None,
         )
+        if state_dir is not None:  # plug-ins' durable state (none by default: KV_UNAVAILABLE)
+            self._engines.states = StateStores(Path(state_dir))
         self._engines.start()
         self._lock = threading.Lock()
         self._plugins: PluginTable[Plugin] = PluginTable()

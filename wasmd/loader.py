@@ -59,7 +59,7 @@ from .discovery import (
     scan,
     scan_name,
 )
-from .errors import ConfigError, PluginLoadError
+from .errors import ConfigError, PluginLoadDeferred, PluginLoadError
 from .events import EventBus
 from .manifest import DEFAULT_MANIFEST, parse_manifest
 from .registry import Entry, Registry
@@ -386,7 +386,11 @@ class Reconciler:
                 report.failed.append(name)
                 return
             except PluginLoadError as exc:
-                self._failed(name, source, current, exc.reason, snapshot.fingerprint)
+                # Deferred (its state cannot be opened): no fingerprint, a rescan tries again.
+                retry = isinstance(exc, PluginLoadDeferred)
+                self._failed(
+                    name, source, current, exc.reason, None if retry else snapshot.fingerprint
+                )
                 report.failed.append(name)
                 return
             except Exception as exc:

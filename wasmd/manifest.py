@@ -61,6 +61,16 @@ class FailurePolicy:
 
 
 @dataclass(frozen=True)
+class StatePolicy:
+    """A manifest's ``[state]`` section: whether the plug-in gets a durable key-value store
+    (wasmd/statestore.py), and its quota, keys and values counted together."""
+
+    enabled: bool = True
+    max_bytes: int = 16 * MiB
+    max_keys: int = 100_000
+
+
+@dataclass(frozen=True)
 class Manifest:
     abi: AbiName | Literal["auto"] = "auto"
     timeout_ms: int = 1000
@@ -82,6 +92,7 @@ class Manifest:
     # Extism plug-ins' http_request may reach only these host names (none by default).
     extism_allowed_hosts: tuple[str, ...] = ()
     failure: FailurePolicy = FailurePolicy()
+    state: StatePolicy = StatePolicy()
     # The module's sha256 (hex); when set, a module with another digest is refused.
     sha256: str | None = None
 
@@ -151,6 +162,7 @@ class Manifest:
             },
             "extism": {"allowed_hosts": list(self.extism_allowed_hosts)},
             "failure": asdict(self.failure),
+            "state": asdict(self.state),
         }
 
 
@@ -175,6 +187,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "access": ("uids", "gids", "plugins"),
     "extism": ("allowed_hosts",),
     "failure": ("max_faults", "window_ms", "backoff_ms", "backoff_max_ms", "quarantine_uids"),
+    "state": ("enabled", "max_bytes", "max_keys"),
 }
 _INTS = dict(timeout_ms=(1, 3_600_000), instances=(1, 64), queue=(0, 100_000), fuel=(0, 2**63 - 1))
 _FAILURE_INTS = dict(
@@ -235,7 +248,21 @@ def _manifest_from_doc(doc: dict[str, Any], check: Checker) -> Manifest:
     fields["extism_allowed_hosts"] = tuple(
         check.string(h, f"extism.allowed_hosts[{i}]", empty=False) for i, h in enumerate(hosts)
     )
-    return Manifest(**fields, failure=fields_failure)
+    return Manifest(**fields, failure=fields_failure, state=_state_policy(section["state"], check))
+
+
+def _state_policy(table: dict[str, Any], check: Checker) -> StatePolicy:
+    policy = StatePolicy()
+    if "enabled" in table:
+        policy = replace(policy, enabled=check.boolean(table["enabled"], "state.enabled"))
+    if "max_bytes" in table:
+        policy = replace(
+            policy, max_bytes=check.size(table["max_bytes"], "state.max_bytes", 0, GiB * 64)
+        )
+    if "max_keys" in table:
+        keys = check.integer(table["max_keys"], "state.max_keys", 0, 2**31 - 1)
+        policy = replace(policy, max_keys=keys)
+    return policy
 
 
 def _failure_policy(table: dict[str, Any], check: Checker) -> FailurePolicy:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..context import Context
 from ..report import Row
-from . import hammer, idle, inprocess, nats, ping, reload, roundtrip, scaling, startup
+from . import hammer, idle, inprocess, nats, ping, reload, roundtrip, scaling, startup, state
 
 Scenario = Callable[[Context], list[Row]]
 
@@ -22,4 +22,5 @@ SCENARIOS: tuple[tuple[str, str, Scenario], ...] = (
     ("8", "idle connections", idle.run),
     ("9", "NATS bridge", nats.run),
     ("10", "ping under a hammered instance", hammer.run),
+    ("11", "durable state per call", state.run),
 )

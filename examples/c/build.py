@@ -45,6 +45,8 @@ SOURCE = Path(__file__).resolve().parent / "greet.c"
 SDK = REPO / "sdk" / "c"
 # The SDK's own test plug-in, built the same way (tests/test_example_c.py).
 SELFTEST = SDK / "selftest.c"
+# The example that keeps its count in wasmd's durable state (the kv_* imports).
+COUNTER = Path(__file__).resolve().parent / "counter.c"
 DEBIAN_PACKAGES = ("clang", "lld", "wasi-libc", "libclang-rt-dev-wasm32")
 ZIG_REQUIREMENT = "ziglang~=0.17.0"
 COMMON_FLAGS = (
@@ -130,4 +132,5 @@ def build(out_dir: Path, source: Path = SOURCE) -> Path:
 
 if __name__ == "__main__":
     ensure_toolchain()
-    print(build(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()))
+    source = COUNTER if sys.argv[2:] == ["counter"] else SOURCE
+    print(build(Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd(), source))

@@ -68,3 +68,34 @@ pub extern "C" fn fail(ptr: *mut u8, len: usize) -> i64 {
         }
     })
 }
+
+/// `[]` or `[by]` -> the count kept in wasmd's durable state, after adding `by` (1): it
+/// survives traps, reloads and restarts (docs/abi.md, "State").
+#[no_mangle]
+pub extern "C" fn tally(ptr: *mut u8, len: usize) -> i64 {
+    wasmd::call(ptr, len, |params| {
+        let by = if params.is_empty() { 1 } else { wasmd::int_param(&params, 0)? };
+        Ok(wasmd::kv::add(b"tally", by)?.into())
+    })
+}
+
+/// `[key, value]` keeps any value under "note:KEY" and answers nil; `[key]` answers what is
+/// kept (nil if nothing); `[]` answers the keys kept, in byte order.
+#[no_mangle]
+pub extern "C" fn note(ptr: *mut u8, len: usize) -> i64 {
+    wasmd::call(ptr, len, |params| {
+        if params.is_empty() {
+            let keys = wasmd::kv::keys(b"note:")?;
+            let names = keys.iter().map(|k| Value::Str(String::from_utf8_lossy(&k[5..]).into()));
+            return Ok(Value::Array(names.collect()));
+        }
+        let key = format!("note:{}", wasmd::str_param(&params, 0)?);
+        match params.get(1) {
+            Some(value) => {
+                wasmd::kv::set_value(key.as_bytes(), value)?;
+                Ok(Value::Nil)
+            }
+            None => Ok(wasmd::kv::get_value(key.as_bytes())?.unwrap_or(Value::Nil)),
+        }
+    })
+}

@@ -181,6 +181,132 @@ export function configGet(key: string): string | null {
   return value;
 }
 
+// --- durable state (docs/abi.md, "State") ---------------------------------------------------
+//
+// The plug-in's own keys and values, kept by the daemon across traps, reloads and restarts.
+// A call's writes are committed together when it answers a result, and dropped when it
+// fails (`fail`) or traps; calls that use state run one at a time, so a get then a set in
+// one call is atomic. A refusal never traps: `kvStatus()` says what the last kv function
+// got (0, or one of the KV_ codes). Keys are strings here (UTF-8); the imports take bytes.
+
+@external("wasmd", "kv_get")
+declare function hostKvGet(kptr: usize, klen: usize, vptr: usize, vcap: usize): i32;
+@external("wasmd", "kv_set")
+declare function hostKvSet(kptr: usize, klen: usize, vptr: usize, vlen: usize): i32;
+@external("wasmd", "kv_delete")
+declare function hostKvDelete(kptr: usize, klen: usize): i32;
+@external("wasmd", "kv_next")
+declare function hostKvNext(pptr: usize, plen: usize, aptr: usize, alen: usize, kptr: usize, kcap: usize): i32;
+
+export const KV_ABSENT: i32 = -1; // no such key
+export const KV_QUOTA: i32 = -2; // over [state] max_bytes or max_keys
+export const KV_UNAVAILABLE: i32 = -3; // no store ([state] enabled = false), or outside a call
+export const KV_TOO_LARGE: i32 = -4; // a key over KV_MAX_KEY, a value over KV_MAX_VALUE bytes
+export const KV_FAILED: i32 = -5; // the store failed (a full disk): the call fails anyway
+export const KV_BUSY: i32 = -6; // waiting would deadlock (plug-ins calling each other)
+export const KV_MAX_KEY: i32 = 1024;
+export const KV_MAX_VALUE: i32 = 1024 * 1024;
+
+let kvLast: i32 = 0;
+
+/** What the last kv function got: 0, or a KV_ code. */
+export function kvStatus(): i32 {
+  return kvLast;
+}
+
+function utf8(s: string): ArrayBuffer {
+  return String.UTF8.encode(s, false, String.UTF8.ErrorMode.REPLACE);
+}
+
+/** The value of `key`, or null (absent: kvStatus() is KV_ABSENT; or refused). */
+export function kvGet(key: string): Uint8Array | null {
+  const k = utf8(key);
+  const small = new Uint8Array(64);
+  const n = hostKvGet(changetype<usize>(k), <usize>k.byteLength, small.dataStart, 64);
+  kvLast = n < 0 ? n : 0;
+  if (n < 0) return null;
+  if (n <= 64) return small.subarray(0, n);
+  const value = new Uint8Array(n);
+  const again = hostKvGet(changetype<usize>(k), <usize>k.byteLength, value.dataStart, <usize>n);
+  if (again != n) {
+    kvLast = again < 0 ? again : KV_FAILED;
+    return null;
+  }
+  return value;
+}
+
+/** Set `key`; 0 or a KV_ code. */
+export function kvSet(key: string, value: Uint8Array): i32 {
+  const k = utf8(key);
+  kvLast = hostKvSet(changetype<usize>(k), <usize>k.byteLength, value.dataStart, <usize>value.length);
+  return kvLast;
+}
+
+/** 1 if `key` was deleted, 0 if it was absent, or a KV_ code. */
+export function kvDelete(key: string): i32 {
+  const k = utf8(key);
+  const n = hostKvDelete(changetype<usize>(k), <usize>k.byteLength);
+  kvLast = n < 0 ? n : 0;
+  return n;
+}
+
+/** A counter kept as 8 bytes little-endian: adds `delta` (absent counts as 0) and returns
+ *  the sum; 0 with kvStatus() set if refused. */
+export function kvAdd(key: string, delta: i64): i64 {
+  const k = utf8(key);
+  const bytes = new Uint8Array(8);
+  const got = hostKvGet(changetype<usize>(k), <usize>k.byteLength, bytes.dataStart, 8);
+  if (got < 0 && got != KV_ABSENT) {
+    kvLast = got;
+    return 0;
+  }
+  const total = load<i64>(bytes.dataStart) + delta; // wasm memory is little-endian
+  store<i64>(bytes.dataStart, total);
+  return kvSet(key, bytes) == 0 ? total : 0;
+}
+
+/** Every key that starts with `prefix`, in byte order (walked with kv_next). */
+export function kvKeys(prefix: string): string[] {
+  const p = utf8(prefix);
+  const keys: string[] = [];
+  const buffer = heap.alloc(2 * KV_MAX_KEY); // the previous key, and room for the next
+  let after = buffer;
+  let afterLen = 0;
+  kvLast = 0;
+  for (;;) {
+    const into = after == buffer ? buffer + KV_MAX_KEY : buffer;
+    const n = hostKvNext(changetype<usize>(p), <usize>p.byteLength, after, afterLen, into, KV_MAX_KEY);
+    if (n < 0) {
+      if (n != KV_ABSENT) kvLast = n;
+      break;
+    }
+    keys.push(String.UTF8.decodeUnsafe(into, n));
+    after = into;
+    afterLen = n;
+  }
+  heap.free(buffer);
+  return keys;
+}
+
+/** Keep a msgpack value under `key`; 0 or a KV_ code. */
+export function kvSetValue(key: string, value: Value): i32 {
+  const w = new Writer();
+  w.value(value, 0);
+  const bytes = new Uint8Array(<i32>w.len);
+  memory.copy(bytes.dataStart, w.ptr, w.len);
+  heap.free(w.ptr);
+  return kvSet(key, bytes);
+}
+
+/** The msgpack value kept under `key`, or null (absent, refused, or not msgpack). */
+export function kvGetValue(key: string): Value | null {
+  const bytes = kvGet(key);
+  if (bytes === null) return null;
+  const reader = new Reader(bytes.dataStart, <usize>bytes.length);
+  const value = reader.readAll();
+  return reader.error === null ? value : null;
+}
+
 // --- params -----------------------------------------------------------------------------------
 
 /** Param `index`, or nil after `fail` if there is no such param. */

@@ -173,3 +173,36 @@ WASMD_EXPORT(truncated) {
     }
     return wasmd_return(&out);
 }
+
+/* state [] -> [the sum after two adds, the long value's length and its last byte, whether
+ * "k" was deleted then found absent, the refusal of a key over the limit] */
+WASMD_EXPORT(state) {
+    (void)params;
+    int64_t total = 0;
+    if (wasmd_kv_add("count", 2, &total) != 0 || wasmd_kv_add("count", -1, &total) != 0)
+        return wasmd_fail("kv_add refused");
+    uint8_t big[300]; /* longer than wasmd_kv_get's first guess: it asks again */
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)i;
+    if (wasmd_kv_set("big", big, sizeof big) != 0) return wasmd_fail("kv_set refused");
+    uint8_t *value = NULL;
+    size_t len = 0;
+    if (wasmd_kv_get("big", &value, &len) != 0) return wasmd_fail("kv_get refused");
+    size_t big_len = len;
+    uint8_t last = value[len - 1];
+    free(value);
+    wasmd_kv_set("k", "v", 1);
+    int32_t deleted = wasmd_kv_delete("k");
+    int32_t absent = wasmd_kv_get("k", &value, &len);
+    char long_key[WASMD_KV_MAX_KEY + 2];
+    memset(long_key, 'x', sizeof long_key - 1);
+    long_key[sizeof long_key - 1] = '\0';
+    wasmd_writer out = WASMD_WRITER_INIT;
+    wasmd_write_array(&out, 6);
+    wasmd_write_int(&out, total);
+    wasmd_write_uint(&out, big_len);
+    wasmd_write_uint(&out, last);
+    wasmd_write_int(&out, deleted);
+    wasmd_write_int(&out, absent);
+    wasmd_write_int(&out, wasmd_kv_set(long_key, "", 0));
+    return wasmd_return(&out);
+}

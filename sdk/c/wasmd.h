@@ -57,6 +57,30 @@ WASMD_IMPORT(caller_pid) int64_t wasmd_caller_pid(void);
 
 enum { WASMD_DEBUG = 0, WASMD_INFO = 1, WASMD_WARNING = 2, WASMD_ERROR = 3 };
 
+/* Durable state (docs/abi.md, "State"): the plug-in's own keys and values, kept by the
+ * daemon across traps, reloads and restarts. A call's writes are committed together when
+ * it returns a result, and dropped if it fails or traps; calls that use state run one at a
+ * time, so get-then-set in one call is atomic. The imports answer a length, a count, or: */
+WASMD_IMPORT(kv_get)
+int32_t wasmd_host_kv_get(const void *kptr, int32_t klen, void *vptr, int32_t vcap);
+WASMD_IMPORT(kv_set)
+int32_t wasmd_host_kv_set(const void *kptr, int32_t klen, const void *vptr, int32_t vlen);
+WASMD_IMPORT(kv_delete) int32_t wasmd_host_kv_delete(const void *kptr, int32_t klen);
+WASMD_IMPORT(kv_next)
+int32_t wasmd_host_kv_next(const void *pptr, int32_t plen, const void *aptr, int32_t alen,
+                           void *kptr, int32_t kcap);
+
+enum {
+    WASMD_KV_ABSENT = -1,      /* kv_get, kv_next: no such key */
+    WASMD_KV_QUOTA = -2,       /* kv_set: over the manifest's [state] max_bytes/max_keys */
+    WASMD_KV_UNAVAILABLE = -3, /* no store ([state] enabled = false), or outside a call */
+    WASMD_KV_TOO_LARGE = -4,   /* a key over WASMD_KV_MAX_KEY, a value over ..._MAX_VALUE */
+    WASMD_KV_FAILED = -5,      /* the store failed (disk full): the call fails anyway */
+    WASMD_KV_BUSY = -6,        /* waiting would deadlock (plug-ins calling each other) */
+    WASMD_KV_MAX_KEY = 1024,
+    WASMD_KV_MAX_VALUE = 1024 * 1024,
+};
+
 /* ---- writer: msgpack into a growable buffer ---------------------------------------- */
 
 typedef struct {
@@ -137,6 +161,29 @@ void wasmd_log(int32_t level, const char *fmt, ...) __attribute__((format(printf
 char *wasmd_config_get(const char *key, size_t *len);
 /* Send the writer's bytes, which must be one msgpack map, as a plugin.custom event. */
 void wasmd_emit(const wasmd_writer *w);
+
+/* State helpers. A key is a NUL-terminated string here (the imports take any bytes). */
+/* The value of `key`, malloc'd (free() it; NULL for an empty value), its length in *len;
+ * returns 0, or a negative WASMD_KV_ code (WASMD_KV_ABSENT: no such key). */
+int32_t wasmd_kv_get(const char *key, uint8_t **value, size_t *len);
+/* Set `key` to `len` bytes; 0 or a negative WASMD_KV_ code (never traps). */
+int32_t wasmd_kv_set(const char *key, const void *value, size_t len);
+/* 1 if `key` was deleted, 0 if it was absent, or a negative WASMD_KV_ code. */
+int32_t wasmd_kv_delete(const char *key);
+/* A counter kept as 8 bytes little-endian: adds `delta` (absent counts as 0) and stores
+ * the sum in *total; 0 or a negative WASMD_KV_ code. Atomic: the call is a transaction. */
+int32_t wasmd_kv_add(const char *key, int64_t delta, int64_t *total);
+/* msgpack values: store the writer's bytes under `key`; read them back into a reader
+ * (its data malloc'd in *owned: free() it after reading). */
+int32_t wasmd_kv_set_value(const char *key, const wasmd_writer *w);
+int32_t wasmd_kv_get_value(const char *key, wasmd_reader *r, uint8_t **owned);
+/* Keys by prefix, in byte order: the first key after `after` (alen 0: from the start)
+ * that starts with `prefix` is copied to `key` (WASMD_KV_MAX_KEY bytes of room); its
+ * length, or WASMD_KV_ABSENT when there is none left.
+ *     uint8_t k[WASMD_KV_MAX_KEY]; int32_t n = 0;
+ *     while ((n = wasmd_kv_next("user:", 5, k, n, k)) >= 0) { ... k[0..n) ... } */
+int32_t wasmd_kv_next(const char *prefix, size_t plen, const uint8_t *after, int32_t alen,
+                      uint8_t *key);
 
 /* What WASMD_EXPORT expands to: runs `body` over the params, then frees them. */
 typedef int64_t (*wasmd_body)(wasmd_reader *params);
@@ -536,6 +583,68 @@ char *wasmd_config_get(const char *key, size_t *len) {
 
 void wasmd_emit(const wasmd_writer *w) {
     if (!w->failed) wasmd_host_emit(w->data, (int32_t)w->len);
+}
+
+/* -- state -- */
+
+int32_t wasmd_kv_get(const char *key, uint8_t **value, size_t *len) {
+    int32_t klen = (int32_t)strlen(key);
+    uint8_t small[64];
+    *value = NULL;
+    *len = 0;
+    int32_t n = wasmd_host_kv_get(key, klen, small, (int32_t)sizeof small);
+    if (n <= 0) return n < 0 ? n : 0;
+    uint8_t *buffer = malloc((size_t)n);
+    if (buffer == NULL) return WASMD_KV_FAILED;
+    if ((size_t)n <= sizeof small) {
+        memcpy(buffer, small, (size_t)n);
+    } else { /* bigger than the first guess: ask again with room for all of it */
+        int32_t again = wasmd_host_kv_get(key, klen, buffer, n);
+        if (again != n) { free(buffer); return again < 0 ? again : WASMD_KV_FAILED; }
+    }
+    *value = buffer;
+    *len = (size_t)n;
+    return 0;
+}
+
+int32_t wasmd_kv_set(const char *key, const void *value, size_t len) {
+    if (len > WASMD_KV_MAX_VALUE) return WASMD_KV_TOO_LARGE;
+    return wasmd_host_kv_set(key, (int32_t)strlen(key), value, (int32_t)len);
+}
+
+int32_t wasmd_kv_delete(const char *key) {
+    return wasmd_host_kv_delete(key, (int32_t)strlen(key));
+}
+
+int32_t wasmd_kv_add(const char *key, int64_t delta, int64_t *total) {
+    uint8_t bytes[8] = {0};
+    int32_t n = wasmd_host_kv_get(key, (int32_t)strlen(key), bytes, 8);
+    if (n < 0 && n != WASMD_KV_ABSENT) return n;
+    uint64_t value = 0;
+    for (int i = 7; i >= 0; i--) value = value << 8 | bytes[i];
+    value += (uint64_t)delta; /* wraps, as int64 arithmetic in two's complement would */
+    for (int i = 0; i < 8; i++) bytes[i] = (uint8_t)(value >> (8 * i));
+    int32_t stored = wasmd_kv_set(key, bytes, 8);
+    if (stored == 0 && total) *total = (int64_t)value;
+    return stored;
+}
+
+int32_t wasmd_kv_set_value(const char *key, const wasmd_writer *w) {
+    if (w->failed) return WASMD_KV_FAILED;
+    return wasmd_kv_set(key, w->data, w->len);
+}
+
+int32_t wasmd_kv_get_value(const char *key, wasmd_reader *r, uint8_t **owned) {
+    size_t len = 0;
+    int32_t got = wasmd_kv_get(key, owned, &len);
+    if (got == 0) *r = wasmd_reader_init(*owned, len);
+    return got;
+}
+
+int32_t wasmd_kv_next(const char *prefix, size_t plen, const uint8_t *after, int32_t alen,
+                      uint8_t *key) {
+    return wasmd_host_kv_next(prefix, (int32_t)plen, after, alen > 0 ? alen : 0, key,
+                              WASMD_KV_MAX_KEY);
 }
 
 #endif /* WASMD_IMPLEMENTATION */

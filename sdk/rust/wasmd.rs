@@ -51,6 +51,174 @@ mod host {
     }
 }
 
+// --- durable state (docs/abi.md, "State") --------------------------------------------------
+
+/// The plug-in's own keys and values, kept by the daemon across traps, reloads and restarts.
+/// A call's writes are committed together when its handler returns `Ok`, and dropped when it
+/// returns `Err` or traps; calls that use state run one at a time, so a `get` then a `set`
+/// in one call is atomic. A refusal is a `Refused`, never a trap; `?` turns it into the
+/// handler's `Err(String)`.
+pub mod kv {
+    use super::Value;
+    use std::fmt;
+
+    mod imports {
+        #[link(wasm_import_module = "wasmd")]
+        extern "C" {
+            pub fn kv_get(kptr: *const u8, klen: usize, vptr: *mut u8, vcap: usize) -> i32;
+            pub fn kv_set(kptr: *const u8, klen: usize, vptr: *const u8, vlen: usize) -> i32;
+            pub fn kv_delete(kptr: *const u8, klen: usize) -> i32;
+            pub fn kv_next(
+                pptr: *const u8,
+                plen: usize,
+                aptr: *const u8,
+                alen: usize,
+                kptr: *mut u8,
+                kcap: usize,
+            ) -> i32;
+        }
+    }
+
+    pub const MAX_KEY: usize = 1024;
+    pub const MAX_VALUE: usize = 1024 * 1024;
+
+    /// Why the host refused: over `[state] max_bytes`/`max_keys` (Quota); no store, or
+    /// outside a call (Unavailable); a key over MAX_KEY or a value over MAX_VALUE
+    /// (TooLarge); the store failed, a full disk, and the call fails anyway (Failed); waiting
+    /// would deadlock, plug-ins calling each other while holding state (Busy).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Refused {
+        Quota,
+        Unavailable,
+        TooLarge,
+        Failed,
+        Busy,
+    }
+
+    impl fmt::Display for Refused {
+        fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            let text = match self {
+                Refused::Quota => "over the state quota",
+                Refused::Unavailable => "no state here",
+                Refused::TooLarge => "a key or value over the size limit",
+                Refused::Failed => "the state store failed",
+                Refused::Busy => "waiting for the state would deadlock",
+            };
+            f.write_str(text)
+        }
+    }
+
+    impl From<Refused> for String {
+        fn from(refused: Refused) -> String {
+            refused.to_string()
+        }
+    }
+
+    fn check(code: i32) -> Result<usize, Refused> {
+        match code {
+            -2 => Err(Refused::Quota),
+            -3 => Err(Refused::Unavailable),
+            -4 => Err(Refused::TooLarge),
+            -6 => Err(Refused::Busy),
+            n if n < 0 => Err(Refused::Failed),
+            n => Ok(n as usize),
+        }
+    }
+
+    /// The value of `key`, or None if absent.
+    pub fn get(key: &[u8]) -> Result<Option<Vec<u8>>, Refused> {
+        let mut value = vec![0u8; 64];
+        // SAFETY: the host writes at most `value.len()` bytes into `value`.
+        let first = unsafe { imports::kv_get(key.as_ptr(), key.len(), value.as_mut_ptr(), 64) };
+        if first == -1 {
+            return Ok(None);
+        }
+        let len = check(first)?;
+        if len > value.len() {
+            value.resize(len, 0);
+            let again =
+                unsafe { imports::kv_get(key.as_ptr(), key.len(), value.as_mut_ptr(), len) };
+            if check(again)? != len {
+                return Err(Refused::Failed);
+            }
+        }
+        value.truncate(len);
+        Ok(Some(value))
+    }
+
+    pub fn set(key: &[u8], value: &[u8]) -> Result<(), Refused> {
+        // SAFETY: both slices are valid for their lengths during the call.
+        check(unsafe { imports::kv_set(key.as_ptr(), key.len(), value.as_ptr(), value.len()) })?;
+        Ok(())
+    }
+
+    /// Whether `key` was there.
+    pub fn delete(key: &[u8]) -> Result<bool, Refused> {
+        Ok(check(unsafe { imports::kv_delete(key.as_ptr(), key.len()) })? == 1)
+    }
+
+    /// A counter kept as 8 bytes little-endian: adds `delta` (absent counts as 0) and
+    /// returns the sum (wrapping, as i64 arithmetic in two's complement would).
+    pub fn add(key: &[u8], delta: i64) -> Result<i64, Refused> {
+        let mut bytes = [0u8; 8];
+        let got = unsafe { imports::kv_get(key.as_ptr(), key.len(), bytes.as_mut_ptr(), 8) };
+        if got != -1 {
+            check(got)?;
+        }
+        let total = i64::from_le_bytes(bytes).wrapping_add(delta);
+        set(key, &total.to_le_bytes())?;
+        Ok(total)
+    }
+
+    /// The first key after `after` (empty: from the start) that starts with `prefix`, in
+    /// byte order; None when there is none left.
+    pub fn next(prefix: &[u8], after: &[u8]) -> Result<Option<Vec<u8>>, Refused> {
+        let mut key = vec![0u8; MAX_KEY];
+        let n = unsafe {
+            imports::kv_next(
+                prefix.as_ptr(),
+                prefix.len(),
+                after.as_ptr(),
+                after.len(),
+                key.as_mut_ptr(),
+                MAX_KEY,
+            )
+        };
+        if n == -1 {
+            return Ok(None);
+        }
+        key.truncate(check(n)?);
+        Ok(Some(key))
+    }
+
+    /// Every key that starts with `prefix`, in byte order.
+    pub fn keys(prefix: &[u8]) -> Result<Vec<Vec<u8>>, Refused> {
+        let mut found: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let after = found.last().map(|k| k.as_slice()).unwrap_or(&[]);
+            match next(prefix, after)? {
+                Some(key) => found.push(key),
+                None => return Ok(found),
+            }
+        }
+    }
+
+    /// A msgpack value kept under `key` (the msgpack ABI's own values).
+    pub fn set_value(key: &[u8], value: &Value) -> Result<(), Refused> {
+        set(key, &value.to_msgpack())
+    }
+
+    /// The msgpack value kept under `key`, or None if absent.
+    pub fn get_value(key: &[u8]) -> Result<Option<Value>, String> {
+        match get(key)? {
+            Some(bytes) => Value::from_msgpack(&bytes)
+                .map(Some)
+                .map_err(|err| format!("the value of a key is not msgpack: {}", err)),
+            None => Ok(None),
+        }
+    }
+}
+
 // --- memory shared with the host ------------------------------------------------------------
 
 // A zero-sized request is legal (an empty config value) but a zero-sized Layout is not, so

@@ -18,6 +18,7 @@ comptime {
     wasmd.exportCall("oops", oops);
     wasmd.exportCall("crash", crash);
     wasmd.exportCall("whoami", whoami);
+    wasmd.exportCall("state", state);
 }
 
 /// whoami [] -> [uid, gid, pid] of the caller
@@ -129,4 +130,42 @@ fn oops(call: *wasmd.Call) !void {
 fn crash(call: *wasmd.Call) !void {
     _ = call;
     @panic("crashed on purpose");
+}
+
+/// state [] -> [count after two adds, the value read back, whether "k" was deleted, the
+/// keys starting with "k" walked with next, the error of a key over max_key]
+fn state(call: *wasmd.Call) !void {
+    _ = try wasmd.kv.add("count", 1);
+    const count = try wasmd.kv.add("count", 1);
+    try wasmd.kv.set("k", "value");
+    try wasmd.kv.set("k2", "");
+    try wasmd.kv.set("other", "x");
+    const value = (try wasmd.kv.get(call.arena, "k")) orelse return call.fail("k is absent");
+    const empty = (try wasmd.kv.get(call.arena, "k2")) orelse return call.fail("k2 is absent");
+    if (empty.len != 0 or (try wasmd.kv.get(call.arena, "absent")) != null)
+        return call.fail("get is wrong");
+    var keys: [8][]const u8 = undefined;
+    var count_keys: usize = 0;
+    var buf: [wasmd.kv.max_key]u8 = undefined;
+    var after: []const u8 = "";
+    while (try wasmd.kv.next("k", after, &buf)) |found| : (after = found) {
+        keys[count_keys] = try call.arena.dupe(u8, found);
+        count_keys += 1;
+    }
+    const deleted = try wasmd.kv.delete("k");
+    var note: wasmd.Writer = .{ .gpa = call.arena };
+    try note.writeStr("kept as msgpack");
+    try wasmd.kv.setValue("note", &note);
+    var kept = (try wasmd.kv.getValue(call.arena, "note")) orelse return call.fail("no note");
+    if (!std.mem.eql(u8, try kept.readStr(), "kept as msgpack")) return call.fail("bad note");
+    _ = try wasmd.kv.delete("note");
+    const too_long: [wasmd.kv.max_key + 1]u8 = @splat('x');
+    const refusal = if (wasmd.kv.set(&too_long, "")) |_| "none" else |err| @errorName(err);
+    try call.result.writeArray(5);
+    try call.result.writeInt(count);
+    try call.result.writeStr(value);
+    try call.result.writeBool(deleted);
+    try call.result.writeArray(count_keys);
+    for (keys[0..count_keys]) |key| try call.result.writeStr(key);
+    try call.result.writeStr(refusal);
 }

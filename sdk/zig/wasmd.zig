@@ -176,6 +176,103 @@ fn panicToLog(message: []const u8, _: ?usize) noreturn {
     @trap();
 }
 
+// ---- durable state (docs/abi.md, "State") -----------------------------------------------
+
+/// The plug-in's own keys and values, kept by the daemon across traps, reloads and
+/// restarts. A call's writes are committed together when it answers a result, and dropped
+/// when it fails or traps; calls that use state run one at a time, so a get then a set in
+/// one call is atomic. A refusal is an error here, never a trap.
+pub const kv = struct {
+    extern "wasmd" fn kv_get(kptr: [*]const u8, klen: usize, vptr: [*]u8, vcap: usize) i32;
+    extern "wasmd" fn kv_set(kptr: [*]const u8, klen: usize, vptr: [*]const u8, vlen: usize) i32;
+    extern "wasmd" fn kv_delete(kptr: [*]const u8, klen: usize) i32;
+    extern "wasmd" fn kv_next(
+        pptr: [*]const u8,
+        plen: usize,
+        aptr: [*]const u8,
+        alen: usize,
+        kptr: [*]u8,
+        kcap: usize,
+    ) i32;
+
+    pub const max_key = 1024;
+    pub const max_value = 1024 * 1024;
+    /// Quota: over [state] max_bytes or max_keys; Unavailable: no store ([state] enabled =
+    /// false) or outside a call; TooLarge: a key over max_key, a value over max_value;
+    /// Failed: the store failed (a full disk; the call fails anyway); Busy: waiting would
+    /// deadlock (plug-ins calling each other through wasmd.call while holding state).
+    pub const Error = error{ Quota, Unavailable, TooLarge, Failed, Busy, OutOfMemory };
+
+    fn check(code: i32) Error!usize {
+        return switch (code) {
+            -2 => error.Quota,
+            -3 => error.Unavailable,
+            -4 => error.TooLarge,
+            -6 => error.Busy,
+            else => if (code < 0) error.Failed else @intCast(code),
+        };
+    }
+
+    /// The value of `key` (allocated from `gpa`, e.g. `call.arena`), or null if absent.
+    pub fn get(gpa: std.mem.Allocator, key: []const u8) Error!?[]u8 {
+        var small: [64]u8 = undefined;
+        const first = kv_get(key.ptr, key.len, &small, small.len);
+        if (first == -1) return null;
+        const len = try check(first);
+        const value = try gpa.alloc(u8, len);
+        if (len <= small.len) {
+            @memcpy(value, small[0..len]);
+        } else if (try check(kv_get(key.ptr, key.len, value.ptr, value.len)) != len) {
+            return error.Failed;
+        }
+        return value;
+    }
+
+    pub fn set(key: []const u8, value: []const u8) Error!void {
+        _ = try check(kv_set(key.ptr, key.len, value.ptr, value.len));
+    }
+
+    /// Whether `key` was there.
+    pub fn delete(key: []const u8) Error!bool {
+        return try check(kv_delete(key.ptr, key.len)) == 1;
+    }
+
+    /// A counter kept as 8 bytes little-endian: adds `delta` (absent counts as 0) and
+    /// returns the sum (wrapping, as i64 arithmetic in two's complement would).
+    pub fn add(key: []const u8, delta: i64) Error!i64 {
+        var bytes: [8]u8 = @splat(0);
+        const got = kv_get(key.ptr, key.len, &bytes, bytes.len);
+        if (got != -1) _ = try check(got);
+        const total = std.mem.readInt(i64, &bytes, .little) +% delta;
+        std.mem.writeInt(i64, &bytes, total, .little);
+        try set(key, &bytes);
+        return total;
+    }
+
+    /// A msgpack value (the writer's bytes) kept under `key`.
+    pub fn setValue(key: []const u8, w: *const Writer) Error!void {
+        try set(key, w.bytes());
+    }
+
+    /// The msgpack value kept under `key`, as a reader over a copy in `gpa`, or null.
+    pub fn getValue(gpa: std.mem.Allocator, key: []const u8) Error!?Reader {
+        const value = (try get(gpa, key)) orelse return null;
+        return .{ .bytes = value };
+    }
+
+    /// The first key after `after` (empty: from the start) that starts with `prefix`, in
+    /// byte order, copied into `out`; null when there is none left. Walk with:
+    ///     var buf: [wasmd.kv.max_key]u8 = undefined;
+    ///     var key: []const u8 = "";
+    ///     while (try wasmd.kv.next("user:", key, &buf)) |found| : (key = found) { ... }
+    /// (`after` may be the previous result, in `out`: the host reads it before writing.)
+    pub fn next(prefix: []const u8, after: []const u8, out: *[max_key]u8) Error!?[]const u8 {
+        const n = kv_next(prefix.ptr, prefix.len, after.ptr, after.len, out, out.len);
+        if (n == -1) return null;
+        return out[0..try check(n)];
+    }
+};
+
 // ---- msgpack writer --------------------------------------------------------------------
 
 pub const Writer = struct {

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
-COMPONENTS = ("kitchen", "environ")
+COMPONENTS = ("kitchen", "environ", "counter")
 
 
 def wasm_tools() -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import wasmtime
 from wasmtime import component as wc
 
+from ..statestore import StateStores
 from .cache import CompileCache
 
 
@@ -55,6 +56,10 @@ class Engines:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        # Where plug-ins that import the state imports keep their state (None: nowhere;
+        # their imports answer KV_UNAVAILABLE). The daemon sets it: daemon-wide, like the
+        # engines, and reaching every compile without another parameter on each path.
+        self.states: StateStores | None = None
 
     def for_manifest(self, fuel: int) -> wasmtime.Engine:
         if not fuel:
@@ -139,6 +144,8 @@ class Engines:
         if self._ticker is not None:
             self._ticker.join()
             self._ticker = None
+        if self.states is not None:
+            self.states.close()
 
     def _tick(self) -> None:
         interval = self.tick_ms / 1000

@@ -411,13 +411,12 @@ def write_guest_bytes(caller: wasmtime.Caller, data: bytes) -> int:
     return (ptr << 32) | len(data)
 
 
-# name -> (params, results, factory)
-HOST_IMPORTS: dict[
-    str,
-    tuple[
-        list[wasmtime.ValType], list[wasmtime.ValType], Callable[[HostContext], Callable[..., Any]]
-    ],
-] = {
+# One import: (params, results, factory)
+ImportSpec = tuple[
+    list[wasmtime.ValType], list[wasmtime.ValType], Callable[[HostContext], Callable[..., Any]]
+]
+# name -> its ImportSpec
+HOST_IMPORTS: dict[str, ImportSpec] = {
     "log": ([_I32, _I32, _I32], [], _log),
     "emit": ([_I32, _I32], [], _emit),
     "error": ([_I32, _I32], [], _error),
@@ -430,14 +429,20 @@ HOST_IMPORTS: dict[
 }
 
 
-def define_host_imports(linker: wasmtime.Linker, module: wasmtime.Module, ctx: HostContext) -> None:
-    """Define the ``wasmd`` imports ``module`` uses; a wrong signature fails the load."""
+def define_host_imports(
+    linker: wasmtime.Linker,
+    module: wasmtime.Module,
+    ctx: HostContext,
+    table: dict[str, ImportSpec] = HOST_IMPORTS,
+) -> None:
+    """Define the ``wasmd`` imports of ``table`` that ``module`` uses; a wrong signature fails
+    the load. (The state imports have their own table, in kv.py.)"""
     for item in module.imports:
         # Extism plug-ins' own host functions come from extism:host/user: where a name
         # agrees with one of ours (and its type too), it gets ours; else a trapping stub.
-        if item.module not in ("wasmd", "extism:host/user") or item.name not in HOST_IMPORTS:
+        if item.module not in ("wasmd", "extism:host/user") or item.name not in table:
             continue
-        params, results, factory = HOST_IMPORTS[item.name]
+        params, results, factory = table[item.name]
         expected = wasmtime.FuncType(params, results)
         actual = item.type
         matches = isinstance(actual, wasmtime.FuncType) and (

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import wasmtime
@@ -32,6 +32,7 @@ from .fastcall import (
     set_deadline,
 )
 from .host import call_state
+from .kv import atomic
 from .traps import CallEnded
 from .wasi import MemFile, make_wasi_config
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from wasmtime import component as wc
 
     from ..manifest import Manifest
+    from ..statestore import Namespace
     from .host import HostContext
     from .signatures import ExportSignature
     from .wasi import Grant
@@ -86,6 +88,10 @@ class Compiled(Protocol):
     def host(self) -> HostContext: ...
     @property
     def component(self) -> object | None: ...  # an abis.component.LinkedComponent
+    @property
+    def uses_state(self) -> bool: ...  # it imports kv_* (kv.py)
+    @property
+    def state(self) -> Namespace | None: ...  # its durable state, if it has a store
 
 
 # What one call may write to stdout or to stderr: a command's output beyond it is refused as
@@ -210,7 +216,13 @@ class Instance:
         self.plugin = plugin
         self.log = logging.getLogger(f"wasmd.plugin.{plugin.name}")
         self.store, self.guard = _new_store(plugin, deadline)
-        self.abi_call = plugin.abi.call  # a plain function: no layer on the hot path
+        # A plain function: no layer on the hot path.
+        self.abi_call: Callable[[Instance, str, Any], Any] = plugin.abi.call
+        if plugin.uses_state:
+            # State hook (issue 26): each call is one transaction on the plug-in's state,
+            # committed before ``run`` returns (so before the answer is sent) and rolled
+            # back by any exception: the guest's error, a trap, a timeout, a cancellation.
+            self.abi_call = atomic(plugin.abi.call, plugin.state, plugin.manifest.state)
         self.streams: tuple[MemFile, MemFile] | None = None
         self.extism: ExtismState | None = None  # an Extism plug-in's kernel and host state
         self.kernel_calls: dict[str, Caller] = {}

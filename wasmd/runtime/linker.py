@@ -10,6 +10,7 @@ from .extism import ENV, KERNEL_EXPORTS, USER
 from .extism import HOST_FUNCTIONS as EXTISM_HOST_FUNCTIONS
 from .extism import define_host_functions as define_extism_host_functions
 from .host import HOST_IMPORTS, HostContext, define_host_imports
+from .kv import KV_IMPORTS
 from .signatures import ImportInfo
 
 WASI_MODULES = frozenset({"wasi_snapshot_preview1", "wasi_unstable"})
@@ -28,6 +29,7 @@ def make_linker(
     if uses_wasi:
         linker.define_wasi()
     define_host_imports(linker, module, host)
+    define_host_imports(linker, module, host, KV_IMPORTS)
     if host.host_functions is not None:
         host.host_functions.define(linker, module, host.plugin)
     if extism is not None:
@@ -47,4 +49,5 @@ def is_provided(item: ImportInfo) -> bool:
         return True
     if item.module == ENV:
         return item.name in KERNEL_EXPORTS or item.name in EXTISM_HOST_FUNCTIONS
-    return item.module in ("wasmd", USER) and item.name in HOST_IMPORTS and item.kind == "func"
+    known = item.name in HOST_IMPORTS or item.name in KV_IMPORTS
+    return item.module in ("wasmd", USER) and known and item.kind == "func"

@@ -18,14 +18,16 @@ from typing import Any
 import wasmtime
 
 from ..credentials import CredentialError
-from ..errors import PluginLoadError
+from ..errors import PluginLoadDeferred, PluginLoadError
 from ..manifest import Manifest
+from ..statestore import Namespace, StateError
 from .abis import ABIS, Abi, Method, detect_abi
 from .abis import component as component_abi
 from .abis.component import LinkedComponent
 from .engine import Engines
 from .files import PluginFiles
 from .host import EventSink, HostContext, Imports, PluginCalls
+from .kv import uses_state
 from .linker import WASI_MODULES, is_provided
 from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
 from .traps import cause_of
@@ -56,6 +58,10 @@ class CompiledPlugin:
     on_event: EventSink  # where the pool reports traps, timeouts and cancellations
     version: str  # see version_of
     component: LinkedComponent | None = field(default=None, repr=False)  # abis/component.py
+    # Whether it imports the state imports (kv.py); then every call is a transaction on
+    # ``state``, its namespace (None: no store, the imports answer KV_UNAVAILABLE).
+    uses_state: bool = False
+    state: Namespace | None = field(default=None, repr=False)
     # describe()'s answers, by with_values: a version never changes, and a flood of
     # wasmd.describe must not rebuild thousands of export maps holding the GIL each time.
     _described: dict[bool, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
@@ -253,6 +259,7 @@ def compile_plugin(
         template, kernel = abi.link(engines, engine, module, host, uses_wasi)
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"cannot link: {cause_of(exc)}") from None
+    stateful = uses_state(imports)
 
     return CompiledPlugin(
         name=name,
@@ -272,7 +279,20 @@ def compile_plugin(
         host=host,
         on_event=on_event,
         version=version_of(wasm, manifest_text),
+        uses_state=stateful,
+        state=open_state(engines, name, manifest) if stateful else None,
     )
+
+
+def open_state(engines: Engines, name: str, manifest: Manifest) -> Namespace | None:
+    """The namespace of a plug-in that uses state (None: disabled, or no state directory).
+    Raises ``PluginLoadError`` when it cannot be opened (locked, corrupt, refused)."""
+    if not manifest.state.enabled or engines.states is None:
+        return None
+    try:
+        return engines.states.open(name)
+    except StateError as exc:
+        raise PluginLoadDeferred(name, exc.message) from None
 
 
 def compile_component(
@@ -317,8 +337,12 @@ def compile_component(
     imports = component_abi.component_imports(component, engine)
     uses_wasi = component_abi.uses_wasi(imports)
     host = HostContext(name, manifest.config_dict(), on_event)
+    stateful = component_abi.uses_state(imports)  # wasi:keyvalue (component_kv.py)
+    state = open_state(engines, name, manifest) if stateful else None
     try:
-        linker = component_abi.link_component(engine, component, host, uses_wasi)
+        linker = component_abi.link_component(
+            engine, component, host, uses_wasi, has_store=state is not None
+        )
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"cannot link: {cause_of(exc)}") from None
     return CompiledPlugin(
@@ -340,4 +364,6 @@ def compile_component(
         on_event=on_event,
         version=version_of(wasm, manifest_text),
         component=LinkedComponent(component, linker, found),
+        uses_state=stateful,
+        state=state,
     )

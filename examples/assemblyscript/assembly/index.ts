@@ -1,5 +1,6 @@
 // asdemo: a wasmd plug-in in AssemblyScript, using the msgpack ABI through
-// sdk/assemblyscript/wasmd.ts. Methods: asdemo.upper, asdemo.add, asdemo.fail.
+// sdk/assemblyscript/wasmd.ts. Methods: asdemo.upper, asdemo.add, asdemo.fail, and
+// asdemo.tally and asdemo.note, which keep their data in wasmd's durable state.
 //
 // Build (from examples/assemblyscript, after `npm install`; see build.py for why):
 //
@@ -13,6 +14,12 @@ import {
   call,
   fail as failCall,
   hasFailed,
+  intParam,
+  kvAdd,
+  kvGetValue,
+  kvKeys,
+  kvSetValue,
+  kvStatus,
   numberParam,
   param,
   stringParam,
@@ -70,4 +77,41 @@ export function fail(ptr: usize, len: usize): i64 {
 function failImpl(params: Value[]): Value {
   if (params.length > 0 && params[0].kind == Kind.Str) return failCall(params[0].asString());
   return failCall("asdemo.fail always fails");
+}
+
+/** `[]` or `[by]` -> the count kept in wasmd's durable state after adding `by` (1): it
+ *  survives traps, reloads and restarts. */
+export function tally(ptr: usize, len: usize): i64 {
+  return call(ptr, len, tallyImpl);
+}
+
+function tallyImpl(params: Value[]): Value {
+  const by = params.length > 0 ? intParam(params, 0) : 1;
+  if (hasFailed()) return Value.nil();
+  const total = kvAdd("tally", by);
+  if (kvStatus() != 0) return failCall("state refused: " + kvStatus().toString());
+  return Value.fromI64(total);
+}
+
+/** `[key, value]` keeps any value under "note:KEY" (answers nil); `[key]` answers it (nil if
+ *  nothing is kept); `[]` answers the keys kept, in byte order. */
+export function note(ptr: usize, len: usize): i64 {
+  return call(ptr, len, noteImpl);
+}
+
+function noteImpl(params: Value[]): Value {
+  if (params.length == 0) {
+    const keys = kvKeys("note:");
+    const names = new Array<Value>(keys.length);
+    for (let i = 0; i < keys.length; i++) names[i] = Value.fromString(keys[i].substring(5));
+    return Value.array(names);
+  }
+  const key = "note:" + stringParam(params, 0);
+  if (hasFailed()) return Value.nil();
+  if (params.length > 1) {
+    if (kvSetValue(key, params[1]) != 0) return failCall("state refused: " + kvStatus().toString());
+    return Value.nil();
+  }
+  const kept = kvGetValue(key);
+  return kept === null ? Value.nil() : kept;
 }

@@ -29,6 +29,8 @@ from wasmtime import component as wc
 from ...errors import ErrorCode, PluginLoadError, WasmdError
 from ..component_call import make_component_caller
 from ..component_host import HOST_INTERFACE, define_host_interface
+from ..component_kv import PROVIDED as KEYVALUE
+from ..component_kv import define_keyvalue, is_keyvalue
 from ..host import HostContext
 from ..signatures import ExportSignature, ImportInfo
 from ..traps import CallEnded
@@ -219,7 +221,12 @@ def component_imports(component: wc.Component, engine: wasmtime.Engine) -> tuple
 
 
 def uses_wasi(imports: Sequence[ImportInfo]) -> bool:
-    return any(i.module.startswith("wasi:") for i in imports)
+    return any(i.module.startswith("wasi:") and not is_keyvalue(i.module) for i in imports)
+
+
+def uses_state(imports: Sequence[ImportInfo]) -> bool:
+    """Whether the component imports ``wasi:keyvalue`` (then it gets durable state)."""
+    return any(is_keyvalue(i.module) for i in imports)
 
 
 def is_provided(item: ImportInfo) -> bool:
@@ -242,9 +249,14 @@ def link(
 
 
 def link_component(
-    engine: wasmtime.Engine, component: wc.Component, host: HostContext, wasi: bool
+    engine: wasmtime.Engine,
+    component: wc.Component,
+    host: HostContext,
+    wasi: bool,
+    has_store: bool = False,
 ) -> wc.Linker:
-    """Once per version: WASI preview 2 (if imported), ``wasmd:host/api``, traps for the rest.
+    """Once per version: WASI preview 2 (if imported), ``wasmd:host/api``, ``wasi:keyvalue``
+    (component_kv.py; ``has_store``: the plug-in has durable state), traps for the rest.
     Raises ``wasmtime.WasmtimeError``, or ``PluginLoadError`` for an import it cannot stub."""
     linker = wc.Linker(engine)
     if wasi:
@@ -253,6 +265,12 @@ def link_component(
     for import_name, item in component.type.imports(engine).items():
         if import_name.partition("@")[0] == HOST_INTERFACE:
             define_host_interface(linker, import_name, host)
+        elif is_keyvalue(import_name):
+            if not define_keyvalue(linker, import_name, host, has_store):
+                raise PluginLoadError(
+                    host.plugin,
+                    f"imports {import_name}; wasmd provides {', '.join(sorted(KEYVALUE))}",
+                )
         elif not import_name.startswith("wasi:"):
             unknown[import_name] = item.ty
     # Not ``define_unknown_imports_as_traps``: it also replaces the WASI functions that
