@@ -104,3 +104,21 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
 def wat2wasm(text: str) -> bytes:
     return bytes(wasmtime.wat2wasm(text))
+
+
+# Scenario 9: ones(n) sends n one-byte chunks (the value 1) to a wasmd.stream call, then
+# returns n; quick() is the plain call the chunk rate is compared with.
+STREAMER = """(module
+  (import "wasmd" "send" (func $send (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "ones") (param $n i32) (result i32)
+    (local $i i32)
+    (i32.store8 (i32.const 16) (i32.const 1))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (drop (call $send (i32.const 16) (i32.const 1)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (local.get $n))
+  (func (export "quick") (result i32) (i32.const 7))
+)"""

@@ -45,6 +45,10 @@ class RpcClient:
         self.sock.sendall(self._pack([0, msgid, method, list(params)]))
         return msgid
 
+    def notify(self, method: str, params: Sequence[Any] = ()) -> None:
+        """Send one notification."""
+        self.sock.sendall(self._pack([2, method, list(params)]))
+
     def receive(self) -> list[Any]:
         """The next message: a response ``[1, msgid, error, result]`` or a notification."""
         while True:

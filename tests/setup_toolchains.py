@@ -63,6 +63,9 @@ def pip_install(*packages: str) -> None:
     run([sys.executable, "-m", "pip", "install", "-q", *packages])
 
 
+NODE_CLIENT = Path(__file__).resolve().parent.parent / "examples" / "node"
+
+
 def npm_install(directory: Path) -> None:
     """`npm install` from the directory's package.json (and lock file, if any)."""
     if shutil.which("npm") is None:
@@ -79,6 +82,12 @@ def main() -> int:
             failures.append(f"{language}: {exc}")
         else:
             print(f"{language}: ready")
+    try:
+        npm_install(NODE_CLIENT)  # docs/streaming.md's Node client
+    except ToolchainUnavailable as exc:
+        failures.append(f"node client: {exc}")
+    else:
+        print("node client: ready")
     try:
         apt_install(*SYSTEM_PACKAGES)
     except ToolchainUnavailable as exc:

@@ -88,7 +88,9 @@ async def test_client_commands(short_tmp: Path, capsys: pytest.CaptureFixture[st
             "params": ["i32", "i32"],
             "results": ["i32"],
             "callable": True,
+            "streams": False,
         }
+        assert described["streams"] == []
         assert described["limits"]["timeout_ms"] == 1000
 
         code, out, _ = await acli("stats", "--json")

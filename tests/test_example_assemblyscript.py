@@ -29,11 +29,13 @@ def asdemo(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def test_module_is_a_reactor_whose_aborts_go_to_the_sdk(asdemo: bytes) -> None:
     module = wasmtime.Module(wasmtime.Engine(), asdemo)
     exports = {export.name for export in module.exports}
-    assert exports == {"memory", "wasmd_alloc", "upper", "add", "fail", "tally", "note"}
+    methods = {"upper", "add", "fail", "countdown", "sizes", "tally", "note"}
+    assert exports == {"memory", "wasmd_alloc", *methods}
     imports = {(item.module, item.name) for item in module.imports}
     # --use abort=... took effect: no env.abort import, which wasmd would link as a bare trap
     kv = {("wasmd", "kv_get"), ("wasmd", "kv_set"), ("wasmd", "kv_next")}
-    assert imports <= {("wasmd", "log"), ("wasmd", "error"), *kv}
+    streams = {("wasmd", "send"), ("wasmd", "recv")}
+    assert imports <= {("wasmd", "log"), ("wasmd", "error"), *kv, *streams}
 
 
 async def test_upper(short_tmp: Path, asdemo: bytes) -> None:
@@ -43,7 +45,7 @@ async def test_upper(short_tmp: Path, asdemo: bytes) -> None:
             assert await client.call("asdemo.upper", "") == ""
             described = await client.describe("asdemo")
     assert described["abi"] == "msgpack"
-    assert described["methods"] == ["add", "fail", "note", "tally", "upper"]
+    assert described["methods"] == ["add", "countdown", "fail", "note", "sizes", "tally", "upper"]
 
 
 @pytest.mark.parametrize(
@@ -105,6 +107,23 @@ async def test_guest_errors(
     assert caught.value.message == message
     assert caught.value.data is not None
     assert caught.value.data["kind"] == "guest_error"
+
+
+async def test_asdemo_streams_a_countdown_and_sizes_of_pushes(
+    short_tmp: Path, asdemo: bytes
+) -> None:
+    async with running_daemon(short_tmp, {"asdemo.wasm": asdemo}) as daemon:
+        async with daemon.client() as client:
+            stream = client.stream("asdemo.countdown", 3, window=1)
+            assert [n async for n in stream] == [3, 2, 1]
+            assert stream.result == 0
+            assert await client.call("asdemo.countdown", 3) == 0  # a plain call
+            async with client.stream("asdemo.sizes") as sizes:
+                for text in ("", "abc", "x" * 5000):  # past recv's first 256 bytes
+                    await sizes.push(text)
+                await sizes.push_end()
+                assert [n async for n in sizes] == [0, 3, 5000]
+            assert sizes.result == 3
 
 
 async def test_state_through_the_sdk(short_tmp: Path, asdemo: bytes) -> None:

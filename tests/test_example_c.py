@@ -157,7 +157,7 @@ async def test_module_shape(short_tmp: Path, greet_wasm: bytes) -> None:
         async with daemon.client() as client:
             described = await client.describe("greet")
     assert described["abi"] == "msgpack"
-    assert described["methods"] == ["greet", "info", "sum"]
+    assert described["methods"] == ["greet", "info", "lines", "shout", "sum"]
     assert {i["module"] for i in described["imports"]} <= {"wasmd", "wasi_snapshot_preview1"}
     assert described["trapping_imports"] == []
     exports = {e["name"] for e in described["exports"]}
@@ -225,6 +225,23 @@ async def test_sdk_config_and_a_long_log_line(
     assert [r.levelno for r in caplog.records if r.name == "wasmd.plugin.sdk"] == [
         logging.WARNING
     ] * 3
+
+
+async def test_greet_streams_lines_and_shouts_pushes(short_tmp: Path, greet_wasm: bytes) -> None:
+    async with running_daemon(short_tmp, {"greet.wasm": greet_wasm}) as daemon:
+        async with daemon.client() as client:
+            stream = client.stream("greet.lines", "one\ntwo\n\nfour", window=1)
+            assert [line async for line in stream] == ["one", "two", "", "four"]
+            assert stream.result == 4
+            assert await client.call("greet.lines", "a\nb") == 0  # a plain call: no chunks
+            async with client.stream("greet.shout") as shouted:
+                for word in ("hi", "é" * 100, "x" * 70_000):  # past recv's first 256 bytes
+                    await shouted.push(word)
+                await shouted.push_end()
+                assert [chunk async for chunk in shouted] == ["HI", "é" * 100, "X" * 70_000]
+            assert shouted.result == 3
+            description = await client.describe("greet")
+            assert description["streams"] == ["recv", "send"]
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,17 @@ async def test_reverse_and_count(short_tmp: Path, textops: bytes) -> None:
             assert await client.call("textops.count", "") == {"chars": 0, "words": 0}
             described = await client.describe("textops")
     assert described["abi"] == "msgpack"
-    assert described["methods"] == ["count", "echo", "fail", "greet", "note", "reverse", "tally"]
+    assert described["methods"] == [
+        "count",
+        "echo",
+        "fail",
+        "greet",
+        "note",
+        "reverse",
+        "tally",
+        "upper",
+        "words",
+    ]
 
 
 async def test_echo_round_trips_every_kind_of_value(short_tmp: Path, textops: bytes) -> None:
@@ -136,6 +146,23 @@ async def test_guest_errors(
     assert caught.value.message == message
     assert caught.value.data is not None
     assert caught.value.data["kind"] == "guest_error"
+
+
+async def test_textops_streams_words_and_upper_cases_pushes(
+    short_tmp: Path, textops: bytes
+) -> None:
+    async with running_daemon(short_tmp, {"textops.wasm": textops}) as daemon:
+        async with daemon.client() as client:
+            stream = client.stream("textops.words", "one two  three\nfour", window=1)
+            assert [word async for word in stream] == ["one", "two", "three", "four"]
+            assert stream.result == 4
+            assert await client.call("textops.words", "a b") == 0  # a plain call
+            async with client.stream("textops.upper") as upper:
+                for text in ("hi", "straße", "x" * 5000):  # past recv's first 256 bytes
+                    await upper.push(text)
+                await upper.push_end()
+                assert [chunk async for chunk in upper] == ["HI", "STRASSE", "X" * 5000]
+            assert upper.result == 3
 
 
 async def test_state_through_the_sdk(short_tmp: Path, textops: bytes) -> None:

@@ -128,7 +128,7 @@ async def test_module_shape(short_tmp: Path, sum_wasm: bytes) -> None:
         async with daemon.client() as client:
             described = await client.describe("sum")
     assert described["abi"] == "msgpack"
-    assert described["methods"] == ["fail", "reverse", "sum"]
+    assert described["methods"] == ["fail", "lengths", "reverse", "running", "sum"]
     assert {i["module"] for i in described["imports"]} <= {"wasmd"}
     exports = {e["name"] for e in described["exports"]}
     assert "_start" not in exports  # a reactor, not a command
@@ -220,6 +220,23 @@ async def test_sdk_errors_and_panics(
             assert await client.call("sdk.echo", 1) == [1]
     lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
     assert ("wasmd.plugin.sdk", logging.ERROR, "crashed on purpose") in lines
+
+
+async def test_sum_streams_running_totals_and_push_lengths(
+    short_tmp: Path, sum_wasm: bytes
+) -> None:
+    async with running_daemon(short_tmp, {"sum.wasm": sum_wasm}) as daemon:
+        async with daemon.client() as client:
+            stream = client.stream("sum.running", [1, 2, 3, -10], window=1)
+            assert [total async for total in stream] == [1, 3, 6, -4]
+            assert stream.result == -4
+            assert await client.call("sum.running", [5, 5]) == 10  # a plain call
+            async with client.stream("sum.lengths") as lengths:
+                for text in ("", "héllo", "x" * 5000):  # past recv's first 256 bytes
+                    await lengths.push(text)
+                await lengths.push_end()
+                assert [n async for n in lengths] == [0, 6, 5000]
+            assert lengths.result == 3
 
 
 async def test_sdk_keeps_durable_state(short_tmp: Path, selftest_wasm: bytes) -> None:

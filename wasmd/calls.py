@@ -29,7 +29,8 @@ class Ticket:
     """One call in progress, as its caller holds it.
 
     ``owner`` is who made the call (backpressure is per owner); ``started`` is when the
-    call's deadline began; ``cancel`` ends the call wherever it is.
+    call's deadline began; ``cancel`` ends the call wherever it is; ``stream`` is a
+    streaming call's ``streams.CallStream``.
 
     ``detached`` says how the caller waits for an instance when none is free: a detached
     call (the server's) is queued in the plug-in's run queue and the caller goes on at once;
@@ -55,6 +56,7 @@ class Ticket:
         "owner",
         "peer",
         "started",
+        "stream",
     )
 
     # A plug-in's call to another (runtime/nested.py) ends by its caller's deadline, if that
@@ -74,11 +76,17 @@ class Ticket:
         # is true, else ``cancelled``).
         self.deadline_at: float | None = None
         self._withdraw: Callable[[bool], object] | None = None
+        # A streaming call's ``streams.CallStream``: the guest's send and recv find it here
+        # (through the running call's cancellable, runtime/stream_imports.py).
+        self.stream: Any = None
 
     def cancel(self) -> None:
         """End the call: a queued one leaves its queue at once and is answered ``cancelled``
         (on this thread), a running one ends at the next epoch tick."""
         self.cancelled = True
+        stream = self.stream
+        if stream is not None:
+            stream.cancel()  # a guest waiting in send or recv looks at once
         withdraw = self._withdraw
         if withdraw is not None:
             withdraw(False)

@@ -83,6 +83,11 @@ def check_lines(report: CheckReport) -> list[str]:
     ]
     for signature in d["signatures"].values():
         lines.append(f"  {d['name']}.{signature}")
+    if d.get("streams"):
+        lines.append(
+            f"  streams: imports {' and '.join(d['streams'])}: its methods may be called with "
+            "wasmd.stream (chunks out, pushed values in)"
+        )
     for export in d["exports"]:
         if export["name"] not in d["methods"]:
             why = export.get("refusal") or "not callable as a method"  # a component's reason

@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 
     from .config import DaemonConfig
     from .daemon import Daemon
+    from .sync_client import SyncClient
     from .systemd import Notifier
 
 # 1: the daemon answered with an error (or a command plug-in exited non-zero), or the
 # check found problems; 2: the command line or a config file is wrong; 3: no daemon answers;
 # 4: `check` has warnings (the plug-in loads, but has no callable methods).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_WARNING = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # `wasmd call --stream` stopped by Ctrl-C (128 + SIGINT)
 
 DESCRIPTION = """\
 wasmd runs WebAssembly plug-ins for local programs: `wasmd serve` starts the daemon, which
@@ -182,6 +184,19 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("method", help="PLUGIN.FUNCTION (see `wasmd list`)")
     p.add_argument("args", nargs="*", help="arguments, each JSON (42, 1.5, true, [1]) or a string")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="call it as a stream: print each chunk it sends on a line of its own as it "
+        "arrives, then its result; Ctrl-C cancels it",
+    )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --stream: chunks the daemon may send ahead of what was printed",
+    )
 
     command("list", "list the plug-ins: name, version, ABI, state and callable functions")
     p = command(
@@ -466,6 +481,8 @@ def _client_command(args: argparse.Namespace) -> int:
         if args.command == "state":
             return _state(client, args)
         method, params = _request_for(args)
+        if args.command == "call" and args.stream:
+            return _call_stream(client, args, method, params)
         result = client.call(method, *params)
     if args.json:
         _print_json(result)
@@ -474,6 +491,34 @@ def _client_command(args: argparse.Namespace) -> int:
     else:
         _print_result(result)
     return EXIT_FAILED if _command_failed(method, result) else EXIT_OK
+
+
+def _call_stream(
+    client: SyncClient, args: argparse.Namespace, method: str, params: list[Any]
+) -> int:
+    """``wasmd call --stream``: one line per chunk as it arrives (``--json``: ``{"chunk": v}``
+    per line, then ``{"result": v}``), then the result unless it is nil; Ctrl-C cancels."""
+    from .streams import DEFAULT_WINDOW
+
+    stream = client.stream(method, *params, window=args.window or DEFAULT_WINDOW)
+    try:
+        for chunk in stream:
+            line = _dumps({"chunk": chunk}) if args.json else _one_line(chunk)
+            print(line, flush=True)
+    except KeyboardInterrupt:
+        stream.close()  # wasmd.cancel: the guest ends at its next epoch tick
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(_dumps({"result": stream.result}))
+    elif stream.result is not None:
+        print(_one_line(stream.result))
+    return EXIT_OK
+
+
+def _one_line(value: Any) -> str:
+    """A chunk as a person reads it: text as text (bytes too, if UTF-8), the rest as JSON."""
+    text = _jsonable(value)
+    return text if isinstance(text, str) else _dumps(text)
 
 
 def _state(client: Any, args: argparse.Namespace) -> int:

@@ -33,12 +33,14 @@ from .sync_client import (
     connect_error,
     notification_error,
     resolve_socket,
+    route_chunk,
 )
 
 # How long one message's write may wait for the daemon to take it (see ``Client._send``).
 WRITE_TIMEOUT = 30.0
 
 if TYPE_CHECKING:
+    from .client_async_stream import ClientStream
     from .events import LifecycleEvent
 
 __all__ = ["Client", "SyncClient", "open_client", "resolve_socket"]
@@ -60,6 +62,7 @@ class Client:
         send, receive = anyio.create_memory_object_stream["LifecycleEvent"](1024)
         self._event_send: MemoryObjectSendStream[LifecycleEvent] = send
         self._event_receive: MemoryObjectReceiveStream[LifecycleEvent] = receive
+        self._streams: dict[int, ClientStream] = {}
 
     async def call(self, method: str, *params: Any) -> Any:
         """Call ``method`` with ``params``; its result, or ``WasmdError``."""
@@ -115,6 +118,38 @@ class Client:
     async def ping(self) -> str:
         return str(await self.call("wasmd.ping"))
 
+    # --- streaming calls (client_async_stream.py) ------------------------------------------
+
+    def stream(self, method: str, *params: Any, window: int | None = None) -> ClientStream:
+        """``async for chunk in client.stream("p.e", ...)``: a ``wasmd.stream`` call's chunks,
+        credit granted as they are taken; then its ``result``. ``async with`` it (or
+        ``aclose``) to cancel it when leaving early. ``window``: 32 unless given."""
+        from .client_async_stream import ClientStream  # only a client that streams needs it
+
+        return ClientStream(
+            self._register_stream, self._unregister_stream, self._send_event, method, params, window
+        )
+
+    def _register_stream(self, stream: ClientStream) -> int:
+        if self._failure is not None:
+            raise self._failure
+        msgid = next(self._msgids) & 0xFFFFFFFF
+        self._streams[msgid] = stream
+        return msgid
+
+    def _unregister_stream(self, msgid: int) -> None:
+        self._streams.pop(msgid, None)
+
+    async def _send_event(self, event: Request | Notification) -> None:
+        if self._failure is not None:
+            raise self._failure
+        data = self._protocol.send(event)
+        async with self._send_lock:
+            try:
+                await send_all(self._sock, data)
+            except OSError as exc:
+                raise self._failure or closed_error(exc.strerror or str(exc)) from None
+
     async def list(self) -> list[dict[str, Any]]:
         return list(await self.call("wasmd.list"))
 
@@ -163,12 +198,17 @@ class Client:
                     return
                 elif isinstance(event, Response):
                     waiter = self._pending.get(event.msgid)
-                    if waiter is not None:
-                        error = None if event.error is None else WasmdError.from_wire(event.error)
+                    stream = self._streams.get(event.msgid)
+                    error = None if event.error is None else WasmdError.from_wire(event.error)
+                    if stream is not None:
+                        stream.finish(error, event.result)
+                    elif waiter is not None:
                         waiter[1][:] = [error, event.result]
                         waiter[0].set()
                 elif isinstance(event, Notification):
-                    if event.method == "wasmd.error":
+                    if event.method == "wasmd.chunk":
+                        route_chunk(self._streams, event.params)
+                    elif event.method == "wasmd.error":
                         self._fail(notification_error(event))
                     elif event.method == "wasmd.event" and event.params:
                         # The daemon marks its own drops; a reader this slow loses the newest.
@@ -181,6 +221,8 @@ class Client:
         if self._failure is None:
             self._failure = error
         self._closed.set()
+        for stream in self._streams.values():
+            stream.finish(error, None)
         for done, slot in self._pending.values():
             if not done.is_set():
                 slot[:] = [error, None]

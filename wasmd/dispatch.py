@@ -20,6 +20,7 @@ from .errors import ErrorCode, WasmdError, echo
 from .peers import supplementary_groups
 from .registry import Registry
 from .server import Session
+from .stream_wire import STREAM_METHOD, start_stream
 from .values import show_value
 
 log = logging.getLogger("wasmd.dispatch")
@@ -74,6 +75,8 @@ class Dispatcher:
     def __call__(
         self, session: Session, method: str, params: list[Any], ticket: Ticket, respond: Respond
     ) -> None:
+        if method == STREAM_METHOD:  # a plug-in call with a stream (stream_wire.py)
+            method, params, respond = start_stream(session, params, ticket, respond)
         name, dot, export = method.partition(".")
         if name == "wasmd":
             self._builtin(session, export, params, respond)

@@ -41,12 +41,14 @@ import anyio.to_thread
 
 from .discovery import PluginSource, name_problem, scan_name, search_path, source_from_path
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
+from .library_stream import PluginStream
 from .loader import build_pool
 from .registry import PluginTable
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
 from .runtime.embedder import HostFunctions, check_host_functions
 from .snapshot import DEFAULT_MAX_MODULE_SIZE, take_snapshot
 from .statestore import StateStores
+from .streams import DEFAULT_WINDOW, parse_window
 from .trust import TrustPolicy
 
 log = logging.getLogger("wasmd.library")
@@ -307,6 +309,13 @@ class Plugin:
         except anyio.get_cancelled_exc_class():
             ticket.cancel()
             raise
+
+    def stream(self, export: str, *params: Any, window: int = DEFAULT_WINDOW) -> PluginStream:
+        """Call ``export`` as a stream (docs/abi.md, "Streaming"): iterate over the chunks
+        it sends; afterwards ``result`` is what it returned. ``push``/``push_end`` feed its
+        ``recv``; ``close`` (or leaving a ``with`` block) cancels it."""
+        parse_window({"window": window})
+        return PluginStream(self._call, export, params, window)
 
     def _call(self, export: str, params: Sequence[Any], ticket: Ticket) -> Any:
         outcome: list[Any] = [None, None]

@@ -11,17 +11,31 @@ from __future__ import annotations
 import itertools
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ErrorCode, WasmdError
 from .protocol import EOF, NEED_DATA, Connection, Notification, Request, Response
 from .socket_path import default_socket_path
 
 if TYPE_CHECKING:
+    from .client_stream import SyncStream
     from .events import LifecycleEvent
+
+
+class _TakesChunks(Protocol):
+    def deliver(self, value: Any) -> None: ...
+
+
+def route_chunk(streams: Mapping[int, _TakesChunks], params: Sequence[Any]) -> None:
+    """Give a ``wasmd.chunk`` notification's value to the stream its msgid names (a stream
+    left early, or an unknown msgid, takes nothing). Both clients route chunks with this."""
+    if len(params) == 3 and type(params[0]) is int:
+        stream = streams.get(params[0])
+        if stream is not None:
+            stream.deliver(params[2])
 
 
 def resolve_socket(path: str | os.PathLike[str] | None) -> Path:
@@ -65,6 +79,8 @@ class SyncClient:
         self._msgids = itertools.count()
         self._results: dict[int, Response] = {}
         self._events: list[LifecycleEvent] = []
+        self._streams: dict[int, SyncStream] = {}
+        self._abandoned: set[int] = set()  # streams left early: their answers are dropped
         self._subscribed = False
 
     def call(self, method: str, *params: Any) -> Any:
@@ -107,6 +123,42 @@ class SyncClient:
         """Have the daemon drain and remove plug-in NAME (``wasmd.unload``)."""
         return dict(self.call("wasmd.unload", name))
 
+    # --- streaming calls (client_stream.py) ------------------------------------------------
+
+    def stream(self, method: str, *params: Any, window: int | None = None) -> SyncStream:
+        """``for chunk in client.stream("p.e", ...)``: a ``wasmd.stream`` call's chunks as they
+        arrive, credit granted as they are taken; then its ``result``. Use it as a context
+        manager (or ``close`` it) to cancel it when leaving early. ``window``: 32 unless
+        given."""
+        # Only a client that streams needs these (a client command imports what it uses).
+        from .client_stream import DEFAULT_WINDOW, SyncStream, stream_request
+
+        window = DEFAULT_WINDOW if window is None else window
+        msgid = next(self._msgids) & 0xFFFFFFFF
+        request = stream_request(msgid, method, params, window)
+        self._sock.sendall(self._protocol.send(request))
+        stream = SyncStream(
+            msgid, window, self._pump, self._stream_outcome, self._notify, self._abandon_stream
+        )
+        self._streams[msgid] = stream
+        return stream
+
+    def _notify(self, event: Notification) -> None:
+        self._sock.sendall(self._protocol.send(event))
+
+    def _stream_outcome(self, msgid: int) -> tuple[WasmdError | None, Any] | None:
+        response = self._results.pop(msgid, None)
+        if response is None:
+            return None
+        error = None if response.error is None else WasmdError.from_wire(response.error)
+        return error, response.result
+
+    def _abandon_stream(self, msgid: int) -> None:
+        stream = self._streams.pop(msgid, None)
+        unanswered = stream is not None and stream.outcome is None
+        if unanswered and self._results.pop(msgid, None) is None:
+            self._abandoned.add(msgid)
+
     def subscribe(self, prefixes: Sequence[str] = ()) -> None:
         """Ask for lifecycle events whose type starts with one of ``prefixes`` (all if none)."""
         self.call("wasmd.subscribe", *([list(prefixes)] if prefixes else []))
@@ -132,9 +184,14 @@ class SyncClient:
         elif event is EOF:
             raise closed_error("end of stream")
         elif isinstance(event, Response):
-            self._results[event.msgid] = event
+            if event.msgid in self._abandoned:
+                self._abandoned.discard(event.msgid)
+            else:
+                self._results[event.msgid] = event
         elif isinstance(event, Notification):
-            if event.method == "wasmd.error":
+            if event.method == "wasmd.chunk":
+                route_chunk(self._streams, event.params)
+            elif event.method == "wasmd.error":
                 raise notification_error(event)
             if event.method == "wasmd.event" and event.params:
                 self._events.append(event.params[0])

@@ -6,7 +6,19 @@ from collections.abc import Callable
 
 from ..context import Context
 from ..report import Row
-from . import hammer, idle, inprocess, nats, ping, reload, roundtrip, scaling, startup, state
+from . import (
+    hammer,
+    idle,
+    inprocess,
+    nats,
+    ping,
+    reload,
+    roundtrip,
+    scaling,
+    startup,
+    state,
+    streaming,
+)
 
 Scenario = Callable[[Context], list[Row]]
 
@@ -23,4 +35,5 @@ SCENARIOS: tuple[tuple[str, str, Scenario], ...] = (
     ("9", "NATS bridge", nats.run),
     ("10", "ping under a hammered instance", hammer.run),
     ("11", "durable state per call", state.run),
+    ("12", "streaming chunks", streaming.run),
 )

@@ -13,10 +13,12 @@
  *     wasmd call greet.greet world        # "hello, world"
  *     wasmd call greet.sum '[1, 2, 3]'    # 6
  *     wasmd call greet.info               # {"greeting": "hi", "language": "c"}
+ *     wasmd call --stream greet.lines "$(printf 'a\nb')"   # a, b, then 2
  */
 #define WASMD_IMPLEMENTATION
 #include "wasmd.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 
 /* greet [name: str] -> "hello, NAME" */
@@ -68,5 +70,58 @@ WASMD_EXPORT(info) {
     wasmd_write_cstr(&out, "language");
     wasmd_write_cstr(&out, "c");
     free(greeting);
+    return wasmd_return(&out);
+}
+
+/* lines [text: str] -> int: called with wasmd.stream, sends each line of `text` as a chunk
+ * as soon as it is found; returns how many lines it sent (a plain call: 0). */
+WASMD_EXPORT(lines) {
+    uint32_t count, len;
+    const char *text;
+    if (!wasmd_read_array(params, &count) || count != 1 || !wasmd_read_str(params, &text, &len))
+        return wasmd_fail("lines takes [text: str]");
+    wasmd_writer chunk = WASMD_WRITER_INIT;
+    int64_t sent = 0;
+    for (uint32_t start = 0, i = 0; start < len; start = ++i) {
+        while (i < len && text[i] != '\n') i++;
+        wasmd_write_str(&chunk, text + start, i - start);
+        if (!wasmd_send(&chunk)) break; /* not a stream, or the call has ended */
+        sent++;
+    }
+    wasmd_writer_free(&chunk);
+    wasmd_writer out = WASMD_WRITER_INIT;
+    wasmd_write_int(&out, sent);
+    return wasmd_return(&out);
+}
+
+/* shout [] -> int: sends back each string pushed to it (wasmd.push) in capitals, until the
+ * client ends its input (wasmd.push_end); returns how many. */
+WASMD_EXPORT(shout) {
+    (void)params;
+    wasmd_writer chunk = WASMD_WRITER_INIT;
+    int64_t count = 0;
+    size_t len;
+    uint8_t *value;
+    while ((value = wasmd_recv(&len)) != NULL) {
+        wasmd_reader r = wasmd_reader_init(value, len);
+        const char *s;
+        uint32_t n;
+        if (!wasmd_read_str(&r, &s, &n)) {
+            free(value);
+            wasmd_writer_free(&chunk);
+            return wasmd_fail("shout takes pushed strings");
+        }
+        wasmd_write_str_header(&chunk, n);
+        for (uint32_t i = 0; i < n; i++) {
+            char c = (char)toupper((unsigned char)s[i]);
+            wasmd_write_raw(&chunk, &c, 1);
+        }
+        free(value);
+        if (!wasmd_send(&chunk)) break;
+        count++;
+    }
+    wasmd_writer_free(&chunk);
+    wasmd_writer out = WASMD_WRITER_INIT;
+    wasmd_write_int(&out, count);
     return wasmd_return(&out);
 }

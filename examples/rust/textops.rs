@@ -10,7 +10,9 @@
 //!
 //! A `cdylib` is a WASI reactor: it has no `_start`, so wasmd detects the msgpack ABI from
 //! the `wasmd_alloc` export. Methods: `textops.reverse`, `textops.count`, `textops.echo`,
-//! `textops.greet` and `textops.fail`.
+//! `textops.greet`, `textops.fail`; two that stream (`wasmd call --stream`),
+//! `textops.words` and `textops.upper`; and two that keep durable state, `textops.tally` and
+//! `textops.note`.
 
 #[path = "../../sdk/rust/wasmd.rs"]
 mod wasmd;
@@ -66,6 +68,40 @@ pub extern "C" fn fail(ptr: *mut u8, len: usize) -> i64 {
             Some(message) => Err(message.to_owned()),
             None => Err("textops.fail always fails".to_owned()),
         }
+    })
+}
+
+/// `[text]` -> the number of words; called with `wasmd.stream`, it sends each word as a
+/// chunk as it finds it (a plain call gets only the number).
+#[no_mangle]
+pub extern "C" fn words(ptr: *mut u8, len: usize) -> i64 {
+    wasmd::call(ptr, len, |params| {
+        let text = wasmd::str_param(&params, 0)?;
+        let mut count = 0i64;
+        for word in text.split_whitespace() {
+            if !wasmd::send(&word.into()) {
+                break; // not a stream, or the call has ended
+            }
+            count += 1;
+        }
+        Ok(count.into())
+    })
+}
+
+/// `[]` -> how many values were pushed; sends back each pushed string upper-cased, until
+/// the client ends its input (`wasmd.push_end`).
+#[no_mangle]
+pub extern "C" fn upper(ptr: *mut u8, len: usize) -> i64 {
+    wasmd::call(ptr, len, |_params| {
+        let mut count = 0i64;
+        while let Some(value) = wasmd::recv() {
+            let text = value.as_str().ok_or("upper takes pushed strings")?;
+            if !wasmd::send(&text.to_uppercase().into()) {
+                break;
+            }
+            count += 1;
+        }
+        Ok(count.into())
     })
 }
 

@@ -12,6 +12,7 @@
 //!     wasmd call sum.sum '[1, 2, 3.5]'   # 6.5
 //!     wasmd call sum.reverse 'héllo'    # "olléh"
 //!     wasmd call sum.fail               # error 4: as asked
+//!     wasmd call --stream sum.running '[1, 2, 3]'   # 1, 3, 6, then 6
 
 const std = @import("std");
 const wasmd = @import("wasmd");
@@ -22,6 +23,8 @@ comptime {
     wasmd.exportCall("sum", sum);
     wasmd.exportCall("reverse", reverse);
     wasmd.exportCall("fail", fail);
+    wasmd.exportCall("running", running);
+    wasmd.exportCall("lengths", lengths);
 }
 
 /// sum [[number, ...]] -> number: an int while every item is one (exact, in 128 bits,
@@ -69,4 +72,36 @@ fn reverse(call: *wasmd.Call) !void {
 /// fail [] -> always a guest error.
 fn fail(call: *wasmd.Call) !void {
     return call.fail("as asked");
+}
+
+/// running [[int, ...]] -> int: called with wasmd.stream, sends each running total as a
+/// chunk as it goes; returns the total.
+fn running(call: *wasmd.Call) !void {
+    const usage = "running takes [array of ints]";
+    const p = &call.params;
+    if ((p.readArray() catch 0) != 1) return call.fail(usage);
+    const n = p.readArray() catch return call.fail(usage);
+    var total: i64 = 0;
+    var chunk: wasmd.Writer = .{ .gpa = call.arena };
+    for (0..n) |_| {
+        total +%= p.readInt(i64) catch return call.fail(usage);
+        try chunk.writeInt(total);
+        _ = call.send(&chunk); // false for a plain call: only the total is answered
+    }
+    try call.result.writeInt(total);
+}
+
+/// lengths [] -> int: for each string pushed to it (wasmd.push), sends its length in bytes,
+/// until the client ends its input; returns how many.
+fn lengths(call: *wasmd.Call) !void {
+    var chunk: wasmd.Writer = .{ .gpa = call.arena };
+    var count: i64 = 0;
+    while (try call.recv()) |value| {
+        var r = value;
+        const text = r.readStr() catch return call.fail("lengths takes pushed strings");
+        try chunk.writeInt(text.len);
+        if (!call.send(&chunk)) break;
+        count += 1;
+    }
+    try call.result.writeInt(count);
 }

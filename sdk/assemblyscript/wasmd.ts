@@ -60,6 +60,11 @@ declare function hostCallerGid(): i64;
 
 @external("wasmd", "caller_pid")
 declare function hostCallerPid(): i64;
+@external("wasmd", "send")
+declare function hostSend(ptr: usize, len: usize): i32;
+
+@external("wasmd", "recv")
+declare function hostRecv(ptr: usize, cap: usize): i32;
 
 // --- memory shared with the host -------------------------------------------------------------
 
@@ -179,6 +184,35 @@ export function configGet(key: string): string | null {
   const value = String.UTF8.decodeUnsafe(ptr, len);
   heap.free(ptr); // the host placed it through wasmd_alloc: it is ours now
   return value;
+}
+
+/** Streaming calls (docs/abi.md, "send and recv"): send `value` as the call's next chunk.
+ *  Waits while the client's window is used up. False when the call is not a stream (a
+ *  plain call: the value is dropped) or has ended (cancelled, or past its deadline: stop). */
+export function send(value: Value): bool {
+  // the result buffer is free to borrow: the result is encoded only after the handler
+  out.reset();
+  out.value(value, 0);
+  return hostSend(out.ptr, out.len) == 0;
+}
+
+/** The next value the client pushed (`wasmd.push`); null at the end of the input, or when
+ *  the call is not a stream or has ended. Waits for a push. */
+export function recv(): Value | null {
+  // recv answers -2 while the value needs more room (it stays queued): grow, ask again.
+  for (let cap: usize = 256; cap <= (<usize>4 << 20); cap *= 4) {
+    const buffer = heap.alloc(cap);
+    const n = hostRecv(buffer, cap);
+    if (n >= 0) {
+      const reader = new Reader(buffer, <usize>n);
+      const value = reader.readAll();
+      heap.free(buffer);
+      return reader.error === null ? value : null;
+    }
+    heap.free(buffer);
+    if (n != -2) return null;
+  }
+  return null;
 }
 
 // --- durable state (docs/abi.md, "State") ---------------------------------------------------

@@ -54,6 +54,8 @@ WASMD_IMPORT(config_get) int64_t wasmd_host_config_get(const char *kptr, int32_t
 WASMD_IMPORT(caller_uid) int64_t wasmd_caller_uid(void);
 WASMD_IMPORT(caller_gid) int64_t wasmd_caller_gid(void);
 WASMD_IMPORT(caller_pid) int64_t wasmd_caller_pid(void);
+WASMD_IMPORT(send) int32_t wasmd_host_send(const uint8_t *ptr, int32_t len);
+WASMD_IMPORT(recv) int32_t wasmd_host_recv(uint8_t *ptr, int32_t cap);
 
 enum { WASMD_DEBUG = 0, WASMD_INFO = 1, WASMD_WARNING = 2, WASMD_ERROR = 3 };
 
@@ -162,6 +164,19 @@ char *wasmd_config_get(const char *key, size_t *len);
 /* Send the writer's bytes, which must be one msgpack map, as a plugin.custom event. */
 void wasmd_emit(const wasmd_writer *w);
 
+/*
+ * Streaming calls (docs/abi.md, "send and recv"). A client that calls an export with
+ * wasmd.stream gets every value it sends at once, as a chunk; the export's result ends the
+ * stream. wasmd_send sends the writer's bytes (exactly one msgpack value, at most 1 MiB)
+ * and empties the writer for the next chunk; it waits while the client's window is used up.
+ * It returns false when the call is not a stream (a plain call: the value is dropped) or
+ * has ended (cancelled, or past its deadline: stop, the call's answer is decided).
+ */
+bool wasmd_send(wasmd_writer *w);
+/* The next value the client pushed (wasmd.push), malloc'd: free() it; `len` receives its
+ * length. NULL at the end of the input (wasmd.push_end), when the call is not a stream, or
+ * has ended. Waits for a push. Read it with wasmd_reader_init(value, len). */
+uint8_t *wasmd_recv(size_t *len);
 /* State helpers. A key is a NUL-terminated string here (the imports take any bytes). */
 /* The value of `key`, malloc'd (free() it; NULL for an empty value), its length in *len;
  * returns 0, or a negative WASMD_KV_ code (WASMD_KV_ABSENT: no such key). */
@@ -583,6 +598,30 @@ char *wasmd_config_get(const char *key, size_t *len) {
 
 void wasmd_emit(const wasmd_writer *w) {
     if (!w->failed) wasmd_host_emit(w->data, (int32_t)w->len);
+}
+
+bool wasmd_send(wasmd_writer *w) {
+    bool sent = !w->failed && w->len > 0 && wasmd_host_send(w->data, (int32_t)w->len) == 0;
+    w->len = 0; /* the buffer stays for the next chunk */
+    w->failed = false;
+    return sent;
+}
+
+uint8_t *wasmd_recv(size_t *len) {
+    /* recv answers -2 while the value needs more room (it stays queued): grow and ask
+     * again, up to a pushed value's limit of 1 MiB. */
+    for (size_t cap = 256; cap <= ((size_t)4 << 20); cap *= 4) {
+        uint8_t *value = malloc(cap);
+        if (value == NULL) return NULL;
+        int32_t n = wasmd_host_recv(value, (int32_t)cap);
+        if (n >= 0) {
+            if (len) *len = (size_t)n;
+            return value;
+        }
+        free(value);
+        if (n != -2) return NULL;
+    }
+    return NULL;
 }
 
 /* -- state -- */

@@ -48,6 +48,8 @@ mod host {
         pub fn caller_uid() -> i64;
         pub fn caller_gid() -> i64;
         pub fn caller_pid() -> i64;
+        pub fn send(ptr: *const u8, len: usize) -> i32;
+        pub fn recv(ptr: *mut u8, cap: usize) -> i32;
     }
 }
 
@@ -363,6 +365,36 @@ pub fn config_get(key: &str) -> Option<String> {
     let value = value.into_owned(); // copied out before the buffer goes
     unsafe { free_host_buffer(ptr, len) };
     Some(value)
+}
+
+/// Streaming calls (docs/abi.md, "send and recv"): send `value` as the call's next chunk.
+/// Waits while the client's window is used up. `false` when the call is not a stream (a
+/// plain call: the value is dropped) or has ended (cancelled, or past its deadline: stop).
+pub fn send(value: &Value) -> bool {
+    let mut out = Vec::new();
+    value.encode(&mut out);
+    // SAFETY: the host only reads `out` during the call.
+    unsafe { host::send(out.as_ptr(), out.len()) == 0 }
+}
+
+/// The next value the client pushed (`wasmd.push`); `None` at the end of the input, or
+/// when the call is not a stream or has ended. Waits for a push.
+pub fn recv() -> Option<Value> {
+    // recv answers -2 while the value needs more room (it stays queued): grow, ask again.
+    let mut cap = 256usize;
+    while cap <= 4 << 20 {
+        let mut buffer = vec![0u8; cap];
+        // SAFETY: the host writes at most `cap` bytes into `buffer`.
+        let n = unsafe { host::recv(buffer.as_mut_ptr(), cap) };
+        if n >= 0 {
+            return Value::from_msgpack(&buffer[..n as usize]).ok();
+        }
+        if n != -2 {
+            return None;
+        }
+        cap *= 4;
+    }
+    None
 }
 
 // --- params ---------------------------------------------------------------------------------

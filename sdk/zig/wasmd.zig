@@ -40,6 +40,8 @@ pub const host = struct {
     pub extern "wasmd" fn caller_uid() i64;
     pub extern "wasmd" fn caller_gid() i64;
     pub extern "wasmd" fn caller_pid() i64;
+    pub extern "wasmd" fn send(ptr: [*]const u8, len: usize) i32;
+    pub extern "wasmd" fn recv(ptr: [*]u8, cap: usize) i32;
 };
 
 pub const Level = enum(i32) { debug = 0, info = 1, warning = 2, @"error" = 3 };
@@ -80,6 +82,33 @@ pub const Call = struct {
     pub fn fail(call: *Call, message: []const u8) error{GuestError} {
         call.failure = message;
         return error.GuestError;
+    }
+
+    /// Streaming calls (docs/abi.md, "send and recv"): send `w`'s bytes, exactly one msgpack
+    /// value, as the call's next chunk, then empty `w` for the next one. Waits while the
+    /// client's window is used up. False when the call is not a stream (a plain call: the
+    /// value is dropped) or has ended (cancelled, or past its deadline: stop).
+    pub fn send(call: *Call, w: *Writer) bool {
+        _ = call;
+        const items = w.list.items;
+        const sent = items.len > 0 and host.send(items.ptr, items.len) == 0;
+        w.list.clearRetainingCapacity();
+        return sent;
+    }
+
+    /// The next value the client pushed (wasmd.push), as a Reader over its msgpack bytes
+    /// (in the call's arena); null at the end of the input, or when the call is not a
+    /// stream or has ended. Waits for a push.
+    pub fn recv(call: *Call) error{OutOfMemory}!?Reader {
+        // recv answers -2 while the value needs more room (it stays queued): grow, ask again.
+        var cap: usize = 256;
+        while (cap <= 4 << 20) : (cap *= 4) {
+            const buf = try call.arena.alloc(u8, cap);
+            const n = host.recv(buf.ptr, cap);
+            if (n >= 0) return .{ .bytes = buf[0..@intCast(n)] };
+            if (n != -2) return null;
+        }
+        return null;
     }
 
     /// As `fail`, with a formatted message.

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
-COMPONENTS = ("kitchen", "environ", "counter")
+COMPONENTS = ("kitchen", "environ", "counter", "streamer")
 
 
 def wasm_tools() -> str | None:

@@ -17,9 +17,12 @@ from typing import Any
 
 from wasmtime import component as wc
 
+from ..streams import MAX_CHUNK
 from .host import MAX_TEXT, HostContext, caller_peer, emit_event, host_function, log_line
+from .stream_imports import STREAM_INTERFACE, receive_value, send_chunk
 
 HOST_INTERFACE = "wasmd:host/api"
+__all__ = ["HOST_INTERFACE", "STREAM_INTERFACE", "define_host_interface", "define_stream_interface"]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -72,6 +75,25 @@ def _caller(ctx: HostContext) -> Callable[..., wc.Record]:
         return record
 
     return caller
+
+
+def define_stream_interface(linker: wc.Linker, imported_as: str) -> None:
+    """Define ``wasmd:host/stream`` (send and recv, stream_imports.py) under the name (and
+    version) the component imports it by."""
+    with linker.root() as root, root.add_instance(imported_as) as stream:
+        stream.add_func("send", _stream_send)
+        stream.add_func("recv", _stream_recv)
+
+
+@host_function("wasmd:host/stream.send", fallback=wc.Variant("err"))
+def _stream_send(_store: Any, value: bytes) -> wc.Variant:
+    return wc.Variant("ok" if send_chunk(bytes(value)) else "err")
+
+
+@host_function("wasmd:host/stream.recv")
+def _stream_recv(_store: Any) -> bytes | None:
+    value = receive_value(MAX_CHUNK)  # a pushed value is never larger
+    return value if isinstance(value, bytes) else None
 
 
 _FUNCTIONS: dict[str, Callable[[HostContext], Callable[..., Any]]] = {

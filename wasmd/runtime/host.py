@@ -429,6 +429,13 @@ HOST_IMPORTS: dict[str, ImportSpec] = {
 }
 
 
+# name -> a definer that links that import its own way (fast_send.py); it answers False to
+# leave it to ``Linker.define_func`` with the factory of HOST_IMPORTS.
+HOST_DEFINERS: dict[
+    str, Callable[[wasmtime.Linker, str, str, wasmtime.FuncType, HostContext], bool]
+] = {}
+
+
 def define_host_imports(
     linker: wasmtime.Linker,
     module: wasmtime.Module,
@@ -457,4 +464,7 @@ def define_host_imports(
                 f"import wasmd::{item.name} must be a function "
                 f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})",
             )
+        definer = HOST_DEFINERS.get(item.name) if table is HOST_IMPORTS else None
+        if definer is not None and definer(linker, item.module, item.name, expected, ctx):
+            continue
         linker.define_func(item.module, item.name, expected, factory(ctx), access_caller=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import wasmtime
 
+from . import fast_send, stream_imports  # noqa: F401  (register wasmd::send and wasmd::recv)
 from .extism import ENV, KERNEL_EXPORTS, USER
 from .extism import HOST_FUNCTIONS as EXTISM_HOST_FUNCTIONS
 from .extism import define_host_functions as define_extism_host_functions

@@ -30,6 +30,7 @@ from .host import EventSink, HostContext, Imports, PluginCalls
 from .kv import uses_state
 from .linker import WASI_MODULES, is_provided
 from .signatures import ExportSignature, ImportInfo, function_exports, module_imports
+from .stream_imports import stream_imports_used
 from .traps import cause_of
 from .wasi import Grant, resolve_preopens
 
@@ -93,6 +94,7 @@ class CompiledPlugin:
         return dict(described)
 
     def _describe(self, with_values: bool) -> dict[str, Any]:
+        streams = stream_imports_used(self.imports)
         return {
             "name": self.name,
             "version": self.short_version,
@@ -101,9 +103,15 @@ class CompiledPlugin:
             "abi": self.abi.name,
             "size": len(self.wasm),
             "exports": [
-                {**sig.to_dict(), "callable": name in self.calls}
+                {
+                    **sig.to_dict(),
+                    "callable": name in self.calls,
+                    # The module may send or recv in any export: each callable one may stream.
+                    "streams": bool(streams) and name in self.calls,
+                }
                 for name, sig in self.exports.items()
             ],
+            "streams": streams,  # which of wasmd's send and recv it imports
             "methods": sorted(self.calls),
             "signatures": {
                 name: self.calls[name].call_signature(name) for name in sorted(self.calls)

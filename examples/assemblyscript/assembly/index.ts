@@ -1,5 +1,6 @@
 // asdemo: a wasmd plug-in in AssemblyScript, using the msgpack ABI through
 // sdk/assemblyscript/wasmd.ts. Methods: asdemo.upper, asdemo.add, asdemo.fail, and
+// asdemo.countdown and asdemo.sizes, which stream (`wasmd call --stream`), and
 // asdemo.tally and asdemo.note, which keep their data in wasmd's durable state.
 //
 // Build (from examples/assemblyscript, after `npm install`; see build.py for why):
@@ -22,6 +23,8 @@ import {
   kvStatus,
   numberParam,
   param,
+  recv,
+  send,
   stringParam,
   Kind,
   Value,
@@ -77,6 +80,37 @@ export function fail(ptr: usize, len: usize): i64 {
 function failImpl(params: Value[]): Value {
   if (params.length > 0 && params[0].kind == Kind.Str) return failCall(params[0].asString());
   return failCall("asdemo.fail always fails");
+}
+
+/** `[n]` -> 0; called with `wasmd.stream`, it sends n, n-1, ..., 1 as chunks first (a
+ *  plain call sends nothing). */
+export function countdown(ptr: usize, len: usize): i64 {
+  return call(ptr, len, countdownImpl);
+}
+
+function countdownImpl(params: Value[]): Value {
+  for (let n = intParam(params, 0); n > 0; n--) {
+    if (!send(Value.fromI64(n))) break; // not a stream, or the call has ended
+  }
+  return Value.fromI64(0);
+}
+
+/** `[]` -> how many values were pushed; sends back the length of each pushed string,
+ *  until the client ends its input (`wasmd.push_end`). */
+export function sizes(ptr: usize, len: usize): i64 {
+  return call(ptr, len, sizesImpl);
+}
+
+function sizesImpl(params: Value[]): Value {
+  let count: i64 = 0;
+  while (true) {
+    const value = recv();
+    if (value === null) break;
+    if (value.kind != Kind.Str) return failCall("sizes takes pushed strings");
+    if (!send(Value.fromI64(value.asString().length))) break;
+    count++;
+  }
+  return Value.fromI64(count);
 }
 
 /** `[]` or `[by]` -> the count kept in wasmd's durable state after adding `by` (1): it

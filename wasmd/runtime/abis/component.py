@@ -28,7 +28,12 @@ from wasmtime import component as wc
 
 from ...errors import ErrorCode, PluginLoadError, WasmdError
 from ..component_call import make_component_caller
-from ..component_host import HOST_INTERFACE, define_host_interface
+from ..component_host import (
+    HOST_INTERFACE,
+    STREAM_INTERFACE,
+    define_host_interface,
+    define_stream_interface,
+)
 from ..component_kv import PROVIDED as KEYVALUE
 from ..component_kv import define_keyvalue, is_keyvalue
 from ..host import HostContext
@@ -231,7 +236,10 @@ def uses_state(imports: Sequence[ImportInfo]) -> bool:
 
 def is_provided(item: ImportInfo) -> bool:
     """Whether wasmd provides this import of a component (the rest is stubbed by traps)."""
-    return item.module.startswith("wasi:") or item.module.partition("@")[0] == HOST_INTERFACE
+    return item.module.startswith("wasi:") or item.module.partition("@")[0] in (
+        HOST_INTERFACE,
+        STREAM_INTERFACE,
+    )
 
 
 def methods(exports: Mapping[str, ExportSignature], allowed: set[str] | None) -> dict[str, Method]:
@@ -265,6 +273,8 @@ def link_component(
     for import_name, item in component.type.imports(engine).items():
         if import_name.partition("@")[0] == HOST_INTERFACE:
             define_host_interface(linker, import_name, host)
+        elif import_name.partition("@")[0] == STREAM_INTERFACE:
+            define_stream_interface(linker, import_name)
         elif is_keyvalue(import_name):
             if not define_keyvalue(linker, import_name, host, has_store):
                 raise PluginLoadError(

@@ -1,0 +1,41 @@
+;; The core module of the streamer component: send and recv of wasmd:host/stream.
+(module
+  (import "wasmd:host/stream@0.1.0" "send" (func $send (param i32 i32) (result i32)))
+  (import "wasmd:host/stream@0.1.0" "recv" (func $recv (param i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 1024))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+                           (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then (global.set $heap (i32.const 1024)) (local.set $p (i32.const 1024))))
+    (local.get $p))
+  ;; count(n): 0..n-1 as 0xce and four big-endian bytes; result 0 is ok
+  (func (export "count") (param $n i32) (result i32)
+    (local $i i32) (local $sent i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (i32.store8 (i32.const 0) (i32.const 0xce))
+      (i32.store8 (i32.const 1) (i32.shr_u (local.get $i) (i32.const 24)))
+      (i32.store8 (i32.const 2) (i32.shr_u (local.get $i) (i32.const 16)))
+      (i32.store8 (i32.const 3) (i32.shr_u (local.get $i) (i32.const 8)))
+      (i32.store8 (i32.const 4) (local.get $i))
+      (if (i32.eqz (call $send (i32.const 0) (i32.const 5)))
+        (then (local.set $sent (i32.add (local.get $sent) (i32.const 1)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (local.get $sent))
+  ;; echo(): recv's option<list<u8>> at 16: the case byte, then ptr at 20 and len at 24
+  (func (export "echo") (result i32)
+    (local $count i32)
+    (block $done (loop $next
+      (call $recv (i32.const 16))
+      (br_if $done (i32.eqz (i32.load8_u (i32.const 16))))
+      (drop (call $send (i32.load (i32.const 20)) (i32.load (i32.const 24))))
+      (global.set $heap (i32.const 1024))  ;; the value is sent: its room is free again
+      (local.set $count (i32.add (local.get $count) (i32.const 1)))
+      (br $next)))
+    (local.get $count))
+)
