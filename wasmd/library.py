@@ -42,14 +42,14 @@ import anyio.to_thread
 from .discovery import PluginSource, name_problem, scan_name, search_path, source_from_path
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 from .library_stream import PluginStream
-from .loader import build_pool
-from .registry import PluginTable
+from .plugins.build import build_pool
+from .plugins.registry import PluginTable
+from .plugins.snapshot import DEFAULT_MAX_MODULE_SIZE, take_snapshot
+from .plugins.trust import TrustPolicy
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
 from .runtime.embedder import HostFunctions, check_host_functions
-from .snapshot import DEFAULT_MAX_MODULE_SIZE, take_snapshot
 from .statestore import StateStores
 from .streams import DEFAULT_WINDOW, parse_window
-from .trust import TrustPolicy
 
 log = logging.getLogger("wasmd.library")
 
