@@ -211,7 +211,7 @@ def _signing_key(value: Any, key: str, check: Checker) -> str:
             "`openssl pkey -pubout -outform DER`",
         )
     try:
-        import cryptography  # noqa: F401  (only checked: trust.py imports what it uses)
+        import cryptography  # noqa: F401  (only checked: plugins/trust.py imports what it uses)
     except ImportError:
         raise check.fail(
             key, "needs the cryptography package (pip install 'wasmd[signing]')"

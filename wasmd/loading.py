@@ -16,7 +16,7 @@ Theory of operation (DESIGN.md section 1, "Loading and unloading on request"):
   away from everyone else. Both emit ``plugin.loaded``/``plugin.reloaded``/``plugin.unloaded``
   with ``how`` ("load" or "unload") and the requesting ``uid``.
 
-They change loop state (the registry, the loader's per-name locks), so they run on the loop
+They change loop state (the registry, the reconciler's per-name locks), so they run on the loop
 (``on_loop`` in builtins.py's table).
 """
 
