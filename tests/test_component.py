@@ -290,6 +290,8 @@ async def test_host_api_log_emit_and_config(
             await client.call("k.announce", b"\xc1")
         assert (caught.value.code, caught.value.data) == (ErrorCode.TRAP, {"kind": "abi_violation"})
         assert await client.call("k.count") == 1
+        whoami = await client.call("k.whoami")
+    assert whoami == {"uid": os.getuid(), "gid": os.getgid(), "pid": os.getpid()}
     assert (event["plugin"], event["data"]) == ("k", {"kind": "hello"})
     lines = [r.getMessage() for r in caplog.records if r.name == "wasmd.plugin.k"]
     assert "a line from the component" in lines
@@ -528,7 +530,11 @@ async def test_python_component_example(
     second = {"title": "two", "body": "second", "tags": ["b"]}
     cache = short_tmp / "cache"
     plugins = {"notes.wasm": notes}
-    async with running_daemon(short_tmp, plugins, cache_dir=cache) as daemon:
+    # Its first compile takes 10-60 s: READY waits for it here (ready_timeout_ms), so that the
+    # calls below find it loaded and the compile is not left running when the test ends.
+    async with running_daemon(
+        short_tmp, plugins, cache_dir=cache, ready_timeout_ms=600_000
+    ) as daemon:
         async with daemon.client() as client:
             assert await client.call("notes.notes.add", first) == 1
             assert await client.call("notes.notes.add", second) == 2

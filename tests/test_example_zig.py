@@ -7,6 +7,7 @@ PyPI; a machine that cannot install or run it skips these tests with the reason.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,12 @@ async def test_sdk_reader_refuses_truncated_input(short_tmp: Path, selftest_wasm
                 [True, "Truncated"],
                 [True, "Truncated"],
             ]
+
+
+async def test_sdk_caller_is_the_peer(short_tmp: Path, selftest_wasm: bytes) -> None:
+    async with running_daemon(short_tmp, {"sdk.wasm": selftest_wasm}) as daemon:
+        async with daemon.client() as client:
+            assert await client.call("sdk.whoami") == [os.getuid(), os.getgid(), os.getpid()]
 
 
 async def test_sdk_emit_sends_an_event(short_tmp: Path, selftest_wasm: bytes) -> None:

@@ -232,7 +232,8 @@ def test_error_message_names_file_key_and_value() -> None:
         ),
         ("[config]\nretries = 3", "config.retries"),
         ("[config]\nverbose = true", "config.verbose"),
-        ("[config]\nnested = { a = '1' }", "config.nested"),
+        # A table is a credential reference, { credential = "NAME" }, and nothing else.
+        ("[config]\nnested = { a = '1' }", "config.nested.a"),
         ("[access]\nuids = [-1]", "access.uids[0]"),
         ("[access]\nuids = [4294967296]", "access.uids[0]"),
         ('[access]\ngids = ["wheel"]', "access.gids[0]"),

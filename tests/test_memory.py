@@ -239,7 +239,9 @@ async def test_trapped_calls_let_go_of_their_instances(short_tmp: Path, call_pat
 async def test_refusals_of_a_quarantined_plugin_keep_nothing(short_tmp: Path) -> None:
     plugins = {
         "arith.wat": ARITH,
-        "arith.toml": "[failure]\nmax_faults = 1\nbackoff_ms = 60000\nbackoff_max_ms = 60000\n",
+        # quarantine_uids = 1: one caller's fault quarantines the plug-in (not only its uid).
+        "arith.toml": "[failure]\nmax_faults = 1\nbackoff_ms = 60000\nbackoff_max_ms = 60000\n"
+        "quarantine_uids = 1\n",
     }
     async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
         assert "divide by zero" in await error_of(client.call("arith.div", 1, 0))

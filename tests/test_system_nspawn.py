@@ -10,10 +10,13 @@ state it needs first.
 
 from __future__ import annotations
 
+import http.server
 import re
 import shutil
 import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,8 @@ from wasmd.protocol import EOF, NEED_DATA, Connection, Notification, Response
 from .nspawn import Container, NspawnUnavailable, booted, wait_until
 from .toolchains import REPO, toolchain_missing
 from .wat import WORK
+from .wat_abi import MSGPACK_GUEST
+from .wat_extism import extism_guest
 from .wat_state import COUNTER
 
 # Boots a container with a real systemd, once for the module: the system tier.
@@ -303,6 +308,89 @@ def test_watchdog_restarts_a_daemon_that_stopped_answering(wasmd_unit: Installed
     finally:
         drop_in.unlink()
         container.systemctl("daemon-reload")
+
+
+@contextmanager
+def drop_in(wasmd_unit: Installed, name: str, text: str) -> Iterator[None]:
+    """The service with a drop-in ``name``, restarted to take it; without it again after."""
+    container = wasmd_unit.container
+    path = container.path(f"/etc/systemd/system/{SERVICE}.d/{name}")
+    path.write_text(text)
+    try:
+        container.systemctl("daemon-reload")
+        container.systemctl("stop", SERVICE)
+        wasmd_unit.activate()
+        yield
+    finally:
+        path.unlink()
+        container.systemctl("daemon-reload")
+        container.systemctl("stop", SERVICE)
+
+
+def add_plugins(wasmd_unit: Installed, files: dict[str, str]) -> None:
+    """Plug-ins the next start of the service loads (the service is stopped first)."""
+    wasmd_unit.container.systemctl("stop", SERVICE)
+    plugins = wasmd_unit.container.path("/etc/wasmd/plugins.d")
+    for name, text in files.items():
+        (plugins / name).write_text(text)
+        (plugins / name).chmod(0o644)
+
+
+@pytest.fixture
+def local_http() -> Iterator[str]:
+    """An HTTP server on the host's loopback, which the container shares (no --private-network):
+    what the service reaches only with systemd/network.conf."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"served to the unit"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    # Polled every 10 ms, so that shutdown() returns at once.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_request_needs_the_network_drop_in(wasmd_unit: Installed, local_http: str) -> None:
+    """The unit as shipped gives the daemon no network: an Extism plug-in's http_request to an
+    allowed host fails. With systemd/network.conf it reaches the server."""
+    manifest = '[plugin]\nabi = "extism"\n[extism]\nallowed_hosts = ["127.0.0.1"]\n'
+    add_plugins(wasmd_unit, {"fetcher.wat": extism_guest(local_http), "fetcher.toml": manifest})
+    wasmd_unit.activate()
+    with pytest.raises(WasmdError) as refused, SyncClient(wasmd_unit.socket, timeout=30) as c:
+        c.call("fetcher.fetch")
+    # RestrictAddressFamilies=AF_UNIX: the socket cannot even be made (EAFNOSUPPORT).
+    assert "Address family not supported" in refused.value.message
+    network = (REPO / "systemd" / "network.conf").read_text()
+    with drop_in(wasmd_unit, "network.conf", network):
+        assert wasmd_unit.call("fetcher.fetch") == b"served to the unit"
+
+
+def test_load_credential_reaches_a_plugin_and_nothing_else(wasmd_unit: Installed) -> None:
+    """A real LoadCredential= line: systemd copies the file into the service's
+    $CREDENTIALS_DIRECTORY, the manifest names it, the plug-in reads it; describe does not."""
+    secret = "from-load-credential"
+    source = wasmd_unit.container.path("/etc/wasmd/greeting.secret")
+    source.write_text(secret)
+    source.chmod(0o600)  # root's alone: the service's dynamic user reads systemd's copy
+    manifest = '[config]\ngreeting = { credential = "greeting" }\n'
+    add_plugins(wasmd_unit, {"greeter.wat": MSGPACK_GUEST, "greeter.toml": manifest})
+    line = "[Service]\nLoadCredential=greeting:/etc/wasmd/greeting.secret\n"
+    with drop_in(wasmd_unit, "credential.conf", line):
+        assert wasmd_unit.call("greeter.greeting") == secret
+        described = wasmd_unit.call("wasmd.describe", "greeter")
+    assert described["manifest"]["config"]["greeting"] == {"credential": "greeting"}
+    assert secret not in repr(described)
 
 
 def test_security_exposure_is_recorded(

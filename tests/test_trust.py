@@ -324,7 +324,7 @@ def test_a_pin_holds_in_process_and_in_wasmd_check(
 ) -> None:
     """Issue 23: the daemon refused a manifest sha256 that does not match, but
     ``wasmd.Loader`` loaded it and ``wasmd check`` said ok; all three build through
-    ``loader.build_pool`` now. And the library takes the daemon's pins and keys."""
+    ``plugins.build.build_pool`` now. And the library takes the daemon's pins and keys."""
     write_plugins(
         tmp_path,
         {

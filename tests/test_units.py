@@ -71,6 +71,35 @@ def test_dropins_and_sysusers_are_well_formed() -> None:
     assert "RuntimeDirectory" not in (UNITS / "wasmd.service").read_text().split("# Not")[0]
 
 
+def _seconds(unit_text: str, key: str) -> float:
+    match = re.search(rf"^{key}=(\d+)s$", unit_text, re.MULTILINE)
+    assert match is not None, f"{key}= is not set in seconds"
+    return float(match[1])
+
+
+def test_the_start_timeout_covers_the_ready_bound() -> None:
+    """systemd must not kill a start-up that waits ready_timeout_ms for slow plug-ins: READY
+    comes at most that long after the scan began, plus Python's and the listener's start."""
+    from wasmd.config import DaemonConfig
+
+    timeout = _seconds((UNITS / "wasmd.service").read_text(), "TimeoutStartSec")
+    assert timeout >= 2 * DaemonConfig().ready_timeout_ms / 1000
+
+
+def test_the_network_dropin_verifies(tmp_path: Path) -> None:
+    assert ANALYZE is not None
+    units = _units_in(tmp_path)
+    (tmp_path / "wasmd.service.d").mkdir()
+    shutil.copy(UNITS / "network.conf", tmp_path / "wasmd.service.d" / "network.conf")
+    result = subprocess.run(
+        [ANALYZE, "verify", "--man=no", *map(str, units)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+
+
 def test_the_unit_documents_wasmd_with_what_install_sh_installs() -> None:
     """``Documentation=`` names wasmd's own docs (it named the msgpack-rpc spec), as files
     install.sh copies to PREFIX/share/doc/wasmd (the system tier checks they are there)."""

@@ -8,9 +8,12 @@ It imports only ``errors``, so ``import wasmd.server`` loads no wasmtime.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import WasmdError
+
+if TYPE_CHECKING:
+    from .peers import Peer
 
 # How a call's outcome goes back to whoever made it: (error, None) or (None, result).
 Respond = Callable[[WasmdError | None, Any], None]
@@ -35,7 +38,9 @@ class Ticket:
     ``runtime.pool``). A call that is not detached (the in-process library's) waits on its
     own thread. ``before_wait`` runs before a call that is not detached would wait (a
     plug-in's nested call refuses to). ``backpressured`` is true while the call waits
-    behind its own owner's calls without taking a ``queue`` place.
+    behind its own owner's calls without taking a ``queue`` place. ``peer`` is the socket
+    peer the call came from (None in-process): its faults are charged to its uid, and the
+    guest may ask who it is (``wasmd.caller_uid``).
 
     Which thread writes what: ``cancelled`` is set by anyone (a flag read at epoch ticks);
     ``deadline_at`` and ``_withdraw`` are written by the pool under its lock only.
@@ -49,6 +54,7 @@ class Ticket:
         "deadline_at",
         "detached",
         "owner",
+        "peer",
         "started",
         "stream",
     )
@@ -64,6 +70,7 @@ class Ticket:
         self.cancelled = False
         self.backpressured = False
         self.before_wait: Callable[[], None] | None = None
+        self.peer: Peer | None = None
         # While the call waits in a run queue: its deadline (None: it starts when the call
         # does), and the pool's way to take it out (answering it ``timeout`` if the argument
         # is true, else ``cancelled``).

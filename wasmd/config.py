@@ -97,6 +97,9 @@ class DaemonConfig:
     # The deadline of every instantiation (start functions, _initialize), whatever a
     # manifest's timeout_ms: start code must not hold up start-up, reloads or shutdown.
     start_timeout_ms: int = 5000
+    # How long start-up waits for the initial scan before READY: plug-ins still compiling
+    # then finish in the background (calls to them: unavailable, kind "loading").
+    ready_timeout_ms: int = 10_000
     # Plug-ins' durable key-value state (wasmd/statestore.py): None -> default_state_dir()
     # ($STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/wasmd or ~/.local/state/wasmd);
     # "full" syncs every commit to disk (survives power loss), "normal" survives kill -9.
@@ -135,6 +138,7 @@ _INTS = {
     "events_buffer": (1, 1_000_000),
     "metrics_interval_ms": (100, 3_600_000),
     "start_timeout_ms": (1, 3_600_000),
+    "ready_timeout_ms": (0, 3_600_000),
 }
 
 

@@ -1,10 +1,11 @@
 """Wiring the daemon together: engines, registry, loader, server, and readiness.
 
-``serve`` reports readiness through ``task_status.started(info)`` only after the initial scan
-has loaded (or failed) every plug-in and the socket listens, so the first request a client
-sends is served by the full plug-in set. It runs until cancelled (abrupt), until
-``Daemon.stop()``, or until the awaitable ``shutdown_trigger`` returns (both graceful), as
-hypercorn's ``serve`` does for embedders.
+``serve`` reports readiness through ``task_status.started(info)`` once the socket listens and
+the initial scan has loaded (or failed) every plug-in, or ``ready_timeout_ms`` has passed:
+plug-ins still compiling then finish in the background, answering ``unavailable`` (kind
+``loading``) meanwhile, so a slow compile does not hold up the rest. It runs until cancelled
+(abrupt), until ``Daemon.stop()``, or until the awaitable ``shutdown_trigger`` returns (both
+graceful), as hypercorn's ``serve`` does for embedders.
 
 Stopping has one budget (``stop_budget``): calls in flight may finish within
 ``shutdown_timeout_ms``; then whatever still runs is cancelled, and ends within
@@ -151,7 +152,7 @@ async def serve(
                         plugin_dirs, daemon.reload, force_polling=config.poll
                     )
                     await tg.start(daemon.watcher.run)
-                await loader.initial_scan()
+                await _initial_scan(loader, tg, config.ready_timeout_ms / 1000)
                 metrics = _metrics(config, daemon, tg)
                 daemon.server = _server(config, daemon, engines, tg, metrics)
                 with _listener(config, daemon, listen_socket) as listener:
@@ -183,6 +184,33 @@ async def serve(
 async def _stop_when(trigger: Callable[[], Awaitable[object]], daemon: Daemon) -> None:
     await trigger()
     daemon.stop()
+
+
+async def _initial_scan(loader: Reconciler, tg: anyio.abc.TaskGroup, bound: float) -> None:
+    """Run the initial scan; return when it is done, or after ``bound`` seconds with the
+    plug-ins still compiling (a big component's first compile takes tens of seconds) left to
+    finish in the background: READY does not wait for them, calls to them are answered
+    ``unavailable`` with kind ``loading`` meanwhile, and ``plugin.loaded`` follows."""
+    done = anyio.Event()
+
+    async def scan() -> None:
+        try:
+            await loader.initial_scan()
+        finally:
+            loader.registry.loading = frozenset()
+            done.set()
+
+    tg.start_soon(scan)
+    with anyio.move_on_after(bound):
+        await done.wait()
+    if not done.is_set():
+        # Each name of the scan holds its lock until it has loaded or failed.
+        loader.registry.loading = pending = loader.busy()
+        log.info(
+            "ready before %d plug-ins finished loading (over ready_timeout_ms): %s",
+            len(pending),
+            ", ".join(sorted(pending)),
+        )
 
 
 def _engines(config: DaemonConfig) -> Engines:
@@ -318,6 +346,7 @@ def _announce_ready(daemon: Daemon, notifier: Notifier | None) -> None:
             "socket": str(daemon.socket_path or "(inherited)"),
             "plugins": daemon.plugins,
             "failed": daemon.failed,
+            "loading": len(daemon.registry.loading),  # still compiling past ready_timeout_ms
         },
     )
     if notifier is not None:

@@ -87,7 +87,7 @@ class Dispatcher:
         for _ in range(LOOKUP_ATTEMPTS):
             entry = self.registry.get(name)
             if entry is None:
-                raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {echo(name)}")
+                raise self.registry.missing(name)
             pool = entry.pool
             if pool is None:
                 raise WasmdError(
@@ -99,6 +99,7 @@ class Dispatcher:
             ):
                 message = f"uid {peer.uid} (gid {peer.gid}) may not call plug-in {name}"
                 raise pool.refuse(ticket, WasmdError(ErrorCode.PERMISSION_DENIED, message))
+            ticket.peer = peer  # whose faults these are, and who the guest is told calls
             try:
                 pool.call(export, params, ticket, respond)
                 return

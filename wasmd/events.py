@@ -30,6 +30,7 @@ _LEVELS = {
     "plugin.timeout": logging.WARNING,
     "plugin.shadowed": logging.WARNING,
     "plugin.quarantined": logging.WARNING,
+    "plugin.throttled": logging.WARNING,
 }
 
 

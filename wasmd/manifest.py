@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from .credentials import Credential, Secret, name_problem, read_credential
 from .discovery import NAME_RE
 from .peers import allowed
 from .tomlcheck import Checker, GiB, KiB, MiB, describe, kind_of, parse_toml, read_toml
@@ -54,6 +55,9 @@ class FailurePolicy:
     window_ms: int = 1000
     backoff_ms: int = 100
     backoff_max_ms: int = 30_000
+    # Faults are charged to the caller's uid; the plug-in as a whole is quarantined when this
+    # many distinct uids share the max_faults of one window (1: any uid's, as before).
+    quarantine_uids: int = 3
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,10 @@ class Manifest:
     fuel: int = 0  # 0 = no fuel metering
     exports: tuple[str, ...] = ()  # empty = every export is callable
     wasi_args: tuple[str, ...] = ()
-    wasi_env: tuple[tuple[str, str], ...] = ()  # sorted by name
+    # A value may name a systemd credential (credentials.py), read when the plug-in loads.
+    wasi_env: tuple[tuple[str, str | Credential], ...] = ()  # sorted by name
     preopens: tuple[Preopen, ...] = ()
-    config: tuple[tuple[str, str], ...] = ()  # sorted by key
+    config: tuple[tuple[str, str | Credential], ...] = ()  # sorted by key
     access_uids: tuple[int, ...] = ()
     access_gids: tuple[int, ...] = ()
     # Plug-ins that may call this one through wasmd.call ("*": any); none by default.
@@ -92,7 +97,22 @@ class Manifest:
     sha256: str | None = None
 
     def config_dict(self) -> dict[str, str]:
-        return dict(self.config)
+        """The ``[config]`` values (a credential not read yet is left out)."""
+        return {key: value for key, value in self.config if isinstance(value, str)}
+
+    def with_credentials(self) -> Manifest:
+        """This manifest with every credential it names read (``Secret`` values); raises
+        ``CredentialError``. Read when a version loads (systemd itself fills the folder
+        when the service starts: a rotated credential needs ``systemctl restart``)."""
+
+        def read(pairs: tuple[tuple[str, str | Credential], ...]) -> Any:
+            return tuple(
+                (key, read_credential(v) if isinstance(v, Credential) else v) for key, v in pairs
+            )
+
+        if not any(isinstance(v, Credential) for _, v in (*self.config, *self.wasi_env)):
+            return self
+        return replace(self, config=read(self.config), wasi_env=read(self.wasi_env))
 
     def admits(self, uid: int, gid: int, groups: Callable[[], Iterable[int]]) -> bool:
         """Whether a caller may call this plug-in (DESIGN.md section 8): anyone, without
@@ -115,7 +135,11 @@ class Manifest:
         ``[wasi].env``, each of ``[wasi].args``) by ``HIDDEN``; key names stay visible.
         """
 
-        def shown(value: str) -> str:
+        def shown(value: str | Credential) -> Any:
+            if isinstance(value, Credential):
+                return value.shown()
+            if isinstance(value, Secret):  # never its value, whoever asks
+                return value.credential.shown()
             return value if with_values else HIDDEN
 
         plugin = {k: getattr(self, k) for k in _SECTIONS["plugin"]}
@@ -162,7 +186,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "config": (),  # free-form keys
     "access": ("uids", "gids", "plugins"),
     "extism": ("allowed_hosts",),
-    "failure": ("max_faults", "window_ms", "backoff_ms", "backoff_max_ms"),
+    "failure": ("max_faults", "window_ms", "backoff_ms", "backoff_max_ms", "quarantine_uids"),
     "state": ("enabled", "max_bytes", "max_keys"),
 }
 _INTS = dict(timeout_ms=(1, 3_600_000), instances=(1, 64), queue=(0, 100_000), fuel=(0, 2**63 - 1))
@@ -171,6 +195,7 @@ _FAILURE_INTS = dict(
     window_ms=(1, 86_400_000),
     backoff_ms=(1, 86_400_000),
     backoff_max_ms=(1, 86_400_000),
+    quarantine_uids=(1, 1024),  # breaker.MAX_CALLERS: no more uids are remembered
 )
 _SHA256_RE = re.compile("[0-9a-f]{64}")
 
@@ -200,13 +225,17 @@ def _manifest_from_doc(doc: dict[str, Any], check: Checker) -> Manifest:
     }
     fields_failure = _failure_policy(section["failure"], check)
     fields = _plugin_fields(section["plugin"], check) | _wasi_fields(section["wasi"], check)
+    config: dict[str, str | Credential] = {}
     for key, value in section["config"].items():
         # A common slip is `retries = 3`; the host API hands the guest strings only.
         hint = " (quote it)" if type(value) in (int, float) else ""
+        if isinstance(value, dict):
+            config[key] = _credential(value, f"config.{key}", check)
+            continue
         if not isinstance(value, str):
             raise check.fail(f"config.{key}", f"must be a string, got {kind_of(value)}{hint}")
-        check.string(value, f"config.{key}", secret=True)
-    fields["config"] = tuple(sorted(section["config"].items()))
+        config[key] = check.string(value, f"config.{key}", secret=True)
+    fields["config"] = tuple(sorted(config.items()))
     for name in ("uids", "gids"):
         key = f"access.{name}"
         ids = check.array(section["access"].get(name, []), key, "integer ids")
@@ -247,6 +276,20 @@ def _failure_policy(table: dict[str, Any], check: Checker) -> FailurePolicy:
     return policy
 
 
+def _credential(table: dict[str, Any], key: str, check: Checker) -> Credential:
+    """``{ credential = "NAME" }``: a systemd credential's name (credentials.py)."""
+    check.table(table, key, ("credential",))
+    if "credential" not in table:
+        raise check.fail(
+            f"{key}.credential", 'is required (a value table is { credential = "NAME" })'
+        )
+    name = check.string(table["credential"], f"{key}.credential")
+    problem = name_problem(name)
+    if problem is not None:
+        raise check.fail(f"{key}.credential", f"{describe(name)} {problem}")
+    return Credential(name)
+
+
 def _plugin_names(value: Any, check: Checker) -> tuple[str, ...]:
     names = check.array(value, "access.plugins", "plug-in names")
     for i, name in enumerate(names):
@@ -283,11 +326,15 @@ def _plugin_fields(table: dict[str, Any], check: Checker) -> dict[str, Any]:
 
 def _wasi_fields(table: dict[str, Any], check: Checker) -> dict[str, Any]:
     args = check.array(table.get("args", []), "wasi.args", "strings")
-    env = check.table(table.get("env", {}), "wasi.env")
-    for name, value in env.items():
-        check.string(value, f"wasi.env.{name}", secret=True)
+    env: dict[str, str | Credential] = {}
+    for name, value in check.table(table.get("env", {}), "wasi.env").items():
+        key = f"wasi.env.{name}"
+        if isinstance(value, dict):
+            env[name] = _credential(value, key, check)
+        else:
+            env[name] = check.string(value, key, secret=True)
         if not name or "=" in name or "\0" in name:
-            raise check.fail(f"wasi.env.{name}", "is not a valid environment variable name")
+            raise check.fail(key, "is not a valid environment variable name")
     preopens: list[Preopen] = []
     for i, entry in enumerate(check.array(table.get("preopens", []), "wasi.preopens", "tables")):
         key = f"wasi.preopens[{i}]"

@@ -88,6 +88,7 @@ class WasmdCollector(Collector):
             "reloads_total": totals.reloads,
             "load_failures_total": totals.load_failures,
             "quarantines_total": totals.quarantines,
+            "throttles_total": totals.throttles,
         }
         for key, value in values.items():
             help_text = f"{PLUGIN_COUNTERS[key]}, all plug-ins (unloaded ones included)"
@@ -139,6 +140,7 @@ class WasmdCollector(Collector):
                 "reloads_total": seen.reloads,
                 "load_failures_total": seen.load_failures,
                 "quarantines_total": seen.quarantines,
+                "throttles_total": seen.throttles,
             }
             for key, value in values.items():
                 families[key].add_metric([name], value)
@@ -161,12 +163,19 @@ class WasmdCollector(Collector):
             key: GaugeMetricFamily(f"wasmd_plugin_{key}", text, labels=["plugin"])
             for key, text in helps.items()
         }
+        throttled = GaugeMetricFamily(
+            "wasmd_plugin_throttled",
+            "1 for each caller uid whose calls the failure policy refuses now",
+            labels=["plugin", "uid"],
+        )
         for entry in sorted(self._registry, key=lambda e: e.name):
             pool = entry.pool
             gauges["up"].add_metric([entry.name], 0 if pool is None else 1)
             if pool is None:
                 continue
             usage = pool.usage()  # before the peak: it measures the idle instances
+            for uid in usage.throttled:
+                throttled.add_metric([entry.name, str(uid)], 1)
             values = {
                 "instances": usage.instances_live,
                 "in_flight_calls": usage.in_flight,
@@ -179,6 +188,7 @@ class WasmdCollector(Collector):
             for key, value in values.items():
                 gauges[key].add_metric([entry.name], value)
         yield from gauges.values()
+        yield throttled
 
 
 # The per-plug-in counters besides calls and latency (also summed daemon-wide).
@@ -191,6 +201,7 @@ PLUGIN_COUNTERS = {
     "reloads_total": "new versions swapped in",
     "load_failures_total": "versions that failed to load (or were refused)",
     "quarantines_total": "times the failure policy quarantined the plug-in",
+    "throttles_total": "times the failure policy throttled a caller uid",
 }
 
 DAEMON_METRICS = {

@@ -52,6 +52,14 @@ declare function hostError(ptr: usize, len: usize): void;
 @external("wasmd", "config_get")
 declare function hostConfigGet(keyPtr: usize, keyLen: usize): i64;
 
+@external("wasmd", "caller_uid")
+declare function hostCallerUid(): i64;
+
+@external("wasmd", "caller_gid")
+declare function hostCallerGid(): i64;
+
+@external("wasmd", "caller_pid")
+declare function hostCallerPid(): i64;
 @external("wasmd", "send")
 declare function hostSend(ptr: usize, len: usize): i32;
 
@@ -154,6 +162,19 @@ export function emit(fields: Value): void {
 }
 
 /** The value of `key` in the manifest's `[config]` table, or null. */
+/**
+ * Who made the request a call serves: its connection's peer credentials (a call made through
+ * another plug-in sees the request's caller); -1 each without a socket peer.
+ */
+export class Caller {
+  constructor(public uid: i64, public gid: i64, public pid: i64) {}
+}
+
+/** The caller of the request the running call serves. */
+export function caller(): Caller {
+  return new Caller(hostCallerUid(), hostCallerGid(), hostCallerPid());
+}
+
 export function configGet(key: string): string | null {
   const bytes = String.UTF8.encode(key, false, String.UTF8.ErrorMode.REPLACE);
   const packed = hostConfigGet(changetype<usize>(bytes), <usize>bytes.byteLength);

@@ -136,6 +136,17 @@ WASMD_EXPORT(config) {
     return wasmd_return(&out);
 }
 
+/* whoami [] -> [uid, gid, pid] of the caller */
+WASMD_EXPORT(whoami) {
+    (void)params;
+    wasmd_writer out = WASMD_WRITER_INIT;
+    wasmd_write_array(&out, 3);
+    wasmd_write_int(&out, wasmd_caller_uid());
+    wasmd_write_int(&out, wasmd_caller_gid());
+    wasmd_write_int(&out, wasmd_caller_pid());
+    return wasmd_return(&out);
+}
+
 /* truncated [] -> reads of cut-off and invalid input fail without moving the cursor */
 WASMD_EXPORT(truncated) {
     (void)params;

@@ -49,6 +49,11 @@ WASMD_IMPORT(log) void wasmd_host_log(int32_t level, const char *ptr, int32_t le
 WASMD_IMPORT(emit) void wasmd_host_emit(const uint8_t *ptr, int32_t len);
 WASMD_IMPORT(error) void wasmd_host_error(const char *ptr, int32_t len);
 WASMD_IMPORT(config_get) int64_t wasmd_host_config_get(const char *kptr, int32_t klen);
+/* Who made the request this call serves (SO_PEERCRED of its connection; a call made
+ * through another plug-in sees the request's caller): -1 where there is no socket peer. */
+WASMD_IMPORT(caller_uid) int64_t wasmd_caller_uid(void);
+WASMD_IMPORT(caller_gid) int64_t wasmd_caller_gid(void);
+WASMD_IMPORT(caller_pid) int64_t wasmd_caller_pid(void);
 WASMD_IMPORT(send) int32_t wasmd_host_send(const uint8_t *ptr, int32_t len);
 WASMD_IMPORT(recv) int32_t wasmd_host_recv(uint8_t *ptr, int32_t cap);
 

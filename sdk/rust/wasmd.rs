@@ -45,6 +45,9 @@ mod host {
         pub fn emit(ptr: *const u8, len: usize);
         pub fn error(ptr: *const u8, len: usize);
         pub fn config_get(key_ptr: *const u8, key_len: usize) -> i64;
+        pub fn caller_uid() -> i64;
+        pub fn caller_gid() -> i64;
+        pub fn caller_pid() -> i64;
         pub fn send(ptr: *const u8, len: usize) -> i32;
         pub fn recv(ptr: *mut u8, cap: usize) -> i32;
     }
@@ -325,6 +328,27 @@ pub fn emit(fields: &[(&str, Value)]) {
     }
     // SAFETY: the host only reads `out` during the call.
     unsafe { host::emit(out.as_ptr(), out.len()) }
+}
+
+/// Who made the request a call serves: its connection's peer credentials (a call made
+/// through another plug-in sees the request's caller); -1 each without a socket peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: i64,
+    pub gid: i64,
+    pub pid: i64,
+}
+
+/// The caller of the request the running call serves.
+pub fn caller() -> Caller {
+    // SAFETY: the imports take nothing and only read the host's state.
+    unsafe {
+        Caller {
+            uid: host::caller_uid(),
+            gid: host::caller_gid(),
+            pid: host::caller_pid(),
+        }
+    }
 }
 
 /// The value of `key` in the manifest's `[config]` table, if it is there.

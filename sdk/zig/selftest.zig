@@ -17,7 +17,15 @@ comptime {
     wasmd.exportCall("formatted", formatted);
     wasmd.exportCall("oops", oops);
     wasmd.exportCall("crash", crash);
+    wasmd.exportCall("whoami", whoami);
     wasmd.exportCall("state", state);
+}
+
+/// whoami [] -> [uid, gid, pid] of the caller
+fn whoami(call: *wasmd.Call) !void {
+    const who = wasmd.caller();
+    try call.result.writeArray(3);
+    for ([_]i64{ who.uid, who.gid, who.pid }) |id| try call.result.writeInt(id);
 }
 
 /// Re-encode one value, every msgpack type the reader knows.

@@ -37,6 +37,9 @@ pub const host = struct {
     pub extern "wasmd" fn emit(ptr: [*]const u8, len: usize) void;
     pub extern "wasmd" fn @"error"(ptr: [*]const u8, len: usize) void;
     pub extern "wasmd" fn config_get(kptr: [*]const u8, klen: usize) i64;
+    pub extern "wasmd" fn caller_uid() i64;
+    pub extern "wasmd" fn caller_gid() i64;
+    pub extern "wasmd" fn caller_pid() i64;
     pub extern "wasmd" fn send(ptr: [*]const u8, len: usize) i32;
     pub extern "wasmd" fn recv(ptr: [*]u8, cap: usize) i32;
 };
@@ -177,6 +180,14 @@ pub fn configGet(key: []const u8) ?[]const u8 {
     if (len == 0) return "";
     const ptr: [*]const u8 = @ptrFromInt(@as(u32, @truncate(bits >> 32)));
     return ptr[0..len];
+}
+
+/// Who made the request this call serves: the credentials of its connection's peer (a call
+/// made through another plug-in sees the request's caller); -1 each without a socket peer.
+pub const Caller = struct { uid: i64, gid: i64, pid: i64 };
+
+pub fn caller() Caller {
+    return .{ .uid = host.caller_uid(), .gid = host.caller_gid(), .pid = host.caller_pid() };
 }
 
 /// Send the writer's bytes, which must be one msgpack map, as a plugin.custom event.

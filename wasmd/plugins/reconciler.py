@@ -141,6 +141,10 @@ class Reconciler:
         """The lock under which NAME is reconciled, loaded or unloaded."""
         return self._locks.setdefault(name, anyio.Lock())
 
+    def busy(self) -> frozenset[str]:
+        """The names being reconciled, loaded or unloaded now."""
+        return frozenset(name for name, lock in self._locks.items() if lock.locked())
+
     async def initial_scan(self) -> ReloadReport:
         """Load every plug-in on the search path; returns when each has loaded or failed."""
         return await self.reconcile(None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..discovery import PluginSource
-from ..errors import ErrorCode, WasmdError
+from ..errors import ErrorCode, WasmdError, echo
 from ..runtime import PluginPool
 
 
@@ -80,16 +80,28 @@ class PluginTable(Generic[S]):
 
     def __init__(self) -> None:
         self._entries: dict[str, S] = {}
+        # Names of the initial scan still compiling after READY (daemon.py); replaced whole.
+        self.loading: frozenset[str] = frozenset()
 
     def get(self, name: str) -> S | None:
         return self._entries.get(name)
+
+    def missing(self, name: str) -> WasmdError:
+        """The answer to a call of a name with no entry: still loading, or no such plug-in."""
+        if name in self.loading:
+            return WasmdError(
+                ErrorCode.UNAVAILABLE,
+                f"plug-in {name} is still loading (compiling); try again shortly",
+                {"kind": "loading"},
+            )
+        return WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {echo(name)}")
 
     def pool_of(self, name: str) -> PluginPool:
         """NAME's running version, for a plug-in's ``wasmd.call`` (runtime/nested.py); raises
         ``WasmdError`` as a request for it would be answered."""
         entry = self._entries.get(name)
         if entry is None:
-            raise WasmdError(ErrorCode.METHOD_NOT_FOUND, f"no plug-in named {name!r}")
+            raise self.missing(name)
         pool = entry.pool
         if pool is None:
             raise WasmdError(ErrorCode.UNAVAILABLE, f"plug-in {name} failed to load: {entry.error}")

@@ -78,6 +78,7 @@ class AccountSnapshot:
     reloads: int
     load_failures: int
     quarantines: int
+    throttles: int  # times a caller uid was throttled (its calls faulted past the policy)
 
     @property
     def calls(self) -> int:
@@ -104,6 +105,7 @@ class PluginAccount:
         "quarantines",
         "reloads",
         "restarts",
+        "throttles",
     )
 
     def __init__(self) -> None:
@@ -122,6 +124,7 @@ class PluginAccount:
         self.reloads = 0
         self.load_failures = 0
         self.quarantines = 0
+        self.throttles = 0
         # The pools counting into this account that have not drained: they hold counts not
         # folded in yet (PluginPool.unfolded).
         self.pools: set[Any] = set()
@@ -170,6 +173,7 @@ class PluginAccount:
                 reloads=self.reloads,
                 load_failures=self.load_failures,
                 quarantines=self.quarantines,
+                throttles=self.throttles,
             )
 
 
@@ -187,6 +191,7 @@ class Totals:
     reloads: int = 0
     load_failures: int = 0
     quarantines: int = 0
+    throttles: int = 0
 
     def add(self, seen: AccountSnapshot) -> None:
         self.ok += seen.ok
@@ -199,6 +204,7 @@ class Totals:
         self.reloads += seen.reloads
         self.load_failures += seen.load_failures
         self.quarantines += seen.quarantines
+        self.throttles += seen.throttles
 
     def copy(self) -> Totals:
         copied = dataclasses.replace(self)

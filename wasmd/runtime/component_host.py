@@ -2,10 +2,11 @@
 
 The same functions as the core ABI's ``wasmd`` imports (host.py), in WIT's types: ``log``
 takes a ``level`` enum and a string, ``emit`` a msgpack map as ``list<u8>``, ``config-get``
-answers ``option<string>``. A component reports an error by returning a WIT ``result``, so
-there is no ``error`` function. Each is wrapped by ``host_function``: nothing it raises
-reaches wasmtime-py, and a misuse (an event that is not a msgpack map) fails the call as an
-``abi_violation``, as it does for modules.
+answers ``option<string>``, ``caller`` a ``peer`` record (uid, gid, pid; -1 each without a
+socket peer, as the core imports ``caller_uid``... answer). A component reports an error by
+returning a WIT ``result``, so there is no ``error`` function. Each is wrapped by
+``host_function``: nothing it raises reaches wasmtime-py, and a misuse (an event that is not a
+msgpack map) fails the call as an ``abi_violation``, as it does for modules.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from wasmtime import component as wc
 
 from ..streams import MAX_CHUNK
-from .host import MAX_TEXT, HostContext, emit_event, host_function, log_line
+from .host import MAX_TEXT, HostContext, caller_peer, emit_event, host_function, log_line
 from .stream_imports import STREAM_INTERFACE, receive_value, send_chunk
 
 HOST_INTERFACE = "wasmd:host/api"
@@ -64,6 +65,18 @@ def _config_get(ctx: HostContext) -> Callable[..., str | None]:
     return config_get
 
 
+def _caller(ctx: HostContext) -> Callable[..., wc.Record]:
+    @host_function("wasmd:host/api.caller")
+    def caller(_store: Any) -> wc.Record:
+        peer = caller_peer()
+        ids = (-1, -1, -1) if peer is None else (peer.uid, peer.gid, peer.pid)
+        record = wc.Record()  # wasmtime reads a record's fields as attributes, by name
+        record.__dict__.update(zip(("uid", "gid", "pid"), ids, strict=True))
+        return record
+
+    return caller
+
+
 def define_stream_interface(linker: wc.Linker, imported_as: str) -> None:
     """Define ``wasmd:host/stream`` (send and recv, stream_imports.py) under the name (and
     version) the component imports it by."""
@@ -87,4 +100,5 @@ _FUNCTIONS: dict[str, Callable[[HostContext], Callable[..., Any]]] = {
     "log": _log,
     "emit": _emit,
     "config-get": _config_get,
+    "caller": _caller,
 }

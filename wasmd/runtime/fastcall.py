@@ -30,6 +30,8 @@ from typing import Any, Protocol
 
 import wasmtime
 
+from ..peers import Peer
+
 TESTED = ("50.",)
 SUPPORTED = version("wasmtime").startswith(TESTED)
 # Read when an instance is made; the tests flip it to run every call both ways.
@@ -173,10 +175,14 @@ def set_deadline(store: wasmtime.Store, ticks: int) -> None:
 
 
 class Cancellable(Protocol):
-    """What an ``EpochGuard`` asks of the call it watches (the pool's ``Ticket``)."""
+    """What an ``EpochGuard`` asks of the call it watches (the pool's ``Ticket``); what a
+    nested call takes from the call it is made from (its ``peer``, None in-process)."""
 
     @property
     def cancelled(self) -> bool: ...
+
+    @property
+    def peer(self) -> Peer | None: ...
 
 
 class EpochGuard:

@@ -1,4 +1,5 @@
-"""The host imports every plug-in may use, module ``wasmd``: log, emit, error, config_get, call.
+"""The host imports every plug-in may use, module ``wasmd``: log, emit, error, config_get, call,
+caller_uid, caller_gid, caller_pid.
 
 Hazard (DESIGN.md section 4): wasmtime-py passes a host function's exception back through one
 module-level global (``wasmtime._func.LAST_EXCEPTION``), so with several worker threads the
@@ -25,6 +26,7 @@ import msgpack
 import wasmtime
 
 from ..errors import ErrorCode, PluginLoadError, WasmdError
+from ..peers import Peer
 
 # Generous for a log line or an error message, small enough that a guest cannot make the
 # daemon copy its whole memory per call.
@@ -370,6 +372,25 @@ def _call(ctx: HostContext) -> Callable[..., int]:
     return call
 
 
+def caller_peer() -> Peer | None:
+    """The socket peer of the request the running call serves (a nested call's: the request
+    its chain began with); None in-process (a ``Loader``) and in start code."""
+    call = call_state.cancellable
+    return None if call is None else call.peer
+
+
+def _caller_field(field: str) -> Callable[[HostContext], Callable[..., int]]:
+    def factory(ctx: HostContext) -> Callable[..., int]:
+        @host_function(f"wasmd.caller_{field}", fallback=-1)
+        def caller_id(caller: wasmtime.Caller) -> int:
+            peer = caller_peer()
+            return -1 if peer is None else int(getattr(peer, field))
+
+        return caller_id
+
+    return factory
+
+
 def _decode_params(raw: bytes) -> list[Any]:
     params = _decode_bounded(raw, MAX_CALL_CONTAINERS, "the params")
     if not isinstance(params, list):
@@ -401,6 +422,10 @@ HOST_IMPORTS: dict[str, ImportSpec] = {
     "error": ([_I32, _I32], [], _error),
     "config_get": ([_I32, _I32], [_I64], _config_get),
     "call": ([_I32, _I32, _I32, _I32], [_I64], _call),
+    # Who made the request this call serves (-1 without a socket peer): docs/abi.md.
+    "caller_uid": ([], [_I64], _caller_field("uid")),
+    "caller_gid": ([], [_I64], _caller_field("gid")),
+    "caller_pid": ([], [_I64], _caller_field("pid")),
 }
 
 

@@ -69,6 +69,8 @@ class NestedTicket(Ticket):
         self.refused_wait = False
         super().__init__(owner=self, started=started)
         self.before_wait = self._refuse_wait
+        # The request this call is made for: its caller is charged and seen by the callee.
+        self.peer = None if outer is None else outer.peer
 
     @property
     def cancelled(self) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 
 import wasmtime
 
+from ..credentials import CredentialError
 from ..errors import PluginLoadDeferred, PluginLoadError
 from ..manifest import Manifest
 from ..statestore import Namespace, StateError
@@ -224,6 +225,10 @@ def compile_plugin(
     name = files.name
     if not wasm:
         raise PluginLoadError(name, f"{files.module_path} is empty")
+    try:
+        manifest = manifest.with_credentials()  # secrets are read at each load, not kept
+    except CredentialError as exc:
+        raise PluginLoadError(name, str(exc)) from None
     engine = engines.for_manifest(manifest.fuel)
     if component_abi.is_component(wasm):
         return compile_component(

@@ -59,7 +59,7 @@ import wasmtime
 from ..calls import PoolClosed, Respond, Ticket
 from ..errors import ErrorCode, PluginLoadError, WasmdError, echo
 from .account import CPU_SAMPLE_EVERY, PluginAccount
-from .breaker import CircuitBreaker
+from .breaker import NO_PEER, FaultPolicy
 from .engine import Engines
 from .instance import Deadline, Instance
 from .plugin import CompiledPlugin
@@ -94,6 +94,7 @@ class PoolUsage:
     in_flight: int  # calls running or waiting
     queued: int  # calls waiting for an instance
     retry_in: float | None  # seconds until a quarantine ends; None when not quarantined
+    throttled: list[int]  # caller uids whose calls are refused now
 
 
 class _Slot:
@@ -176,7 +177,7 @@ class PluginPool:
         # The account's lock: the one a call takes anyway to give its slot back counts it too.
         self.account = account if account is not None else PluginAccount()
         self._lock = self.account.lock
-        self._breaker = CircuitBreaker(manifest.failure)
+        self._policy = FaultPolicy(manifest.failure)
         self._fuel = manifest.fuel
         # Calls until one has its CPU time measured, and how many calls that one stands for:
         # the first call, for itself; then one in CPU_SAMPLE_EVERY, for them all (account.py).
@@ -254,9 +255,9 @@ class PluginPool:
         except WasmdError as exc:
             self._finished(ticket, exc)  # every request to the plug-in counts
             raise
-        probing = self._breaker.tripped
+        probing = self._policy.watching
         if probing:
-            self._refuse_if_quarantined(ticket)  # unless the quarantine is over: probation
+            self._refuse_if_refused(ticket)  # unless the refusal is over: probation
         deadline_at = ticket.started + self._timeout_s
         caller_deadline = ticket.caller_deadline
         if caller_deadline is not None and caller_deadline < deadline_at:
@@ -300,14 +301,14 @@ class PluginPool:
             self._release(slot, owner, take_job=False)
             raise
         if job.probing and not faulted:
-            self._recovered()
+            self._recovered(ticket)
         if faulted or self._fresh_each_call:
             # The answer goes first; then the slot gets its fresh instance and is lent again.
             self._finished(ticket, error)
             if faulted:
                 assert error is not None
                 self._report(job.export, error)  # after the stats count it: readers agree
-                self._fault(error)
+                self._fault(error, ticket)
             try:
                 _answer(respond, error, result)
             finally:
@@ -472,7 +473,7 @@ class PluginPool:
         caller runs in the slot; or None, and the slot went to a waiting thread or back to
         the free list."""
         if self._keeps_instance and (self._fresh_each_call or slot.instance is None):
-            if self._breaker.tripped:
+            if self._policy.quarantined:
                 # Quarantined (or on probation): the instance is made when a call runs.
                 self._retire(slot)
             else:
@@ -659,45 +660,62 @@ class PluginPool:
 
     # --- the failure policy --------------------------------------------------------------
 
-    def _refuse_if_quarantined(self, ticket: Ticket) -> None:
+    def _refuse_if_refused(self, ticket: Ticket) -> None:
+        """Refuse the call if the plug-in is quarantined or its caller's uid throttled."""
+        uid = _uid_of(ticket)
         with self._lock:
-            breaker = self._breaker
-            retry_in = breaker.refusal(time.monotonic())
-            if retry_in is None:
-                return  # on probation: this call may run
-            reason = breaker.reason
-        retry_ms = max(1, round(retry_in * 1000))
+            refusal = self._policy.refusal(time.monotonic(), uid)
+        if refusal is None:
+            return  # on probation: this call may run
+        retry_ms = max(1, round(refusal.retry_in * 1000))
+        data: dict[str, Any] = {
+            "kind": refusal.kind,
+            "reason": refusal.reason,
+            "retry_in_ms": retry_ms,
+        }
+        if refusal.kind == "throttled":
+            data["uid"] = uid
+            why = f"refuses calls from uid {uid}, whose calls faulted too often"
+        else:
+            why = "is quarantined"
         message = (
-            f"plug-in {self.plugin.name} is quarantined ({reason}); it is retried in {retry_ms} ms"
+            f"plug-in {self.plugin.name} {why} ({refusal.reason}); it is retried in {retry_ms} ms"
         )
-        data = {"kind": "quarantined", "reason": reason, "retry_in_ms": retry_ms}
         raise self.refuse(ticket, WasmdError(ErrorCode.UNAVAILABLE, message, data))
 
-    def _fault(self, error: WasmdError) -> None:
-        """A call faulted and its instance was discarded: count it against the policy."""
+    def _fault(self, error: WasmdError, ticket: Ticket) -> None:
+        """A call faulted and its instance was discarded: charge it to the caller's uid."""
         with self._lock:
             self.account.restarts += 1
         if not _callers_doing(error):
-            self._instance_failed(f"{ErrorCode(error.code).name.lower()}: {error.message}")
+            reason = f"{ErrorCode(error.code).name.lower()}: {error.message}"
+            self._instance_failed(reason, _uid_of(ticket))
 
-    def _instance_failed(self, reason: str) -> None:
+    def _instance_failed(self, reason: str, uid: int | None = None) -> None:
+        """Count a fault against the failure policy: a call's from ``uid``, or (None) one no
+        caller caused, such as an instance that cannot be made."""
         manifest = self.plugin.manifest
         with self._lock:
-            backoff = self._breaker.fault(time.monotonic(), reason)
-            if backoff is None:
+            tripped = self._policy.fault(time.monotonic(), reason, uid)
+            if tripped is None:
                 return
-            self.account.quarantines += 1
+            if tripped.kind == "quarantined":
+                self.account.quarantines += 1
+            else:
+                self.account.throttles += 1
+        fields: dict[str, Any] = {"uid": tripped.uid} if tripped.kind == "throttled" else {}
         self._emit(
-            "plugin.quarantined",
-            reason=reason,
+            f"plugin.{tripped.kind}",
+            **fields,
+            reason=tripped.reason,
             max_faults=manifest.failure.max_faults,
             window_ms=manifest.failure.window_ms,
-            retry_in_ms=round(backoff * 1000),
+            retry_in_ms=round(tripped.backoff * 1000),
         )
 
-    def _recovered(self) -> None:
+    def _recovered(self, ticket: Ticket) -> None:
         with self._lock:
-            out_for = self._breaker.success(time.monotonic())
+            out_for, _ = self._policy.success(time.monotonic(), _uid_of(ticket))
         if out_for is not None:
             self._emit("plugin.recovered", quarantined_ms=round(out_for * 1000))
 
@@ -769,8 +787,16 @@ class PluginPool:
                     slot.memory_bytes = slot.instance.memory_size()
                     self.account.note_memory(slot.memory_bytes)
                 memory += slot.memory_bytes
-            retry_in = self._breaker.refusal(time.monotonic())
-            return PoolUsage(live, memory, self._pending, len(self._waiters), retry_in)
+            now = time.monotonic()
+            retry_in = self._policy.plugin.refusal(now)
+            throttled = self._policy.throttled(now)
+            return PoolUsage(live, memory, self._pending, len(self._waiters), retry_in, throttled)
+
+
+def _uid_of(ticket: Ticket) -> int:
+    """The uid a call's faults are charged to: its peer's, or ``NO_PEER`` in-process."""
+    peer = ticket.peer
+    return NO_PEER if peer is None else peer.uid
 
 
 def _answer(respond: Respond, error: WasmdError | None, result: Any) -> None:

@@ -203,8 +203,8 @@ def make_wasi_config(
     config = wasmtime.WasiConfig()
     if argv:
         config.argv = argv
-    if manifest.wasi_env:
-        config.env = [list(pair) for pair in manifest.wasi_env]
+    if manifest.wasi_env:  # credentials were read at load (Manifest.with_credentials)
+        config.env = [[name, value] for name, value in manifest.wasi_env if isinstance(value, str)]
     for grant in grants:
         config.preopen_dir(grant.preopen_path, grant.guest, grant.writable)
     if stdin is not None:

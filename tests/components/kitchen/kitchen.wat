@@ -4,6 +4,7 @@
   (import "wasmd:host/api@0.1.0" "log" (func $log (param i32 i32 i32)))
   (import "wasmd:host/api@0.1.0" "emit" (func $emit (param i32 i32)))
   (import "wasmd:host/api@0.1.0" "config-get" (func $config_get (param i32 i32 i32)))
+  (import "wasmd:host/api@0.1.0" "caller" (func $caller (param i32)))
   (import "[export]wasmd:kitchen/things@0.1.0" "[resource-new]blob"
     (func $blob_new (param i32) (result i32)))
   (import "wasmd:kitchen/elsewhere@0.1.0" "ping" (func $ping (result i32)))
@@ -84,4 +85,6 @@
     (i32.const 32))
   (func (export "call-elsewhere") (result i32) (call $ping))
   (func (export "announce") (param i32 i32) (call $emit (local.get 0) (local.get 1)))
+  ;; The host writes the peer record (three s64) at 64; the export returns it as it is.
+  (func (export "whoami") (result i32) (call $caller (i32.const 64)) (i32.const 64))
 )
