@@ -3,6 +3,7 @@ watcher, and threads that cannot start. Real Unix sockets; no plug-ins, no daemo
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import msgpack
 import pytest
 
@@ -256,3 +258,32 @@ def test_a_stop_fits_inside_the_units_stop_timeout_with_margin() -> None:
     (line,) = [x for x in unit.splitlines() if x.startswith("TimeoutStopSec=")]
     timeout = float(line.removeprefix("TimeoutStopSec=").removesuffix("s"))
     assert stop_budget(DaemonConfig()) + 5 <= timeout
+
+
+async def test_unfinished_messages_are_charged_what_the_decoder_may_hold(
+    short_tmp: Path,
+) -> None:
+    """msgpack's decoder grows its buffer by doubling: 255 MiB held of unfinished messages was
+    516 MiB of memory. ``max_buffered`` charges the memory, so two halves of the limit, each
+    held as half a message, no longer fit (issue 22, item 10)."""
+    part = b"\x94\x00\x01\xa9arith.add\x91\xc6" + (15 * 2**20).to_bytes(4, "big")
+    part += b"x" * (300 * 1024)
+    limits = ServerLimits(max_buffered=1024 * 1024)
+    async with serving(short_tmp, Gate(), limits) as (server, path):
+        with connected(path) as first, connected(path) as second:
+            first.settimeout(10)
+            second.settimeout(10)
+            # Off the loop: the server accepts and reads on this very loop.
+            await anyio.to_thread.run_sync(first.sendall, part)
+            with anyio.fail_after(10):
+                # Until the reader took it all: a counter that no event announces.
+                while server.buffered_bytes < 2 * len(part):  # noqa: ASYNC110
+                    await anyio.sleep(0.001)
+            assert server.buffered_bytes == 2 * len(part)
+            with contextlib.suppress(OSError):  # the server may close it while it sends
+                await anyio.to_thread.run_sync(second.sendall, part)  # 2 x 2 x 300 KiB > 1 MiB
+            with anyio.fail_after(10):
+                notice = await next_message(second, Connection())
+            assert isinstance(notice, Notification)
+            assert "bytes of unfinished messages" in notice.params[0][1]
+            assert server.buffered_bytes == 2 * len(part)  # the first is still held

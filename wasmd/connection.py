@@ -406,7 +406,7 @@ class ClientConnection:
                 self.server.buffered(self, 0)
                 self._held = 0
             return None
-        if not self.server.buffered(self, held):
+        if not self.server.buffered(self, self.session.protocol.held_memory):
             limit = self.server.limits.max_buffered
             return f"the daemon holds its limit of {limit} bytes of unfinished messages"
         if 0 <= held - self._held < DRIBBLE_BYTES:  # the last read brought little of it

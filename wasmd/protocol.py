@@ -320,6 +320,13 @@ class Connection:
         return held
 
     @property
+    def held_memory(self) -> int:
+        """What ``buffered`` may cost in memory: msgpack's Unpacker grows its buffer by
+        doubling, so a message held half-received may take up to twice its bytes (255 MiB
+        counted as held was 516 MiB of RSS). The daemon-wide ``max_buffered`` charges this."""
+        return 2 * self.buffered
+
+    @property
     def consumed(self) -> int:
         """Bytes of the stream taken by complete messages so far (a message's size is the
         difference across the ``next_event`` that returned it)."""

@@ -232,6 +232,11 @@ class RpcServer:
         return self._unread.hold(connection, size)
 
     @property
+    def buffered_bytes(self) -> int:
+        """Memory charged for unfinished messages, over all connections (``max_buffered``)."""
+        return self._buffered.total
+
+    @property
     def unread_bytes(self) -> int:
         """Answers written for peers that have not read them, over all connections."""
         return self._unread.total
