@@ -144,9 +144,16 @@ async def test_a_message_begun_and_never_finished_is_refused_in_time(short_tmp: 
 async def test_unfinished_messages_across_connections_are_bounded(short_tmp: Path) -> None:
     async with running_daemon(short_tmp, {"arith.wat": ARITH}, max_buffered=1024 * 1024) as daemon:
         part = b"\x94\x00\x01\xa9arith.add\x91\xc6" + struct.pack(">I", 15 * 2**20)
-        part += b"x" * (600 * 1024)
+        part += b"x" * (300 * 1024)  # charged twice its bytes: 600 KiB of the 1 MiB
+        server = daemon.info.server
+        assert server is not None
         async with await anyio.connect_unix(daemon.socket) as first:
             await first.send(part)
+            with anyio.fail_after(10):
+                # The first is held before the second begins (else the first is the one
+                # refused): a counter that no event announces.
+                while server.buffered_bytes < 2 * len(part):  # noqa: ASYNC110
+                    await anyio.sleep(0.001)
             async with await anyio.connect_unix(daemon.socket) as second:
                 with contextlib.suppress(anyio.BrokenResourceError):
                     await second.send(part)  # the daemon may close it while it sends

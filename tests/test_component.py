@@ -520,7 +520,8 @@ def test_the_rust_build_script_runs_as_abi_md_writes_it(tmp_path: Path) -> None:
     venv_bin = str(Path(sys.executable).parent)
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
     result = subprocess.run(
-        [python, "examples/rust-component/build.py", tmp_path],
+        # -S: no site-packages, as on a machine whose Python has nothing installed.
+        [python, "-S", "examples/rust-component/build.py", tmp_path],
         cwd=REPO,
         env={**os.environ, "PATH": path},
         capture_output=True,

@@ -1,5 +1,6 @@
-"""``wasmd.load`` acts with the caller's rights (wasmd/by_path.py, wasmd/access.py), plug-in
-folders others may write or that hold plug-in directories are refused, and who may rescan.
+"""``wasmd.load`` acts with the caller's rights (wasmd/plugins/by_path.py,
+wasmd/plugins/access.py), plug-in folders others may write or that hold plug-in directories
+are refused, and who may rescan.
 
 The attacks are issue 22's: each test failed on the code before the fix."""
 
@@ -15,10 +16,10 @@ import pytest
 from tests.conftest import running_daemon, write_plugins
 from tests.other_uid import call_as, needs_root_and_setpriv
 from tests.wat_abi import MSGPACK_GUEST, READ_SECRET_COMMAND, relay_guest
-from wasmd.access import Caller, Hidden, Refused, resolve_as
-from wasmd.by_path import check_as_caller
 from wasmd.errors import ErrorCode, WasmdError
-from wasmd.snapshot import take_snapshot
+from wasmd.plugins.access import Caller, Hidden, Refused, resolve_as
+from wasmd.plugins.by_path import check_as_caller
+from wasmd.plugins.snapshot import take_snapshot
 
 ATTACKER, VICTIM = 4343, 4444
 ONE = '(module (func (export "who") (result i32) i32.const 1))'

@@ -31,8 +31,8 @@ from prometheus_client.registry import CollectorRegistry
 from wasmd import Loader, WasmdError
 from wasmd.client import SyncClient
 from wasmd.errors import PluginLoadError
-from wasmd.loader import off_loop
 from wasmd.metrics import write_textfile_forever
+from wasmd.plugins.build import off_loop
 from wasmd.runtime.instance import Instance
 
 from .conftest import running_daemon, serve_command

@@ -221,7 +221,7 @@ def test_pull_sources_pulls_each_and_reports_the_worst(
 async def test_pull_pin_pins_the_manifest_it_brings(
     short_tmp: Path, local_registry: Registry, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Under require_pinned a manifest must be vouched for too (wasmd/trust.py): `--pin`
+    """Under require_pinned a manifest must be vouched for too (wasmd/plugins/trust.py): `--pin`
     records the pulled manifest's sha256 in [manifest_sha256] beside the module's."""
     ref = f"{local_registry.host}/plugins/math:2"
     path = module(short_tmp / "author", ADD)

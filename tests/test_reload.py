@@ -14,10 +14,11 @@ import anyio
 import msgpack
 import pytest
 
-from wasmd import Client, ErrorCode, WasmdError, watcher
+from wasmd import Client, ErrorCode, WasmdError
 from wasmd.client import open_client
 from wasmd.config import DaemonConfig
 from wasmd.daemon import Daemon, serve
+from wasmd.plugins import watcher
 from wasmd.protocol import Connection, Notification
 
 from .conftest import running_daemon

@@ -281,7 +281,15 @@ async def test_cli_prints_one_chunk_per_line_then_the_result(short_tmp: Path) ->
 async def test_cli_ctrl_c_cancels_the_stream(short_tmp: Path) -> None:
     async with streamer(short_tmp) as daemon, daemon.client() as watcher:
         events = await subscribe(watcher, "plugin.cancelled")
-        process = await anyio.open_process(cli(daemon.socket, "call", "--stream", "streamer.spin"))
+        # A job started in the background by a non-interactive shell (as CI may start this
+        # suite) inherits SIGINT ignored, and so would the CLI: give it Ctrl-C as a terminal
+        # would. A handler, unlike SIG_IGN, is reset to the default across exec.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            command = cli(daemon.socket, "call", "--stream", "streamer.spin")
+            process = await anyio.open_process(command)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         try:
             assert process.stdout is not None
             with anyio.fail_after(30):

@@ -126,7 +126,7 @@ def test_a_push_over_the_bound_ends_the_call_busy(loader: Loader) -> None:
 
 
 def test_describe_and_check_mark_a_streamer(loader: Loader, tmp_path: Path) -> None:
-    from wasmd.check import check_lines, check_plugin
+    from wasmd.plugins.check import check_lines, check_plugin
 
     description = loader.load("streamer").describe()
     assert description["streams"] == ["recv", "send"]

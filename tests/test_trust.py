@@ -12,12 +12,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from wasmd import ErrorCode, Loader, PluginLoadError, WasmdError, signature
+from wasmd import ErrorCode, Loader, PluginLoadError, WasmdError
 from wasmd.cli import main
 from wasmd.config import load_config
 from wasmd.errors import ConfigError
 from wasmd.manifest import parse_manifest
-from wasmd.trust import TrustPolicy
+from wasmd.plugins import signature
+from wasmd.plugins.trust import TrustPolicy
 
 from .conftest import running_daemon, write_plugins
 from .helpers import replace_atomically, subscribe
@@ -100,7 +101,7 @@ async def test_require_pinned_refuses_unpinned_modules(short_tmp: Path) -> None:
 def signed(
     key: Ed25519PrivateKey, name: str, module: str, manifest: str | None = None, serial: int = 1
 ) -> str:
-    """A format-2 signature file of this version (wasmd/signature.py)."""
+    """A format-2 signature file of this version (wasmd/plugins/signature.py)."""
     text = None if manifest is None else manifest.encode()
     return signature.render(
         name, serial, key.sign(signature.message(name, serial, module.encode(), text))
@@ -326,7 +327,7 @@ def test_a_pin_holds_in_process_and_in_wasmd_check(
 ) -> None:
     """Issue 23: the daemon refused a manifest sha256 that does not match, but
     ``wasmd.Loader`` loaded it and ``wasmd check`` said ok; all three build through
-    ``loader.build_pool`` now. And the library takes the daemon's pins and keys."""
+    ``plugins.build.build_pool`` now. And the library takes the daemon's pins and keys."""
     write_plugins(
         tmp_path,
         {

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from wasmd.oci import PLUGIN_MANIFEST_LAYER, WASM_LAYER, PullError, _layers, iter_sources
-from wasmd.trust import trust_file_pins
-from wasmd.trust_pins import PinError, record_pin, with_pin
+from wasmd.plugins.trust import trust_file_pins
+from wasmd.plugins.trust_pins import PinError, record_pin, with_pin
 
 A, B = "a" * 64, "b" * 64
 

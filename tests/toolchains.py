@@ -18,8 +18,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-import pytest
-
 from wasmd import ErrorCode, WasmdError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,6 +79,8 @@ def build_example(language: str, out_dir: Path, *args: object) -> bytes:
 def toolchain_missing(reason: str) -> NoReturn:
     """Skip a test whose tools are not installed, saying how to install them; under CI
     (``CI=true``), where the set-up has run, fail instead."""
+    import pytest  # here, not above: the build scripts import this module with a plain Python
+
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{reason} (CI ran `{SETUP_COMMAND}` first; it did not provide it)")
     pytest.skip(f"{reason}: run `{SETUP_COMMAND}` to install it")
@@ -88,6 +88,8 @@ def toolchain_missing(reason: str) -> NoReturn:
 
 async def guest_error(client: Any, method: str, *params: Any) -> WasmdError:
     """The error of a call the guest refused through ``wasmd.error``."""
+    import pytest
+
     with pytest.raises(WasmdError) as caught:
         await client.call(method, *params)
     assert caught.value.code == ErrorCode.TRAP

@@ -21,10 +21,10 @@ from .discovery import name_problem
 from .dispatch import Builtin
 from .errors import ErrorCode, WasmdError, echo
 from .events import EventBus, Subscription
-from .loader import ReloadReport
 from .loading import LoadBuiltins
 from .peers import supplementary_groups
-from .registry import Registry
+from .plugins.reconciler import ReloadReport
+from .plugins.registry import Registry
 from .runtime import WASMTIME_VERSION
 from .server import ServerCounters, Session
 from .statestore import store_usage

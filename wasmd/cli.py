@@ -407,8 +407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .check import check_lines, check_plugin, problem_lines
     from .config import config_path_from_env, load_config, trust_policy
+    from .plugins.check import check_lines, check_plugin, problem_lines
 
     # The daemon's pins and keys apply, so check says what the daemon would.
     config = load_config(config_path_from_env(args.config, os.environ))
@@ -426,7 +426,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _sign(args: argparse.Namespace) -> int:
     from .errors import PluginLoadError
-    from .signature import sign_plugin
+    from .plugins.signature import sign_plugin
 
     try:
         written = sign_plugin(args.path, args.key.read_bytes(), args.serial)

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .plugins.trust import TrustPolicy, decode_public_key
 
 # Re-exported: the daemon's side finds every path rule here.
 from .socket_path import default_socket_path as default_socket_path
 from .socket_path import fallback_socket_folder as fallback_socket_folder
 from .tomlcheck import Checker, GiB, KiB, MiB, describe, read_toml
-from .trust import TrustPolicy, decode_public_key
 
 DEFAULT_CONFIG_PATH = Path("/etc/wasmd/wasmd.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -86,7 +86,7 @@ class DaemonConfig:
     events_buffer: int = 1024
     events_outbox_limit: int = 64 * KiB
     # Operations (docs/operations.md): the node-exporter textfile rewritten every
-    # metrics_interval_ms (None: none), and which modules may be compiled (wasmd/trust.py).
+    # metrics_interval_ms (None: none), and which modules may be compiled (wasmd/plugins/trust.py).
     metrics_textfile: Path | None = None
     metrics_interval_ms: int = 5000
     require_pinned: bool = False
@@ -215,7 +215,7 @@ def _signing_key(value: Any, key: str, check: Checker) -> str:
             "`openssl pkey -pubout -outform DER`",
         )
     try:
-        import cryptography  # noqa: F401  (only checked: trust.py imports what it uses)
+        import cryptography  # noqa: F401  (only checked: plugins/trust.py imports what it uses)
     except ImportError:
         raise check.fail(
             key, "needs the cryptography package (pip install 'wasmd[signing]')"
@@ -283,6 +283,6 @@ def allowed_gids(config: DaemonConfig, source: str = "config") -> frozenset[int]
 
 
 def trust_policy(config: DaemonConfig) -> TrustPolicy:
-    """The config's pinning switches as ``wasmd.trust`` takes them."""
+    """The config's pinning switches as ``wasmd.plugins.trust`` takes them."""
     keys = tuple(decode_public_key(k) or b"" for k in config.signing_keys)
     return TrustPolicy(config.require_pinned, config.trust_file, keys)

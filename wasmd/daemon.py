@@ -34,7 +34,6 @@ from .discovery import is_utf8, printable
 from .dispatch import Dispatcher
 from .events import EventBus
 from .listener import open_listener
-from .loader import Reconciler, ReloadReport
 from .loading import LoadBuiltins
 from .metrics import (
     WasmdCollector,
@@ -42,14 +41,15 @@ from .metrics import (
     render_answer,
     write_textfile_forever,
 )
-from .registry import Registry
+from .plugins.reconciler import Reconciler, ReloadReport
+from .plugins.registry import Registry
+from .plugins.watcher import DirectoryWatcher
 from .runtime import Engines
 from .server import ABORT_WAIT, RpcServer, ServerCounters, ServerLimits
 from .statecontrol import StateBuiltins
 from .statemetrics import StateCollector
 from .statestore import StateStores, default_state_dir
 from .systemd import Notifier
-from .watcher import DirectoryWatcher
 
 log = logging.getLogger("wasmd")
 

@@ -18,7 +18,7 @@ from typing import Any
 from .calls import PoolClosed, Respond, Ticket
 from .errors import ErrorCode, WasmdError, echo
 from .peers import supplementary_groups
-from .registry import Registry
+from .plugins.registry import Registry
 from .server import Session
 from .stream_wire import STREAM_METHOD, start_stream
 from .values import show_value

@@ -3,19 +3,19 @@
 Theory of operation. A ``Loader`` owns the wasmtime engines (and their epoch ticker) and a
 registry of loaded plug-ins; ``load(name)`` finds NAME on the daemon's search path (the
 directories given, then ``$WASMD_PLUGIN_PATH``, then the defaults) and ``load_path(path)``
-takes one file or folder. Both go through the daemon's own steps: ``snapshot.take_snapshot``
-(no symbolic links followed, the manifest read strictly) and ``loader.build_pool`` (the
-trust check of pins and signatures, then the runtime's compile, link, sandbox, limits and
-instance pool), so a plug-in behaves here as
-it does behind the socket. A ``Plugin`` handle calls an export on the calling thread through
+takes one file or folder. Both go through the daemon's own steps:
+``plugins.snapshot.take_snapshot`` (no symbolic links followed, the manifest read strictly)
+and ``plugins.build.build_pool`` (the trust check of pins and signatures, then the runtime's
+compile, link, sandbox, limits and instance pool), so a plug-in behaves here as it does
+behind the socket. A ``Plugin`` handle calls an export on the calling thread through
 ``PluginPool.call``, as the daemon's connection threads do; ``acall`` does the same in a
 worker thread for anyio code, and cancelling the awaiting task cancels the guest.
 
-The registry is a ``registry.PluginTable`` (the daemon's registry shape, and its resolver
-for ``wasmd.call``), written under one ``threading.Lock``; a name being loaded has its own lock,
-so two threads (or two anyio tasks, through ``aload``) asking for one name compile it once
-and get the same handle. Loading is blocking (compiling is CPU work): async code uses
-``aload``/``aload_path``, which run it in a worker thread.
+The registry is a ``plugins.registry.PluginTable`` (the daemon's registry shape, and its
+resolver for ``wasmd.call``), written under one ``threading.Lock``; a name being loaded has
+its own lock, so two threads (or two anyio tasks, through ``aload``) asking for one name
+compile it once and get the same handle. Loading is blocking (compiling is CPU work): async
+code uses ``aload``/``aload_path``, which run it in a worker thread.
 
 Plug-ins loaded by one ``Loader`` may call each other (``wasmd.call``, docs/abi.md) under
 the callee manifest's ``[access] plugins``.
@@ -42,14 +42,14 @@ import anyio.to_thread
 from .discovery import PluginSource, name_problem, scan_name, search_path, source_from_path
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
 from .library_stream import PluginStream
-from .loader import build_pool
-from .registry import PluginTable
+from .plugins.build import build_pool
+from .plugins.registry import PluginTable
+from .plugins.snapshot import DEFAULT_MAX_MODULE_SIZE, take_snapshot
+from .plugins.trust import TrustPolicy
 from .runtime import DEFAULT_START_TIMEOUT_MS, Engines, PluginPool, PoolClosed, Ticket
 from .runtime.embedder import HostFunctions, check_host_functions
-from .snapshot import DEFAULT_MAX_MODULE_SIZE, take_snapshot
 from .statestore import StateStores
 from .streams import DEFAULT_WINDOW, parse_window
-from .trust import TrustPolicy
 
 log = logging.getLogger("wasmd.library")
 

@@ -16,7 +16,7 @@ Theory of operation (DESIGN.md section 1, "Loading and unloading on request"):
   away from everyone else. Both emit ``plugin.loaded``/``plugin.reloaded``/``plugin.unloaded``
   with ``how`` ("load" or "unload") and the requesting ``uid``.
 
-They change loop state (the registry, the loader's per-name locks), so they run on the loop
+They change loop state (the registry, the reconciler's per-name locks), so they run on the loop
 (``on_loop`` in builtins.py's table).
 """
 
@@ -28,15 +28,16 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .access import Caller
-from .by_path import CheckedSource, check_as_caller, preopens_as_caller, same_file, shown
 from .discovery import name_problem
 from .errors import ConfigError, ErrorCode, PluginLoadError, WasmdError
-from .loader import Reconciler, off_loop, search_path_winners
 from .peers import Peer, supplementary_groups
-from .registry import Entry
+from .plugins.access import Caller
+from .plugins.build import off_loop
+from .plugins.by_path import CheckedSource, check_as_caller, preopens_as_caller, same_file, shown
+from .plugins.reconciler import Reconciler, search_path_winners
+from .plugins.registry import Entry
+from .plugins.snapshot import take_snapshot
 from .server import Session
-from .snapshot import take_snapshot
 
 
 class LoadBuiltins:

@@ -37,7 +37,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .errors import ErrorCode, WasmdError
-from .registry import Registry
+from .plugins.registry import Registry
 from .runtime import WASMTIME_VERSION
 from .runtime.account import LATENCY_BUCKETS, Accounts
 

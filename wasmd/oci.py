@@ -39,8 +39,8 @@ import oras.provider
 import requests
 
 from .discovery import NAME_RE
+from .plugins.trust_pins import PinError, record_pin
 from .tomlcheck import Checker, read_toml
-from .trust_pins import PinError, record_pin
 
 WASM_LAYER = "application/wasm"
 WASM_CONFIG = "application/vnd.wasm.config.v0+json"
@@ -114,7 +114,7 @@ def pull(
         toml = _blob(registry, container, plugin_manifest, MAX_MANIFEST_BYTES)
     pinned = _pin(trust_file, name, module_sha256)
     if toml is not None:
-        # Under require_pinned a manifest must be vouched for too (wasmd/trust.py).
+        # Under require_pinned a manifest must be vouched for too (wasmd/plugins/trust.py).
         _pin(trust_file, name, hashlib.sha256(toml).hexdigest(), "manifest_sha256")
         _write_atomically(into / f"{name}.toml", toml)
     _write_atomically(target, module_bytes)

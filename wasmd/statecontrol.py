@@ -19,7 +19,7 @@ from .builtins import Method
 from .discovery import name_problem
 from .errors import ErrorCode, WasmdError
 from .manifest import StatePolicy
-from .registry import Registry
+from .plugins.registry import Registry
 from .server import Session
 from .statestore import MAX_KEY, MAX_VALUE, SUFFIX, StateError, StateStores
 

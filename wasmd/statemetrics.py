@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .registry import Registry
+from .plugins.registry import Registry
 
 
 class StateCollector(Collector):

@@ -38,10 +38,10 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from wasmd.discovery import PluginSource
-from wasmd.loader import build_pool
+from wasmd.plugins.build import build_pool
+from wasmd.plugins.snapshot import take_snapshot
 from wasmd.runtime import Engines, PluginPool, Ticket
 from wasmd.runtime.instance import Deadline, Instance
-from wasmd.snapshot import take_snapshot
 
 from .. import plugins
 from ..context import Context

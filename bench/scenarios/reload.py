@@ -17,9 +17,9 @@ from __future__ import annotations
 import time
 
 from wasmd.discovery import PluginSource
-from wasmd.loader import build_pool
+from wasmd.plugins.build import build_pool
+from wasmd.plugins.snapshot import take_snapshot
 from wasmd.runtime import Engines
-from wasmd.snapshot import take_snapshot
 
 from .. import plugins, servers
 from ..context import Context

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from wasmd.discovery import PluginSource
-from wasmd.loader import build_pool
+from wasmd.plugins.build import build_pool
+from wasmd.plugins.snapshot import take_snapshot
 from wasmd.runtime import Engines, PluginPool, Ticket
-from wasmd.snapshot import take_snapshot
 from wasmd.statestore import StateStores
 
 from ..context import Context

@@ -1,6 +1,6 @@
 """Recording a sha256 pin in the trust file (``wasmd pull --pin``), keeping everything else.
 
-The trust file (wasmd/trust.py) is TOML with a table ``[sha256]`` of ``NAME = "HEX"`` (and
+The trust file (wasmd/plugins/trust.py) is TOML with a table ``[sha256]`` of ``NAME = "HEX"`` (and
 ``[manifest_sha256]`` of the same shape, for manifests). The
 standard library reads TOML but does not write it, so a pin is recorded as a text edit: the
 line ``NAME = ...`` inside the table is replaced, or a new one added under the table's
@@ -17,7 +17,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .trust import TrustPins, trust_file_pins, trust_file_tables
 
 _TABLE_RE = re.compile(r"^\s*\[\s*(\S[^\]]*?)\s*\]\s*(#.*)?$")

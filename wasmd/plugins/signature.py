@@ -109,7 +109,7 @@ def sign_plugin(path: Path, private_key_pem: bytes, serial: int) -> Path:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    from .discovery import source_from_path
+    from ..discovery import source_from_path
     from .snapshot import take_snapshot
 
     if not 0 <= serial <= MAX_SERIAL:

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from .discovery import PluginSource
-from .errors import ErrorCode, WasmdError, echo
-from .runtime import PluginPool
+from ..discovery import PluginSource
+from ..errors import ErrorCode, WasmdError, echo
+from ..runtime import PluginPool
 
 
 @dataclass(frozen=True, eq=False)

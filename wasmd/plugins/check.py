@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .discovery import source_from_path
-from .errors import ConfigError, PluginLoadError
-from .loader import load_source
-from .runtime import Engines
-from .runtime.abis import describe_abi
+from ..discovery import source_from_path
+from ..errors import ConfigError, PluginLoadError
+from ..runtime import Engines
+from ..runtime.abis import describe_abi
+from .build import load_source
 from .trust import TrustPolicy
 
 NO_METHODS = "no callable methods"

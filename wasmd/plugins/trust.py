@@ -9,7 +9,7 @@ a module that is refused never reaches Cranelift. What can vouch for a version:
   (``"none"``: it has none). The file is re-read at every load, so an operator can pin a new
   version and then ``wasmd reload`` it;
 - an ed25519 signature ``NAME.wasm.sig`` by one of ``signing_keys``, of the plug-in's name,
-  a serial number, and the module's and manifest's bytes (wasmd/signature.py). A serial
+  a serial number, and the module's and manifest's bytes (wasmd/plugins/signature.py). A serial
   lower than the floor (the highest serial whose signature verified for that name since the
   daemon started, or the trust file's ``[min_serial] NAME = N`` if higher) is a rollback and
   is refused;
@@ -41,12 +41,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..discovery import open_plugin_file
+from ..errors import ConfigError, PluginLoadError
+from ..manifest import parse_manifest
+from ..tomlcheck import Checker, read_toml
 from . import signature as sigfile
-from .discovery import open_plugin_file
-from .errors import ConfigError, PluginLoadError
-from .manifest import parse_manifest
 from .snapshot import Snapshot
-from .tomlcheck import Checker, read_toml
 
 SIGNATURE_SUFFIX = sigfile.SIGNATURE_SUFFIX
 SIGNATURE_MAX_BYTES = sigfile.SIGNATURE_MAX_BYTES
@@ -168,7 +168,7 @@ def _check_signature(
     snapshot: Snapshot, policy: TrustPolicy, pins: TrustPins, actual: str, manifest: bytes | None
 ) -> bool:
     """Whether a signature vouches for this version: False if there is none; raises
-    ``TrustRefused`` if there is one that does not (see wasmd/signature.py)."""
+    ``TrustRefused`` if there is one that does not (see wasmd/plugins/signature.py)."""
     name = snapshot.source.name
     path = signature_path(snapshot.source.module_path)
     try:

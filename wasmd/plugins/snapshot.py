@@ -1,7 +1,7 @@
-"""A plug-in's files as read at one moment: what a version is built from (wasmd/loader.py).
+"""A plug-in's files as read at one moment: what a version is built from (wasmd/plugins/build.py).
 
 A ``Snapshot`` holds the module's bytes and the manifest's text, read together and
-fingerprinted; the trust check (wasmd/trust.py) and the compile both take it, so what is
+fingerprinted; the trust check (wasmd/plugins/trust.py) and the compile both take it, so what is
 checked is what is compiled. Neither file is read through a symbolic link
 (``discovery.open_plugin_file``), and a file whose stamp is that of the last snapshot is not
 read again.
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .discovery import PluginSource, open_plugin_file
-from .errors import ConfigError, PluginLoadError
-from .tomlcheck import read_toml_fd
+from ..discovery import PluginSource, open_plugin_file
+from ..errors import ConfigError, PluginLoadError
+from ..tomlcheck import read_toml_fd
 
 # The largest module file read (config ``max_module_size``): a bigger one fails to load
 # without being read, so a 1 TiB sparse file cannot take the daemon's memory.

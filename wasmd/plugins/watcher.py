@@ -40,9 +40,9 @@ import anyio.abc
 from watchfiles import Change, awatch
 from watchfiles._rust_notify import WatchfilesRustInternalError
 
-from .discovery import entry_name, printable
+from ..discovery import entry_name, printable
 
-log = logging.getLogger("wasmd.watcher")
+log = logging.getLogger("wasmd.plugins.watcher")
 # watchfiles logs every batch at INFO. With the daemon's log file in a watched folder's
 # parent, each of those lines would itself be a change: a loop. wasmd logs what matters.
 logging.getLogger("watchfiles").setLevel(logging.WARNING)

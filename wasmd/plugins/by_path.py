@@ -29,18 +29,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .access import READ, SEARCH, WRITE, Caller, Hidden, Refused, Seen, identity, resolve_as
-from .access import writable_by_others as others_may_write
-from .discovery import (
+from ..discovery import (
     SYMLINK_NOT_FOLLOWED,
     PluginSource,
     plugin_dir_problem,
     printable,
     source_from_path,
 )
-from .errors import ConfigError, ErrorCode, WasmdError
-from .manifest import parse_manifest
-from .runtime.wasi import Grant
+from ..errors import ConfigError, ErrorCode, WasmdError
+from ..manifest import parse_manifest
+from ..runtime.wasi import Grant
+from .access import READ, SEARCH, WRITE, Caller, Hidden, Refused, Seen, identity, resolve_as
+from .access import writable_by_others as others_may_write
 
 
 @dataclass
