@@ -4,7 +4,7 @@ import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,13 +188,19 @@ def _folders_state(folders: Sequence[Path]) -> set[tuple[str, int, int, int]]:
     return state
 
 
-@asynccontextmanager
-async def shared_daemon(plugins: Mapping[str, str | bytes]) -> AsyncIterator[RunningDaemon]:
+@contextmanager
+def shared_daemon(plugins: Mapping[str, str | bytes]) -> Iterator[RunningDaemon]:
     """A daemon for a module-scoped fixture: tests that only make calls, and check only what
-    their own calls did, share it instead of starting one each."""
-    with tempfile.TemporaryDirectory(prefix="wasmd-", dir=SCRATCH) as root:
-        async with running_daemon(Path(root), plugins) as daemon:
-            yield daemon
+    their own calls did, share it instead of starting one each. It runs on an event loop of
+    its own in a thread (an anyio portal), not in the tests' loop: a module-scoped async
+    fixture would keep anyio's test runner open across the module, and its closing then
+    leaves cyclic garbage that test_memory's checks find."""
+    with (
+        tempfile.TemporaryDirectory(prefix="wasmd-", dir=SCRATCH) as root,
+        anyio.from_thread.start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(running_daemon(Path(root), plugins)) as daemon,
+    ):
+        yield daemon
 
 
 @pytest.fixture

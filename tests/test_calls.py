@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -24,9 +24,9 @@ def call_path(call_path_per_module: str) -> str:
 
 
 @pytest.fixture(scope="module")
-async def arith(call_path: str) -> AsyncIterator[RunningDaemon]:
+def arith(call_path: str) -> Iterator[RunningDaemon]:
     """One daemon serving ARITH, whose exports keep no state, for tests that only call it."""
-    async with shared_daemon({"arith.wat": ARITH}) as daemon:
+    with shared_daemon({"arith.wat": ARITH}) as daemon:
         yield daemon
 
 

@@ -13,7 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +82,10 @@ ROUND_TRIPS: list[tuple[str, Any]] = [
 
 
 @pytest.fixture(scope="module")
-async def kitchen(call_path: str) -> AsyncIterator[RunningDaemon]:
+def kitchen(call_path: str) -> Iterator[RunningDaemon]:
     """One daemon serving the kitchen component as ``k``, shared by the tests that only make
     calls and need no fresh instance (each checks what its own calls did)."""
-    async with shared_daemon({"k.wat": KITCHEN}) as daemon:
+    with shared_daemon({"k.wat": KITCHEN}) as daemon:
         yield daemon
 
 
