@@ -26,7 +26,7 @@ from .conftest import running_daemon, serve_command, write_plugins
 from .helpers import subscribe
 from .other_uid import SETPRIV, call_as, needs_root_and_setpriv, require_wasmd_as
 from .processes import reaped
-from .wat import ARITH, SPIN
+from .wat import ARITH, SPIN, WORK
 
 
 def _pack_request(msgid: int, method: str, params: list[object]) -> bytes:
@@ -178,13 +178,30 @@ async def _wait_for_call_to_start(client: Client, plugin: str) -> None:
 
 
 async def test_in_flight_limit_is_backpressure_not_errors(short_tmp: Path) -> None:
-    plugins = {"arith.wat": ARITH, "arith.toml": "[plugin]\nqueue = 1000\n"}
+    """Past ``max_in_flight`` a connection's requests wait unstarted in its session: never
+    more than 4 run or queue in the pool at once, though its 8 instances could take 8, and
+    every request is answered, none refused. (The test once passed with the limit ignored.)"""
+    plugins = {"work.wat": WORK, "work.toml": "[plugin]\ninstances = 8\nqueue = 1000\n"}
+    steps = 30_000_000  # ~20 ms a call: hand-offs (every 2 ms) overlap them; 0.3 s in all
     async with running_daemon(short_tmp, plugins, max_in_flight=4) as daemon:
-        payload = b"".join(_pack_request(i, "arith.add", [i, 1]) for i in range(200))
-        async with await anyio.connect_unix(daemon.socket) as stream:
+        payload = b"".join(_pack_request(i, "work.work", [steps]) for i in range(40))
+        peak = 0
+        async with await anyio.connect_unix(daemon.socket) as stream, daemon.client() as watcher:
             await stream.send(payload)
-            responses = await _read_responses(stream, 200)
-        assert sorted(r.result for r in responses) == [i + 1 for i in range(200)]
+            async with anyio.create_task_group() as tg:
+
+                async def sample() -> None:
+                    nonlocal peak
+                    while True:
+                        stats = await watcher.stats()
+                        peak = max(peak, stats["plugins"]["work"]["in_flight"])
+
+                tg.start_soon(sample)
+                with anyio.fail_after(60):
+                    responses = await _read_responses(stream, 40)
+                tg.cancel_scope.cancel()
+        assert [(r.error, r.result) for r in responses] == [(None, steps)] * 40
+        assert 1 <= peak <= 4
 
 
 def test_socket_mode_is_0660_by_default(short_tmp: Path) -> None:
