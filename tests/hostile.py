@@ -162,12 +162,14 @@ def link_to_dev_zero(path: Path) -> None:
 MiB = 1024 * 1024
 
 CATALOG = [
+    # Deadlines short enough not to dominate the suite: whatever the length, a spin only ends
+    # by the deadline.
     Hostile(
         "infinite-loop",
-        {"h.wat": SPIN, "h.toml": "[plugin]\ntimeout_ms = 200\n"},
+        {"h.wat": SPIN, "h.toml": "[plugin]\ntimeout_ms = 50\n"},
         "spin",
         code=ErrorCode.TIMEOUT,
-        fragment="deadline of 200 ms",
+        fragment="deadline of 50 ms",
     ),
     Hostile("deep-recursion", {"h.wat": RECURSE}, "recurse", [0], fragment="call stack exhausted"),
     Hostile(
@@ -234,11 +236,11 @@ CATALOG = [
         "deadline-inside-config-get",
         {
             "h.wat": CONFIG_GET_ALLOC_SPINS,
-            "h.toml": '[plugin]\ntimeout_ms = 200\n[config]\nkey = "1234567"\n',
+            "h.toml": '[plugin]\ntimeout_ms = 50\n[config]\nkey = "1234567"\n',
         },
         "get",
         code=ErrorCode.TIMEOUT,
-        fragment="deadline of 200 ms",
+        fragment="deadline of 50 ms",
     ),
     Hostile(
         "emit-garbage",

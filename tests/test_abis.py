@@ -11,7 +11,7 @@ import pytest
 
 from wasmd import ErrorCode, WasmdError
 
-from .conftest import running_daemon, write_plugins
+from .conftest import ONE_CALL_PATH, running_daemon, write_plugins
 from .helpers import subscribe
 from .wat_abi import (
     CAT_COMMAND,
@@ -223,6 +223,7 @@ async def test_granted_folder_can_be_read(short_tmp: Path) -> None:
     assert grant["host"] == str(daemon.plugins_dir.resolve() / "reader" / "data")
 
 
+@ONE_CALL_PATH
 @pytest.mark.parametrize(
     ("host", "fragment"),
     [
@@ -270,6 +271,7 @@ async def test_preopen_that_escapes_is_refused_at_load(
     assert fragment in caught.value.message
 
 
+@ONE_CALL_PATH
 async def test_a_flat_plugin_may_not_preopen_relative_paths(short_tmp: Path) -> None:
     """``NAME.wat`` shares its directory with every other plug-in: even a subfolder of it
     could be another plug-in's folder (or become one: ``data/plugin.wat``)."""
@@ -300,6 +302,7 @@ async def test_absolute_preopen_allowed_by_daemon_config(short_tmp: Path) -> Non
     assert result["stdout"] == b"from afar"
 
 
+@ONE_CALL_PATH
 @pytest.mark.parametrize(
     ("relative", "fragment"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -9,10 +10,24 @@ import pytest
 
 from wasmd import DaemonConfig, ErrorCode, WasmdError, open_client, serve
 
-from .conftest import running_daemon, write_plugins
+from .conftest import RunningDaemon, running_daemon, shared_daemon, write_plugins
 from .wat import ARITH, COUNTER, UNKNOWN_IMPORT, WASI_USER
 
 pytestmark = pytest.mark.usefixtures("call_path")
+
+
+@pytest.fixture(scope="module")
+def call_path(call_path_per_module: str) -> str:
+    """This module's tests run through each call path in turn, so that those that only call
+    ``arith`` share one daemon per path (``arith``)."""
+    return call_path_per_module
+
+
+@pytest.fixture(scope="module")
+def arith(call_path: str) -> Iterator[RunningDaemon]:
+    """One daemon serving ARITH, whose exports keep no state, for tests that only call it."""
+    with shared_daemon({"arith.wat": ARITH}) as daemon:
+        yield daemon
 
 
 async def test_round_trip(short_tmp: Path) -> None:
@@ -38,11 +53,10 @@ async def test_round_trip(short_tmp: Path) -> None:
     ],
 )
 async def test_core_abi_conversions(
-    short_tmp: Path, export: str, params: list[object], expected: object
+    arith: RunningDaemon, export: str, params: list[object], expected: object
 ) -> None:
-    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
-        async with daemon.client() as client:
-            assert await client.call(f"arith.{export}", *params) == expected
+    async with arith.client() as client:
+        assert await client.call(f"arith.{export}", *params) == expected
 
 
 @pytest.mark.parametrize(
@@ -69,15 +83,14 @@ async def test_core_abi_conversions(
     ],
 )
 async def test_error_codes(
-    short_tmp: Path, method: str, params: list[object], code: ErrorCode, fragment: str
+    arith: RunningDaemon, method: str, params: list[object], code: ErrorCode, fragment: str
 ) -> None:
-    async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
-        async with daemon.client() as client:
-            with pytest.raises(WasmdError) as caught:
-                await client.call(method, *params)
-            assert caught.value.code == code
-            assert fragment in caught.value.message
-            assert await client.call("arith.add", 1, 1) == 2  # the connection still works
+    async with arith.client() as client:
+        with pytest.raises(WasmdError) as caught:
+            await client.call(method, *params)
+        assert caught.value.code == code
+        assert fragment in caught.value.message
+        assert await client.call("arith.add", 1, 1) == 2  # the connection still works
 
 
 async def test_a_float_that_is_an_integer_exactly_is_one(short_tmp: Path) -> None:

@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,21 @@ from wasmd.runtime import Engines, PluginFiles, compile_plugin
 from wasmd.runtime.abis.component import is_component
 
 from .components import build
-from .conftest import running_daemon
+from .conftest import RunningDaemon, running_daemon, shared_daemon
 from .helpers import replace_atomically, subscribe
 from .test_cli import run_cli
 from .toolchains import REPO, build_example, load_build_script, toolchain_missing
 from .wat import ARITH
 
 pytestmark = pytest.mark.usefixtures("call_path")
+
+
+@pytest.fixture(scope="module")
+def call_path(call_path_per_module: str) -> str:
+    """This module's tests run through each call path in turn, so that those that only call
+    the kitchen component share one daemon per path (``kitchen``)."""
+    return call_path_per_module
+
 
 KITCHEN = (Path(__file__).parent / "components" / "kitchen.component.wat").read_text()
 ENVIRON = (Path(__file__).parent / "components" / "environ.component.wat").read_text()
@@ -72,11 +81,18 @@ ROUND_TRIPS: list[tuple[str, Any]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+def kitchen(call_path: str) -> Iterator[RunningDaemon]:
+    """One daemon serving the kitchen component as ``k``, shared by the tests that only make
+    calls and need no fresh instance (each checks what its own calls did)."""
+    with shared_daemon({"k.wat": KITCHEN}) as daemon:
+        yield daemon
+
+
 @pytest.mark.parametrize(("method", "value"), ROUND_TRIPS[:-1])
-async def test_every_wit_type_round_trips(short_tmp: Path, method: str, value: Any) -> None:
-    async with running_daemon(short_tmp, {"k.wat": KITCHEN}) as daemon:
-        async with daemon.client() as client:
-            assert await client.call(f"k.{method}", value) == value
+async def test_every_wit_type_round_trips(kitchen: RunningDaemon, method: str, value: Any) -> None:
+    async with kitchen.client() as client:
+        assert await client.call(f"k.{method}", value) == value
 
 
 async def test_shorthands_and_interfaces(short_tmp: Path) -> None:
@@ -157,15 +173,16 @@ def test_check_prints_wit_signatures(short_tmp: Path, capsys: pytest.CaptureFixt
     ],
 )
 async def test_wrong_values_are_invalid_params(
-    short_tmp: Path, method: str, params: list[Any], fragment: str
+    kitchen: RunningDaemon, method: str, params: list[Any], fragment: str
 ) -> None:
-    async with running_daemon(short_tmp, {"k.wat": KITCHEN}) as daemon:
-        async with daemon.client() as client:
-            with pytest.raises(WasmdError) as caught:
-                await client.call(f"k.{method}", *params)
-            assert caught.value.code == ErrorCode.INVALID_PARAMS
-            assert fragment in caught.value.message
-            assert await client.call("k.count") == 1  # nothing reached the guest
+    async with kitchen.client() as client:
+        before = await client.call("k.count")
+        with pytest.raises(WasmdError) as caught:
+            await client.call(f"k.{method}", *params)
+        assert caught.value.code == ErrorCode.INVALID_PARAMS
+        assert fragment in caught.value.message
+        # Nothing reached the guest: the same instance, its counter moved by our calls only.
+        assert await client.call("k.count") == before + 1
 
 
 async def test_a_float_that_is_an_integer_exactly_is_one(short_tmp: Path) -> None:
@@ -327,7 +344,7 @@ async def test_wasi_preview2_gets_the_manifest_grants_only(
 async def test_hot_reload_under_load_fails_no_call(short_tmp: Path) -> None:
     versions = [KITCHEN, KITCHEN.replace("division by zero", "division by nil!")]
     plugins = {"k.wat": versions[0], "k.toml": "[plugin]\ninstances = 2\n"}
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as watcher:
+    async with running_daemon(short_tmp, plugins, watch=True) as daemon, daemon.client() as watcher:
         events = await subscribe(watcher, "plugin.")
         failures: list[str] = []
         calls = 0

@@ -524,7 +524,9 @@ async def test_manifest_replaced_by_a_dangling_link_keeps_its_access_list(
     for "no manifest", which would drop ``[access]`` and let everyone call."""
     short_tmp.chmod(0o755)
     plugins = {"private.wat": ARITH, "private.toml": "[access]\nuids = [4242]\n"}
-    async with running_daemon(short_tmp, plugins, socket_mode=0o666, allow_uids=(4343,)) as daemon:
+    async with running_daemon(
+        short_tmp, plugins, socket_mode=0o666, allow_uids=(4343,), watch=True
+    ) as daemon:
         assert await _add_as_uid_4343(daemon.socket, "private.add", []) == REFUSED
         async with daemon.client() as client:
             events = await subscribe(client, "plugin.")

@@ -15,7 +15,7 @@ import pytest
 from wasmd import ErrorCode, WasmdError
 from wasmd.runtime.extism import host_allowed
 
-from .conftest import running_daemon
+from .conftest import ONE_CALL_PATH, running_daemon
 from .helpers import replace_atomically, subscribe
 from .wat_extism import EXTISM_USER_IMPORTS, extism_guest
 
@@ -184,7 +184,10 @@ async def test_user_host_functions_match_by_name_or_trap(
 
 
 async def test_hot_reload_of_an_extism_plugin(short_tmp: Path) -> None:
-    async with running_daemon(short_tmp, {"ex.wat": GUEST}) as daemon, daemon.client() as c:
+    async with (
+        running_daemon(short_tmp, {"ex.wat": GUEST}, watch=True) as daemon,
+        daemon.client() as c,
+    ):
         events = await subscribe(c)
         assert await c.call("ex.count_vowels", "aaa") == b"3"
         (daemon.plugins_dir / "ex.toml").write_text('[config]\ngreeting = "new"\n')
@@ -239,6 +242,7 @@ async def test_http_request_without_a_method_is_a_get(short_tmp: Path, local_htt
         assert await client.call("ex.fetch") == b"served locally"
 
 
+@ONE_CALL_PATH
 @pytest.mark.parametrize(
     ("host", "allowed"),
     [

@@ -19,8 +19,6 @@ from .helpers import replace_atomically, subscribe
 from .hostile import CATALOG, FD_WRITE_FLOOD, UNREACHABLE, Hostile
 from .wat import ARITH, COUNTER
 
-pytestmark = pytest.mark.usefixtures("call_path")
-
 
 def drop_in(directory: Path, hostile: Hostile, name: str) -> None:
     """Put the hostile plug-in's entries in ``directory`` as plug-in ``name``: manifests first,
@@ -38,6 +36,7 @@ def drop_in(directory: Path, hostile: Hostile, name: str) -> None:
             replace_atomically(target, content)
 
 
+@pytest.mark.usefixtures("call_path")
 @pytest.mark.parametrize("hostile", CATALOG, ids=[h.name for h in CATALOG])
 async def test_hostile_plugin(short_tmp: Path, hostile: Hostile) -> None:
     (short_tmp / "plugins.d").mkdir()
@@ -110,8 +109,10 @@ async def _outcome(client: Client, method: str, params: list[Any]) -> Any:
 
 
 async def test_catalog_dropped_in_live_while_the_neighbour_works(short_tmp: Path) -> None:
-    """The same catalog, hot-loaded one by one into a running daemon."""
-    async with running_daemon(short_tmp, {"neighbour.wat": ARITH}) as daemon:
+    """The same catalog, hot-loaded one by one into a running daemon. On the default call
+    path only: what is new here is the hot load, which takes no call path; each call's
+    outcome on both paths is test_hostile_plugin's."""
+    async with running_daemon(short_tmp, {"neighbour.wat": ARITH}, watch=True) as daemon:
         async with daemon.client() as client, daemon.client() as neighbour:
             events = await subscribe(client, "plugin.loaded", "plugin.failed")
             failures: list[str] = []
@@ -153,6 +154,7 @@ class HostBug(BaseException):
     """Raised by a host function on purpose: not even an ``Exception``."""
 
 
+@pytest.mark.usefixtures("call_path")
 async def test_host_function_that_raises_is_a_trap_on_both_call_paths(
     short_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,6 +183,7 @@ async def test_host_function_that_raises_is_a_trap_on_both_call_paths(
             assert "unreachable" in caught.value.message
 
 
+@pytest.mark.usefixtures("call_path")
 async def test_flooded_streams_are_replaced_between_calls(
     short_tmp: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from wasmd import ErrorCode, WasmdError
 
-from .conftest import running_daemon
+from .conftest import ONE_CALL_PATH, running_daemon
 from .wat import ARITH, BIG_MEMORY, MEMORY, RECURSE, SPIN, START_SPINS, START_TRAPS
 
 pytestmark = pytest.mark.usefixtures("call_path")
@@ -72,6 +72,7 @@ async def test_memory_grow_past_the_limit_fails_inside_the_guest(short_tmp: Path
             assert caught.value.data["trap_code"] == "memory_out_of_bounds"
 
 
+@ONE_CALL_PATH
 async def test_initial_memory_over_the_limit_fails_to_load(short_tmp: Path) -> None:
     plugins = {"big.wat": BIG_MEMORY, "big.toml": '[plugin]\nmemory_max = "1 MiB"\n'}
     async with running_daemon(short_tmp, plugins) as daemon:

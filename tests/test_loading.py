@@ -93,7 +93,10 @@ async def test_a_name_on_the_search_path_is_not_taken_over(short_tmp: Path) -> N
     it is unloaded in turn."""
     twin = short_tmp / "elsewhere" / "x.wat"
     write_plugins(twin.parent, {"x.wat": TWO})
-    async with running_daemon(short_tmp, {"x.wat": ONE}) as daemon, daemon.client() as client:
+    async with (
+        running_daemon(short_tmp, {"x.wat": ONE}, watch=True) as daemon,
+        daemon.client() as client,
+    ):
         with pytest.raises(WasmdError, match="loaded already") as info:
             await client.load_path(twin)
         assert info.value.code == ErrorCode.INVALID_PARAMS
@@ -114,7 +117,7 @@ async def test_a_name_on_the_search_path_is_not_taken_over(short_tmp: Path) -> N
 
 async def test_unload_until_the_next_change_on_disk(short_tmp: Path) -> None:
     async with (
-        running_daemon(short_tmp, {"x.wat": ONE, "y.wat": ONE}) as daemon,
+        running_daemon(short_tmp, {"x.wat": ONE, "y.wat": ONE}, watch=True) as daemon,
         daemon.client() as client,
         daemon.client() as watcher,
     ):

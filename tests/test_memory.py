@@ -143,7 +143,7 @@ async def test_failed_reloads_keep_no_bytes(
 ) -> None:
     """The issue's case: a plug-in directory's writer reloads big broken versions."""
     size = 8 * MiB
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"watch": True, "cache_dir": None}  # no cache unless "cache"
     if setting == "cache":
         extra["cache_dir"] = short_tmp / "cache"
     if setting == "pinned":

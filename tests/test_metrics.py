@@ -146,7 +146,10 @@ async def _expect_cancelled(client: object) -> None:
 
 
 async def test_counters_continue_across_reloads_and_count_failures(short_tmp: Path) -> None:
-    async with running_daemon(short_tmp, {"counter.wat": COUNTER}) as daemon, daemon.client() as c:
+    async with (
+        running_daemon(short_tmp, {"counter.wat": COUNTER}, watch=True) as daemon,
+        daemon.client() as c,
+    ):
         events = await subscribe(c)
         assert await c.call("counter.incr") == 1
         target = daemon.plugins_dir / "counter.wat"
@@ -166,7 +169,7 @@ async def test_bytes_of_a_replaced_version_are_kept(short_tmp: Path) -> None:
     """An old version's instances hold counts until it drains: then they join the account."""
     manifest = '[plugin]\nabi = "msgpack"\n'
     plugins = {"mp.wat": MSGPACK_GUEST, "mp.toml": manifest}
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as c:
+    async with running_daemon(short_tmp, plugins, watch=True) as daemon, daemon.client() as c:
         events = await subscribe(c)
         assert await c.call("mp.echo", b"abc") == [b"abc"]
         replace_atomically(daemon.plugins_dir / "mp.toml", manifest + "timeout_ms = 2000\n")
@@ -278,7 +281,7 @@ async def test_plugins_that_are_gone_are_forgotten_and_totals_stay(short_tmp: Pa
     elsewhere = short_tmp / "elsewhere"
     elsewhere.mkdir()
     async with (
-        running_daemon(short_tmp, {"keep.wat": ARITH}) as daemon,
+        running_daemon(short_tmp, {"keep.wat": ARITH}, watch=True) as daemon,
         daemon.client() as client,
     ):
         for i in range(12):

@@ -626,3 +626,21 @@ def test_an_idle_connection_sheds_its_decoder_and_decodes_on() -> None:
     conn.shed()
     conn.receive_data(b"")
     assert conn.next_event() is EOF
+
+
+def test_a_header_announcing_too_much_is_refused_at_once_after_the_decoder_was_shed() -> None:
+    """Shedding starts the stream offsets again at 0: the size check must not take the first
+    bytes of a message seen before (which began at offset 0 too) for the new one's."""
+    conn = Connection()
+    earlier = msgpack.packb([0, 1, "wasmd.ping", []])
+    conn.receive_data(earlier[:3])  # begun in one read, ended in the next: its head is kept
+    assert conn.next_event() is NEED_DATA
+    conn.receive_data(earlier[3:])
+    assert isinstance(conn.next_event(), Request)
+    assert conn.next_event() is NEED_DATA
+    conn.shed()
+    # A request whose bin32 param announces 4 GiB, then nothing more.
+    conn.receive_data(b"\x94\x00\x01\xa9arith.add\x91\xc6\xff\xff\xff\xff" + b"x" * 10)
+    with pytest.raises(RemoteProtocolError) as caught:
+        conn.next_event()
+    assert caught.value.message == f"message exceeds {DEFAULT_MAX} bytes"

@@ -107,10 +107,10 @@ def test_replies_arrive_on_the_calling_thread(engines: Engines, tmp_path: Path) 
 
 def test_deadline_needs_an_epoch_tick(engines: Engines, tmp_path: Path) -> None:
     # The ticker is frozen: whatever the wall clock says, only a tick can end the call.
-    pool = make_pool(engines, tmp_path, SPIN, Manifest(timeout_ms=200))
+    pool = make_pool(engines, tmp_path, SPIN, Manifest(timeout_ms=50))
     outcomes = call_in_thread(pool, "spin")
     with pytest.raises(queue.Empty):
-        outcomes.get(timeout=0.5)  # past the 200 ms deadline, still spinning: no tick came
+        outcomes.get(timeout=0.15)  # thrice the 50 ms deadline, still spinning: no tick came
     error = tick_until(engines, outcomes)
     assert isinstance(error, WasmdError)
     assert error.code == ErrorCode.TIMEOUT

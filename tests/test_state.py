@@ -34,7 +34,9 @@ LIMITS = "[state]\nmax_bytes = 4096\nmax_keys = 4\n"
 
 async def test_counting_survives_a_trap_and_a_reload(short_tmp: Path) -> None:
     state = short_tmp / "state"
-    async with running_daemon(short_tmp, {"tally.wat": COUNTER}, state_dir=state) as daemon:
+    async with running_daemon(
+        short_tmp, {"tally.wat": COUNTER}, state_dir=state, watch=True
+    ) as daemon:
         async with daemon.client() as c:
             assert [await c.call("tally.incr") for _ in range(3)] == [1, 2, 3]
             with pytest.raises(WasmdError) as caught:
@@ -296,7 +298,7 @@ async def test_operators_list_export_import_and_clear(
     from wasmd.cli import main
 
     plugins = {"tally.wat": COUNTER, "other.wat": COUNTER}
-    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s") as daemon:
+    async with running_daemon(short_tmp, plugins, state_dir=short_tmp / "s", watch=True) as daemon:
 
         async def cli(*argv: str) -> tuple[int, str, str]:
             def run() -> tuple[int, str, str]:

@@ -44,7 +44,7 @@ async def test_a_manifest_pin_refuses_other_bytes_before_compiling(short_tmp: Pa
         "bad.wasm": NOT_A_MODULE,
         "bad.toml": f'[plugin]\nsha256 = "{sha256(ARITH)}"\n',
     }
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as client:
+    async with running_daemon(short_tmp, plugins, watch=True) as daemon, daemon.client() as client:
         assert await client.call("good.add", 2, 3) == 5
         listed = {p["name"]: p for p in await client.call("wasmd.list")}
         assert listed["bad"]["state"] == "failed"
@@ -70,7 +70,9 @@ async def test_require_pinned_refuses_unpinned_modules(short_tmp: Path) -> None:
     trust.write_text(f'[sha256]\npinned = "sha256:{sha256(ARITH).upper()}"\n')
     plugins = {"pinned.wat": ARITH, "loose.wat": ARITH}
     async with (
-        running_daemon(short_tmp, plugins, require_pinned=True, trust_file=trust) as daemon,
+        running_daemon(
+            short_tmp, plugins, require_pinned=True, trust_file=trust, watch=True
+        ) as daemon,
         daemon.client() as client,
     ):
         assert await client.call("pinned.add", 1, 1) == 2
@@ -218,6 +220,7 @@ async def test_the_trust_file_pins_manifests_and_sets_a_floor(short_tmp: Path) -
             require_pinned=True,
             trust_file=trust,
             signing_keys=(public_key(key),),
+            watch=True,
         ) as daemon,
         daemon.client() as client,
     ):

@@ -277,6 +277,7 @@ class Connection:
         # fed, from offset ``_last_at``.
         self._head = bytearray()
         self._head_at = -1
+        self._scanned = (-1, 0)  # (_head_at, len(_head)) at the last size check that passed
         self._last: bytes = b""
         self._last_at = 0
         self._fed = 0  # bytes handed to the unpacker so far
@@ -303,6 +304,7 @@ class Connection:
         if self._error is None and self._fed == self._start and not self._pending:
             self._bind(_SHED)
             self._fed = self._start = 0
+            self._head_at = -1  # offsets start again at 0: the head kept is not the next one's
             self._shed = True
 
     def _bind(self, unpacker: Any) -> None:
@@ -415,10 +417,17 @@ class Connection:
         if self._head_at != start:  # the message began in the last chunk
             self._head = bytearray(self._last[start - self._last_at :][:HEADER_SCAN_BYTES])
             self._head_at = start
+            self._scanned = (-1, 0)
+        # The same bytes as at the last check passed it again: a peer sending a message a
+        # byte at a time costs one scan per byte of its first HEADER_SCAN_BYTES, not per byte.
+        scanned = (start, len(self._head))
+        if scanned == self._scanned:
+            return
         announced = _largest_announced(memoryview(self._head))
         if announced > self._max:
             # The same words as the other size checks: which one sees it first must not show.
             self._fail(f"message exceeds {self._max} bytes")
+        self._scanned = scanned
 
     def _feed_chunk(self, chunk: bytes | bytearray | memoryview) -> None:
         """Feed the unpacker, and keep what the size check needs of the partial message."""
