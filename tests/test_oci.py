@@ -66,7 +66,7 @@ async def test_push_then_pull_into_a_live_folder_then_call(
     config = short_tmp / "wasmd.toml"
     config.write_text(f'trust_file = "{trust}"\nrequire_pinned = true\n')
     async with running_daemon(
-        short_tmp / "host", {}, trust_file=trust, require_pinned=True
+        short_tmp / "host", {}, watch=True, trust_file=trust, require_pinned=True
     ) as daemon:
         pull = ["pull", ref, "--into", str(daemon.plugins_dir), "--plain-http", "--pin"]
         pull += ["--config", str(config)]
@@ -231,7 +231,7 @@ async def test_pull_pin_pins_the_manifest_it_brings(
     config = short_tmp / "wasmd.toml"
     config.write_text(f'trust_file = "{trust}"\nrequire_pinned = true\n')
     async with running_daemon(
-        short_tmp / "host", {}, trust_file=trust, require_pinned=True
+        short_tmp / "host", {}, watch=True, trust_file=trust, require_pinned=True
     ) as daemon:
         pull = ["pull", ref, "--into", str(daemon.plugins_dir), "--plain-http", "--pin"]
         async with daemon.client() as client:

@@ -234,7 +234,10 @@ async def _call_until(
 @pytest.mark.slow
 async def test_soak_50_replacements_under_load_zero_failed_calls(short_tmp: Path) -> None:
     plugins = {"v.wat": versioned(1), "v.toml": "[plugin]\ninstances = 2\nqueue = 16\n"}
-    async with running_daemon(short_tmp, plugins) as daemon, daemon.client() as watcher:
+    async with (
+        running_daemon(short_tmp, plugins, watch=True) as daemon,
+        daemon.client() as watcher,
+    ):
         events = await subscribe(watcher, "plugin.")
         seen: set[tuple[int, int]] = set()
         failures: list[str] = []
@@ -479,7 +482,7 @@ async def test_slow_plugin_does_not_hold_up_another_drop_in(short_tmp: Path) -> 
     handler = SpinSeen()
     logging.getLogger("wasmd.plugin.slow").addHandler(handler)
     try:
-        async with running_daemon(short_tmp, {"arith.wat": ARITH}) as daemon:
+        async with running_daemon(short_tmp, {"arith.wat": ARITH}, watch=True) as daemon:
             async with daemon.client() as c:
                 events = await subscribe(c)
                 replace_atomically(
