@@ -65,14 +65,16 @@ def test_a_deep_value_is_shown_without_recursing_through_it() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(2.0, 2), (-0.0, 0), (2.0**53, 2**53), (2.0**64, 2**64), (1.5, None)],
+    [(2.0, 2), (-0.0, 0), (2.0**53, 2**53), (2.0**64, 2**64), (1.5, None), (7, 7)],
 )
 def test_integral(value: float, expected: int | None) -> None:
     assert integral(value) == expected
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
-def test_integral_refuses_what_is_no_number(value: float) -> None:
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), float("-inf"), True, False, "1", None, [1]]
+)
+def test_integral_refuses_what_is_no_number(value: object) -> None:
     assert integral(value) is None
 
 

@@ -32,9 +32,18 @@ def show_value(value: Any, limit: int = SHOWN_LIMIT) -> str:
     return "".join(parts)
 
 
-def integral(value: float) -> int | None:
-    """The integer ``value`` is exactly, or None (a fraction, NaN, an infinity)."""
-    return int(value) if value.is_integer() else None
+def integral(value: Any) -> int | None:
+    """The integer a wire value stands for, or None: an ``int`` (exactly: a bool is refused,
+    though Python counts it an int), or a float that is an integer exactly (JavaScript sends
+    2**53 as float64); not a fraction, NaN, an infinity or anything else."""
+    kind = type(value)
+    if kind is int:
+        whole: int = value
+        return whole
+    if kind is float:
+        number: float = value
+        return int(number) if number.is_integer() else None
+    return None
 
 
 def _tokens(value: Any, limit: int) -> Iterator[str]:

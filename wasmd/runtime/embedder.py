@@ -235,7 +235,7 @@ def _number(value: Any, wasm_type: str) -> int | float:
         if kind is int or kind is float:
             return float(value)
     else:
-        whole = value if kind is int else integral(value) if kind is float else None
+        whole = integral(value)
         bits = 32 if wasm_type == "i32" else 64
         if whole is not None and -(1 << (bits - 1)) <= whole < (1 << bits):
             # wasmtime takes the signed reading; the unsigned upper half maps onto it

@@ -115,14 +115,9 @@ def codec_for(ty: wc.ValType) -> Codec:
 
 def _int_codec(wit: str, low: int, high: int) -> Codec:
     def lower(value: Any, where: str) -> int:
-        if type(value) is int:  # exact type: bool is an int subclass and must be refused
-            number: int = value
-        else:
-            # A float that is an integer exactly is one (JavaScript sends 2**53 as float64).
-            whole = integral(value) if type(value) is float else None
-            if whole is None:
-                raise invalid(where, wit, value, "expected an integer")
-            number = whole
+        number = integral(value)  # an int (not a bool), or a float that is one exactly
+        if number is None:
+            raise invalid(where, wit, value, "expected an integer")
         if not low <= number <= high:
             raise invalid(where, wit, value, f"out of range {low}..{high}")
         return number

@@ -76,14 +76,9 @@ def _int_converter(bits: int) -> Converter:
     type_name = f"i{bits}"
 
     def convert(value: Any, position: int) -> int:
-        if type(value) is int:  # exact type: bool is an int subclass and must be refused
-            number: int = value
-        else:
-            # A float that is an integer exactly is one (JavaScript sends 2**53 as float64).
-            whole = integral(value) if type(value) is float else None
-            if whole is None:
-                raise _bad(position, type_name, value, "expected an integer")
-            number = whole
+        number = integral(value)  # an int (not a bool), or a float that is one exactly
+        if number is None:
+            raise _bad(position, type_name, value, "expected an integer")
         if not low <= number <= high:
             raise _bad(position, type_name, value, f"out of range {low}..{high}")
         # wasmtime takes the signed reading; the unsigned upper half maps onto it bit for bit
