@@ -74,3 +74,12 @@ def wait_ready(daemon: subprocess.Popen[str]) -> None:
         if "daemon.ready" in line:
             return
     raise AssertionError("daemon exited before ready:\n" + "".join(seen))
+
+
+def resident_bytes(pid: int | str = "self") -> int:
+    """A process's resident memory (VmRSS), this one's by default."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")

@@ -19,19 +19,12 @@ from wasmd.errors import ECHO_LIMIT, MESSAGE_LIMIT, echo
 
 from .conftest import running_daemon
 from .other_uid import needs_root_and_setpriv, run_python_as
+from .processes import resident_bytes
 from .wat import ARITH
 
 
 def _request(msgid: int, method: str, *params: object) -> bytes:
     return bytes(msgpack.packb([0, msgid, method, list(params)]))
-
-
-def _rss() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 async def _closing_notice(stream: anyio.abc.ByteStream) -> tuple[int, str]:
@@ -88,7 +81,7 @@ async def test_a_flood_of_builtins_from_a_peer_that_never_reads_is_held_back(
         async with daemon.client() as client:
             one = len(msgpack.packb(await client.describe("many")))
             flood = b"".join(_request(i, "wasmd.describe", "many") for i in range(3000))
-            before = _rss()
+            before = resident_bytes()
             async with await anyio.connect_unix(daemon.socket) as greedy:
                 await greedy.send(flood)  # and never read
                 for _ in range(20):
@@ -96,7 +89,7 @@ async def test_a_flood_of_builtins_from_a_peer_that_never_reads_is_held_back(
                         assert await client.ping() == "pong"
                     assert await client.call("arith.add", 1, 2) == 3
                 await _until_the_reader_settles(client)
-                grown = _rss() - before
+                grown = resident_bytes() - before
             # 3,000 answers would be 3000 * one bytes; the outbox holds a few MiB of them.
             assert one * 3000 > 300 * 2**20
             assert grown < 64 * 2**20, f"the daemon grew by {grown / 2**20:.0f} MiB"

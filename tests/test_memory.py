@@ -37,7 +37,7 @@ from wasmd.runtime.instance import Instance
 
 from .conftest import running_daemon, serve_command
 from .helpers import replace_atomically, subscribe
-from .processes import reaped, until
+from .processes import reaped, resident_bytes, until
 from .test_plugin_calls import plugins
 from .wat import ARITH, MEMORY, START_TRAPS
 
@@ -253,10 +253,7 @@ async def test_refusals_of_a_quarantined_plugin_keep_nothing(short_tmp: Path) ->
 
 
 def _rss_mib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) // 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
+    return resident_bytes(pid) // MiB
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from wasmd.streams import MAX_PUSHES
 
 from .conftest import RunningDaemon, running_daemon
 from .helpers import subscribe
+from .processes import resident_bytes
 from .wat_stream import STREAMER
 
 needs_guard = pytest.mark.skipif(
@@ -306,14 +307,6 @@ async def test_cli_ctrl_c_cancels_the_stream(short_tmp: Path) -> None:
             await process.aclose()
 
 
-def _rss() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
 # A client of its own (another process), so the RSS measured is the daemon's (this process).
 _COUNT_CHUNKS = """
 import sys
@@ -337,9 +330,9 @@ async def test_a_million_one_byte_chunks_stream_with_flat_rss(short_tmp: Path) -
             assert done.stdout.split() == [str(n).encode(), str(n).encode()]
 
         await stream(50_000)  # warm: the instance, the fast callers, the allocator's pools
-        before = _rss()
+        before = resident_bytes()
         await stream(1_000_000)
-        grown = _rss() - before
+        grown = resident_bytes() - before
         assert grown < 16 * 1024 * 1024, f"RSS grew {grown} bytes over a million chunks"
 
 
@@ -364,13 +357,13 @@ async def test_a_client_that_never_reads_holds_little_whatever_its_window(
     # 400 chunks of 256 KiB (100 MiB) are allowed by the window, but the peer reads nothing:
     # past 4 MiB of unread answers the guest waits instead of the daemon buffering.
     async with streamer(short_tmp) as daemon, peer(daemon) as p:
-        before = _rss()
+        before = resident_bytes()
         await p.send(0, 1, "wasmd.stream", ["streamer.big", [400], {"window": 1024}])
         grown = 0
         with anyio.move_on_after(2):  # long enough for 100 MiB to pile up if it could
             while grown < 48 * 1024 * 1024:
                 await anyio.sleep(0.02)
-                grown = max(grown, _rss() - before)
+                grown = max(grown, resident_bytes() - before)
         assert grown < 48 * 1024 * 1024, f"the daemon grew {grown} bytes"
         chunks, response = await p.until_response(1)  # now read: every chunk, in order
         assert [seq for _, seq, _ in chunks] == list(range(400))

@@ -31,7 +31,7 @@ import msgpack
 from wasmd import SyncClient
 
 from ..conftest import serve_command
-from ..processes import copy_bundled_examples, reaped
+from ..processes import copy_bundled_examples, reaped, resident_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 FD_GROWTH_BOUND = 8  # a few for lazily created things (memfds, the cache), never per frame
@@ -114,10 +114,7 @@ def spawned_daemon(plugins: Path, *extra: str) -> Iterator[tuple[subprocess.Pope
 
 def usage(pid: int) -> tuple[int, int]:
     """(open file descriptors, resident bytes) of a process."""
-    fds = len(os.listdir(f"/proc/{pid}/fd"))
-    with open(f"/proc/{pid}/status") as status:
-        rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
-    return fds, rss
+    return len(os.listdir(f"/proc/{pid}/fd")), resident_bytes(pid)
 
 
 def run(frames: int, connections: int, seed: int, per_connection: int = 20) -> Report:
